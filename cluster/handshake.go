@@ -1,0 +1,309 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// The handshake (DESIGN.md, Links between servers):
+//
+//	dialer   → HELLO     version, system, group, ID, incarnation, nonce
+//	acceptor → CHALLENGE version, ID, group, incarnation, nonce, MAC_a
+//	dialer   → AUTH      MAC_d
+//	acceptor → WELCOME
+//
+// MAC_a and MAC_d are HMAC-SHA256 over the transcript with the system secret,
+// under different labels; each side proves it knows the secret without
+// sending it. Either side may answer with CLOSE (reason, message) instead.
+
+// httpRefusal answers an HTTP or WebSocket client that reached a server port.
+const httpRefusal = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" +
+	"cloudrift: this port speaks the server-link protocol only; game clients connect to an external group's port\n"
+
+// dial connects to r and runs the dialer's side of the handshake. On
+// success the link is ready to run; its connection has no deadline.
+func (s *Server) dial(ctx context.Context, r *remote) (*link, error) {
+	addr := r.Address()
+	timeout := s.links.HandshakeTimeout.D()
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if !s.trackConn(conn) {
+		conn.Close()
+		return nil, ErrServerClosed
+	}
+	defer s.untrackConn(conn)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	l, err := s.dialHandshake(conn, r, timeout)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("dial %s at %s: %w", r.id, addr, err)
+	}
+	return l, nil
+}
+
+func (s *Server) dialHandshake(conn net.Conn, r *remote, timeout time.Duration) (*link, error) {
+	conn.SetDeadline(time.Now().Add(timeout))
+	nonce, err := protocol.NewNonce()
+	if err != nil {
+		return nil, err
+	}
+	hello := protocol.Hello{
+		Version:     protocol.Version,
+		System:      s.sys.System,
+		Group:       s.group.Name,
+		ServerID:    s.id,
+		Incarnation: s.incarnation,
+		Nonce:       nonce,
+	}
+	helloBytes := hello.AppendTo(nil)
+	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindHello, 0, helloBytes)); err != nil {
+		return nil, err
+	}
+	rd := protocol.NewReader(conn, s.links.MaxFrame)
+	f, err := expect(rd, protocol.KindChallenge)
+	if err != nil {
+		return nil, err
+	}
+	var ch protocol.Challenge
+	if err := ch.Decode(f.Payload); err != nil {
+		return nil, s.refuseDialed(conn, protocol.ReasonProtocol, "malformed challenge", err)
+	}
+	body := ch.Body(nil)
+	if !protocol.VerifyMAC(ch.MAC, protocol.ChallengeMAC(s.secret, helloBytes, body)) {
+		return nil, s.refuseDialed(conn, protocol.ReasonAuth, "the acceptor could not prove it knows the system secret", nil)
+	}
+	if ch.ServerID != r.id || ch.Group != r.g.name || ch.Incarnation != r.inc {
+		msg := fmt.Sprintf("expected %s/%s incarnation %x, found %s/%s incarnation %x",
+			r.g.name, r.id, r.inc, ch.Group, ch.ServerID, ch.Incarnation)
+		return nil, s.refuseDialed(conn, protocol.ReasonUnknownPeer, msg, nil)
+	}
+	auth := protocol.Auth{MAC: protocol.AuthMAC(s.secret, helloBytes, body)}
+	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindAuth, 0, auth.AppendTo(nil))); err != nil {
+		return nil, err
+	}
+	if _, err := expect(rd, protocol.KindWelcome); err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return newLink(s, r, conn, rd), nil
+}
+
+// expect reads the next handshake frame, which must be of kind want. A
+// Close frame becomes an ErrRefused error carrying the peer's reason.
+func expect(rd *protocol.Reader, want protocol.Kind) (protocol.Frame, error) {
+	f, err := rd.Next()
+	if err != nil {
+		return f, fmt.Errorf("%w: waiting for %s: %w", ErrHandshake, want, err)
+	}
+	switch f.Kind {
+	case want:
+		return f, nil
+	case protocol.KindClose:
+		var c protocol.Close
+		if err := c.Decode(f.Payload); err != nil {
+			return f, fmt.Errorf("%w: malformed close: %w", ErrHandshake, err)
+		}
+		return f, fmt.Errorf("%w: %w", ErrRefused, &plugins.LinkError{Reason: c.Reason, ByPeer: true, Message: c.Message})
+	}
+	return f, fmt.Errorf("%w: got %s, want %s", ErrHandshake, f.Kind, want)
+}
+
+// refuseDialed tells the acceptor why the dialer gives up, and returns the
+// matching error.
+func (s *Server) refuseDialed(conn net.Conn, reason protocol.Reason, msg string, err error) error {
+	writeClose(conn, reason, msg)
+	return fmt.Errorf("%w: %w", ErrHandshake, &plugins.LinkError{Reason: reason, Message: msg, Err: err})
+}
+
+func writeClose(conn net.Conn, reason protocol.Reason, msg string) {
+	c := protocol.Close{Reason: reason, Message: msg}
+	conn.SetWriteDeadline(time.Now().Add(time.Second))
+	conn.Write(protocol.AppendFrame(nil, protocol.KindClose, 0, c.AppendTo(nil)))
+}
+
+// acceptLoop accepts connections from downstream servers until the
+// listener closes.
+func (s *Server) acceptLoop() {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if !s.running() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn().Err(err).Dur("retry_in", delay).Msg("accept failed")
+			if !sleepCtx(s.ctx, delay) {
+				return
+			}
+			continue
+		}
+		delay = 0
+		if !s.trackConn(conn) {
+			conn.Close()
+			return
+		}
+		s.goTracked(func() { s.serveAccepted(conn) })
+	}
+}
+
+// refuseLoop serves an external group's port until the client runtime
+// exists: it refuses every connection with a clear reason.
+func (s *Server) refuseLoop() {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if !s.running() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if !sleepCtx(s.ctx, 10*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		s.refused.Add(1)
+		s.log.Warn().Str("remote_addr", conn.RemoteAddr().String()).Str("reason", protocol.ReasonProtocol.String()).
+			Msg("refused a connection: external groups accept game clients only, never servers")
+		writeClose(conn, protocol.ReasonProtocol, "external groups accept game clients only, never servers")
+		conn.Close()
+	}
+}
+
+// serveAccepted runs the acceptor's side of the handshake, then the link.
+func (s *Server) serveAccepted(conn net.Conn) {
+	l := s.acceptHandshake(conn)
+	s.untrackConn(conn)
+	if l == nil {
+		conn.Close()
+		return
+	}
+	l.run()
+}
+
+// acceptHandshake returns the authenticated link, or nil after refusing
+// the connection with a logged reason.
+func (s *Server) acceptHandshake(conn net.Conn) *link {
+	conn.SetDeadline(time.Now().Add(s.links.HandshakeTimeout.D()))
+	log := s.log.With().Str("remote_addr", conn.RemoteAddr().String()).Logger()
+	refuse := func(reason protocol.Reason, msg string, err error) *link {
+		s.refused.Add(1)
+		log.Warn().Str("reason", reason.String()).Str("detail", msg).AnErr("error", err).Msg("refused a connection")
+		writeClose(conn, reason, msg)
+		return nil
+	}
+	readFailed := func(stage string, err error) *link {
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			return refuse(protocol.ReasonHandshakeTimeout, "no "+stage+" within "+s.links.HandshakeTimeout.D().String(), nil)
+		case errors.Is(err, protocol.ErrFrameTooLarge):
+			return refuse(protocol.ReasonFrameTooLarge, "while waiting for "+stage, err)
+		case errors.Is(err, protocol.ErrShortFrame):
+			return refuse(protocol.ReasonProtocol, "while waiting for "+stage, err)
+		}
+		s.refused.Add(1)
+		log.Warn().Str("reason", protocol.ReasonIO.String()).Err(err).Msg("connection failed during the handshake")
+		return nil
+	}
+
+	var first [4]byte
+	if _, err := io.ReadFull(conn, first[:]); err != nil {
+		return readFailed("hello", err)
+	}
+	if protocol.LooksLikeHTTP(first[:]) {
+		s.refused.Add(1)
+		log.Warn().Str("reason", protocol.ReasonClientProtocol.String()).
+			Msg("refused a connection: a game client (HTTP/WebSocket) reached a server port")
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(conn, httpRefusal)
+		return nil
+	}
+	rd := protocol.NewReader(io.MultiReader(bytes.NewReader(first[:]), conn), s.links.MaxFrame)
+	f, err := rd.Next()
+	if err != nil {
+		return readFailed("hello", err)
+	}
+	if f.Kind != protocol.KindHello {
+		return refuse(protocol.ReasonProtocol, fmt.Sprintf("expected hello, got %s", f.Kind), nil)
+	}
+	helloBytes := bytes.Clone(f.Payload)
+	var hello protocol.Hello
+	if err := hello.Decode(helloBytes); err != nil {
+		return refuse(protocol.ReasonProtocol, "malformed hello", err)
+	}
+	log = log.With().Str("peer", hello.ServerID).Str("peer_group", hello.Group).Logger()
+	switch {
+	case hello.Version != protocol.Version:
+		return refuse(protocol.ReasonVersion, fmt.Sprintf("protocol version %d, this server speaks %d", hello.Version, protocol.Version), nil)
+	case hello.System != s.sys.System:
+		return refuse(protocol.ReasonWrongSystem, fmt.Sprintf("system %q, this server belongs to %q", hello.System, s.sys.System), nil)
+	case !s.topo.Accepts(s.group.Name, hello.Group):
+		return refuse(protocol.ReasonNotDownstream, fmt.Sprintf("group %q does not connect to group %q", hello.Group, s.group.Name), nil)
+	case hello.ServerID == "" || hello.ServerID == s.id:
+		return refuse(protocol.ReasonProtocol, fmt.Sprintf("bad server ID %q", hello.ServerID), nil)
+	}
+	nonce, err := protocol.NewNonce()
+	if err != nil {
+		return refuse(protocol.ReasonIO, "no randomness", err)
+	}
+	ch := protocol.Challenge{
+		Version:     protocol.Version,
+		ServerID:    s.id,
+		Group:       s.group.Name,
+		Incarnation: s.incarnation,
+		Nonce:       nonce,
+	}
+	body := ch.Body(nil)
+	ch.MAC = protocol.ChallengeMAC(s.secret, helloBytes, body)
+	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindChallenge, 0, ch.AppendTo(nil))); err != nil {
+		return readFailed("challenge write", err)
+	}
+	f, err = rd.Next()
+	if err != nil {
+		return readFailed("auth", err)
+	}
+	switch f.Kind {
+	case protocol.KindAuth:
+	case protocol.KindClose:
+		var c protocol.Close
+		_ = c.Decode(f.Payload)
+		s.refused.Add(1)
+		log.Warn().Str("reason", c.Reason.String()).Str("detail", c.Message).Msg("the dialer gave up the handshake")
+		return nil
+	default:
+		return refuse(protocol.ReasonProtocol, fmt.Sprintf("expected auth, got %s", f.Kind), nil)
+	}
+	var auth protocol.Auth
+	if err := auth.Decode(f.Payload); err != nil {
+		return refuse(protocol.ReasonProtocol, "malformed auth", err)
+	}
+	if !protocol.VerifyMAC(auth.MAC, protocol.AuthMAC(s.secret, helloBytes, body)) {
+		return refuse(protocol.ReasonAuth, "the dialer could not prove it knows the system secret", nil)
+	}
+	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindWelcome, 0, nil)); err != nil {
+		return readFailed("welcome write", err)
+	}
+	conn.SetDeadline(time.Time{})
+	g := s.related[hello.Group]
+	r := g.remoteForLink(hello.ServerID, hello.Incarnation, conn.RemoteAddr().String())
+	return newLink(s, r, conn, rd)
+}

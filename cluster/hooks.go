@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cloudrift/cloudrift/plugins"
+)
+
+// pluginSlot is one hosted plugin with its hooks found by type assertion.
+type pluginSlot struct {
+	name string
+	p    plugins.Plugin
+	log  zerolog.Logger
+}
+
+// hookSet holds, per hook, the plugins that implement it, in plugin order.
+type hookSet struct {
+	s       *Server
+	slots   []pluginSlot
+	onJoin  []hook[plugins.ServerJoinedHandler]
+	onLeft  []hook[plugins.ServerLeftHandler]
+	onConn  []hook[plugins.ServerConnectedHandler]
+	onDisc  []hook[plugins.ServerDisconnectedHandler]
+	onMsg   []hook[plugins.ServerMessageHandler]
+	started int // plugins whose Start succeeded; Stop runs for these
+	stopMu  sync.Mutex
+	stopped bool
+}
+
+type hook[H any] struct {
+	slot *pluginSlot
+	h    H
+}
+
+func collect[H any](slots []pluginSlot) []hook[H] {
+	var hs []hook[H]
+	for i := range slots {
+		if h, ok := slots[i].p.(H); ok {
+			hs = append(hs, hook[H]{slot: &slots[i], h: h})
+		}
+	}
+	return hs
+}
+
+func newHookSet(s *Server, ps []plugins.Plugin, names []string) hookSet {
+	slots := make([]pluginSlot, len(ps))
+	for i, p := range ps {
+		name := fmt.Sprintf("%T", p)
+		if i < len(names) && names[i] != "" {
+			name = names[i]
+		}
+		slots[i] = pluginSlot{name: name, p: p, log: s.log.With().Str("plugin", name).Logger()}
+	}
+	return hookSet{
+		s:      s,
+		slots:  slots,
+		onJoin: collect[plugins.ServerJoinedHandler](slots),
+		onLeft: collect[plugins.ServerLeftHandler](slots),
+		onConn: collect[plugins.ServerConnectedHandler](slots),
+		onDisc: collect[plugins.ServerDisconnectedHandler](slots),
+		onMsg:  collect[plugins.ServerMessageHandler](slots),
+	}
+}
+
+// call runs one hook, recovering a panic. Errors and panics are logged and
+// counted; the returned error is for Start, whose failure is fatal to
+// startup.
+func (hs *hookSet) call(slot *pluginSlot, hookName string, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			hs.s.hookPanics.Add(1)
+			err = fmt.Errorf("plugin %q: %s panicked: %v", slot.name, hookName, v)
+			slot.log.Error().Str("hook", hookName).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
+		}
+	}()
+	if err = f(); err != nil {
+		hs.s.hookErrors.Add(1)
+		slot.log.Error().Str("hook", hookName).Err(err).Msg("plugin hook failed")
+		err = fmt.Errorf("plugin %q: %s: %w", slot.name, hookName, err)
+	}
+	return err
+}
+
+// start runs every Start hook in order. On failure the plugins already
+// started are stopped and the error returned.
+func (hs *hookSet) start(ctx context.Context) error {
+	for i := range hs.slots {
+		slot := &hs.slots[i]
+		if st, ok := slot.p.(plugins.Starter); ok {
+			h := &host{s: hs.s, log: slot.log}
+			if err := hs.call(slot, "Start", func() error { return st.Start(ctx, h) }); err != nil {
+				hs.stop(ctx)
+				return err
+			}
+		}
+		hs.started = i + 1
+	}
+	return nil
+}
+
+// stop runs the Stop hooks of started plugins in reverse order, once.
+func (hs *hookSet) stop(ctx context.Context) {
+	hs.stopMu.Lock()
+	defer hs.stopMu.Unlock()
+	if hs.stopped {
+		return
+	}
+	hs.stopped = true
+	for i := hs.started - 1; i >= 0; i-- {
+		slot := &hs.slots[i]
+		if st, ok := slot.p.(plugins.Stopper); ok {
+			_ = hs.call(slot, "Stop", func() error { return st.Stop(ctx) })
+		}
+	}
+}
+
+func (hs *hookSet) joined(r *remote) {
+	for _, h := range hs.onJoin {
+		_ = hs.call(h.slot, "ServerJoined", func() error { return h.h.ServerJoined(r) })
+	}
+}
+
+func (hs *hookSet) left(r *remote) {
+	for _, h := range hs.onLeft {
+		_ = hs.call(h.slot, "ServerLeft", func() error { return h.h.ServerLeft(r) })
+	}
+}
+
+func (hs *hookSet) connected(r *remote) {
+	for _, h := range hs.onConn {
+		_ = hs.call(h.slot, "ServerConnected", func() error { return h.h.ServerConnected(r) })
+	}
+}
+
+func (hs *hookSet) disconnected(r *remote, le *plugins.LinkError) {
+	for _, h := range hs.onDisc {
+		_ = hs.call(h.slot, "ServerDisconnected", func() error { return h.h.ServerDisconnected(r, le) })
+	}
+}
+
+// message is on the hot path: one call per plugin message received.
+func (hs *hookSet) message(r *remote, m plugins.Message) {
+	for i := range hs.onMsg {
+		h := &hs.onMsg[i]
+		hs.messageOne(h, r, m)
+	}
+}
+
+func (hs *hookSet) messageOne(h *hook[plugins.ServerMessageHandler], r *remote, m plugins.Message) {
+	defer func() {
+		if v := recover(); v != nil {
+			hs.s.hookPanics.Add(1)
+			h.slot.log.Error().Str("hook", "ServerMessage").Str("peer", r.id).Interface("panic", v).
+				Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
+		}
+	}()
+	if err := h.h.ServerMessage(r, m); err != nil {
+		hs.s.hookErrors.Add(1)
+		h.slot.log.Error().Str("hook", "ServerMessage").Str("peer", r.id).Err(err).Msg("plugin hook failed")
+	}
+}

@@ -1,0 +1,44 @@
+package cluster
+
+import (
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cloudrift/cloudrift/plugins"
+)
+
+// host is the plugins.Host handed to one plugin.
+type host struct {
+	s   *Server
+	log zerolog.Logger
+}
+
+var _ plugins.Host = (*host)(nil)
+
+func (h *host) System() string          { return h.s.sys.System }
+func (h *host) Group() string           { return h.s.group.Name }
+func (h *host) ServerID() string        { return h.s.id }
+func (h *host) Logger() *zerolog.Logger { return &h.log }
+
+func (h *host) RemoteGroup(name string) (plugins.RemoteGroup, error) {
+	if g, ok := h.s.related[name]; ok {
+		return g, nil
+	}
+	if _, ok := h.s.sys.Group(name); !ok {
+		return nil, fmt.Errorf("%w: %q is not a group of system %q", plugins.ErrUnknownGroup, name, h.s.sys.System)
+	}
+	if name == h.s.group.Name {
+		return nil, fmt.Errorf("%w: %q is this server's own group; servers of one group never talk directly", plugins.ErrUnrelatedGroup, name)
+	}
+	return nil, fmt.Errorf("%w: group %q neither connects to nor is connected to by group %q", plugins.ErrUnrelatedGroup, name, h.s.group.Name)
+}
+
+func (h *host) RemoteGroups() []plugins.RemoteGroup {
+	gs := h.s.sortedRelated()
+	out := make([]plugins.RemoteGroup, len(gs))
+	for i, g := range gs {
+		out[i] = g
+	}
+	return out
+}

@@ -1,0 +1,319 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// flushTimeout bounds the final flush of a closing link.
+const flushTimeout = 2 * time.Second
+
+// maxKeptBuffer is the largest write buffer a link keeps between writes.
+const maxKeptBuffer = 1 << 20
+
+// link is one authenticated connection to a remote server. One read loop
+// (running on the goroutine that made the link) and one write loop own the
+// connection. Producers never write to the socket: they append frames to
+// pending and wake the writer, which writes everything pending in one call
+// with the lock released.
+type link struct {
+	s    *Server
+	r    *remote
+	conn net.Conn
+	rd   *protocol.Reader
+	log  zerolog.Logger
+
+	wake chan struct{} // cap 1: pending went from empty to non-empty
+	quit chan struct{} // closed by close
+	done chan struct{} // closed when both loops have ended and conn is closed
+
+	mu        sync.Mutex // guards the fields below
+	pending   []byte
+	closed    bool
+	reason    *plugins.LinkError
+	sendClose bool   // write a Close frame after the final flush
+	out       uint64 // plugin messages queued
+
+	in          atomic.Uint64 // plugin messages received
+	seen        atomic.Bool   // a frame arrived since the last heartbeat tick
+	silentTicks int           // heartbeat loop only
+	writerDone  chan struct{}
+}
+
+func newLink(s *Server, r *remote, conn net.Conn, rd *protocol.Reader) *link {
+	return &link{
+		s:          s,
+		r:          r,
+		conn:       conn,
+		rd:         rd,
+		log:        s.log.With().Str("peer", r.id).Str("peer_group", r.g.name).Logger(),
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+}
+
+// send queues one frame. It never blocks on the network.
+func (l *link) send(kind protocol.Kind, tag uint16, payload []byte) error {
+	if len(payload)+3 > l.s.links.MaxFrame {
+		return fmt.Errorf("%w: %d bytes, limit %d", plugins.ErrMessageTooLarge, len(payload), l.s.links.MaxFrame-3)
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: %s", plugins.ErrNotConnected, l.r.id)
+	}
+	if len(l.pending)+protocol.HeaderSize+len(payload) > l.s.links.QueueBytes {
+		queued := len(l.pending)
+		l.mu.Unlock()
+		l.close(protocol.ReasonSlowPeer, fmt.Sprintf("outbound queue full (%d bytes queued, limit %d)", queued, l.s.links.QueueBytes), nil, true)
+		return fmt.Errorf("%w: %s", plugins.ErrSlowPeer, l.r.id)
+	}
+	wasEmpty := len(l.pending) == 0
+	l.pending = protocol.AppendFrame(l.pending, kind, tag, payload)
+	if kind == protocol.KindUser {
+		l.out++
+	}
+	l.mu.Unlock()
+	if wasEmpty {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// sendSystem queues a system frame, ignoring a closed link.
+func (l *link) sendSystem(kind protocol.Kind, payload []byte) {
+	_ = l.send(kind, 0, payload)
+}
+
+func (l *link) counts() (in, out uint64) {
+	l.mu.Lock()
+	out = l.out
+	l.mu.Unlock()
+	return l.in.Load(), out
+}
+
+// close starts closing the link: the writer flushes what is pending, writes
+// a Close frame when tell is true, and closes the connection, which ends the
+// read loop. The first reason wins.
+func (l *link) close(reason protocol.Reason, msg string, err error, tell bool) {
+	l.closeWith(&plugins.LinkError{Reason: reason, Message: msg, Err: err}, tell)
+}
+
+func (l *link) closeWith(le *plugins.LinkError, tell bool) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.reason = le
+	l.sendClose = tell
+	l.mu.Unlock()
+	// Bound the final flush, and unblock a writer stuck on a slow peer.
+	l.conn.SetWriteDeadline(time.Now().Add(flushTimeout))
+	close(l.quit)
+}
+
+// abort closes the connection at once, without flushing.
+func (l *link) abort() {
+	l.close(protocol.ReasonShutdown, "server closed", nil, false)
+	l.conn.Close()
+}
+
+func (l *link) closeReason() *plugins.LinkError {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reason
+}
+
+// writeLoop owns writes to the connection after the handshake.
+func (l *link) writeLoop() {
+	defer close(l.writerDone)
+	var buf []byte
+	for {
+		select {
+		case <-l.wake:
+		case <-l.quit:
+			l.finalFlush(buf)
+			return
+		}
+		l.mu.Lock()
+		buf, l.pending = l.pending, buf[:0]
+		l.mu.Unlock()
+		if len(buf) == 0 {
+			continue
+		}
+		if _, err := l.conn.Write(buf); err != nil {
+			l.close(protocol.ReasonIO, "write failed", err, false)
+			l.finalFlush(nil)
+			return
+		}
+		if cap(buf) > maxKeptBuffer {
+			buf = nil
+		}
+	}
+}
+
+// finalFlush writes what is still pending and, if asked, a Close frame, then
+// closes the connection. buf is a spare buffer to reuse.
+func (l *link) finalFlush(buf []byte) {
+	l.mu.Lock()
+	buf, l.pending = append(buf[:0], l.pending...), nil
+	le, tell := l.reason, l.sendClose
+	l.mu.Unlock()
+	if tell && le != nil {
+		c := protocol.Close{Reason: le.Reason, Message: le.Message}
+		buf = protocol.AppendFrame(buf, protocol.KindClose, 0, c.AppendTo(nil))
+	}
+	if len(buf) > 0 {
+		l.conn.Write(buf) // best effort; the deadline bounds it
+	}
+	l.conn.Close()
+}
+
+// readLoop reads frames until the connection ends and dispatches them. It
+// runs on the goroutine that created the link.
+func (l *link) readLoop() {
+	hooks := &l.s.hooks
+	for {
+		f, err := l.rd.Next()
+		if err != nil {
+			l.readFailed(err)
+			return
+		}
+		if !l.seen.Load() {
+			l.seen.Store(true)
+		}
+		switch f.Kind {
+		case protocol.KindUser:
+			l.in.Add(1)
+			hooks.message(l.r, plugins.Message{Tag: f.Tag, Payload: f.Payload})
+		case protocol.KindPing:
+			l.sendSystem(protocol.KindPong, nil)
+		case protocol.KindPong:
+		case protocol.KindLeaving:
+			l.r.leaving.Store(true)
+			l.log.Info().Msg("peer is leaving")
+		case protocol.KindClose:
+			var c protocol.Close
+			if err := c.Decode(f.Payload); err != nil {
+				l.close(protocol.ReasonProtocol, "malformed close frame", err, true)
+				continue
+			}
+			l.closeWith(&plugins.LinkError{Reason: c.Reason, ByPeer: true, Message: c.Message}, false)
+		default:
+			l.close(protocol.ReasonProtocol, fmt.Sprintf("unexpected frame kind %s on a link", f.Kind), nil, true)
+			return
+		}
+	}
+}
+
+// readFailed records why reading stopped.
+func (l *link) readFailed(err error) {
+	switch {
+	case errors.Is(err, protocol.ErrFrameTooLarge), errors.Is(err, protocol.ErrShortFrame):
+		reason := protocol.ReasonProtocol
+		if errors.Is(err, protocol.ErrFrameTooLarge) {
+			reason = protocol.ReasonFrameTooLarge
+		}
+		l.close(reason, "bad frame", err, true)
+	case errors.Is(err, io.EOF):
+		l.close(protocol.ReasonIO, "connection closed by peer", nil, false)
+	default:
+		l.close(protocol.ReasonIO, "read failed", err, false)
+	}
+}
+
+// run serves an authenticated link until it ends: it attaches the link to
+// its remote server (firing Joined and Connected as due), starts the writer,
+// reads until the connection ends, and detaches (firing Disconnected, and
+// Left when due). It returns when both loops have ended.
+func (l *link) run() {
+	s := l.s
+	if !s.addLink(l) {
+		l.conn.Close()
+		close(l.done)
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		l.writeLoop()
+	}()
+	if l.r.attach(l) {
+		l.log.Info().Str("direction", l.r.g.dir.String()).Msg("link up")
+		l.readLoop()
+	} else {
+		l.close(protocol.ReasonReplaced, "remote server retired", nil, true)
+	}
+	<-l.writerDone
+	l.conn.Close()
+	le := l.closeReason()
+	ev := l.log.Info()
+	if le.Reason != protocol.ReasonShutdown && le.Reason != protocol.ReasonPeerLeft && le.Reason != protocol.ReasonReplaced {
+		ev = l.log.Warn()
+	}
+	ev.Str("reason", le.Reason.String()).Bool("by_peer", le.ByPeer).Str("detail", le.Message).AnErr("error", le.Err).Msg("link down")
+	s.removeLink(l)
+	l.r.detach(l, le)
+	close(l.done)
+}
+
+func (s *Server) addLink(l *link) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running() {
+		return false
+	}
+	s.linkSet[l] = struct{}{}
+	return true
+}
+
+func (s *Server) removeLink(l *link) {
+	in, out := l.counts()
+	s.mu.Lock()
+	delete(s.linkSet, l)
+	s.closedIn += in
+	s.closedOut += out
+	s.mu.Unlock()
+}
+
+// heartbeatLoop pings every link each heartbeat interval and closes links
+// that stayed silent past the timeout.
+func (s *Server) heartbeatLoop() {
+	every := s.links.Heartbeat.D()
+	maxSilent := int((s.links.Timeout.D() + every - 1) / every)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, l := range s.liveLinks() {
+			if l.seen.Swap(false) {
+				l.silentTicks = 0
+			} else if l.silentTicks++; l.silentTicks >= maxSilent {
+				l.close(protocol.ReasonHeartbeatTimeout, fmt.Sprintf("silent for %s", s.links.Timeout.D()), nil, true)
+				continue
+			}
+			l.sendSystem(protocol.KindPing, nil)
+		}
+	}
+}

@@ -1,0 +1,538 @@
+// Package cluster is the server runtime: one Server runs one group's role in
+// a system. It listens for the servers of downstream groups, dials every
+// server of every upstream group it learns of from the registry,
+// authenticates each link with the system secret, keeps links alive with
+// heartbeats, and hosts the group's plugins.
+//
+// Lock order: remote.evMu before Server.mu before link.mu. Methods named
+// *Locked expect the lock they name to be held.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/groups"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/registry"
+)
+
+// Errors of the runtime. Plugin-facing errors live in package plugins.
+var (
+	// ErrServerClosed is returned by Start, Shutdown and Close once the
+	// server has been shut down or closed.
+	ErrServerClosed = errors.New("cluster: server closed")
+	// ErrBadOptions wraps every problem New finds in its Options.
+	ErrBadOptions = errors.New("cluster: bad options")
+	// ErrRefused is wrapped by dial errors when the acceptor refused the
+	// handshake; errors.As finds the *plugins.LinkError with the reason.
+	ErrRefused = errors.New("cluster: link refused")
+	// ErrHandshake is wrapped by handshake failures other than refusals.
+	ErrHandshake = errors.New("cluster: handshake failed")
+)
+
+// Options configure a Server. The zero value of each optional field is a
+// documented default.
+type Options struct {
+	// System is the validated system (config.Load validates). Required.
+	System *config.System
+	// Group is the name of this server's group in System. Required.
+	Group string
+	// ID names this server in the system. Zero: "<group>-<8 random hex>".
+	ID string
+	// Listener, when set, is used instead of listening on Listen; the
+	// server closes it on shutdown.
+	Listener net.Listener
+	// Listen overrides the group's listen address. Zero: the group's.
+	Listen string
+	// Advertise is the address peers dial, registered in the registry.
+	// Zero: the listener's address, which must then have a specific host
+	// (a server listening on all interfaces must be told what to advertise).
+	Advertise string
+	// Registry discovers the other servers. Required. The server registers
+	// and deregisters itself but does not Close the connector: its owner
+	// does.
+	Registry registry.Connector
+	// Logger receives structured logs. Nil: logs are discarded.
+	Logger *zerolog.Logger
+	// Plugins, when non-nil, are the plugin values to host instead of
+	// provisioning the group's plugins from the system file.
+	Plugins []plugins.Plugin
+	// Meta is extra registry metadata for this server.
+	Meta map[string]string
+}
+
+type serverState int32
+
+const (
+	stateNew serverState = iota
+	stateRunning
+	stateDraining
+	stateClosed
+)
+
+// Server runs one server of a group. Create it with New, then Start; end it
+// with Shutdown (graceful) or Close (immediate). All methods are safe for
+// concurrent use.
+type Server struct {
+	sys         *config.System
+	group       *config.Group
+	topo        *groups.Topology
+	id          string
+	incarnation uint64
+	secret      []byte
+	links       config.Links
+	reg         registry.Connector
+	log         zerolog.Logger
+	opts        Options
+	hooks       hookSet
+
+	ctx    context.Context // cancelled on shutdown: ends watchers and dialers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the server starts
+
+	state atomic.Int32 // serverState
+
+	mu          sync.Mutex // guards the fields below
+	ln          net.Listener
+	related     map[string]*remoteGroup // upstream and downstream groups by name
+	linkSet     map[*link]struct{}      // links past the handshake
+	handshaking map[net.Conn]struct{}   // accepted or dialled, not yet linked
+	closedIn    uint64                  // messages of links that are gone
+	closedOut   uint64
+	registered  bool
+	stopped     chan struct{} // closed when Shutdown or Close finished
+
+	refused    atomic.Uint64
+	hookErrors atomic.Uint64
+	hookPanics atomic.Uint64
+}
+
+// New checks opts and provisions the group's plugins. It does not touch the
+// network.
+func New(opts Options) (*Server, error) {
+	if opts.System == nil {
+		return nil, fmt.Errorf("%w: no System", ErrBadOptions)
+	}
+	if opts.Registry == nil {
+		return nil, fmt.Errorf("%w: no Registry", ErrBadOptions)
+	}
+	g, ok := opts.System.Group(opts.Group)
+	if !ok {
+		return nil, fmt.Errorf("%w: group %q is not in system %q", ErrBadOptions, opts.Group, opts.System.System)
+	}
+	if opts.System.Secret == "" {
+		return nil, fmt.Errorf("%w: system %q has no secret", ErrBadOptions, opts.System.System)
+	}
+	s := &Server{
+		sys:         opts.System,
+		group:       g,
+		topo:        groups.New(opts.System),
+		id:          opts.ID,
+		secret:      []byte(opts.System.Secret),
+		links:       opts.System.Links,
+		reg:         opts.Registry,
+		opts:        opts,
+		related:     make(map[string]*remoteGroup),
+		linkSet:     make(map[*link]struct{}),
+		handshaking: make(map[net.Conn]struct{}),
+		stopped:     make(chan struct{}),
+	}
+	var rnd [12]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("cluster: incarnation: %w", err)
+	}
+	s.incarnation = binary.BigEndian.Uint64(rnd[:8]) | 1 // never 0
+	if s.id == "" {
+		s.id = g.Name + "-" + hex.EncodeToString(rnd[8:])
+	}
+	applyLinkDefaults(&s.links)
+	log := zerolog.Nop()
+	if opts.Logger != nil {
+		log = *opts.Logger
+	}
+	s.log = log.With().Str("system", s.sys.System).Str("group", g.Name).Str("server", s.id).Logger()
+
+	for _, name := range s.topo.Upstream(g.Name) {
+		s.related[name] = newRemoteGroup(s, name, plugins.Upstream)
+	}
+	for _, name := range s.topo.Downstream(g.Name) {
+		s.related[name] = newRemoteGroup(s, name, plugins.Downstream)
+	}
+
+	ps := opts.Plugins
+	if ps == nil {
+		for _, spec := range g.Plugins {
+			p, err := plugins.Provision(plugins.Spec{Name: spec.Name, Settings: spec.Settings, File: s.sys.File, Line: spec.Line})
+			if err != nil {
+				return nil, err
+			}
+			ps = append(ps, p)
+		}
+	}
+	names := make([]string, len(ps))
+	for i, spec := range g.Plugins {
+		if i < len(names) {
+			names[i] = spec.Name
+		}
+	}
+	s.hooks = newHookSet(s, ps, names)
+	return s, nil
+}
+
+// applyLinkDefaults fills zero link settings, so a System built in Go code
+// without ApplyDefaults still works.
+func applyLinkDefaults(l *config.Links) {
+	def := func(d *config.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = config.Duration(v)
+		}
+	}
+	def(&l.HandshakeTimeout, 5*time.Second)
+	def(&l.Heartbeat, time.Second)
+	def(&l.Timeout, 5*time.Second)
+	def(&l.BackoffMin, 100*time.Millisecond)
+	def(&l.BackoffMax, 5*time.Second)
+	if l.MaxFrame <= 0 {
+		l.MaxFrame = protocol.DefaultMaxFrame
+	}
+	if l.QueueBytes <= 0 {
+		l.QueueBytes = 8 << 20
+	}
+}
+
+// ID returns the server's ID.
+func (s *Server) ID() string { return s.id }
+
+// Incarnation returns the random number that tells this process start apart
+// from earlier ones with the same ID.
+func (s *Server) Incarnation() uint64 { return s.incarnation }
+
+// GroupName returns the name of the server's group.
+func (s *Server) GroupName() string { return s.group.Name }
+
+// Addr returns the listener's address, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Done is closed when the server has finished shutting down or closing.
+func (s *Server) Done() <-chan struct{} { return s.stopped }
+
+// Start opens the listener, starts the plugins, registers in the registry
+// and starts watching the related groups. It returns once the server is
+// registered; links come up in the background. On error everything started
+// is undone.
+func (s *Server) Start(ctx context.Context) (err error) {
+	if !s.state.CompareAndSwap(int32(stateNew), int32(stateRunning)) {
+		return ErrServerClosed
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	ln := s.opts.Listener
+	if ln == nil {
+		addr := s.opts.Listen
+		if addr == "" {
+			addr = s.group.Listen
+		}
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("cluster: listen: %w", err)
+		}
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	advertise, err := s.advertise(ln.Addr())
+	if err != nil {
+		return err
+	}
+	if err := s.hooks.start(ctx); err != nil {
+		return err
+	}
+	s.log.Info().Str("listen", ln.Addr().String()).Str("advertise", advertise).
+		Strs("upstream", s.topo.Upstream(s.group.Name)).Strs("downstream", s.topo.Downstream(s.group.Name)).
+		Msg("server starting")
+
+	if s.group.Visibility != config.External {
+		s.goTracked(s.acceptLoop)
+	}
+	// External groups accept game clients; their client listener comes
+	// with the client runtime. Until then the port refuses everything.
+	if s.group.Visibility == config.External {
+		s.goTracked(s.refuseLoop)
+	}
+	s.goTracked(s.heartbeatLoop)
+
+	meta := map[string]string{"protocol": fmt.Sprint(protocol.Version)}
+	for k, v := range s.opts.Meta {
+		meta[k] = v
+	}
+	self := registry.Member{ID: s.id, Group: s.group.Name, Address: advertise, Incarnation: s.incarnation, Meta: meta}
+	if err := s.reg.Register(ctx, self); err != nil {
+		return fmt.Errorf("cluster: register %s: %w", s.id, err)
+	}
+	s.mu.Lock()
+	s.registered = true
+	s.mu.Unlock()
+	for _, g := range s.sortedRelated() {
+		ch, err := s.reg.Watch(s.ctx, g.name)
+		if err != nil {
+			return fmt.Errorf("cluster: watch group %q: %w", g.name, err)
+		}
+		s.goTracked(func() { s.watchLoop(g, ch) })
+	}
+	return nil
+}
+
+func (s *Server) advertise(a net.Addr) (string, error) {
+	if s.opts.Advertise != "" {
+		return s.opts.Advertise, nil
+	}
+	tcp, ok := a.(*net.TCPAddr)
+	if ok && (tcp.IP == nil || tcp.IP.IsUnspecified()) {
+		return "", fmt.Errorf("%w: listening on all interfaces (%s): set Advertise to an address peers can reach", ErrBadOptions, a)
+	}
+	return a.String(), nil
+}
+
+func (s *Server) sortedRelated() []*remoteGroup {
+	gs := make([]*remoteGroup, 0, len(s.related))
+	for _, g := range s.related {
+		gs = append(gs, g)
+	}
+	sort.Slice(gs, func(i, j int) bool {
+		if gs[i].dir != gs[j].dir {
+			return gs[i].dir < gs[j].dir
+		}
+		return gs[i].name < gs[j].name
+	})
+	return gs
+}
+
+// goTracked runs f on a goroutine the server waits for on shutdown.
+func (s *Server) goTracked(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func (s *Server) running() bool { return serverState(s.state.Load()) == stateRunning }
+
+// Shutdown stops the server gracefully: it deregisters, tells linked peers
+// it is leaving, stops accepting links, stops the plugins, flushes and
+// closes every link, and waits for its goroutines. When ctx ends first, the
+// rest is done as by Close and ctx's error is returned. Calling it again, or
+// after Close, returns ErrServerClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.state.CompareAndSwap(int32(stateRunning), int32(stateDraining)) {
+		if s.state.CompareAndSwap(int32(stateNew), int32(stateClosed)) {
+			close(s.stopped)
+			return nil
+		}
+		return ErrServerClosed
+	}
+	s.log.Info().Msg("server shutting down")
+	s.deregister(ctx)
+	s.closeListener()
+	for _, l := range s.liveLinks() {
+		l.sendSystem(protocol.KindLeaving, nil)
+	}
+	s.hooks.stop(ctx)
+	for _, l := range s.liveLinks() {
+		l.close(protocol.ReasonShutdown, "server shutting down", nil, false)
+	}
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.log.Warn().Err(err).Msg("shutdown deadline passed; closing every connection")
+		s.hardClose()
+		<-done
+	}
+	s.state.Store(int32(stateClosed))
+	close(s.stopped)
+	s.log.Info().Msg("server stopped")
+	return err
+}
+
+// Close stops the server at once: it closes the listener and every
+// connection without telling peers, and waits for its goroutines. Plugins'
+// Stop hooks still run, with an expired context. Calling it again returns
+// ErrServerClosed.
+func (s *Server) Close() error {
+	prev := serverState(s.state.Swap(int32(stateClosed)))
+	switch prev {
+	case stateClosed:
+		return ErrServerClosed
+	case stateDraining:
+		// Shutdown is running; make it finish now.
+		s.hardClose()
+		<-s.stopped
+		return nil
+	case stateNew:
+		close(s.stopped)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.deregister(ctx)
+	s.hardClose()
+	s.hooks.stop(ctx)
+	s.wg.Wait()
+	close(s.stopped)
+	return nil
+}
+
+func (s *Server) deregister(ctx context.Context) {
+	s.mu.Lock()
+	was := s.registered
+	s.registered = false
+	s.mu.Unlock()
+	if !was {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if ctx.Err() != nil {
+		// Best effort even when the caller's deadline is gone.
+		dctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+	}
+	if err := s.reg.Deregister(dctx); err != nil && !errors.Is(err, registry.ErrNotRegistered) {
+		s.log.Warn().Err(err).Msg("deregister failed")
+	}
+}
+
+func (s *Server) closeListener() {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+}
+
+// hardClose closes the listener, every handshaking connection and every
+// link at once, and cancels the server's context.
+func (s *Server) hardClose() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.closeListener()
+	s.mu.Lock()
+	for c := range s.handshaking {
+		c.Close()
+	}
+	links := make([]*link, 0, len(s.linkSet))
+	for l := range s.linkSet {
+		links = append(links, l)
+	}
+	s.mu.Unlock()
+	for _, l := range links {
+		l.abort()
+	}
+}
+
+func (s *Server) liveLinks() []*link {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	links := make([]*link, 0, len(s.linkSet))
+	for l := range s.linkSet {
+		links = append(links, l)
+	}
+	return links
+}
+
+// trackConn records a connection that is still handshaking, so a hard close
+// can end it. It returns false when the server is no longer running.
+func (s *Server) trackConn(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running() {
+		return false
+	}
+	s.handshaking[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrackConn(c net.Conn) {
+	s.mu.Lock()
+	delete(s.handshaking, c)
+	s.mu.Unlock()
+}
+
+// Stats is a snapshot of a server's counters.
+type Stats struct {
+	// LinksUp counts links past the handshake.
+	LinksUp int
+	// Remotes counts remote servers that joined and have not left.
+	Remotes int
+	// MessagesIn and MessagesOut count plugin messages received and sent
+	// over links since start.
+	MessagesIn, MessagesOut uint64
+	// Refused counts connections refused during the handshake.
+	Refused uint64
+	// HookErrors and HookPanics count plugin hooks that failed.
+	HookErrors, HookPanics uint64
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{LinksUp: len(s.linkSet), MessagesIn: s.closedIn, MessagesOut: s.closedOut}
+	links := make([]*link, 0, len(s.linkSet))
+	for l := range s.linkSet {
+		links = append(links, l)
+	}
+	for _, g := range s.related {
+		st.Remotes += len(g.servers)
+	}
+	s.mu.Unlock()
+	for _, l := range links {
+		in, out := l.counts()
+		st.MessagesIn += in
+		st.MessagesOut += out
+	}
+	st.Refused = s.refused.Load()
+	st.HookErrors = s.hookErrors.Load()
+	st.HookPanics = s.hookPanics.Load()
+	return st
+}
+
+// Host returns the API the server hands its plugins, for embedding code
+// (tests, tools) that wants the same view.
+func (s *Server) Host() plugins.Host { return &host{s: s, log: s.log} }

@@ -1,0 +1,290 @@
+// Package config reads and validates a cloudrift system file (cluster.yaml).
+//
+// A system file declares every group of a system: its name, visibility,
+// listen address, the groups it connects to, its replica count and its
+// plugins. Load and Parse decode the file strictly (an unknown key is an
+// error at every level except inside a plugin's settings), expand ${VAR}
+// references from the environment, apply defaults and check the topology
+// rules. Every problem carries the file and line it comes from, and all
+// problems of a file are reported together.
+//
+// The structs are plain data. A System built in Go code instead of a file is
+// checked with Validate, which applies the same defaults and rules; its
+// messages carry no line numbers.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalid is matched (with errors.Is) by every error that Load, Parse and
+// Validate report about the content of a system file.
+var ErrInvalid = errors.New("config: invalid system file")
+
+// Error is one problem in a system file. Load, Parse and Validate return all
+// the problems they find joined into one error (see errors.Join), ordered by
+// line; errors.As with a *Error finds the first.
+type Error struct {
+	File   string // the file name given to Parse or Load; "" prints as "<system>"
+	Line   int    // 1-based line of the offending value; 0 when unknown
+	Column int    // 1-based column of the offending value; 0 when unknown
+	Msg    string // what is wrong, naming the offending value in quotes
+}
+
+// Error formats the problem as "file:line: message", or "file: message" when
+// the line is unknown.
+func (e *Error) Error() string {
+	file := e.File
+	if file == "" {
+		file = "<system>"
+	}
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", file, e.Line, e.Msg)
+	}
+	return file + ": " + e.Msg
+}
+
+// Is reports whether target is ErrInvalid.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// System is one system file: every group, working together.
+type System struct {
+	// File is the name the system was loaded from; it only appears in
+	// messages. Empty for a System built in Go code.
+	File string
+	// System is the system's name, shared by all its servers: a lowercase
+	// letter or digit, then lowercase letters, digits, '-' or '_', at most 63
+	// characters. Required.
+	System string
+	// Secret authenticates server links (HMAC over the handshake); it never
+	// crosses the wire. Required, at least 16 bytes.
+	Secret string
+	// Registry selects the discovery connector. The zero value is the
+	// embedded connector.
+	Registry Registry
+	// Links tunes server-to-server links. Zero fields take defaults.
+	Links Links
+	// Groups lists the system's groups in file order. At least one.
+	Groups []Group
+	// Line is the line of the file's top-level mapping; 0 when unknown.
+	Line int
+}
+
+// Group returns the group named name, pointing into s.Groups.
+func (s *System) Group(name string) (*Group, bool) {
+	for i := range s.Groups {
+		if s.Groups[i].Name == name {
+			return &s.Groups[i], true
+		}
+	}
+	return nil, false
+}
+
+// Registry types.
+const (
+	RegistryEmbedded = "embedded" // in-process; dev mode and tests
+	RegistryConsul   = "consul"   // HashiCorp Consul
+)
+
+// Registry selects and configures the registry connector.
+type Registry struct {
+	// Type is RegistryEmbedded or RegistryConsul; "" means RegistryEmbedded.
+	Type string
+	// Consul configures the Consul connector; it is allowed but unused with
+	// the embedded connector.
+	Consul Consul
+	// Line is the line of the registry mapping; 0 when unknown.
+	Line int
+}
+
+// Consul configures the Consul registry connector. Empty strings leave the
+// choice to the connector (which reads the standard CONSUL_* environment
+// variables).
+type Consul struct {
+	Address    string // host:port of the agent; "" means CONSUL_HTTP_ADDR or Consul's default
+	Token      string // ACL token; "" means CONSUL_HTTP_TOKEN
+	Scheme     string // "http" or "https"; "" lets the connector decide
+	Datacenter string // "" means the agent's datacenter
+	// TTL is the service check's TTL; the connector heartbeats at a fraction
+	// of it. Zero means 5s; at least 1s.
+	TTL Duration
+	// DeregisterAfter is Consul's DeregisterCriticalServiceAfter. Zero means
+	// 1m; at least 1m (Consul's minimum).
+	DeregisterAfter Duration
+	// TLS configures the connection to the agent.
+	TLS ConsulTLS
+	// Line is the line of the consul mapping; 0 when unknown.
+	Line int
+}
+
+// ConsulTLS configures TLS to the Consul agent. Empty strings leave the
+// choice to the connector (CONSUL_CACERT and friends). CertFile and KeyFile
+// are given together or not at all.
+type ConsulTLS struct {
+	CAFile             string
+	CertFile           string
+	KeyFile            string
+	ServerName         string
+	InsecureSkipVerify bool
+}
+
+// Links tunes server-to-server links. Every zero field takes its default.
+type Links struct {
+	// HandshakeTimeout bounds a link's handshake. Zero means 5s.
+	HandshakeTimeout Duration
+	// Heartbeat is the ping interval on an idle link. Zero means 1s.
+	Heartbeat Duration
+	// Timeout closes a link silent for this long; greater than Heartbeat.
+	// Zero means 5s, or 5×Heartbeat when that is longer.
+	Timeout Duration
+	// MaxFrame limits a frame's length field, 64 bytes to 64 MiB. Zero
+	// means protocol.DefaultMaxFrame (1 MiB).
+	MaxFrame int
+	// QueueBytes caps a link's outbound queue; at least MaxFrame. Zero means
+	// 8 MiB, or MaxFrame when that is larger.
+	QueueBytes int
+	// BackoffMin is the first reconnect delay. Zero means 100ms.
+	BackoffMin Duration
+	// BackoffMax caps the reconnect delay; at least BackoffMin. Zero means
+	// 5s, or BackoffMin when that is longer.
+	BackoffMax Duration
+}
+
+// Visibility says who may connect to a group's servers.
+type Visibility string
+
+// Visibilities.
+const (
+	// Internal groups accept the servers of groups that connect to them,
+	// never clients.
+	Internal Visibility = "internal"
+	// External groups accept game clients, never servers.
+	External Visibility = "external"
+)
+
+// Group is a set of identical servers.
+type Group struct {
+	// Name is unique in the system; same characters as System.System.
+	// Required.
+	Name string
+	// Visibility is Internal or External. Required.
+	Visibility Visibility
+	// Listen is the host:port servers of this group listen on (port 0 picks
+	// a free port). "" means "127.0.0.1:0".
+	Listen string
+	// ConnectsTo names the internal groups this group's servers dial (its
+	// upstream). The graph of all ConnectsTo has no cycles.
+	ConnectsTo []string
+	// Replicas is how many servers dev mode and deployment generators start,
+	// 1 to 1000. Zero means 1.
+	Replicas int
+	// Plugins run on every server of the group; names are unique in the
+	// group.
+	Plugins []Plugin
+	// Line is the line of the group's mapping; 0 when unknown.
+	Line int
+}
+
+// Plugin names a group plugin and carries its raw settings.
+type Plugin struct {
+	// Name is the name the plugin registered under. Required.
+	Name string
+	// Settings is the plugin's settings node, with ${VAR} already expanded,
+	// left for the plugin to decode strictly. Settings.Kind is 0 when the
+	// file has no (or null) settings.
+	Settings yaml.Node
+	// Line is the line of the plugin's mapping; 0 when unknown.
+	Line int
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string such
+// as "5s" or "250ms". A bare number is an error: durations need a unit.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML decodes a duration string such as "5s". Plugins may use
+// Duration in their settings structs.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, msg := parseDuration(n)
+	if msg != "" {
+		return fmt.Errorf("line %d: %s", n.Line, msg)
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML encodes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Load reads the system file at path and parses it with Parse, expanding
+// ${VAR} from the process environment. An error reading the file does not
+// match ErrInvalid.
+func Load(path string) (*System, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse decodes, expands, defaults and validates a system file. file names
+// the file in messages only. lookup resolves ${VAR} references (see below);
+// nil means no variable is set.
+//
+// Every scalar value (not keys, not comments), including those in plugin
+// settings, is expanded before it is interpreted:
+//
+//	${VAR}          the value of VAR; an error when VAR is not set
+//	${VAR:-default} the value of VAR, or default (taken literally) when VAR is unset or empty
+//	$$              a literal $
+//
+// Any other $ is kept as is, and substituted text is not expanded again. A
+// plain (unquoted) scalar is typed after expansion, so "replicas: ${N:-2}"
+// is an integer.
+//
+// In a file, a key that is present is validated as written: "replicas: 0" is
+// an error, not the default. An empty string counts as absent.
+//
+// On any problem Parse returns a nil System and every problem found, as
+// *Error values joined in line order; the error matches ErrInvalid.
+func Parse(file string, data []byte, lookup func(string) (string, bool)) (*System, error) {
+	if lookup == nil {
+		lookup = func(string) (string, bool) { return "", false }
+	}
+	d := newDecoder(file)
+	root, ok := d.parse(data)
+	if !ok {
+		return nil, d.result()
+	}
+	d.expandTree(root, "", lookup)
+	s := d.system(root)
+	c := checker{file: file, pos: d.pos}
+	c.check(s)
+	d.errs = append(d.errs, c.errs...)
+	if err := d.result(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ApplyDefaults sets every zero field that has a default to that default.
+func (s *System) ApplyDefaults() { applyDefaults(s, nil) }
+
+// Validate applies defaults and checks s against the same rules as Parse,
+// for a System built in Go code. Its messages carry the lines recorded in
+// the structs (none for a System built in Go).
+func (s *System) Validate() error {
+	c := checker{file: s.File}
+	c.check(s)
+	return joinErrors(c.errs)
+}

@@ -1,0 +1,379 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// Defaults and limits.
+const (
+	DefaultListen           = "127.0.0.1:0"
+	DefaultReplicas         = 1
+	MaxReplicas             = 1000
+	MinSecretBytes          = 16
+	DefaultConsulTTL        = Duration(5 * time.Second)
+	MinConsulTTL            = Duration(time.Second)
+	DefaultDeregisterAfter  = Duration(time.Minute)
+	MinDeregisterAfter      = Duration(time.Minute)
+	DefaultHandshakeTimeout = Duration(5 * time.Second)
+	DefaultHeartbeat        = Duration(time.Second)
+	DefaultTimeout          = Duration(5 * time.Second)
+	DefaultMaxFrame         = protocol.DefaultMaxFrame
+	MinMaxFrame             = 64
+	MaxMaxFrame             = 64 << 20
+	DefaultQueueBytes       = 8 << 20
+	DefaultBackoffMin       = Duration(100 * time.Millisecond)
+	DefaultBackoffMax       = Duration(5 * time.Second)
+)
+
+// applyDefaults fills zero fields. A numeric field that pos says was written
+// in the file keeps its written zero, so the checker reports it; empty
+// strings always take their default.
+func applyDefaults(s *System, pos positions) {
+	unset := func(path string) bool { return !pos.has(path) }
+	if s.Registry.Type == "" {
+		s.Registry.Type = RegistryEmbedded
+	}
+	c := &s.Registry.Consul
+	if c.TTL == 0 && unset("registry.consul.ttl") {
+		c.TTL = DefaultConsulTTL
+	}
+	if c.DeregisterAfter == 0 && unset("registry.consul.deregisterAfter") {
+		c.DeregisterAfter = DefaultDeregisterAfter
+	}
+	l := &s.Links
+	if l.HandshakeTimeout == 0 && unset("links.handshakeTimeout") {
+		l.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if l.Heartbeat == 0 && unset("links.heartbeat") {
+		l.Heartbeat = DefaultHeartbeat
+	}
+	if l.Timeout == 0 && unset("links.timeout") {
+		l.Timeout = max(DefaultTimeout, 5*l.Heartbeat)
+	}
+	if l.MaxFrame == 0 && unset("links.maxFrame") {
+		l.MaxFrame = DefaultMaxFrame
+	}
+	if l.QueueBytes == 0 && unset("links.queueBytes") {
+		l.QueueBytes = max(DefaultQueueBytes, l.MaxFrame)
+	}
+	if l.BackoffMin == 0 && unset("links.backoffMin") {
+		l.BackoffMin = DefaultBackoffMin
+	}
+	if l.BackoffMax == 0 && unset("links.backoffMax") {
+		l.BackoffMax = max(DefaultBackoffMax, l.BackoffMin)
+	}
+	for i := range s.Groups {
+		g := &s.Groups[i]
+		if g.Listen == "" {
+			g.Listen = DefaultListen
+		}
+		if g.Replicas == 0 && unset("groups."+strconv.Itoa(i)+".replicas") {
+			g.Replicas = DefaultReplicas
+		}
+	}
+}
+
+// checker applies defaults and the rules to a System, collecting problems.
+type checker struct {
+	file string
+	pos  positions // nil for a System built in Go
+	errs []*Error
+}
+
+// add records a problem at path's position (fallback line when unknown).
+// A path whose value already failed to decode is not reported again.
+func (c *checker) add(path string, fallback int, ctx, format string, args ...any) {
+	if c.pos.bad(path) {
+		return
+	}
+	line, col := c.pos.at(path, fallback)
+	msg := fmt.Sprintf(format, args...)
+	if ctx != "" {
+		msg = ctx + ": " + msg
+	}
+	c.errs = append(c.errs, &Error{File: c.file, Line: line, Column: col, Msg: msg})
+}
+
+func (c *checker) check(s *System) {
+	applyDefaults(s, c.pos)
+	c.top(s)
+	c.registry(s)
+	c.links(&s.Links, s.Line)
+	c.groups(s)
+}
+
+func (c *checker) top(s *System) {
+	switch {
+	case s.System == "":
+		c.add("system", s.Line, "", `missing "system": the system's name`)
+	case !validName(s.System):
+		c.add("system", s.Line, "", "system name %q %s", s.System, nameRule)
+	}
+	switch {
+	case s.Secret == "":
+		c.add("secret", s.Line, "", `missing "secret": at least %d bytes shared by all servers`, MinSecretBytes)
+	case len(s.Secret) < MinSecretBytes:
+		// The value stays out of the message: it is a secret.
+		c.add("secret", s.Line, "", "secret is too short (%d bytes): use at least %d", len(s.Secret), MinSecretBytes)
+	}
+	if len(s.Groups) == 0 {
+		c.add("groups", s.Line, "", `missing "groups": a system has at least one group`)
+	}
+}
+
+func (c *checker) registry(s *System) {
+	r := &s.Registry
+	line := r.Line
+	if line == 0 {
+		line = s.Line
+	}
+	if r.Type != RegistryEmbedded && r.Type != RegistryConsul {
+		c.add("registry.type", line, "registry", "type %q is not %q or %q", r.Type, RegistryEmbedded, RegistryConsul)
+	}
+	co := &r.Consul
+	if co.Line != 0 {
+		line = co.Line
+	}
+	const ctx = "registry: consul"
+	if co.Scheme != "" && co.Scheme != "http" && co.Scheme != "https" {
+		c.add("registry.consul.scheme", line, ctx, `scheme %q is not "http" or "https"`, co.Scheme)
+	}
+	if co.TTL < MinConsulTTL {
+		c.add("registry.consul.ttl", line, ctx, "ttl %q is below the minimum %q", co.TTL, MinConsulTTL)
+	}
+	if co.DeregisterAfter < MinDeregisterAfter {
+		c.add("registry.consul.deregisterAfter", line, ctx, "deregisterAfter %q is below Consul's minimum %q", co.DeregisterAfter, MinDeregisterAfter)
+	}
+	if (co.TLS.CertFile == "") != (co.TLS.KeyFile == "") {
+		c.add("registry.consul.tls.certFile", line, ctx+": tls", "certFile %q and keyFile %q: give both or neither", co.TLS.CertFile, co.TLS.KeyFile)
+	}
+}
+
+func (c *checker) links(l *Links, line int) {
+	const ctx = "links"
+	positive := func(path, key string, d Duration) {
+		if d <= 0 {
+			c.add(path, line, ctx, "%s %q must be greater than zero", key, d)
+		}
+	}
+	positive("links.handshakeTimeout", "handshakeTimeout", l.HandshakeTimeout)
+	positive("links.heartbeat", "heartbeat", l.Heartbeat)
+	positive("links.backoffMin", "backoffMin", l.BackoffMin)
+	if l.Timeout <= l.Heartbeat && !c.pos.bad("links.heartbeat") {
+		c.add("links.timeout", line, ctx, "timeout %q must be greater than heartbeat %q", l.Timeout, l.Heartbeat)
+	}
+	if l.MaxFrame < MinMaxFrame || l.MaxFrame > MaxMaxFrame {
+		c.add("links.maxFrame", line, ctx, "maxFrame %d is out of range (%d..%d)", l.MaxFrame, MinMaxFrame, MaxMaxFrame)
+	}
+	if l.QueueBytes < l.MaxFrame && !c.pos.bad("links.maxFrame") {
+		c.add("links.queueBytes", line, ctx, "queueBytes %d must be at least maxFrame %d", l.QueueBytes, l.MaxFrame)
+	}
+	if l.BackoffMax < l.BackoffMin && !c.pos.bad("links.backoffMin") {
+		c.add("links.backoffMax", line, ctx, "backoffMax %q must be at least backoffMin %q", l.BackoffMax, l.BackoffMin)
+	}
+}
+
+const nameRule = "is invalid: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters"
+
+// validName reports whether s matches [a-z0-9][a-z0-9_-]{0,62}.
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9':
+		case (ch == '-' || ch == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func groupCtx(g *Group, i int) string {
+	if g.Name == "" {
+		return fmt.Sprintf("groups[%d]", i)
+	}
+	return fmt.Sprintf("group %q", g.Name)
+}
+
+func (c *checker) groups(s *System) {
+	first := map[string]int{} // name -> index of its first group
+	for i := range s.Groups {
+		g := &s.Groups[i]
+		base := "groups." + strconv.Itoa(i)
+		ctx := groupCtx(g, i)
+		switch {
+		case g.Name == "":
+			c.add(base+".name", g.Line, ctx, `missing "name"`)
+		case !validName(g.Name):
+			c.add(base+".name", g.Line, ctx, "name %q %s", g.Name, nameRule)
+		}
+		if j, dup := first[g.Name]; dup && g.Name != "" {
+			where := "defined twice"
+			if l, _ := c.pos.at("groups."+strconv.Itoa(j)+".name", s.Groups[j].Line); l > 0 {
+				where = fmt.Sprintf("first defined at line %d", l)
+			}
+			c.add(base+".name", g.Line, ctx, "duplicate group name %q, %s", g.Name, where)
+		} else if !dup {
+			first[g.Name] = i
+		}
+		switch g.Visibility {
+		case Internal, External:
+		case "":
+			c.add(base+".visibility", g.Line, ctx, `missing "visibility": %q or %q`, External, Internal)
+		default:
+			c.add(base+".visibility", g.Line, ctx, "visibility %q is not %q or %q", g.Visibility, External, Internal)
+		}
+		if msg := checkListen(g.Listen); msg != "" {
+			c.add(base+".listen", g.Line, ctx, "listen %q %s", g.Listen, msg)
+		}
+		if g.Replicas < 1 || g.Replicas > MaxReplicas {
+			c.add(base+".replicas", g.Line, ctx, "replicas %d is out of range (1..%d)", g.Replicas, MaxReplicas)
+		}
+		c.plugins(g, base, ctx)
+	}
+	edges := c.connections(s, first)
+	c.cycles(s, edges)
+}
+
+// checkListen returns what is wrong with a host:port, or "".
+func checkListen(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "is not host:port (like \"127.0.0.1:7350\" or \":7350\")"
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Sprintf("has port %q: want a number from 0 to 65535", port)
+	}
+	return ""
+}
+
+func (c *checker) plugins(g *Group, base, ctx string) {
+	seen := map[string]int{}
+	for k := range g.Plugins {
+		p := &g.Plugins[k]
+		path := base + ".plugins." + strconv.Itoa(k)
+		line := p.Line
+		if line == 0 {
+			line = g.Line
+		}
+		if p.Name == "" {
+			c.add(path+".name", line, ctx, "plugins[%d]: missing plugin \"name\"", k)
+			continue
+		}
+		if j, dup := seen[p.Name]; dup {
+			where := "listed twice"
+			if l := g.Plugins[j].Line; l > 0 {
+				where = fmt.Sprintf("listed twice (first at line %d)", l)
+			}
+			c.add(path+".name", line, ctx, "plugin %q is %s", p.Name, where)
+			continue
+		}
+		seen[p.Name] = k
+	}
+}
+
+// edge is one valid connectsTo entry: group from dials group to.
+type edge struct {
+	to   int
+	path string // position of the connectsTo entry
+}
+
+// connections checks every connectsTo entry and returns the valid ones per
+// group index.
+func (c *checker) connections(s *System, first map[string]int) [][]edge {
+	edges := make([][]edge, len(s.Groups))
+	for i := range s.Groups {
+		g := &s.Groups[i]
+		base := "groups." + strconv.Itoa(i) + ".connectsTo."
+		ctx := groupCtx(g, i)
+		seen := map[string]bool{}
+		for k, target := range g.ConnectsTo {
+			path := base + strconv.Itoa(k)
+			j, exists := first[target]
+			switch {
+			case target == "":
+				c.add(path, g.Line, ctx, "connectsTo entry %d is empty", k)
+			case target == g.Name:
+				c.add(path, g.Line, ctx, "connectsTo %q: a group cannot connect to itself", target)
+			case seen[target]:
+				c.add(path, g.Line, ctx, "connectsTo %q is listed twice", target)
+			case !exists:
+				msg := "no such group"
+				if sug := suggest(target, groupNames(s)); sug != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", sug)
+				}
+				c.add(path, g.Line, ctx, "connectsTo %q: %s", target, msg)
+			case s.Groups[j].Visibility == External:
+				c.add(path, g.Line, ctx, "connectsTo %q: %q is external, and external groups accept no servers", target, target)
+			default:
+				edges[i] = append(edges[i], edge{to: j, path: path})
+			}
+			seen[target] = true
+		}
+	}
+	return edges
+}
+
+func groupNames(s *System) []string {
+	names := make([]string, 0, len(s.Groups))
+	for _, g := range s.Groups {
+		if g.Name != "" {
+			names = append(names, g.Name)
+		}
+	}
+	return names
+}
+
+// cycles reports every connectsTo entry that closes a cycle, found by a
+// depth-first search in file order, at the entry's position.
+func (c *checker) cycles(s *System, edges [][]edge) {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make([]int, len(s.Groups))
+	var stack []int
+	var visit func(u int)
+	visit = func(u int) {
+		color[u] = grey
+		stack = append(stack, u)
+		for _, e := range edges[u] {
+			switch color[e.to] {
+			case white:
+				visit(e.to)
+			case grey:
+				var names []string
+				for k := len(stack) - 1; k >= 0; k-- {
+					if stack[k] == e.to {
+						for _, v := range stack[k:] {
+							names = append(names, s.Groups[v].Name)
+						}
+						break
+					}
+				}
+				names = append(names, s.Groups[e.to].Name)
+				g := &s.Groups[u]
+				c.add(e.path, g.Line, groupCtx(g, u), "connectsTo %q makes a cycle: %s",
+					s.Groups[e.to].Name, strings.Join(names, " -> "))
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[u] = black
+	}
+	for i := range s.Groups {
+		if color[i] == white {
+			visit(i)
+		}
+	}
+}

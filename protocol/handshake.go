@@ -1,0 +1,363 @@
+package protocol
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// The link handshake. The dialer sends Hello (KindHello); the acceptor
+// answers Challenge (KindChallenge), whose MAC is ChallengeMAC over the
+// transcript; the dialer checks it and sends Auth (KindAuth) with AuthMAC;
+// the acceptor checks it and sends an empty KindWelcome frame. Either side
+// may instead send Close (KindClose) with a Reason and end the connection.
+// Handshake frames carry tag 0.
+//
+// Encodings are big-endian and canonical (one encoding per value, which
+// Decode enforces), with strings prefixed by their length:
+//
+//	Hello:     u16 version | str8 system | str8 group | str8 serverID | u64 incarnation | [32] nonce
+//	Challenge: u16 version | str8 serverID | str8 group | u64 incarnation | [32] nonce | [32] mac
+//	Auth:      [32] mac
+//	Close:     u16 reason | u16 length | message
+//
+// Hello and Challenge start with the version in every protocol version, so
+// a receiver can read it with PeekVersion before decoding the rest.
+
+// MaxNameLen is the longest system, group or server ID a handshake carries,
+// in bytes.
+const MaxNameLen = 255
+
+// MaxCloseMessage is the longest Close message, in bytes.
+const MaxCloseMessage = 1024
+
+// Labels that separate the acceptor's MAC from the dialer's, so one can never
+// be replayed as the other.
+const (
+	acceptorLabel = "cloudrift/1 acceptor\x00"
+	dialerLabel   = "cloudrift/1 dialer\x00"
+)
+
+// Hello is the dialer's first message.
+//
+// Strings must be valid UTF-8 of at most MaxNameLen bytes: AppendTo cuts a
+// longer one at a rune boundary, and the receiver's Decode rejects invalid
+// UTF-8. Callers validate names before they reach the wire.
+type Hello struct {
+	Version     uint16   // protocol version the dialer speaks
+	System      string   // system name from the system file
+	Group       string   // dialer's group
+	ServerID    string   // dialer's server ID
+	Incarnation uint64   // random per process start
+	Nonce       [32]byte // fresh per handshake (NewNonce)
+}
+
+// AppendTo appends the encoded Hello to dst and returns the extended slice.
+func (h *Hello) AppendTo(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, h.Version)
+	dst = appendStr8(dst, h.System)
+	dst = appendStr8(dst, h.Group)
+	dst = appendStr8(dst, h.ServerID)
+	dst = binary.BigEndian.AppendUint64(dst, h.Incarnation)
+	return append(dst, h.Nonce[:]...)
+}
+
+// Decode sets h from b, a whole Hello payload. On error, which wraps
+// ErrMalformed, h is unchanged. Decoded strings do not alias b.
+func (h *Hello) Decode(b []byte) error {
+	d := decoder{b: b, msg: "hello"}
+	v := Hello{
+		Version:     d.u16("version"),
+		System:      d.str8("system"),
+		Group:       d.str8("group"),
+		ServerID:    d.str8("server ID"),
+		Incarnation: d.u64("incarnation"),
+		Nonce:       d.bytes32("nonce"),
+	}
+	if err := d.finish(); err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
+// Challenge is the acceptor's answer to Hello. MAC is ChallengeMAC over the
+// Hello payload as received and this Challenge's Body.
+//
+// Strings follow the same rules as Hello's.
+type Challenge struct {
+	Version     uint16   // protocol version the acceptor speaks
+	ServerID    string   // acceptor's server ID
+	Group       string   // acceptor's group
+	Incarnation uint64   // acceptor's incarnation
+	Nonce       [32]byte // fresh per handshake (NewNonce)
+	MAC         [32]byte // ChallengeMAC(secret, hello, c.Body(nil))
+}
+
+// Body appends the encoded Challenge without its MAC, the part the MACs
+// cover, and returns the extended slice. Because the encoding is canonical,
+// Body of a decoded Challenge equals the received payload minus its last 32
+// bytes.
+func (c *Challenge) Body(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, c.Version)
+	dst = appendStr8(dst, c.ServerID)
+	dst = appendStr8(dst, c.Group)
+	dst = binary.BigEndian.AppendUint64(dst, c.Incarnation)
+	return append(dst, c.Nonce[:]...)
+}
+
+// AppendTo appends the encoded Challenge (Body, then MAC) to dst and returns
+// the extended slice.
+func (c *Challenge) AppendTo(dst []byte) []byte {
+	return append(c.Body(dst), c.MAC[:]...)
+}
+
+// Decode sets c from b, a whole Challenge payload. On error, which wraps
+// ErrMalformed, c is unchanged. Decoded strings do not alias b. Decode does
+// not verify the MAC.
+func (c *Challenge) Decode(b []byte) error {
+	d := decoder{b: b, msg: "challenge"}
+	v := Challenge{
+		Version:     d.u16("version"),
+		ServerID:    d.str8("server ID"),
+		Group:       d.str8("group"),
+		Incarnation: d.u64("incarnation"),
+		Nonce:       d.bytes32("nonce"),
+		MAC:         d.bytes32("mac"),
+	}
+	if err := d.finish(); err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// Auth is the dialer's proof that it holds the secret. MAC is AuthMAC over
+// the Hello payload as sent and the Challenge's Body.
+type Auth struct {
+	MAC [32]byte
+}
+
+// AppendTo appends the encoded Auth to dst and returns the extended slice.
+func (a *Auth) AppendTo(dst []byte) []byte {
+	return append(dst, a.MAC[:]...)
+}
+
+// Decode sets a from b, a whole Auth payload. On error, which wraps
+// ErrMalformed, a is unchanged.
+func (a *Auth) Decode(b []byte) error {
+	d := decoder{b: b, msg: "auth"}
+	mac := d.bytes32("mac")
+	if err := d.finish(); err != nil {
+		return err
+	}
+	a.MAC = mac
+	return nil
+}
+
+// Close says why the sender ends a link or connection; the sender closes the
+// connection after it.
+type Close struct {
+	Reason  Reason
+	Message string // human-readable detail; may be empty
+}
+
+// AppendTo appends the encoded Close to dst and returns the extended slice.
+// Invalid UTF-8 in Message is replaced with U+FFFD and a message longer than
+// MaxCloseMessage bytes is cut at a rune boundary, so the result always
+// decodes.
+func (c *Close) AppendTo(dst []byte) []byte {
+	msg := truncateUTF8(strings.ToValidUTF8(c.Message, "\uFFFD"), MaxCloseMessage)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(c.Reason))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(msg)))
+	return append(dst, msg...)
+}
+
+// Decode sets c from b, a whole Close payload. On error, which wraps
+// ErrMalformed, c is unchanged. The decoded Message does not alias b.
+// Reasons this package does not name are accepted (they print as
+// "reason(N)").
+func (c *Close) Decode(b []byte) error {
+	d := decoder{b: b, msg: "close"}
+	v := Close{
+		Reason:  Reason(d.u16("reason")),
+		Message: d.str16("message", MaxCloseMessage),
+	}
+	if err := d.finish(); err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// PeekVersion returns the version at the start of a Hello or Challenge
+// payload, and false when b is too short to hold one. It lets a receiver
+// answer ReasonVersion to a peer whose later fields it cannot decode.
+func PeekVersion(b []byte) (uint16, bool) {
+	if len(b) < 2 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint16(b), true
+}
+
+// ChallengeMAC returns the acceptor's MAC: HMAC-SHA256 keyed with the system
+// secret over
+//
+//	"cloudrift/1 acceptor\x00" | u32 len(hello) | hello | u32 len(challengeBody) | challengeBody
+//
+// where hello is the Hello payload exactly as it crossed the wire and
+// challengeBody is Challenge.Body. The nonces in both make it fresh.
+func ChallengeMAC(secret, hello, challengeBody []byte) [32]byte {
+	return transcriptMAC(secret, acceptorLabel, hello, challengeBody)
+}
+
+// AuthMAC returns the dialer's MAC: like ChallengeMAC with the label
+// "cloudrift/1 dialer\x00", so neither MAC can stand in for the other.
+func AuthMAC(secret, hello, challengeBody []byte) [32]byte {
+	return transcriptMAC(secret, dialerLabel, hello, challengeBody)
+}
+
+// VerifyMAC reports whether a and b are equal, in constant time.
+func VerifyMAC(a, b [32]byte) bool {
+	return hmac.Equal(a[:], b[:])
+}
+
+// NewNonce returns 32 random bytes from crypto/rand.
+func NewNonce() ([32]byte, error) {
+	var n [32]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		return [32]byte{}, fmt.Errorf("protocol: nonce: %w", err)
+	}
+	return n, nil
+}
+
+func transcriptMAC(secret []byte, label string, hello, challengeBody []byte) [32]byte {
+	m := hmac.New(sha256.New, secret)
+	var n [4]byte
+	m.Write([]byte(label))
+	binary.BigEndian.PutUint32(n[:], uint32(len(hello)))
+	m.Write(n[:])
+	m.Write(hello)
+	binary.BigEndian.PutUint32(n[:], uint32(len(challengeBody)))
+	m.Write(n[:])
+	m.Write(challengeBody)
+	var sum [32]byte
+	m.Sum(sum[:0])
+	return sum
+}
+
+// appendStr8 appends s with a u8 length prefix, cut to MaxNameLen bytes at a
+// rune boundary.
+func appendStr8(dst []byte, s string) []byte {
+	s = truncateUTF8(s, MaxNameLen)
+	dst = append(dst, byte(len(s)))
+	return append(dst, s...)
+}
+
+// truncateUTF8 returns s cut to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}
+
+// decoder reads fields from a payload. The first failure sticks: later reads
+// return zero values and finish reports the first error.
+type decoder struct {
+	b   []byte
+	off int
+	msg string // message name for errors
+	err error
+}
+
+// take returns the next n bytes, or false after an error (recording a
+// truncation error if there was none).
+func (d *decoder) take(n int, field string) ([]byte, bool) {
+	if d.err != nil {
+		return nil, false
+	}
+	if len(d.b)-d.off < n {
+		d.err = fmt.Errorf("%w: %s: %s truncated (need %d bytes, have %d)", ErrMalformed, d.msg, field, n, len(d.b)-d.off)
+		return nil, false
+	}
+	p := d.b[d.off : d.off+n]
+	d.off += n
+	return p, true
+}
+
+func (d *decoder) u16(field string) uint16 {
+	if p, ok := d.take(2, field); ok {
+		return binary.BigEndian.Uint16(p)
+	}
+	return 0
+}
+
+func (d *decoder) u64(field string) uint64 {
+	if p, ok := d.take(8, field); ok {
+		return binary.BigEndian.Uint64(p)
+	}
+	return 0
+}
+
+func (d *decoder) bytes32(field string) (v [32]byte) {
+	if p, ok := d.take(32, field); ok {
+		copy(v[:], p)
+	}
+	return v
+}
+
+// str8 reads a u8-length-prefixed UTF-8 string.
+func (d *decoder) str8(field string) string {
+	p, ok := d.take(1, field+" length")
+	if !ok {
+		return ""
+	}
+	return d.text(int(p[0]), field)
+}
+
+// str16 reads a u16-length-prefixed UTF-8 string of at most limit bytes.
+func (d *decoder) str16(field string, limit int) string {
+	p, ok := d.take(2, field+" length")
+	if !ok {
+		return ""
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	if n > limit {
+		d.err = fmt.Errorf("%w: %s: %s is %d bytes, limit %d", ErrMalformed, d.msg, field, n, limit)
+		return ""
+	}
+	return d.text(n, field)
+}
+
+// text reads n bytes of UTF-8 as a string that does not alias the payload.
+func (d *decoder) text(n int, field string) string {
+	p, ok := d.take(n, field)
+	if !ok {
+		return ""
+	}
+	if !utf8.Valid(p) {
+		d.err = fmt.Errorf("%w: %s: %s is not valid UTF-8", ErrMalformed, d.msg, field)
+		return ""
+	}
+	return string(p)
+}
+
+// finish returns the first error, or an error if bytes remain.
+func (d *decoder) finish() error {
+	if d.err != nil {
+		return d.err
+	}
+	if rest := len(d.b) - d.off; rest > 0 {
+		return fmt.Errorf("%w: %s: %d trailing bytes", ErrMalformed, d.msg, rest)
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+// Package registry defines how a server finds the other servers of its system:
+// the Connector interface, the Member it registers and watches, and the
+// sentinel errors every connector returns. Implementations live in
+// sub-packages: registry/embedded (in-process, for dev mode and tests) and
+// registry/consul. Every implementation passes registry/registrytest.
+package registry
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+)
+
+// Sentinel errors shared by every connector. Implementations wrap them with
+// %w; callers compare with errors.Is.
+var (
+	// ErrClosed is returned by every method called after Close.
+	ErrClosed = errors.New("registry: connector closed")
+	// ErrNotRegistered is returned by Deregister when nothing was registered.
+	ErrNotRegistered = errors.New("registry: not registered")
+	// ErrAlreadyRegistered is returned by a second Register on one connector.
+	// A connector registers exactly one member: the server that owns it.
+	ErrAlreadyRegistered = errors.New("registry: already registered")
+	// ErrInvalidMember is returned by Register for a member without an ID,
+	// group or address.
+	ErrInvalidMember = errors.New("registry: invalid member")
+)
+
+// Member is one server as the registry knows it.
+type Member struct {
+	// ID is unique within the system. It is stable across restarts of the
+	// same replica when the operator sets it, random otherwise.
+	ID string
+	// Group is the name of the server's group in the system file.
+	Group string
+	// Address is host:port where the server accepts links (internal
+	// groups) or game clients (external groups).
+	Address string
+	// Incarnation is random per process start. A member seen again with
+	// the same ID and a new incarnation is a new server: links to the old
+	// one are dropped and remade.
+	Incarnation uint64
+	// Meta carries free-form string metadata (protocol version, ports for
+	// metrics and health). Nil and empty are equivalent.
+	Meta map[string]string
+}
+
+// Equal reports whether m and o describe the same member, metadata included.
+func (m Member) Equal(o Member) bool {
+	return m.ID == o.ID && m.Group == o.Group && m.Address == o.Address &&
+		m.Incarnation == o.Incarnation && maps.Equal(m.Meta, o.Meta)
+}
+
+// Validate reports ErrInvalidMember when a required field is missing.
+func (m Member) Validate() error {
+	switch {
+	case m.ID == "":
+		return errors.Join(ErrInvalidMember, errors.New("empty ID"))
+	case m.Group == "":
+		return errors.Join(ErrInvalidMember, errors.New("empty group"))
+	case m.Address == "":
+		return errors.Join(ErrInvalidMember, errors.New("empty address"))
+	}
+	return nil
+}
+
+// SortMembers sorts ms by ID in place, the order in which every connector
+// publishes snapshots.
+func SortMembers(ms []Member) {
+	slices.SortFunc(ms, func(a, b Member) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+}
+
+// Connector registers one server and reports the members of the groups it
+// watches. All methods are safe for concurrent use.
+type Connector interface {
+	// Register announces self to the registry. A connector registers at
+	// most one member; a second call returns ErrAlreadyRegistered. The
+	// member stays registered, kept alive by the connector, until
+	// Deregister or Close.
+	Register(ctx context.Context, self Member) error
+
+	// Deregister removes the registered member. Watchers of its group see
+	// a snapshot without it. It returns ErrNotRegistered when nothing is
+	// registered.
+	Deregister(ctx context.Context) error
+
+	// Watch reports the members of group as full snapshots sorted by ID:
+	// the first snapshot (possibly empty) comes promptly, later ones on
+	// every change; a member is removed by its absence. Delivery is
+	// latest-wins: a slow reader skips intermediate snapshots but always
+	// receives the newest. A snapshot is never sent twice in a row with
+	// equal content. The channel is closed when ctx is done or the
+	// connector is closed. Errors reaching the registry never publish an
+	// empty set: the last known set stands until the registry answers.
+	// The returned slices are owned by the receiver.
+	Watch(ctx context.Context, group string) (<-chan []Member, error)
+
+	// Close deregisters (best effort), ends every watch and releases
+	// resources. It is safe to call more than once.
+	Close() error
+}
