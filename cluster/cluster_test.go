@@ -474,3 +474,79 @@ func (s *stopper) Stop(context.Context) error {
 	s.stopped.Store(true)
 	return nil
 }
+
+// rawLink completes a real handshake as server id of group g1 with the
+// test secret, and returns the connection and its reader.
+func rawLink(t *testing.T, addr net.Addr, id string, inc uint64) (net.Conn, *protocol.Reader) {
+	t.Helper()
+	c := rawConn(t, addr)
+	nonce, _ := protocol.NewNonce()
+	hl := protocol.Hello{Version: protocol.Version, System: "test", Group: "g1", ServerID: id, Incarnation: inc, Nonce: nonce}
+	hb := hl.AppendTo(nil)
+	c.Write(protocol.AppendFrame(nil, protocol.KindHello, 0, hb))
+	rd := protocol.NewReader(c, protocol.DefaultMaxFrame)
+	f, err := rd.Next()
+	if err != nil || f.Kind != protocol.KindChallenge {
+		t.Fatalf("want challenge: %v %v", f.Kind, err)
+	}
+	var ch protocol.Challenge
+	if err := ch.Decode(f.Payload); err != nil {
+		t.Fatal(err)
+	}
+	body := ch.Body(nil)
+	if !protocol.VerifyMAC(ch.MAC, protocol.ChallengeMAC([]byte(testSecret), hb, body)) {
+		t.Fatal("acceptor MAC does not verify")
+	}
+	auth := protocol.Auth{MAC: protocol.AuthMAC([]byte(testSecret), hb, body)}
+	c.Write(protocol.AppendFrame(nil, protocol.KindAuth, 0, auth.AppendTo(nil)))
+	if f, err := rd.Next(); err != nil || f.Kind != protocol.KindWelcome {
+		t.Fatalf("want welcome: %v %v", f.Kind, err)
+	}
+	return c, rd
+}
+
+func TestDuplicateLinkReplacesOld(t *testing.T) {
+	h := newHarness(t, twoGroups())
+	r2 := newRecorder()
+	b1 := h.start("g2", "b1", r2)
+	c1, _ := rawLink(t, b1.Addr(), "x9", 42)
+	waitFor(t, "x9 connected", r2.connectedTo("x9"))
+	_, rd2 := rawLink(t, b1.Addr(), "x9", 42)
+	if r := closeReason(t, c1); r != protocol.ReasonReplaced {
+		t.Fatalf("old link closed with %s, want %s", r, protocol.ReasonReplaced)
+	}
+	waitFor(t, "second connect", func() bool { return r2.count("connected", "x9") == 2 })
+	if got := r2.eventsFor("x9"); !slices.Equal(got, []string{"joined", "connected", "disconnected", "connected"}) {
+		t.Fatalf("events %v", got)
+	}
+	// The new link carries messages.
+	if err := r2.peer("x9").Send(5, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := rd2.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Kind == protocol.KindUser {
+			if f.Tag != 5 || string(f.Payload) != "hi" {
+				t.Fatalf("got tag %d %q", f.Tag, f.Payload)
+			}
+			break
+		}
+	}
+}
+
+func TestSilentLinkTimesOut(t *testing.T) {
+	h := newHarness(t, twoGroups())
+	r2 := newRecorder()
+	b1 := h.start("g2", "b1", r2)
+	c, _ := rawLink(t, b1.Addr(), "mute", 1)
+	waitFor(t, "linked", r2.connectedTo("mute"))
+	// The raw peer never reads or answers pings; the acceptor must close
+	// the link once it has been silent past the timeout.
+	if r := closeReason(t, c); r != protocol.ReasonHeartbeatTimeout {
+		t.Fatalf("reason %s, want %s", r, protocol.ReasonHeartbeatTimeout)
+	}
+	waitFor(t, "left", func() bool { return r2.count("left", "mute") == 1 })
+}

@@ -19,7 +19,7 @@ import (
 const flushTimeout = 2 * time.Second
 
 // maxKeptBuffer is the largest write buffer a link keeps between writes.
-const maxKeptBuffer = 1 << 20
+const maxKeptBuffer = 4 << 20
 
 // link is one authenticated connection to a remote server. One read loop
 // (running on the goroutine that made the link) and one write loop own the

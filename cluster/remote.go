@@ -75,6 +75,7 @@ type remote struct {
 	joined     bool
 	left       bool
 	inRegistry bool
+	attaching  int // attach calls waiting out an older link
 
 	// Guarded by s.mu.
 	addr       string
@@ -132,9 +133,11 @@ func (r *remote) attach(l *link) bool {
 			break
 		}
 		old.close(protocol.ReasonReplaced, "a newer link to the same server replaced it", nil, true)
+		r.attaching++
 		r.evMu.Unlock()
 		<-old.done
 		r.evMu.Lock()
+		r.attaching--
 	}
 	r.fireJoinedLocked()
 	r.link.Store(l)
@@ -168,7 +171,7 @@ func (r *remote) fireJoinedLocked() {
 // maybeLeftLocked fires Left once the remote has neither a registry entry
 // (or was retired) nor a link.
 func (r *remote) maybeLeftLocked() {
-	if !r.joined || r.left || r.link.Load() != nil {
+	if !r.joined || r.left || r.link.Load() != nil || r.attaching > 0 {
 		return
 	}
 	if r.inRegistry && !r.retired.Load() {

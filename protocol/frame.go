@@ -55,11 +55,11 @@ func effectiveMax(maxFrame int) int {
 	return min(maxFrame, maxLengthField, math.MaxInt-HeaderSize)
 }
 
-// checkLength validates a frame's length field against the limit max (an
+// checkLength validates a frame's length field against the limit (an
 // effectiveMax result) and returns the frame's total size on the wire.
-func checkLength(length uint32, max int) (int, error) {
-	if uint64(length) > uint64(max) {
-		return 0, fmt.Errorf("%w: length %d exceeds limit %d", ErrFrameTooLarge, length, max)
+func checkLength(length uint32, limit int) (int, error) {
+	if uint64(length) > uint64(limit) {
+		return 0, fmt.Errorf("%w: length %d exceeds limit %d", ErrFrameTooLarge, length, limit)
 	}
 	if length < minLength {
 		return 0, fmt.Errorf("%w: length %d, need at least %d", ErrShortFrame, length, minLength)
