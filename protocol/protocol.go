@@ -40,6 +40,15 @@ const (
 	KindPong      Kind = 7  // answer to KindPing
 	KindLeaving   Kind = 8  // either side: sender is shutting down gracefully
 	KindUser      Kind = 16 // plugin message; Tag is the plugin's tag
+
+	// Client kinds. On a game client's WebSocket, KindUser carries plugin
+	// messages both ways, KindClose ends the session with a reason, and
+	// the server greets the client with KindClientWelcome. On server links
+	// the others route messages to clients held by external servers.
+	KindClientWelcome Kind = 32 // server → client: ClientWelcome
+	KindClientSend    Kind = 33 // link: ClientSend, to one client the receiver holds
+	KindClientMulti   Kind = 34 // link: ClientMulti, to many clients the receiver holds
+	KindClientGone    Kind = 35 // link: ClientGone, answer naming clients that are gone
 )
 
 func (k Kind) String() string {
@@ -62,6 +71,14 @@ func (k Kind) String() string {
 		return "leaving"
 	case KindUser:
 		return "user"
+	case KindClientWelcome:
+		return "client-welcome"
+	case KindClientSend:
+		return "client-send"
+	case KindClientMulti:
+		return "client-multi"
+	case KindClientGone:
+		return "client-gone"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -88,6 +105,17 @@ const (
 	ReasonPeerLeft         Reason = 13 // the registry no longer lists the peer
 	ReasonIO               Reason = 14 // the connection failed (reset, EOF)
 	ReasonUnknownPeer      Reason = 15 // the acceptor's identity did not match the dialed member
+
+	// Client reasons: sent to a game client in a Close before it is
+	// disconnected.
+	ReasonMessageTooLarge Reason = 16 // a client message exceeded the size limit
+	ReasonRateLimited     Reason = 17 // a client sent faster than its rate limit
+	ReasonServerFull      Reason = 18 // the server holds its maximum of clients
+	ReasonReadTimeout     Reason = 19 // the client was silent past the read deadline
+	ReasonSlowClient      Reason = 20 // the client's send queue overflowed
+	ReasonAuthRefused     Reason = 21 // a plugin refused the client at connect
+	ReasonKicked          Reason = 22 // a plugin closed the client
+	ReasonWriteTimeout    Reason = 23 // a write to the client did not finish in time
 )
 
 var reasonNames = [...]string{
@@ -107,6 +135,14 @@ var reasonNames = [...]string{
 	ReasonPeerLeft:         "peer left the registry",
 	ReasonIO:               "connection failed",
 	ReasonUnknownPeer:      "unexpected peer identity",
+	ReasonMessageTooLarge:  "message too large",
+	ReasonRateLimited:      "rate limited",
+	ReasonServerFull:       "server full",
+	ReasonReadTimeout:      "read timeout",
+	ReasonSlowClient:       "slow client",
+	ReasonAuthRefused:      "authentication refused",
+	ReasonKicked:           "kicked",
+	ReasonWriteTimeout:     "write timeout",
 }
 
 func (r Reason) String() string {
