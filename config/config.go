@@ -183,12 +183,53 @@ type Group struct {
 	// Replicas is how many servers dev mode and deployment generators start,
 	// 1 to 1000. Zero means 1.
 	Replicas int
+	// Clients sets the limits of an external group's game clients. Only
+	// external groups may have a clients block; zero fields take defaults.
+	Clients Clients
 	// Plugins run on every server of the group; names are unique in the
 	// group.
 	Plugins []Plugin
 	// Line is the line of the group's mapping; 0 when unknown.
 	Line int
 }
+
+// Clients are the game-client settings of an external group. Each limit is
+// enforced per client (per server for MaxClients); a client that breaks one
+// is told the reason code and disconnected, and the others carry on.
+type Clients struct {
+	// Path is the WebSocket endpoint's URL path. "" means "/".
+	Path string
+	// MaxMessageBytes is the largest message payload a client may send.
+	// Zero means 16 KiB.
+	MaxMessageBytes int
+	// Rate is the sustained messages per second a client may send, and
+	// Burst how many it may send at once (a token bucket). Zero Rate means
+	// 100; zero Burst means 2×Rate.
+	Rate, Burst int
+	// MaxClients is the most clients one server holds. Zero means 10000.
+	MaxClients int
+	// ReadTimeout disconnects a client silent this long (the server pings
+	// at a third of it, and a pong counts). Zero means 30s; at least 1s.
+	ReadTimeout Duration
+	// WriteTimeout bounds one write to a client. Zero means 10s.
+	WriteTimeout Duration
+	// SendQueueBytes bounds the bytes queued for one client; past it the
+	// client is slow and disconnected. Zero means 256 KiB.
+	SendQueueBytes int
+	// Line is the line of the clients mapping; 0 when absent.
+	Line int
+}
+
+// Client defaults.
+const (
+	DefaultClientPath         = "/"
+	DefaultMaxMessageBytes    = 16 << 10
+	DefaultClientRate         = 100
+	DefaultMaxClients         = 10000
+	DefaultSendQueueBytes     = 256 << 10
+	DefaultClientReadTimeout  = Duration(30 * time.Second)
+	DefaultClientWriteTimeout = Duration(10 * time.Second)
+)
 
 // Plugin names a group plugin and carries its raw settings.
 type Plugin struct {

@@ -896,3 +896,43 @@ func TestErrorFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestClientsBlock(t *testing.T) {
+	src := `system: s
+secret: 0123456789abcdef0123
+groups:
+  - name: gate
+    visibility: external
+    clients:
+      path: /play
+      maxMessageBytes: 512
+      rate: 10
+      readTimeout: 2s
+  - name: in
+    visibility: internal
+`
+	sys, err := config.Parse("cluster.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sys.Groups[0].Clients
+	if c.Path != "/play" || c.MaxMessageBytes != 512 || c.Rate != 10 || c.Burst != 20 || c.ReadTimeout.D() != 2*time.Second ||
+		c.MaxClients != config.DefaultMaxClients || c.SendQueueBytes != config.DefaultSendQueueBytes || c.WriteTimeout != config.DefaultClientWriteTimeout {
+		t.Fatalf("clients = %+v", c)
+	}
+	if d := sys.Groups[1].Clients; d.Path != "/" || d.Rate != config.DefaultClientRate {
+		t.Fatalf("defaults = %+v", d)
+	}
+	bad := []struct{ src, want string }{
+		{"  - name: x\n    visibility: internal\n    clients:\n      rate: 5\n", `cluster.yaml:6: group "x": clients: only external groups`},
+		{"  - name: x\n    visibility: external\n    clients:\n      rate: 0\n", `cluster.yaml:7: group "x": clients: rate 0 must be at least 1`},
+		{"  - name: x\n    visibility: external\n    clients:\n      sped: 0\n", `cluster.yaml:7: group "x": clients: unknown key "sped"`},
+		{"  - name: x\n    visibility: external\n    clients:\n      path: play\n", `path "play" must start with '/'`},
+	}
+	for _, b := range bad {
+		_, err := config.Parse("cluster.yaml", []byte("system: s\nsecret: 0123456789abcdef0123\ngroups:\n"+b.src), func(string) (string, bool) { return "", false })
+		if err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("err = %v, want %q", err, b.want)
+		}
+	}
+}

@@ -525,6 +525,36 @@ func (d *decoder) links(f field) Links {
 	return l
 }
 
+func (d *decoder) clients(f field, gctx, base string) Clients {
+	ctx := gctx + ": clients"
+	c := Clients{Line: f.key.Line}
+	known := []string{"path", "maxMessageBytes", "rate", "burst", "maxClients", "readTimeout", "writeTimeout", "sendQueueBytes"}
+	for _, f := range d.fields(f.val, ctx) {
+		p := base + "." + f.key.Value
+		switch f.key.Value {
+		case "path":
+			c.Path = d.str(f, ctx, p)
+		case "maxMessageBytes":
+			c.MaxMessageBytes = d.integer(f, ctx, p)
+		case "rate":
+			c.Rate = d.integer(f, ctx, p)
+		case "burst":
+			c.Burst = d.integer(f, ctx, p)
+		case "maxClients":
+			c.MaxClients = d.integer(f, ctx, p)
+		case "readTimeout":
+			c.ReadTimeout = d.duration(f, ctx, p)
+		case "writeTimeout":
+			c.WriteTimeout = d.duration(f, ctx, p)
+		case "sendQueueBytes":
+			c.SendQueueBytes = d.integer(f, ctx, p)
+		default:
+			d.unknown(f.key, ctx, known)
+		}
+	}
+	return c
+}
+
 func (d *decoder) groups(f field) []Group {
 	items := d.list(f, "", "groups")
 	var out []Group
@@ -560,7 +590,7 @@ func (d *decoder) group(n *yaml.Node, i int) Group {
 	if name, ok := nameOf(n); ok {
 		ctx = fmt.Sprintf("group %q", name)
 	}
-	known := []string{"name", "visibility", "listen", "connectsTo", "replicas", "plugins"}
+	known := []string{"name", "visibility", "listen", "connectsTo", "replicas", "clients", "plugins"}
 	for _, f := range d.fields(n, ctx) {
 		p := base + "." + f.key.Value
 		switch f.key.Value {
@@ -577,6 +607,8 @@ func (d *decoder) group(n *yaml.Node, i int) Group {
 			}
 		case "replicas":
 			g.Replicas = d.integer(f, ctx, p)
+		case "clients":
+			g.Clients = d.clients(f, ctx, p)
 		case "plugins":
 			for _, item := range d.list(f, ctx, p) {
 				item = resolve(item)

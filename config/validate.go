@@ -76,6 +76,7 @@ func applyDefaults(s *System, pos positions) {
 		if g.Replicas == 0 && unset("groups."+strconv.Itoa(i)+".replicas") {
 			g.Replicas = DefaultReplicas
 		}
+		applyClientDefaults(&g.Clients, "groups."+strconv.Itoa(i)+".clients.", unset)
 	}
 }
 
@@ -239,6 +240,7 @@ func (c *checker) groups(s *System) {
 		if g.Replicas < 1 || g.Replicas > MaxReplicas {
 			c.add(base+".replicas", g.Line, ctx, "replicas %d is out of range (1..%d)", g.Replicas, MaxReplicas)
 		}
+		c.clients(g, base, ctx)
 		c.plugins(g, base, ctx)
 	}
 	edges := c.connections(s, first)
@@ -375,5 +377,67 @@ func (c *checker) cycles(s *System, edges [][]edge) {
 		if color[i] == white {
 			visit(i)
 		}
+	}
+}
+
+func applyClientDefaults(c *Clients, base string, unset func(string) bool) {
+	if c.Path == "" {
+		c.Path = DefaultClientPath
+	}
+	ints := []struct {
+		v   *int
+		key string
+		def int
+	}{
+		{&c.MaxMessageBytes, "maxMessageBytes", DefaultMaxMessageBytes},
+		{&c.Rate, "rate", DefaultClientRate},
+		{&c.MaxClients, "maxClients", DefaultMaxClients},
+		{&c.SendQueueBytes, "sendQueueBytes", DefaultSendQueueBytes},
+	}
+	for _, f := range ints {
+		if *f.v == 0 && unset(base+f.key) {
+			*f.v = f.def
+		}
+	}
+	if c.Burst == 0 && unset(base+"burst") {
+		c.Burst = max(2*c.Rate, 1)
+	}
+	if c.ReadTimeout == 0 && unset(base+"readTimeout") {
+		c.ReadTimeout = DefaultClientReadTimeout
+	}
+	if c.WriteTimeout == 0 && unset(base+"writeTimeout") {
+		c.WriteTimeout = DefaultClientWriteTimeout
+	}
+}
+
+func (c *checker) clients(g *Group, base, ctx string) {
+	base += ".clients"
+	ctx += ": clients"
+	cl := &g.Clients
+	line := cl.Line
+	if line == 0 {
+		line = g.Line
+	}
+	if cl.Line > 0 && g.Visibility == Internal {
+		c.add(base, line, ctx, "only external groups accept game clients; group %q is internal", g.Name)
+	}
+	if !strings.HasPrefix(cl.Path, "/") {
+		c.add(base+".path", line, ctx, "path %q must start with '/'", cl.Path)
+	}
+	atLeast := func(key string, v, lo int) {
+		if v < lo {
+			c.add(base+"."+key, line, ctx, "%s %d must be at least %d", key, v, lo)
+		}
+	}
+	atLeast("maxMessageBytes", cl.MaxMessageBytes, 1)
+	atLeast("rate", cl.Rate, 1)
+	atLeast("burst", cl.Burst, 1)
+	atLeast("maxClients", cl.MaxClients, 1)
+	atLeast("sendQueueBytes", cl.SendQueueBytes, cl.MaxMessageBytes)
+	if cl.ReadTimeout < Duration(time.Second) {
+		c.add(base+".readTimeout", line, ctx, "readTimeout %q must be at least 1s", cl.ReadTimeout)
+	}
+	if cl.WriteTimeout <= 0 {
+		c.add(base+".writeTimeout", line, ctx, "writeTimeout %q must be greater than zero", cl.WriteTimeout)
 	}
 }
