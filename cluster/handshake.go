@@ -115,7 +115,7 @@ func expect(rd *protocol.Reader, want protocol.Kind) (protocol.Frame, error) {
 		if err := c.Decode(f.Payload); err != nil {
 			return f, fmt.Errorf("%w: malformed close: %w", ErrHandshake, err)
 		}
-		return f, fmt.Errorf("%w: %w", ErrRefused, &plugins.LinkError{Reason: c.Reason, ByPeer: true, Message: c.Message})
+		return f, fmt.Errorf("%w: %w", ErrRefused, &plugins.CloseError{Reason: c.Reason, ByPeer: true, Message: c.Message})
 	}
 	return f, fmt.Errorf("%w: got %s, want %s", ErrHandshake, f.Kind, want)
 }
@@ -124,7 +124,7 @@ func expect(rd *protocol.Reader, want protocol.Kind) (protocol.Frame, error) {
 // matching error.
 func (s *Server) refuseDialed(conn net.Conn, reason protocol.Reason, msg string, err error) error {
 	writeClose(conn, reason, msg)
-	return fmt.Errorf("%w: %w", ErrHandshake, &plugins.LinkError{Reason: reason, Message: msg, Err: err})
+	return fmt.Errorf("%w: %w", ErrHandshake, &plugins.CloseError{Reason: reason, Message: msg, Err: err})
 }
 
 func writeClose(conn net.Conn, reason protocol.Reason, msg string) {
@@ -160,31 +160,6 @@ func (s *Server) acceptLoop() {
 			return
 		}
 		s.goTracked(func() { s.serveAccepted(conn) })
-	}
-}
-
-// refuseLoop serves an external group's port until the client runtime
-// exists: it refuses every connection with a clear reason.
-func (s *Server) refuseLoop() {
-	s.mu.Lock()
-	ln := s.ln
-	s.mu.Unlock()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if !s.running() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if !sleepCtx(s.ctx, 10*time.Millisecond) {
-				return
-			}
-			continue
-		}
-		s.refused.Add(1)
-		s.log.Warn().Str("remote_addr", conn.RemoteAddr().String()).Str("reason", protocol.ReasonProtocol.String()).
-			Msg("refused a connection: external groups accept game clients only, never servers")
-		writeClose(conn, protocol.ReasonProtocol, "external groups accept game clients only, never servers")
-		conn.Close()
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -27,6 +28,11 @@ type hookSet struct {
 	onConn  []hook[plugins.ServerConnectedHandler]
 	onDisc  []hook[plugins.ServerDisconnectedHandler]
 	onMsg   []hook[plugins.ServerMessageHandler]
+	onAuth  []hook[plugins.ClientAuthenticator]
+	onCConn []hook[plugins.ClientConnectedHandler]
+	onCMsg  []hook[plugins.ClientMessageHandler]
+	onCDisc []hook[plugins.ClientDisconnectedHandler]
+	onCFail []hook[plugins.ClientSendFailedHandler]
 	started int // plugins whose Start succeeded; Stop runs for these
 	stopMu  sync.Mutex
 	stopped bool
@@ -57,13 +63,18 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) hookSet {
 		slots[i] = pluginSlot{name: name, p: p, log: s.log.With().Str("plugin", name).Logger()}
 	}
 	return hookSet{
-		s:      s,
-		slots:  slots,
-		onJoin: collect[plugins.ServerJoinedHandler](slots),
-		onLeft: collect[plugins.ServerLeftHandler](slots),
-		onConn: collect[plugins.ServerConnectedHandler](slots),
-		onDisc: collect[plugins.ServerDisconnectedHandler](slots),
-		onMsg:  collect[plugins.ServerMessageHandler](slots),
+		s:       s,
+		slots:   slots,
+		onJoin:  collect[plugins.ServerJoinedHandler](slots),
+		onLeft:  collect[plugins.ServerLeftHandler](slots),
+		onConn:  collect[plugins.ServerConnectedHandler](slots),
+		onDisc:  collect[plugins.ServerDisconnectedHandler](slots),
+		onMsg:   collect[plugins.ServerMessageHandler](slots),
+		onAuth:  collect[plugins.ClientAuthenticator](slots),
+		onCConn: collect[plugins.ClientConnectedHandler](slots),
+		onCMsg:  collect[plugins.ClientMessageHandler](slots),
+		onCDisc: collect[plugins.ClientDisconnectedHandler](slots),
+		onCFail: collect[plugins.ClientSendFailedHandler](slots),
 	}
 }
 
@@ -137,7 +148,7 @@ func (hs *hookSet) connected(r *remote) {
 	}
 }
 
-func (hs *hookSet) disconnected(r *remote, le *plugins.LinkError) {
+func (hs *hookSet) disconnected(r *remote, le *plugins.CloseError) {
 	for _, h := range hs.onDisc {
 		_ = hs.call(h.slot, "ServerDisconnected", func() error { return h.h.ServerDisconnected(r, le) })
 	}
@@ -162,5 +173,63 @@ func (hs *hookSet) messageOne(h *hook[plugins.ServerMessageHandler], r *remote, 
 	if err := h.h.ServerMessage(r, m); err != nil {
 		hs.s.hookErrors.Add(1)
 		h.slot.log.Error().Str("hook", "ServerMessage").Str("peer", r.id).Err(err).Msg("plugin hook failed")
+	}
+}
+
+// authenticate asks every authenticator; the first refusal wins. A panic
+// refuses too.
+func (hs *hookSet) authenticate(info plugins.ClientInfo) error {
+	for _, h := range hs.onAuth {
+		var refusal error
+		err := hs.call(h.slot, "Authenticate", func() error {
+			refusal = h.h.Authenticate(info)
+			return nil
+		})
+		if err != nil {
+			return errors.New("authentication failed")
+		}
+		if refusal != nil {
+			return refusal
+		}
+	}
+	return nil
+}
+
+func (hs *hookSet) clientConnected(c *client) {
+	for _, h := range hs.onCConn {
+		_ = hs.call(h.slot, "ClientConnected", func() error { return h.h.ClientConnected(c) })
+	}
+}
+
+func (hs *hookSet) clientDisconnected(c *client, le *plugins.CloseError) {
+	for _, h := range hs.onCDisc {
+		_ = hs.call(h.slot, "ClientDisconnected", func() error { return h.h.ClientDisconnected(c, le) })
+	}
+}
+
+func (hs *hookSet) clientSendFailed(ref plugins.ClientRef, err error) {
+	for _, h := range hs.onCFail {
+		_ = hs.call(h.slot, "ClientSendFailed", func() error { return h.h.ClientSendFailed(ref, err) })
+	}
+}
+
+// clientMessage is on the hot path: one call per client message.
+func (hs *hookSet) clientMessage(c *client, m plugins.Message) {
+	for i := range hs.onCMsg {
+		hs.clientMessageOne(&hs.onCMsg[i], c, m)
+	}
+}
+
+func (hs *hookSet) clientMessageOne(h *hook[plugins.ClientMessageHandler], c *client, m plugins.Message) {
+	defer func() {
+		if v := recover(); v != nil {
+			hs.s.hookPanics.Add(1)
+			h.slot.log.Error().Str("hook", "ClientMessage").Str("client", c.ref.String()).Interface("panic", v).
+				Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
+		}
+	}()
+	if err := h.h.ClientMessage(c, m); err != nil {
+		hs.s.hookErrors.Add(1)
+		h.slot.log.Error().Str("hook", "ClientMessage").Str("client", c.ref.String()).Err(err).Msg("plugin hook failed")
 	}
 }

@@ -42,3 +42,19 @@ func (h *host) RemoteGroups() []plugins.RemoteGroup {
 	}
 	return out
 }
+
+func (h *host) SendToClient(ref plugins.ClientRef, tag uint16, payload []byte) error {
+	return h.s.sendToClient(ref, tag, payload)
+}
+
+func (h *host) SendToClients(refs []plugins.ClientRef, tag uint16, payload []byte) error {
+	return h.s.sendToClients(refs, tag, payload)
+}
+
+func (h *host) Client(id uint64) (plugins.Client, bool) {
+	c := h.s.localClient(id)
+	if c == nil {
+		return nil, false
+	}
+	return c, true
+}

@@ -40,7 +40,7 @@ type link struct {
 	mu        sync.Mutex // guards the fields below
 	pending   []byte
 	closed    bool
-	reason    *plugins.LinkError
+	reason    *plugins.CloseError
 	sendClose bool   // write a Close frame after the final flush
 	out       uint64 // plugin messages queued
 
@@ -66,22 +66,30 @@ func newLink(s *Server, r *remote, conn net.Conn, rd *protocol.Reader) *link {
 
 // send queues one frame. It never blocks on the network.
 func (l *link) send(kind protocol.Kind, tag uint16, payload []byte) error {
-	if len(payload)+3 > l.s.links.MaxFrame {
-		return fmt.Errorf("%w: %d bytes, limit %d", plugins.ErrMessageTooLarge, len(payload), l.s.links.MaxFrame-3)
+	return l.send2(kind, tag, nil, payload)
+}
+
+// send2 queues one frame whose payload is head followed by body, so callers
+// can prefix a payload without copying it first.
+func (l *link) send2(kind protocol.Kind, tag uint16, head, body []byte) error {
+	n := len(head) + len(body)
+	if n+3 > l.s.links.MaxFrame {
+		return fmt.Errorf("%w: %d bytes, limit %d", plugins.ErrMessageTooLarge, n, l.s.links.MaxFrame-3)
 	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return fmt.Errorf("%w: %s", plugins.ErrNotConnected, l.r.id)
 	}
-	if len(l.pending)+protocol.HeaderSize+len(payload) > l.s.links.QueueBytes {
+	if len(l.pending)+protocol.HeaderSize+n > l.s.links.QueueBytes {
 		queued := len(l.pending)
 		l.mu.Unlock()
 		l.close(protocol.ReasonSlowPeer, fmt.Sprintf("outbound queue full (%d bytes queued, limit %d)", queued, l.s.links.QueueBytes), nil, true)
 		return fmt.Errorf("%w: %s", plugins.ErrSlowPeer, l.r.id)
 	}
 	wasEmpty := len(l.pending) == 0
-	l.pending = protocol.AppendFrame(l.pending, kind, tag, payload)
+	l.pending = protocol.AppendHeader(l.pending, kind, tag, n)
+	l.pending = append(append(l.pending, head...), body...)
 	if kind == protocol.KindUser {
 		l.out++
 	}
@@ -111,10 +119,10 @@ func (l *link) counts() (in, out uint64) {
 // a Close frame when tell is true, and closes the connection, which ends the
 // read loop. The first reason wins.
 func (l *link) close(reason protocol.Reason, msg string, err error, tell bool) {
-	l.closeWith(&plugins.LinkError{Reason: reason, Message: msg, Err: err}, tell)
+	l.closeWith(&plugins.CloseError{Reason: reason, Message: msg, Err: err}, tell)
 }
 
-func (l *link) closeWith(le *plugins.LinkError, tell bool) {
+func (l *link) closeWith(le *plugins.CloseError, tell bool) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -135,7 +143,7 @@ func (l *link) abort() {
 	l.conn.Close()
 }
 
-func (l *link) closeReason() *plugins.LinkError {
+func (l *link) closeReason() *plugins.CloseError {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.reason
@@ -190,6 +198,7 @@ func (l *link) finalFlush(buf []byte) {
 // runs on the goroutine that created the link.
 func (l *link) readLoop() {
 	hooks := &l.s.hooks
+	var ids []uint64 // scratch for client routing frames
 	for {
 		f, err := l.rd.Next()
 		if err != nil {
@@ -203,6 +212,11 @@ func (l *link) readLoop() {
 		case protocol.KindUser:
 			l.in.Add(1)
 			hooks.message(l.r, plugins.Message{Tag: f.Tag, Payload: f.Payload})
+		case protocol.KindClientSend, protocol.KindClientMulti, protocol.KindClientGone:
+			if ids, err = l.clientFrame(f, ids); err != nil {
+				l.close(protocol.ReasonProtocol, "malformed "+f.Kind.String()+" frame", err, true)
+				return
+			}
 		case protocol.KindPing:
 			l.sendSystem(protocol.KindPong, nil)
 		case protocol.KindPong:
@@ -215,7 +229,7 @@ func (l *link) readLoop() {
 				l.close(protocol.ReasonProtocol, "malformed close frame", err, true)
 				continue
 			}
-			l.closeWith(&plugins.LinkError{Reason: c.Reason, ByPeer: true, Message: c.Message}, false)
+			l.closeWith(&plugins.CloseError{Reason: c.Reason, ByPeer: true, Message: c.Message}, false)
 		default:
 			l.close(protocol.ReasonProtocol, fmt.Sprintf("unexpected frame kind %s on a link", f.Kind), nil, true)
 			return

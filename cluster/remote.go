@@ -148,7 +148,7 @@ func (r *remote) attach(l *link) bool {
 
 // detach ends l's time as the remote's link: it fires Disconnected, and
 // Left when the registry no longer lists the remote.
-func (r *remote) detach(l *link, le *plugins.LinkError) {
+func (r *remote) detach(l *link, le *plugins.CloseError) {
 	r.evMu.Lock()
 	defer r.evMu.Unlock()
 	if r.link.Load() == l {
@@ -356,7 +356,7 @@ func (r *remote) dialLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			var le *plugins.LinkError
+			var le *plugins.CloseError
 			if errors.As(err, &le) && permanentRefusal(le.Reason) {
 				log.Error().Err(err).Msg("peer refuses this server for good; not redialling this incarnation")
 				return

@@ -38,7 +38,7 @@ var (
 	// ErrBadOptions wraps every problem New finds in its Options.
 	ErrBadOptions = errors.New("cluster: bad options")
 	// ErrRefused is wrapped by dial errors when the acceptor refused the
-	// handshake; errors.As finds the *plugins.LinkError with the reason.
+	// handshake; errors.As finds the *plugins.CloseError with the reason.
 	ErrRefused = errors.New("cluster: link refused")
 	// ErrHandshake is wrapped by handshake failures other than refusals.
 	ErrHandshake = errors.New("cluster: handshake failed")
@@ -105,6 +105,8 @@ type Server struct {
 	wg     sync.WaitGroup // every goroutine the server starts
 
 	state atomic.Int32 // serverState
+
+	clients *clientHub // external groups only; nil otherwise
 
 	mu          sync.Mutex // guards the fields below
 	ln          net.Listener
@@ -281,10 +283,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.group.Visibility != config.External {
 		s.goTracked(s.acceptLoop)
 	}
-	// External groups accept game clients; their client listener comes
-	// with the client runtime. Until then the port refuses everything.
 	if s.group.Visibility == config.External {
-		s.goTracked(s.refuseLoop)
+		s.clients = newClientHub(s)
+		s.goTracked(func() { s.clients.serve(ln) })
 	}
 	s.goTracked(s.heartbeatLoop)
 
@@ -363,6 +364,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListener()
 	for _, l := range s.liveLinks() {
 		l.sendSystem(protocol.KindLeaving, nil)
+	}
+	if s.clients != nil {
+		s.clients.shutdown(protocol.ReasonShutdown, "server shutting down; reconnect to another server")
 	}
 	s.hooks.stop(ctx)
 	for _, l := range s.liveLinks() {
@@ -465,6 +469,9 @@ func (s *Server) hardClose() {
 	for _, l := range links {
 		l.abort()
 	}
+	if s.clients != nil {
+		s.clients.abort()
+	}
 }
 
 func (s *Server) liveLinks() []*link {
@@ -506,6 +513,8 @@ type Stats struct {
 	MessagesIn, MessagesOut uint64
 	// Refused counts connections refused during the handshake.
 	Refused uint64
+	// Clients counts game clients connected (external groups).
+	Clients int
 	// HookErrors and HookPanics count plugin hooks that failed.
 	HookErrors, HookPanics uint64
 }
@@ -528,6 +537,9 @@ func (s *Server) Stats() Stats {
 		st.MessagesOut += out
 	}
 	st.Refused = s.refused.Load()
+	if s.clients != nil {
+		st.Clients = int(s.clients.count.Load())
+	}
 	st.HookErrors = s.hookErrors.Load()
 	st.HookPanics = s.hookPanics.Load()
 	return st

@@ -124,12 +124,24 @@ type Host interface {
 	// RemoteGroups returns every related group: upstream, then downstream,
 	// each sorted by name.
 	RemoteGroups() []RemoteGroup
+
+	// SendToClient sends a message to a game client anywhere in the
+	// system: directly when this server holds it, otherwise over the link
+	// to the external server that does. It returns ErrClientGone for a
+	// local client that is gone and ErrNoRoute or ErrNotConnected when the
+	// holding server cannot be reached; a remote client found gone is
+	// reported later through ClientSendFailed.
+	SendToClient(ref ClientRef, tag uint16, payload []byte) error
+	// SendToClients sends one message to many clients, one frame per
+	// holding server. It tries every ref and returns the errors joined.
+	SendToClients(refs []ClientRef, tag uint16, payload []byte) error
+	// Client returns a client this server holds.
+	Client(id uint64) (Client, bool)
 }
 
-// LinkError says why a link closed. ServerDisconnected's reason wraps one
-// when the link closed for a protocol reason (as opposed to, say, the
-// server's own shutdown, which also uses one with protocol.ReasonShutdown).
-type LinkError struct {
+// CloseError says why a link or a client session closed. The reason
+// ServerDisconnected and ClientDisconnected receive is one.
+type CloseError struct {
 	// Reason is the close reason code.
 	Reason protocol.Reason
 	// ByPeer is true when the remote server sent the reason, false when
@@ -141,7 +153,7 @@ type LinkError struct {
 	Err error
 }
 
-func (e *LinkError) Error() string {
+func (e *CloseError) Error() string {
 	who := "closed"
 	if e.ByPeer {
 		who = "closed by peer"
@@ -156,4 +168,4 @@ func (e *LinkError) Error() string {
 	return s
 }
 
-func (e *LinkError) Unwrap() error { return e.Err }
+func (e *CloseError) Unwrap() error { return e.Err }

@@ -134,7 +134,7 @@ type ServerConnectedHandler interface {
 }
 
 // ServerDisconnectedHandler learns that the link to s is down, and why.
-// reason wraps a *LinkError when the link closed for a protocol reason.
+// reason wraps a *CloseError when the link closed for a protocol reason.
 type ServerDisconnectedHandler interface {
 	ServerDisconnected(s RemoteServer, reason error) error
 }

@@ -1,0 +1,596 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// The client runtime of an external server: game clients connect over
+// WebSocket, each message `u8 kind | u16 tag | payload`. A client gets a
+// ClientWelcome with its ClientRef, then exchanges KindUser messages; the
+// server ends a session with a KindClose naming the reason, then a
+// WebSocket close frame.
+
+// clientHub holds an external server's clients.
+type clientHub struct {
+	s        *Server
+	cfg      config.Clients
+	upgrader websocket.Upgrader
+	http     *http.Server
+	idBase   uint64        // random high bits, so refs of an earlier incarnation miss
+	seq      atomic.Uint64 // low bits of the next client ID
+	count    atomic.Int64  // clients connected
+	bufs     sync.Pool     // read buffers of MaxMessageBytes+header+1
+
+	mu      sync.Mutex // guards clients
+	clients map[uint64]*client
+}
+
+func newClientHub(s *Server) *clientHub {
+	h := &clientHub{
+		s:       s,
+		cfg:     s.group.Clients,
+		idBase:  (s.incarnation & 0xffff_ffff) << 32,
+		clients: make(map[uint64]*client),
+	}
+	applyClientDefaults(&h.cfg)
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: s.links.HandshakeTimeout.D(),
+		ReadBufferSize:   512,
+		WriteBufferSize:  1024,
+		WriteBufferPool:  &sync.Pool{},
+		// Game clients are not browsers on a web origin; a plugin's
+		// Authenticate decides who may connect.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	size := h.cfg.MaxMessageBytes + protocol.WSHeaderSize + 1
+	h.bufs.New = func() any { b := make([]byte, size); return &b }
+	return h
+}
+
+// applyClientDefaults fills zero settings, for Systems built in Go code.
+func applyClientDefaults(c *config.Clients) {
+	if c.Path == "" {
+		c.Path = config.DefaultClientPath
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = config.DefaultMaxMessageBytes
+	}
+	if c.Rate <= 0 {
+		c.Rate = config.DefaultClientRate
+	}
+	if c.Burst <= 0 {
+		c.Burst = 2 * c.Rate
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = config.DefaultMaxClients
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = config.DefaultClientReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = config.DefaultClientWriteTimeout
+	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = config.DefaultSendQueueBytes
+	}
+}
+
+// serve runs the HTTP server on ln until it closes. Connections that do
+// not start with an HTTP request (a server link dialling an external port)
+// are refused with a logged reason before HTTP sees them.
+func (h *clientHub) serve(ln net.Listener) {
+	mux := http.NewServeMux()
+	mux.HandleFunc(h.cfg.Path, h.serveWS)
+	h.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: h.s.links.HandshakeTimeout.D(),
+		ErrorLog:          nil,
+	}
+	sl := newSniffListener(h.s, ln)
+	h.s.goTracked(sl.acceptLoop)
+	h.s.goTracked(h.pingLoop)
+	if err := h.http.Serve(sl); err != nil && !errors.Is(err, http.ErrServerClosed) && h.s.running() {
+		h.s.log.Error().Err(err).Msg("client listener failed")
+	}
+}
+
+// shutdown stops accepting clients and tells each connected client why it
+// is being disconnected.
+func (h *clientHub) shutdown(reason protocol.Reason, msg string) {
+	if h.http != nil {
+		h.http.Close()
+	}
+	for _, c := range h.snapshot() {
+		c.close(reason, msg, nil)
+	}
+}
+
+// abort closes every client connection at once.
+func (h *clientHub) abort() {
+	if h.http != nil {
+		h.http.Close()
+	}
+	for _, c := range h.snapshot() {
+		c.close(protocol.ReasonShutdown, "server closed", nil)
+		c.conn.NetConn().Close()
+	}
+}
+
+func (h *clientHub) snapshot() []*client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cs := make([]*client, 0, len(h.clients))
+	for _, c := range h.clients {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+func (h *clientHub) lookup(id uint64) *client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.clients[id]
+}
+
+// pingLoop pings every client at a third of the read timeout; a pong
+// extends the client's read deadline.
+func (h *clientHub) pingLoop() {
+	t := time.NewTicker(h.cfg.ReadTimeout.D() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		deadline := time.Now().Add(h.cfg.WriteTimeout.D())
+		for _, c := range h.snapshot() {
+			c.conn.WriteControl(websocket.PingMessage, nil, deadline)
+		}
+	}
+}
+
+// serveWS upgrades a game client, admits or refuses it, and hands it to its
+// own read goroutine (so the HTTP handler's stack is released).
+func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
+	s := h.s
+	if !websocket.IsWebSocketUpgrade(r) {
+		http.Error(w, "cloudrift: game clients connect with a WebSocket upgrade", http.StatusUpgradeRequired)
+		return
+	}
+	conn, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug().Err(err).Str("remote_addr", r.RemoteAddr).Msg("client upgrade failed")
+		return
+	}
+	id := h.idBase | (h.seq.Add(1) & 0xffff_ffff)
+	c := &client{
+		h:       h,
+		id:      id,
+		ref:     plugins.ClientRef{Server: s.id, ID: id},
+		conn:    conn,
+		addr:    r.RemoteAddr,
+		limiter: rate.NewLimiter(rate.Limit(h.cfg.Rate), h.cfg.Burst),
+	}
+	refuse := func(reason protocol.Reason, msg string) {
+		s.log.Warn().Str("remote_addr", c.addr).Str("reason", reason.String()).Str("detail", msg).Msg("refused a client")
+		c.writeClose(reason, msg)
+		conn.Close()
+	}
+	if !s.running() {
+		refuse(protocol.ReasonShutdown, "server shutting down")
+		return
+	}
+	if n := h.count.Add(1); n > int64(h.cfg.MaxClients) {
+		h.count.Add(-1)
+		refuse(protocol.ReasonServerFull, fmt.Sprintf("server holds its maximum of %d clients", h.cfg.MaxClients))
+		return
+	}
+	info := plugins.ClientInfo{Ref: c.ref, RemoteAddr: c.addr, Header: r.Header.Clone(), Query: r.URL.Query()}
+	if err := s.hooks.authenticate(info); err != nil {
+		h.count.Add(-1)
+		refuse(protocol.ReasonAuthRefused, err.Error())
+		return
+	}
+	h.mu.Lock()
+	if !s.running() {
+		h.mu.Unlock()
+		h.count.Add(-1)
+		refuse(protocol.ReasonShutdown, "server shutting down")
+		return
+	}
+	h.clients[id] = c
+	h.mu.Unlock()
+	welcome := protocol.ClientWelcome{ServerID: s.id, ClientID: id, MaxMessage: uint32(h.cfg.MaxMessageBytes)}
+	conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout.D()))
+	if err := conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, protocol.KindClientWelcome, 0, welcome.AppendTo(nil))); err != nil {
+		h.remove(c)
+		conn.Close()
+		return
+	}
+	s.goTracked(c.readLoop)
+}
+
+func (h *clientHub) remove(c *client) {
+	h.mu.Lock()
+	if h.clients[c.id] == c {
+		delete(h.clients, c.id)
+		h.count.Add(-1)
+	}
+	h.mu.Unlock()
+}
+
+// client is one game client on this external server. It implements
+// plugins.Client.
+type client struct {
+	h       *clientHub
+	id      uint64
+	ref     plugins.ClientRef
+	conn    *websocket.Conn
+	addr    string
+	limiter *rate.Limiter
+
+	mu      sync.Mutex // guards the fields below
+	queue   [][]byte   // whole client messages waiting for the writer
+	queued  int        // bytes in queue
+	writing bool       // a writer goroutine is running
+	closing bool       // a Close is queued or written: accept no more sends
+	reason  *plugins.CloseError
+	flushed chan struct{} // closed once our Close is written (or failed)
+}
+
+var _ plugins.Client = (*client)(nil)
+
+func (c *client) Ref() plugins.ClientRef { return c.ref }
+func (c *client) RemoteAddr() string     { return c.addr }
+
+// Send implements plugins.Client.
+func (c *client) Send(tag uint16, payload []byte) error {
+	return c.enqueue(protocol.AppendWS(make([]byte, 0, protocol.WSHeaderSize+len(payload)), protocol.KindUser, tag, payload))
+}
+
+func (c *client) enqueue(msg []byte) error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %s", plugins.ErrClientGone, c.ref)
+	}
+	if c.queued+len(msg) > c.h.cfg.SendQueueBytes {
+		queued := c.queued
+		c.mu.Unlock()
+		c.close(protocol.ReasonSlowClient, fmt.Sprintf("send queue full (%d bytes queued, limit %d)", queued, c.h.cfg.SendQueueBytes), nil)
+		return fmt.Errorf("%w: %s (slow client)", plugins.ErrClientGone, c.ref)
+	}
+	c.queue = append(c.queue, msg)
+	c.queued += len(msg)
+	c.startWriterLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// startWriterLocked starts a writer goroutine unless one runs. Idle
+// clients have none, which keeps their memory small.
+func (c *client) startWriterLocked() {
+	if c.writing {
+		return
+	}
+	c.writing = true
+	c.h.s.goTracked(c.writeLoop)
+}
+
+// Kick implements plugins.Client.
+func (c *client) Kick(message string) {
+	c.close(protocol.ReasonKicked, message, nil)
+}
+
+// close ends the session: pending messages are dropped, the client is sent
+// a Close with the reason, then a WebSocket close frame, and the
+// connection closes, which ends the read loop. The first reason wins.
+func (c *client) close(reason protocol.Reason, msg string, err error) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.reason = &plugins.CloseError{Reason: reason, Message: msg, Err: err}
+	c.flushed = make(chan struct{})
+	c.queue = append(c.queue[:0], nil) // nil marks the close
+	c.queued = 0
+	c.startWriterLocked()
+	c.mu.Unlock()
+}
+
+// closedByPeer records that the client ended the session.
+func (c *client) closedByPeer(reason protocol.Reason, msg string, err error) {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		c.reason = &plugins.CloseError{Reason: reason, ByPeer: true, Message: msg, Err: err}
+		c.queue = nil
+	}
+	c.mu.Unlock()
+}
+
+func (c *client) closeReason() *plugins.CloseError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// writeLoop writes queued messages until the queue is empty, then ends.
+func (c *client) writeLoop() {
+	wt := c.h.cfg.WriteTimeout.D()
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		c.queue, c.queued = nil, 0
+		if len(batch) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		for _, m := range batch {
+			if m == nil {
+				c.mu.Lock()
+				le, flushed := c.reason, c.flushed
+				c.mu.Unlock()
+				c.writeClose(le.Reason, le.Message)
+				c.conn.Close()
+				c.mu.Lock()
+				c.writing = false
+				c.mu.Unlock()
+				close(flushed)
+				return
+			}
+			c.conn.SetWriteDeadline(time.Now().Add(wt))
+			if err := c.conn.WriteMessage(websocket.BinaryMessage, m); err != nil {
+				reason := protocol.ReasonIO
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					reason = protocol.ReasonWriteTimeout
+				}
+				c.mu.Lock()
+				flushed := c.flushed
+				if !c.closing {
+					c.closing = true
+					c.reason = &plugins.CloseError{Reason: reason, Message: "write failed", Err: err}
+				}
+				c.queue = nil
+				c.writing = false
+				c.mu.Unlock()
+				c.conn.Close()
+				if flushed != nil {
+					close(flushed)
+				}
+				return
+			}
+		}
+	}
+}
+
+// writeClose tells the client why it is being disconnected: a KindClose
+// message, then a WebSocket close frame. Callers own the write side.
+func (c *client) writeClose(reason protocol.Reason, msg string) {
+	wt := c.h.cfg.WriteTimeout.D()
+	cl := protocol.Close{Reason: reason, Message: msg}
+	c.conn.SetWriteDeadline(time.Now().Add(wt))
+	c.conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, protocol.KindClose, 0, cl.AppendTo(nil)))
+	code := websocket.ClosePolicyViolation
+	switch reason {
+	case protocol.ReasonMessageTooLarge:
+		code = websocket.CloseMessageTooBig
+	case protocol.ReasonServerFull:
+		code = websocket.CloseTryAgainLater
+	case protocol.ReasonShutdown:
+		code = websocket.CloseGoingAway
+	}
+	text := reason.String()
+	if len(text) > 120 {
+		text = text[:120]
+	}
+	c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(wt))
+}
+
+// readLoop reads the client's messages and hands them to the plugins, in
+// order, until the session ends; then it reports the disconnect.
+func (c *client) readLoop() {
+	h := c.h
+	s := h.s
+	rt := h.cfg.ReadTimeout.D()
+	c.conn.SetPongHandler(func(string) error {
+		c.conn.SetReadDeadline(time.Now().Add(rt))
+		return nil
+	})
+	s.hooks.clientConnected(c)
+	for c.readOne(rt) {
+	}
+	// When this side closed, let the writer deliver the reason first; the
+	// write deadline bounds the wait.
+	c.mu.Lock()
+	flushed := c.flushed
+	c.mu.Unlock()
+	if flushed != nil {
+		<-flushed
+	}
+	c.conn.Close()
+	h.remove(c)
+	le := c.closeReason()
+	s.log.Debug().Str("client", c.ref.String()).Str("reason", le.Reason.String()).Bool("by_client", le.ByPeer).
+		Str("detail", le.Message).Msg("client disconnected")
+	s.hooks.clientDisconnected(c, le)
+}
+
+// readOne reads and dispatches one message; false ends the session.
+func (c *client) readOne(rt time.Duration) bool {
+	h := c.h
+	c.conn.SetReadDeadline(time.Now().Add(rt))
+	mt, r, err := c.conn.NextReader()
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	if mt != websocket.BinaryMessage {
+		c.close(protocol.ReasonProtocol, "only binary messages are accepted", nil)
+		return false
+	}
+	bp := h.bufs.Get().(*[]byte)
+	defer h.bufs.Put(bp)
+	buf := *bp
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == nil:
+		// The buffer holds one byte more than the limit allows.
+		c.close(protocol.ReasonMessageTooLarge, fmt.Sprintf("messages are limited to %d bytes", h.cfg.MaxMessageBytes), nil)
+		return false
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+	default:
+		c.readFailed(err)
+		return false
+	}
+	f, err := protocol.DecodeWS(buf[:n])
+	if err != nil {
+		c.close(protocol.ReasonProtocol, "message shorter than its header", err)
+		return false
+	}
+	if !c.limiter.Allow() {
+		c.close(protocol.ReasonRateLimited, fmt.Sprintf("more than %d messages/s (burst %d)", h.cfg.Rate, h.cfg.Burst), nil)
+		return false
+	}
+	switch f.Kind {
+	case protocol.KindUser:
+		h.s.hooks.clientMessage(c, plugins.Message{Tag: f.Tag, Payload: f.Payload})
+	default:
+		c.close(protocol.ReasonProtocol, fmt.Sprintf("unexpected message kind %s from a client", f.Kind), nil)
+		return false
+	}
+	return true
+}
+
+func (c *client) readFailed(err error) {
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		c.closedByPeer(protocol.ReasonNone, fmt.Sprintf("client closed (%d %s)", ce.Code, ce.Text), nil)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.close(protocol.ReasonReadTimeout, fmt.Sprintf("silent for %s", c.h.cfg.ReadTimeout.D()), nil)
+	default:
+		c.closedByPeer(protocol.ReasonIO, "connection failed", err)
+	}
+}
+
+// sniffListener hands HTTP connections to the client HTTP server and
+// refuses anything else (such as a server link dialling an external port)
+// with a logged reason.
+type sniffListener struct {
+	net.Listener
+	s     *Server
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newSniffListener(s *Server, ln net.Listener) *sniffListener {
+	return &sniffListener{Listener: ln, s: s, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *sniffListener) acceptLoop() {
+	defer l.Close()
+	var delay time.Duration
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			if !l.s.running() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if !sleepCtx(l.s.ctx, delay) {
+				return
+			}
+			continue
+		}
+		delay = 0
+		l.s.goTracked(func() { l.sniff(conn) })
+	}
+}
+
+func (l *sniffListener) sniff(conn net.Conn) {
+	s := l.s
+	conn.SetReadDeadline(time.Now().Add(s.links.HandshakeTimeout.D()))
+	var first [4]byte
+	if _, err := io.ReadFull(conn, first[:]); err != nil {
+		conn.Close()
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	if !protocol.LooksLikeHTTP(first[:]) {
+		s.refused.Add(1)
+		reason := protocol.ReasonProtocol
+		msg := "external groups accept game clients (WebSocket) only, never servers"
+		if binary.BigEndian.Uint32(first[:]) < uint32(s.links.MaxFrame) {
+			s.log.Warn().Str("remote_addr", conn.RemoteAddr().String()).Str("reason", reason.String()).
+				Msg("refused a server link on an external port: " + msg)
+		} else {
+			s.log.Warn().Str("remote_addr", conn.RemoteAddr().String()).Str("reason", reason.String()).
+				Msg("refused a connection that is neither HTTP nor a server link")
+		}
+		writeClose(conn, reason, msg)
+		conn.Close()
+		return
+	}
+	pc := &prefixConn{Conn: conn, prefix: bytes.NewReader(first[:])}
+	select {
+	case l.conns <- pc:
+	case <-l.done:
+		conn.Close()
+	}
+}
+
+func (l *sniffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *sniffListener) Close() error {
+	var err error
+	l.once.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+	})
+	return err
+}
+
+// prefixConn replays bytes already read from the connection.
+type prefixConn struct {
+	net.Conn
+	prefix *bytes.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if c.prefix.Len() > 0 {
+		return c.prefix.Read(p)
+	}
+	return c.Conn.Read(p)
+}
