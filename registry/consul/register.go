@@ -37,6 +37,11 @@ var (
 	idRE = regexp.MustCompile(`^[A-Za-z0-9_.:@~+=-]+$`)
 )
 
+// requestTimeout bounds each registration and deregistration request,
+// whatever the caller's context allows: a Consul that does not answer must
+// not hang Register, Deregister or Close.
+const requestTimeout = 10 * time.Second
+
 // registration is the connector's one registered member.
 type registration struct {
 	member  registry.Member
@@ -54,7 +59,8 @@ type registration struct {
 // metadata keys (letters, digits, '_' and '-', at most 128 bytes, not
 // starting with "consul-" or "cloudrift_"), with values of at most 512
 // bytes; otherwise Register returns registry.ErrInvalidMember. A token
-// that Consul refuses gives ErrUnauthorized.
+// that Consul refuses gives ErrUnauthorized. The request to Consul is
+// bounded by ctx and by 10 s.
 func (c *Connector) Register(ctx context.Context, self registry.Member) error {
 	c.regMu.Lock()
 	defer c.regMu.Unlock()
@@ -69,7 +75,9 @@ func (c *Connector) Register(ctx context.Context, self registry.Member) error {
 		return err
 	}
 	rctx, cancel := c.mergeCancel(ctx)
+	rctx, cancelTimeout := context.WithTimeout(rctx, requestTimeout)
 	err = c.register(rctx, svc)
+	cancelTimeout()
 	cancel()
 	if err != nil {
 		if c.isClosed() {
@@ -92,7 +100,8 @@ func (c *Connector) Register(ctx context.Context, self registry.Member) error {
 // service Consul no longer has counts as removed). The member counts as
 // deregistered even when Consul could not be reached: the error is then
 // returned, and Consul removes the service once its TTL check has been
-// critical for Config.DeregisterAfter.
+// critical for Config.DeregisterAfter. The request is bounded by ctx and by
+// 10 s.
 func (c *Connector) Deregister(ctx context.Context) error {
 	c.regMu.Lock()
 	defer c.regMu.Unlock()
@@ -112,6 +121,8 @@ func (c *Connector) endRegistration(ctx context.Context) error {
 	c.reg = nil
 	reg.cancel()
 	<-reg.done
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	err := c.client.Agent().ServiceDeregisterOpts(reg.service.ID, c.queryOptions(ctx))
 	if err != nil && !isNotFound(err) {
 		return c.apiError("deregister "+reg.member.ID, reg.service.Name, err)

@@ -1,3 +1,10 @@
+// Pins the Consul agent that tests and local clusters run; build it with
+// tools/consul/build.sh, which writes <repo>/.bin/consul (ignored by git).
+// Never run `go mod tidy` here: nothing imports github.com/hashicorp/consul
+// (a main package), so tidy would drop the requirement. Its three
+// submodules proto-public, envoyextensions and troubleshoot are not in the
+// checksum database; their hashes were taken once with
+// GONOSUMDB=github.com/hashicorp/consul and are pinned in go.sum.
 module github.com/cloudrift/cloudrift/tools/consul
 
 go 1.25.3
