@@ -208,22 +208,19 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(protocol.ReasonAuthRefused, err.Error())
 		return
 	}
+	// The welcome goes first through the queue, so no message routed to
+	// the client can overtake it.
+	welcome := protocol.ClientWelcome{ServerID: s.id, ClientID: id, MaxMessage: uint32(h.cfg.MaxMessageBytes)}
+	c.enqueue(protocol.AppendWS(nil, protocol.KindClientWelcome, 0, welcome.AppendTo(nil)))
 	h.mu.Lock()
 	if !s.running() {
 		h.mu.Unlock()
 		h.count.Add(-1)
-		refuse(protocol.ReasonShutdown, "server shutting down")
+		c.close(protocol.ReasonShutdown, "server shutting down", nil)
 		return
 	}
 	h.clients[id] = c
 	h.mu.Unlock()
-	welcome := protocol.ClientWelcome{ServerID: s.id, ClientID: id, MaxMessage: uint32(h.cfg.MaxMessageBytes)}
-	conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout.D()))
-	if err := conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, protocol.KindClientWelcome, 0, welcome.AppendTo(nil))); err != nil {
-		h.remove(c)
-		conn.Close()
-		return
-	}
 	s.goTracked(c.readLoop)
 }
 

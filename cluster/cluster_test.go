@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/registry"
 )
 
 func TestTwoGroupsSeeEachOther(t *testing.T) {
@@ -344,7 +345,12 @@ func TestRefusals(t *testing.T) {
 		// A link whose peer sends a frame over the limit is closed with a
 		// reason; the peer's dialer reconnects.
 		before := r1.count("connected", "b1")
-		l := b1.liveLinks()[0]
+		var l *link
+		for _, cand := range b1.liveLinks() {
+			if cand.r.id == "a1" {
+				l = cand
+			}
+		}
 		l.mu.Lock()
 		l.pending = append(l.pending, 0x10, 0, 0, 0, byte(protocol.KindUser), 0, 0)
 		l.mu.Unlock()
@@ -549,4 +555,38 @@ func TestSilentLinkTimesOut(t *testing.T) {
 		t.Fatalf("reason %s, want %s", r, protocol.ReasonHeartbeatTimeout)
 	}
 	waitFor(t, "left", func() bool { return r2.count("left", "mute") == 1 })
+}
+
+func TestRegistryBlipKeepsLinks(t *testing.T) {
+	h := newHarness(t, twoGroups())
+	conn := h.hub.Connector()
+	t.Cleanup(func() { conn.Close() })
+	b1, err := New(Options{System: h.sys, Group: "g2", ID: "b1", Registry: conn, Plugins: []plugins.Plugin{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b1.Close() })
+	r1 := newRecorder()
+	h.start("g1", "a1", r1)
+	waitFor(t, "link", r1.connectedTo("b1"))
+
+	// The registry forgets b1 (as a restarted Consul agent does) and
+	// learns it again well within LeaveGrace: the link must stay up.
+	h.hub.Expire("b1")
+	self := registry.Member{ID: "b1", Group: "g2", Address: b1.Addr().String(), Incarnation: b1.Incarnation(),
+		Meta: map[string]string{"protocol": "1"}}
+	if err := conn.Register(context.Background(), self); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * h.sys.Links.LeaveGrace.D())
+	if got := r1.eventsFor("b1"); !slices.Equal(got, []string{"joined", "connected"}) {
+		t.Fatalf("events for b1 after a registry blip: %v", got)
+	}
+
+	// Forgotten for longer than the grace: the link closes and b1 leaves.
+	h.hub.Expire("b1")
+	waitFor(t, "b1 left", func() bool { return r1.count("left", "b1") == 1 })
 }

@@ -40,6 +40,7 @@ func twoGroups() *config.System {
 			HandshakeTimeout: config.Duration(500 * time.Millisecond),
 			BackoffMin:       config.Duration(10 * time.Millisecond),
 			BackoffMax:       config.Duration(50 * time.Millisecond),
+			LeaveGrace:       config.Duration(200 * time.Millisecond),
 			MaxFrame:         64 << 10,
 		},
 	}

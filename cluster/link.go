@@ -279,7 +279,11 @@ func (l *link) run() {
 	l.conn.Close()
 	le := l.closeReason()
 	ev := l.log.Info()
-	if le.Reason != protocol.ReasonShutdown && le.Reason != protocol.ReasonPeerLeft && le.Reason != protocol.ReasonReplaced {
+	switch {
+	case le.Reason == protocol.ReasonShutdown, le.Reason == protocol.ReasonPeerLeft, le.Reason == protocol.ReasonReplaced:
+	case l.r.leaving.Load():
+		// The peer announced its shutdown; its connection ending is expected.
+	default:
 		ev = l.log.Warn()
 	}
 	ev.Str("reason", le.Reason.String()).Bool("by_peer", le.ByPeer).Str("detail", le.Message).AnErr("error", le.Err).Msg("link down")
@@ -320,7 +324,16 @@ func (s *Server) heartbeatLoop() {
 			return
 		case <-t.C:
 		}
+		grace := s.links.LeaveGrace.D()
+		now := time.Now()
 		for _, l := range s.liveLinks() {
+			s.mu.Lock()
+			since := l.r.absentSince
+			s.mu.Unlock()
+			if !since.IsZero() && now.Sub(since) >= grace {
+				l.close(protocol.ReasonPeerLeft, fmt.Sprintf("the registry has not listed it for %s", grace), nil, true)
+				continue
+			}
 			if l.seen.Swap(false) {
 				l.silentTicks = 0
 			} else if l.silentTicks++; l.silentTicks >= maxSilent {

@@ -80,6 +80,10 @@ type remote struct {
 	// Guarded by s.mu.
 	addr       string
 	dialCancel context.CancelFunc
+	// absentSince is when the registry stopped listing this upstream
+	// server while its link was up (zero while listed). The heartbeat
+	// loop closes the link once LeaveGrace has passed.
+	absentSince time.Time
 }
 
 var _ plugins.RemoteServer = (*remote)(nil)
@@ -266,6 +270,7 @@ func (s *Server) applySnapshot(g *remoteGroup, members []registry.Member) {
 			g.servers[m.ID] = r
 		}
 		r.addr = m.Address
+		r.absentSince = time.Time{}
 		s.mu.Unlock()
 		if old != nil {
 			old.retire()
@@ -295,9 +300,17 @@ func (s *Server) applySnapshot(g *remoteGroup, members []registry.Member) {
 			continue
 		}
 		if g.dir == plugins.Upstream {
-			r.stopDialer()
-			if l := r.link.Load(); l != nil {
-				l.close(protocol.ReasonPeerLeft, "the registry no longer lists it", nil, true)
+			// A live link survives for LeaveGrace (the registry may
+			// only have forgotten it for a moment); the dialer ends
+			// with the link. Without a link, dialling stops now.
+			s.mu.Lock()
+			live := r.link.Load() != nil
+			if live {
+				r.absentSince = time.Now()
+			}
+			s.mu.Unlock()
+			if !live {
+				r.stopDialer()
 			}
 		}
 		r.evMu.Lock()
@@ -373,6 +386,18 @@ func (r *remote) dialLoop(ctx context.Context) {
 			l.run()
 			if time.Since(start) > maxB {
 				backoff = minB
+			}
+			// The registry dropped the server while the link was up:
+			// do not redial it. A later snapshot listing it again
+			// starts a new dialer.
+			s.mu.Lock()
+			absent := !r.absentSince.IsZero()
+			if absent {
+				r.dialCancel = nil
+			}
+			s.mu.Unlock()
+			if absent {
+				return
 			}
 		}
 		if !sleepCtx(ctx, jitter(backoff)) {

@@ -208,6 +208,9 @@ func applyLinkDefaults(l *config.Links) {
 	def(&l.Timeout, 5*time.Second)
 	def(&l.BackoffMin, 100*time.Millisecond)
 	def(&l.BackoffMax, 5*time.Second)
+	if l.LeaveGrace < 0 {
+		l.LeaveGrace = 0
+	}
 	if l.MaxFrame <= 0 {
 		l.MaxFrame = protocol.DefaultMaxFrame
 	}
@@ -370,7 +373,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.hooks.stop(ctx)
 	for _, l := range s.liveLinks() {
-		l.close(protocol.ReasonShutdown, "server shutting down", nil, false)
+		l.close(protocol.ReasonShutdown, "server shutting down", nil, true)
 	}
 	s.cancel()
 	done := make(chan struct{})

@@ -153,6 +153,11 @@ type Links struct {
 	// BackoffMax caps the reconnect delay; at least BackoffMin. Zero means
 	// 5s, or BackoffMin when that is longer.
 	BackoffMax Duration
+	// LeaveGrace is how long a live link to an upstream server survives
+	// the registry no longer listing that server, so a registry that
+	// briefly forgets its members (an agent restart) drops no link. Zero
+	// means 5s.
+	LeaveGrace Duration
 }
 
 // Visibility says who may connect to a group's servers.

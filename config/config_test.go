@@ -124,7 +124,7 @@ func TestParseFull(t *testing.T) {
 	wantLinks := config.Links{
 		HandshakeTimeout: config.Duration(2 * time.Second), Heartbeat: config.Duration(250 * time.Millisecond),
 		Timeout: config.Duration(2 * time.Second), MaxFrame: 65536, QueueBytes: 131072,
-		BackoffMin: config.Duration(50 * time.Millisecond), BackoffMax: config.Duration(time.Second),
+		BackoffMin: config.Duration(50 * time.Millisecond), BackoffMax: config.Duration(time.Second), LeaveGrace: config.DefaultLeaveGrace,
 	}
 	if s.Links != wantLinks {
 		t.Errorf("Links = %+v\nwant %+v", s.Links, wantLinks)
@@ -198,7 +198,7 @@ groups:
 	wantLinks := config.Links{
 		HandshakeTimeout: config.Duration(5 * time.Second), Heartbeat: config.Duration(time.Second),
 		Timeout: config.Duration(5 * time.Second), MaxFrame: protocol.DefaultMaxFrame, QueueBytes: 8 << 20,
-		BackoffMin: config.Duration(100 * time.Millisecond), BackoffMax: config.Duration(5 * time.Second),
+		BackoffMin: config.Duration(100 * time.Millisecond), BackoffMax: config.Duration(5 * time.Second), LeaveGrace: config.DefaultLeaveGrace,
 	}
 	if s.Links != wantLinks {
 		t.Errorf("Links = %+v\nwant %+v", s.Links, wantLinks)

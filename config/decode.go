@@ -500,7 +500,7 @@ func (d *decoder) consulTLS(f field) ConsulTLS {
 func (d *decoder) links(f field) Links {
 	const ctx = "links"
 	var l Links
-	known := []string{"handshakeTimeout", "heartbeat", "timeout", "maxFrame", "queueBytes", "backoffMin", "backoffMax"}
+	known := []string{"handshakeTimeout", "heartbeat", "timeout", "maxFrame", "queueBytes", "backoffMin", "backoffMax", "leaveGrace"}
 	for _, f := range d.fields(f.val, ctx) {
 		p := "links." + f.key.Value
 		switch f.key.Value {
@@ -518,6 +518,8 @@ func (d *decoder) links(f field) Links {
 			l.BackoffMin = d.duration(f, ctx, p)
 		case "backoffMax":
 			l.BackoffMax = d.duration(f, ctx, p)
+		case "leaveGrace":
+			l.LeaveGrace = d.duration(f, ctx, p)
 		default:
 			d.unknown(f.key, ctx, known)
 		}

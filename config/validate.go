@@ -29,6 +29,7 @@ const (
 	DefaultQueueBytes       = 8 << 20
 	DefaultBackoffMin       = Duration(100 * time.Millisecond)
 	DefaultBackoffMax       = Duration(5 * time.Second)
+	DefaultLeaveGrace       = Duration(5 * time.Second)
 )
 
 // applyDefaults fills zero fields. A numeric field that pos says was written
@@ -67,6 +68,9 @@ func applyDefaults(s *System, pos positions) {
 	}
 	if l.BackoffMax == 0 && unset("links.backoffMax") {
 		l.BackoffMax = max(DefaultBackoffMax, l.BackoffMin)
+	}
+	if l.LeaveGrace == 0 && unset("links.leaveGrace") {
+		l.LeaveGrace = DefaultLeaveGrace
 	}
 	for i := range s.Groups {
 		g := &s.Groups[i]
@@ -174,6 +178,9 @@ func (c *checker) links(l *Links, line int) {
 	}
 	if l.QueueBytes < l.MaxFrame && !c.pos.bad("links.maxFrame") {
 		c.add("links.queueBytes", line, ctx, "queueBytes %d must be at least maxFrame %d", l.QueueBytes, l.MaxFrame)
+	}
+	if l.LeaveGrace < 0 {
+		c.add("links.leaveGrace", line, ctx, "leaveGrace %q must not be negative", l.LeaveGrace)
 	}
 	if l.BackoffMax < l.BackoffMin && !c.pos.bad("links.backoffMin") {
 		c.add("links.backoffMax", line, ctx, "backoffMax %q must be at least backoffMin %q", l.BackoffMax, l.BackoffMin)

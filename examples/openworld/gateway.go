@@ -26,12 +26,12 @@ const (
 // a social server. The simulation runs on one goroutine the plugin starts in
 // Start and ends in Stop.
 type Gateway struct {
-	// Players is how many players to simulate, 1 to 10000. Zero means 8.
+	// Players is how many players to simulate, 1 to 10000 (default 8).
 	Players int `yaml:"players"`
-	// MoveEvery is how often every player moves. Zero means 100ms; at
-	// least 1ms.
+	// MoveEvery is how often every player moves, at least 1ms (default
+	// 100ms).
 	MoveEvery config.Duration `yaml:"moveEvery"`
-	// ChatEvery is how often one player chats. Zero means 1s; at least 1ms.
+	// ChatEvery is how often one player chats, at least 1ms (default 1s).
 	ChatEvery config.Duration `yaml:"chatEvery"`
 
 	host    plugins.Host
@@ -49,17 +49,18 @@ var (
 	_ plugins.ServerMessageHandler = (*Gateway)(nil)
 )
 
-// Validate applies the defaults and checks the settings.
+// NewGateway returns a Gateway with the default settings. The registered
+// constructor uses it, so a system file may leave any setting out.
+func NewGateway() *Gateway {
+	return &Gateway{
+		Players:   DefaultPlayers,
+		MoveEvery: config.Duration(DefaultMoveEvery),
+		ChatEvery: config.Duration(DefaultChatEvery),
+	}
+}
+
+// Validate checks the settings.
 func (g *Gateway) Validate() error {
-	if g.Players == 0 {
-		g.Players = DefaultPlayers
-	}
-	if g.MoveEvery == 0 {
-		g.MoveEvery = config.Duration(DefaultMoveEvery)
-	}
-	if g.ChatEvery == 0 {
-		g.ChatEvery = config.Duration(DefaultChatEvery)
-	}
 	if g.Players < 1 || g.Players > MaxPlayers {
 		return fmt.Errorf("players is %d: want 1 to %d", g.Players, MaxPlayers)
 	}
@@ -72,10 +73,11 @@ func (g *Gateway) Validate() error {
 	return nil
 }
 
-// Start checks that the server's group links to the world and social
-// groups, and starts the simulation.
+// Start checks the settings (a Gateway built in Go code was not provisioned)
+// and that the server's group connects to the world and social groups, and
+// starts the simulation.
 func (g *Gateway) Start(_ context.Context, h plugins.Host) error {
-	if err := g.Validate(); err != nil { // a Gateway built in Go code skips Provision
+	if err := g.Validate(); err != nil {
 		return err
 	}
 	world, err := upstream(h, WorldGroup)

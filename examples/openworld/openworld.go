@@ -67,8 +67,8 @@ const MaxRegions = 4096
 var ErrBadMessage = errors.New("openworld: bad message")
 
 func init() {
-	plugins.Register(plugins.Info{Name: "gateway", New: func() plugins.Plugin { return new(Gateway) }})
-	plugins.Register(plugins.Info{Name: "world", New: func() plugins.Plugin { return new(World) }})
+	plugins.Register(plugins.Info{Name: "gateway", New: func() plugins.Plugin { return NewGateway() }})
+	plugins.Register(plugins.Info{Name: "world", New: func() plugins.Plugin { return NewWorld() }})
 	plugins.Register(plugins.Info{Name: "chat", New: func() plugins.Plugin { return new(Chat) }})
 }
 
@@ -86,7 +86,7 @@ func clamp(v int32) int32 {
 // Owner returns the server among candidates that owns region, by
 // rendezvous (highest random weight) hashing: each candidate's weight is the
 // 64-bit FNV-1a hash of its ID followed by the region as a big-endian u32,
-// and the heaviest wins (ties go to the smaller ID). Every caller that sees
+// passed through a bit mixer, and the heaviest wins (ties go to the smaller ID). Every caller that sees
 // the same candidates picks the same owner, and removing a candidate moves
 // only the regions it owned. Owner returns nil when candidates is empty.
 func Owner(candidates []plugins.RemoteServer, region int) plugins.RemoteServer {
@@ -107,7 +107,20 @@ func weight(id string, region int) uint64 {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uint32(region))
 	h.Write(b[:])
-	return h.Sum64()
+	return mix(h.Sum64())
+}
+
+// mix is MurmurHash3's 64-bit finalizer. FNV-1a only carries a change in its
+// last bytes into the high bits weakly, so without it IDs that differ in one
+// character (world-1, world-2) would compare almost by prefix alone and one
+// server would own nearly every region.
+func mix(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
 
 // connected returns the servers of group g whose link is up.

@@ -12,8 +12,8 @@ import (
 // moves for, keeps the last position of every player it has seen, and answers
 // each move with the accepted (clamped) position.
 type World struct {
-	// Regions is how many regions the map is split into, 1 to 4096. Zero
-	// means 64.
+	// Regions is how many regions the map is split into, 1 to 4096.
+	// Default 64.
 	Regions int `yaml:"regions"`
 
 	moves atomic.Uint64
@@ -37,11 +37,12 @@ var (
 // DefaultRegions is the regions setting's default.
 const DefaultRegions = 64
 
-// Validate applies the default and checks the settings.
+// NewWorld returns a World with the default settings. The registered
+// constructor uses it, so a system file may leave regions out.
+func NewWorld() *World { return &World{Regions: DefaultRegions} }
+
+// Validate checks the settings.
 func (w *World) Validate() error {
-	if w.Regions == 0 {
-		w.Regions = DefaultRegions
-	}
 	if w.Regions < 1 || w.Regions > MaxRegions {
 		return fmt.Errorf("regions is %d: want 1 to %d", w.Regions, MaxRegions)
 	}
@@ -88,8 +89,10 @@ func (w *World) ServerLeft(s plugins.RemoteServer) error {
 	return nil
 }
 
+// regions is the validated Regions, or the default for a World built in Go
+// code without it.
 func (w *World) regions() int {
-	if w.Regions == 0 {
+	if w.Regions < 1 || w.Regions > MaxRegions {
 		return DefaultRegions
 	}
 	return w.Regions

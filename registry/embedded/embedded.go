@@ -302,6 +302,7 @@ func (c *Connector) Watch(ctx context.Context, group string) (<-chan []registry.
 		h.mu.Lock()
 		h.detachLocked(w)
 		h.mu.Unlock()
+		w.pub.Close()
 		close(w.done)
 	})
 	return w.pub.C(), nil

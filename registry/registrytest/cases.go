@@ -355,12 +355,27 @@ func testConcurrent(e *env) {
 			defer obs.Done()
 			var prev []registry.Member
 			got := false
-			for ms := range ch {
+			check := func(ms []registry.Member) {
 				if p := problem(g, prev, got, ms); p != "" {
 					e.t.Errorf("observer: %s", p)
 				}
 				prev, got = ms, true
 			}
+			for range maxSnapshots {
+				select {
+				case ms, open := <-ch:
+					if !open {
+						return
+					}
+					check(ms)
+				case <-obsCtx.Done():
+					if err := waitClosed(ch, check); err != nil {
+						e.t.Errorf("observer after cancel: %v", err)
+					}
+					return
+				}
+			}
+			e.t.Errorf("observer: more than %d snapshots", maxSnapshots)
 		}()
 	}
 
@@ -391,6 +406,7 @@ func testConcurrent(e *env) {
 				cancel()
 				if err := waitClosed(ch, nil); err != nil {
 					e.t.Errorf("worker %d: watch after cancel: %v", i, err)
+					return
 				}
 				if err := c.Deregister(ctx); err != nil {
 					e.t.Errorf("worker %d: Deregister: %v", i, err)

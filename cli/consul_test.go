@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"fmt"
+	"regexp"
+	"testing"
+
+	"github.com/cloudrift/cloudrift/internal/consultest"
+)
+
+// TestRunWithConsul runs two servers of different groups as two "run"
+// commands that only meet through a real Consul agent, and waits until the
+// downstream one has linked to the upstream one.
+func TestRunWithConsul(t *testing.T) {
+	agent := consultest.Start(t, consultest.Options{})
+	path := writeFile(t, "consul.yaml", fmt.Sprintf(`system: clitest
+secret: dev-only-secret-change-me
+registry:
+  type: consul
+  consul:
+    address: %s
+groups:
+  - name: edge
+    visibility: external
+    connectsTo: [core]
+  - name: core
+    visibility: internal
+`, agent.Addr()))
+
+	coreOut, coreErr, coreDone, stopCore := start(t, "run", "-config", path, "-group", "core", "-id", "core-1", "-log-level", "info")
+	waitOutput(t, coreOut, listening, coreDone)
+	edgeOut, edgeErr, edgeDone, stopEdge := start(t, "run", "-config", path, "-group", "edge", "-id", "edge-1", "-log-level", "info")
+	if m := waitOutput(t, edgeOut, listening, edgeDone); !regexp.MustCompile(`listening on \S+, consul registry`).MatchString(edgeOut.String()) {
+		t.Errorf("run does not say it uses consul: %q", m[0])
+	}
+	waitOutput(t, edgeErr, regexp.MustCompile(`link up.*peer=core-1`), edgeDone)
+	waitOutput(t, coreErr, regexp.MustCompile(`link up.*peer=edge-1`), coreDone)
+
+	if code := stopEdge(); code != 0 {
+		t.Errorf("edge: exit %d; stderr:\n%s", code, edgeErr)
+	}
+	if code := stopCore(); code != 0 {
+		t.Errorf("core: exit %d; stderr:\n%s", code, coreErr)
+	}
+}

@@ -1,0 +1,379 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/registry/embedded"
+)
+
+type devOptions struct {
+	config   string
+	interval time.Duration
+	logLevel string
+}
+
+func (o *devOptions) flagSet(prog string) *flag.FlagSet {
+	fs := newFlagSet(prog, "dev", "[-config cluster.yaml] [-interval 1s] [-log-level warn]", `
+Dev runs the whole system of a system file in this one process: every group
+with its replicas, upstream groups first, all on one in-process (embedded)
+registry, with real TCP links on loopback. Each server listens on its group's
+listen address; a fixed port p gives replica i the port p+i-1. Server IDs are
+<group>-<i>.
+
+Dev prints each server's address, a line once every link is up, and then,
+every interval, the servers, links and messages per second of each group.
+Logs go to stderr. The first interrupt (Ctrl-C) or SIGTERM shuts every server
+down gracefully, downstream groups first; a second one closes them at once.`)
+	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
+	fs.DurationVar(&o.interval, "interval", time.Second, "how often to print the figures of each group")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "log `level`: "+logLevels)
+	return fs
+}
+
+// devServer is one server dev mode runs.
+type devServer struct {
+	srv  *cluster.Server
+	conn *embedded.Connector
+}
+
+func runDev(e *env, args []string) int {
+	var o devOptions
+	fs := o.flagSet(e.prog)
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if o.interval <= 0 {
+		return e.usageError(fs, "-interval %s: want a positive duration", o.interval)
+	}
+	lvl, err := parseLevel(o.logLevel)
+	if err != nil {
+		return e.usageError(fs, "%v", err)
+	}
+	sys, ok := e.load(o.config)
+	if !ok {
+		return exitFail
+	}
+	if errs := checkPlugins(sys); len(errs) > 0 {
+		e.problems(o.config, errs)
+		return exitFail
+	}
+	log := e.logger(lvl)
+	if t := registryType(sys); t != config.RegistryEmbedded {
+		fmt.Fprintf(e.stderr, "%s dev: the file names the %s registry; dev runs every server in this process on the embedded registry instead\n", e.prog, t)
+	}
+	p := newPlan(sys)
+
+	// Start upstream groups first, so dialers find their acceptors listening.
+	hub := embedded.NewHub()
+	var servers []devServer
+	for _, name := range p.topo.Order() {
+		g, _ := sys.Group(name)
+		for i := 1; i <= g.Replicas; i++ {
+			if e.ctx.Err() != nil {
+				return e.stopDev(servers, "interrupted while starting")
+			}
+			ds, err := startDevServer(e.ctx, sys, g, i, hub, &log)
+			if err != nil {
+				if e.ctx.Err() != nil {
+					return e.stopDev(servers, "interrupted while starting")
+				}
+				fmt.Fprintf(e.stderr, "%s dev: %s-%d: %v\n", e.prog, name, i, err)
+				e.stopDev(servers, "")
+				return exitFail
+			}
+			servers = append(servers, ds)
+		}
+	}
+
+	fmt.Fprintf(e.stdout, "system %q: %s in %s, embedded registry\n",
+		sys.System, plural(len(servers), "server", "servers"), plural(len(sys.Groups), "group", "groups"))
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	for _, ds := range servers {
+		g, _ := sys.Group(ds.srv.GroupName())
+		addr := ds.srv.Addr().String()
+		if u := clientURL(g, addr); u != "" {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", ds.srv.ID(), g.Name, addr, u)
+		} else {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", ds.srv.ID(), g.Name, addr)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stdout, "waiting for %s...\n", plural(p.links, "link", "links"))
+
+	mon := newMonitor(sys, p, servers)
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	pollC := poll.C
+	tick := time.NewTicker(o.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return e.stopDev(servers, "")
+		case <-pollC:
+			if mon.allLinked() {
+				fmt.Fprintf(e.stdout, "all %s up, %s\n", plural(len(servers), "server", "servers"), plural(p.links, "link", "links"))
+				poll.Stop()
+				pollC = nil
+			}
+		case now := <-tick.C:
+			mon.print(e.stdout, now)
+		}
+	}
+}
+
+// clientURL is where game clients reach a server of an external group at
+// addr, or "" for an internal group.
+func clientURL(g *config.Group, addr string) string {
+	if g.Visibility != config.External {
+		return ""
+	}
+	path := g.Clients.Path
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return "game clients: ws://" + addr + path
+}
+
+// startDevServer starts replica i (from 1) of group g.
+func startDevServer(ctx context.Context, sys *config.System, g *config.Group, i int, hub *embedded.Hub, log *zerolog.Logger) (devServer, error) {
+	ln, advertise, err := listenReplica(g.Listen, i)
+	if err != nil {
+		return devServer{}, err
+	}
+	conn := hub.Connector()
+	srv, err := cluster.New(cluster.Options{
+		System:    sys,
+		Group:     g.Name,
+		ID:        fmt.Sprintf("%s-%d", g.Name, i),
+		Listener:  ln,
+		Advertise: advertise,
+		Registry:  conn,
+		Logger:    log,
+	})
+	if err != nil {
+		ln.Close()
+		conn.Close()
+		return devServer{}, err
+	}
+	if err := srv.Start(ctx); err != nil {
+		conn.Close() // Start closed the listener
+		return devServer{}, err
+	}
+	return devServer{srv: srv, conn: conn}, nil
+}
+
+// listenReplica listens for replica i (from 1) on the group's address (see
+// replicaAddr). A listener on all interfaces advertises the loopback
+// address, since every peer is in this process.
+func listenReplica(addr string, i int) (net.Listener, string, error) {
+	addr, err := replicaAddr(addr, i)
+	if err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	advertise := ""
+	if host, _, _ := net.SplitHostPort(addr); host == "" || net.ParseIP(host).IsUnspecified() {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		advertise = net.JoinHostPort("127.0.0.1", port)
+	}
+	return ln, advertise, nil
+}
+
+// replicaAddr is the address replica i (from 1) of a group listening on
+// addr listens on: a fixed port p becomes p+i-1; port 0 stays 0.
+func replicaAddr(addr string, i int) (string, error) {
+	if addr == "" {
+		addr = config.DefaultListen
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return addr, nil // a service name: net.Listen decides
+	}
+	if n != 0 {
+		if n+i-1 > 65535 {
+			return "", fmt.Errorf("listen address %q: no port for replica %d", addr, i)
+		}
+		port = strconv.Itoa(n + i - 1)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// stopDev shuts servers down in reverse start order (downstream groups
+// first) within ShutdownTimeout, or at once when e.force closes, and prints
+// "stopped". why, when not empty, is printed first.
+func (e *env) stopDev(servers []devServer, why string) int {
+	if why != "" {
+		fmt.Fprintf(e.stderr, "%s dev: %s\n", e.prog, why)
+	}
+	if len(servers) > 0 {
+		fmt.Fprintf(e.stderr, "%s dev: stopping %s (interrupt again to stop at once)\n", e.prog, plural(len(servers), "server", "servers"))
+	}
+	code := exitOK
+	stopped := make([]stoppable, len(servers))
+	for i, ds := range servers {
+		stopped[len(servers)-1-i] = stoppable{ds.srv, ds.conn}
+	}
+	if err := e.shutdown(stopped); err != nil {
+		fmt.Fprintf(e.stderr, "%s dev: %v\n", e.prog, err)
+		code = exitFail
+	}
+	fmt.Fprintln(e.stdout, "stopped")
+	return code
+}
+
+// stoppable is a server and the registry connector it owns.
+type stoppable struct {
+	srv  *cluster.Server
+	conn interface{ Close() error }
+}
+
+// shutdown stops each server in order, gracefully within ShutdownTimeout,
+// and closes its connector. Once the deadline passes or e.force closes, the
+// rest are closed at once (a Shutdown under way when e.force closes finishes
+// as a Close). It returns why it was not graceful, if it was not.
+func (e *env) shutdown(ss []stoppable) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-e.force:
+			cancel()
+		case <-done:
+		}
+	}()
+	defer wg.Wait()
+	defer close(done)
+
+	forced := false
+	for _, s := range ss {
+		select {
+		case <-e.force:
+			forced = true
+		default:
+		}
+		var err error
+		if forced || ctx.Err() != nil {
+			err = s.srv.Close()
+		} else {
+			err = s.srv.Shutdown(ctx)
+		}
+		if err != nil && !errors.Is(err, cluster.ErrServerClosed) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			fmt.Fprintf(e.stderr, "%s: %s: %v\n", e.prog, s.srv.ID(), err)
+		}
+		s.conn.Close()
+	}
+	select {
+	case <-e.force:
+		return errors.New("stopped at once by a second signal")
+	default:
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("graceful shutdown took longer than %s: the rest were closed at once", ShutdownTimeout)
+	}
+	return nil
+}
+
+// monitor computes the figures dev prints.
+type monitor struct {
+	sys     *config.System
+	plan    plan
+	byGroup map[string][]*cluster.Server
+	last    map[string][2]uint64 // messages in and out per group at lastAt
+	lastAt  time.Time
+}
+
+func newMonitor(sys *config.System, p plan, servers []devServer) *monitor {
+	m := &monitor{sys: sys, plan: p, byGroup: make(map[string][]*cluster.Server), last: make(map[string][2]uint64), lastAt: time.Now()}
+	for _, ds := range servers {
+		g := ds.srv.GroupName()
+		m.byGroup[g] = append(m.byGroup[g], ds.srv)
+	}
+	for _, g := range sys.Groups {
+		m.last[g.Name] = m.messages(g.Name)
+	}
+	return m
+}
+
+// allLinked reports whether every server has a link with every server it
+// should link with.
+func (m *monitor) allLinked() bool {
+	for g, ss := range m.byGroup {
+		for _, s := range ss {
+			if s.Stats().LinksUp < m.plan.perGroup[g] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (m *monitor) messages(group string) [2]uint64 {
+	var in, out uint64
+	for _, s := range m.byGroup[group] {
+		st := s.Stats()
+		in += st.MessagesIn
+		out += st.MessagesOut
+	}
+	return [2]uint64{in, out}
+}
+
+// print writes one table: per group, the servers running, the links up
+// (counted at this group's end) and the messages per second since the last
+// table.
+func (m *monitor) print(w io.Writer, now time.Time) {
+	secs := now.Sub(m.lastAt).Seconds()
+	m.lastAt = now
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\tGROUP\tSERVERS\tLINKS\tIN/S\tOUT/S\n", now.Format("15:04:05"))
+	for _, g := range m.sys.Groups {
+		running, links := 0, 0
+		for _, s := range m.byGroup[g.Name] {
+			select {
+			case <-s.Done():
+				continue
+			default:
+			}
+			running++
+			links += s.Stats().LinksUp
+		}
+		cur := m.messages(g.Name)
+		prev := m.last[g.Name]
+		m.last[g.Name] = cur
+		fmt.Fprintf(tw, "\t%s\t%d/%d\t%d/%d\t%.0f\t%.0f\n", g.Name, running, g.Replicas,
+			links, g.Replicas*m.plan.perGroup[g.Name], rate(cur[0]-prev[0], secs), rate(cur[1]-prev[1], secs))
+	}
+	tw.Flush()
+}
+
+func rate(n uint64, secs float64) float64 {
+	if secs <= 0 {
+		return 0
+	}
+	return float64(n) / secs
+}

@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/registry"
+	"github.com/cloudrift/cloudrift/registry/consul"
+	"github.com/cloudrift/cloudrift/registry/embedded"
+)
+
+type runOptions struct {
+	config    string
+	group     string
+	id        string
+	listen    string
+	advertise string
+	logLevel  string
+}
+
+func (o *runOptions) flagSet(prog string) *flag.FlagSet {
+	fs := newFlagSet(prog, "run", "-group NAME [-config cluster.yaml] [-id ID] [-listen host:port] [-advertise host:port] [-log-level info]", `
+Run runs one server of one group: a replica of a real deployment. It finds
+the other servers through the registry the system file names (consul; the
+embedded registry only sees servers of this process, so a lone "run" with it
+links with nobody). Every flag may also come from the environment variable
+named beside it, so one system file and one command line serve every replica;
+a flag given on the command line wins. The first interrupt (Ctrl-C) or SIGTERM
+shuts the server down gracefully; a second one closes it at once.`)
+	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
+	fs.StringVar(&o.group, "group", envDefault("CLOUDRIFT_GROUP", ""), "the `name` of this server's group; required (env CLOUDRIFT_GROUP)")
+	fs.StringVar(&o.id, "id", envDefault("CLOUDRIFT_ID", ""), "this server's `ID`, unique in the system; empty: <group>-<random> (env CLOUDRIFT_ID)")
+	fs.StringVar(&o.listen, "listen", envDefault("CLOUDRIFT_LISTEN", ""), "`host:port` to listen on; empty: the group's listen (env CLOUDRIFT_LISTEN)")
+	fs.StringVar(&o.advertise, "advertise", envDefault("CLOUDRIFT_ADVERTISE", ""), "`host:port` other servers dial; empty: the listen address, which then needs a host (env CLOUDRIFT_ADVERTISE)")
+	fs.StringVar(&o.logLevel, "log-level", envDefault("CLOUDRIFT_LOG_LEVEL", "info"), "log `level`: "+logLevels+" (env CLOUDRIFT_LOG_LEVEL)")
+	return fs
+}
+
+func runRun(e *env, args []string) int {
+	var o runOptions
+	fs := o.flagSet(e.prog)
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if o.group == "" {
+		return e.usageError(fs, "-group (or CLOUDRIFT_GROUP) is required")
+	}
+	lvl, err := parseLevel(o.logLevel)
+	if err != nil {
+		return e.usageError(fs, "%v", err)
+	}
+	sys, ok := e.load(o.config)
+	if !ok {
+		return exitFail
+	}
+	g, ok := sys.Group(o.group)
+	if !ok {
+		names := make([]string, len(sys.Groups))
+		for i, g := range sys.Groups {
+			names[i] = g.Name
+		}
+		fmt.Fprintf(e.stderr, "%s run: %s has no group %q (groups: %s)\n", e.prog, o.config, o.group, strings.Join(names, ", "))
+		return exitFail
+	}
+	log := e.logger(lvl)
+
+	conn, err := e.connector(sys, log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s run: registry: %v\n", e.prog, err)
+		return exitFail
+	}
+	srv, err := cluster.New(cluster.Options{
+		System:    sys,
+		Group:     o.group,
+		ID:        o.id,
+		Listen:    o.listen,
+		Advertise: o.advertise,
+		Registry:  conn,
+		Logger:    &log,
+	})
+	if err != nil {
+		conn.Close()
+		for _, l := range splitErrors(err) {
+			fmt.Fprintln(e.stderr, l)
+		}
+		return exitFail
+	}
+	if err := srv.Start(e.ctx); err != nil {
+		conn.Close()
+		if e.ctx.Err() != nil {
+			fmt.Fprintf(e.stderr, "%s run: interrupted while starting\n", e.prog)
+			fmt.Fprintln(e.stdout, "stopped")
+			return exitOK
+		}
+		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
+		return exitFail
+	}
+	fmt.Fprintf(e.stdout, "server %s of group %q (system %q) listening on %s, %s registry\n",
+		srv.ID(), o.group, sys.System, srv.Addr(), registryType(sys))
+	advertised := o.advertise
+	if advertised == "" {
+		advertised = srv.Addr().String()
+	}
+	if u := clientURL(g, advertised); u != "" {
+		fmt.Fprintln(e.stdout, u)
+	}
+
+	select {
+	case <-e.ctx.Done():
+	case <-srv.Done():
+	}
+	fmt.Fprintf(e.stderr, "%s run: stopping (interrupt again to stop at once)\n", e.prog)
+	code := exitOK
+	if err := e.shutdown([]stoppable{{srv, conn}}); err != nil {
+		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
+		code = exitFail
+	}
+	fmt.Fprintln(e.stdout, "stopped")
+	return code
+}
+
+// connector makes the registry connector the system file names.
+func (e *env) connector(sys *config.System, log zerolog.Logger) (registry.Connector, error) {
+	switch t := registryType(sys); t {
+	case config.RegistryEmbedded:
+		fmt.Fprintf(e.stderr, "%s run: warning: the embedded registry lives in this process: no other process will see this server, nor this server them (use the consul registry, or \"%s dev\" for the whole system in one process)\n", e.prog, e.prog)
+		return embedded.NewHub().Connector(), nil
+	case config.RegistryConsul:
+		c := sys.Registry.Consul
+		return consul.New(consul.Config{
+			System:     sys.System,
+			Address:    c.Address,
+			Scheme:     c.Scheme,
+			Datacenter: c.Datacenter,
+			Token:      c.Token,
+			TLS: consul.TLSConfig{
+				CAFile:             c.TLS.CAFile,
+				CertFile:           c.TLS.CertFile,
+				KeyFile:            c.TLS.KeyFile,
+				ServerName:         c.TLS.ServerName,
+				InsecureSkipVerify: c.TLS.InsecureSkipVerify,
+			},
+			TTL:             c.TTL.D(),
+			DeregisterAfter: c.DeregisterAfter.D(),
+			Logger:          log.With().Str("component", "consul").Logger(),
+		})
+	default:
+		return nil, fmt.Errorf("unknown registry type %q", t)
+	}
+}

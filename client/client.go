@@ -1,0 +1,525 @@
+// Package client is the Go SDK for game clients and dedicated game servers
+// that connect to a cloudrift system through an external server.
+//
+// A Client holds one WebSocket session. Dial connects and waits for the
+// server's welcome, which tells the client its ClientRef (the system-wide
+// address other servers use to reach it). Afterwards the client sends and
+// receives user messages: a 16-bit tag chosen by the game and an opaque
+// payload. Messages are received either by a Handler called on the read
+// goroutine or from a channel (see Options.Handler).
+//
+// The server may end a session at any time with a reason (rate limited,
+// kicked, shutting down, ...). Err then returns a *CloseError, which
+// matches this package's sentinels with errors.Is. Reconnector keeps a
+// client connected across such ends, with backoff.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultDialTimeout  = 10 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultQueueSize    = 256
+)
+
+// maxKeptBuffer is the largest read or write buffer a client keeps between
+// messages; a larger one, grown for one big message, is dropped.
+const maxKeptBuffer = 64 << 10
+
+// maxWelcomeBytes bounds what Dial reads before the welcome (a welcome or
+// a Close is far smaller).
+const maxWelcomeBytes = 64 << 10
+
+// Options configure Dial. The zero value of each field but URL is a usable
+// default.
+type Options struct {
+	// URL of the external server's WebSocket endpoint: ws://host:port/path
+	// or wss://... A token may ride in the query string.
+	URL string
+
+	// Header is sent with the upgrade request, for example an
+	// Authorization header that a server plugin checks. Nil sends none.
+	// Dial does not modify it.
+	Header http.Header
+
+	// DialTimeout bounds all of Dial: TCP connect, TLS, the upgrade and the
+	// server's welcome. Zero or negative means DefaultDialTimeout (10s).
+	DialTimeout time.Duration
+
+	// WriteTimeout bounds each Send, and the close frame Close sends (and
+	// how long Close waits for the server to answer it). Zero or negative
+	// means DefaultWriteTimeout (10s).
+	WriteTimeout time.Duration
+
+	// ReadTimeout, when positive, ends the client when nothing (no message,
+	// no ping) arrives from the server for that long; set it above the
+	// server's ping interval. Zero or negative means no read deadline: a
+	// silent server is then noticed only when a Send fails.
+	ReadTimeout time.Duration
+
+	// Handler, when set, is called on the client's read goroutine for every
+	// user message, one at a time, in the order the server sent them. The
+	// Payload is valid only during the call (the buffer is reused); copy it
+	// to keep it. While Handler runs no further message is read, so a slow
+	// Handler slows the session down (and may get it closed as a slow
+	// client). Handler may call Send; it must not call Close, which waits
+	// for the read goroutine (call it from another goroutine instead).
+	// A panic in Handler is not recovered.
+	//
+	// When Handler is nil, messages are delivered on the channel returned
+	// by Messages.
+	Handler func(Message)
+
+	// QueueSize is the capacity of the Messages channel (unused when
+	// Handler is set). Zero or negative means DefaultQueueSize (256).
+	QueueSize int
+}
+
+// withDefaults validates o and fills in its zero values.
+func (o Options) withDefaults() (Options, error) {
+	if o.URL == "" {
+		return o, errors.New("client: Options.URL is empty")
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return o, fmt.Errorf("client: Options.URL: %w", err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return o, fmt.Errorf("client: Options.URL %q: scheme must be ws or wss", o.URL)
+	}
+	if u.Host == "" {
+		return o, fmt.Errorf("client: Options.URL %q: no host", o.URL)
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.ReadTimeout < 0 {
+		o.ReadTimeout = 0
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	return o, nil
+}
+
+// Message is one user message.
+type Message struct {
+	Tag     uint16 // chosen by the game
+	Payload []byte // see Options.Handler for how long it is valid
+}
+
+// Client is one session with an external server. Its methods are safe for
+// concurrent use.
+type Client struct {
+	conn    *websocket.Conn
+	opts    Options
+	ref     protocol.ClientRef
+	max     int
+	msgs    chan Message  // nil in handler style
+	quit    chan struct{} // closed by Close
+	done    chan struct{} // closed when the read loop has ended
+	closing sync.Once
+
+	wmu  sync.Mutex // serializes Send; guards wbuf
+	wbuf []byte
+
+	mu       sync.Mutex // guards the fields below
+	closed   bool       // Close was called
+	ended    bool       // the read loop has ended; err is final
+	err      error      // why the client ended (final once ended)
+	writeErr error      // first failed write, the likely cause of an end
+}
+
+// Dial connects to opts.URL and waits for the server's welcome. It returns
+// a connected client, or an error: a *CloseError when the server refused
+// the client with a reason (errors.Is(err, ErrAuthRefused), ...), an
+// error wrapping ctx's error when ctx ends or DialTimeout passes first, or
+// the I/O or HTTP error otherwise. On error nothing is left running.
+func Dial(ctx context.Context, opts Options) (*Client, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+	defer cancel()
+
+	d := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: o.DialTimeout}
+	conn, resp, err := d.DialContext(ctx, o.URL, o.Header)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("client: dial %s: %w", o.URL, ctx.Err())
+		}
+		if resp != nil {
+			return nil, fmt.Errorf("client: dial %s: %w (HTTP %s)", o.URL, err, resp.Status)
+		}
+		return nil, fmt.Errorf("client: dial %s: %w", o.URL, err)
+	}
+
+	// Closing the connection is how a cancelled ctx interrupts the read.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	w, err := readWelcome(conn, o)
+	if !stop() && err == nil {
+		err = ctx.Err() // ctx ended just as the welcome arrived; conn is closed
+	}
+	if err != nil {
+		conn.Close()
+		var ce *CloseError
+		if errors.As(err, &ce) {
+			return nil, ce
+		}
+		if ctx.Err() != nil {
+			err = ctx.Err() // the read failed because ctx closed the connection
+		}
+		return nil, fmt.Errorf("client: dial %s: %w", o.URL, err)
+	}
+
+	conn.SetReadLimit(0)
+	if o.ReadTimeout > 0 {
+		conn.SetReadDeadline(time.Now().Add(o.ReadTimeout))
+	} else {
+		conn.SetReadDeadline(time.Time{})
+	}
+	c := &Client{
+		conn: conn,
+		opts: o,
+		ref:  protocol.ClientRef{Server: w.ServerID, ID: w.ClientID},
+		max:  int(w.MaxMessage),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if o.Handler == nil {
+		c.msgs = make(chan Message, o.QueueSize)
+	}
+	conn.SetPingHandler(c.onPing)
+	go c.readLoop()
+	return c, nil
+}
+
+// readWelcome reads the server's first message: a welcome, or a Close
+// (returned as a *CloseError after answering with a close frame). It sets
+// no deadline: Dial's context closes conn when it ends.
+func readWelcome(conn *websocket.Conn, o Options) (protocol.ClientWelcome, error) {
+	var w protocol.ClientWelcome
+	conn.SetReadLimit(maxWelcomeBytes)
+	mt, b, err := conn.ReadMessage()
+	if err != nil {
+		return w, fmt.Errorf("waiting for the welcome: %w", err)
+	}
+	if mt != websocket.BinaryMessage {
+		return w, fmt.Errorf("%w: text message instead of the welcome", ErrProtocol)
+	}
+	f, err := protocol.DecodeWS(b)
+	if err != nil {
+		return w, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	switch f.Kind {
+	case protocol.KindClientWelcome:
+		if err := w.Decode(f.Payload); err != nil {
+			return w, fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		if w.ServerID == "" || w.ClientID == 0 {
+			return w, fmt.Errorf("%w: welcome names no client (%q, %d)", ErrProtocol, w.ServerID, w.ClientID)
+		}
+		return w, nil
+	case protocol.KindClose:
+		err := decodeClose(f.Payload)
+		sendCloseFrame(conn, o.WriteTimeout)
+		return w, err
+	default:
+		return w, fmt.Errorf("%w: %s message instead of the welcome", ErrProtocol, f.Kind)
+	}
+}
+
+// sendCloseFrame sends a normal-closure WebSocket close frame within
+// timeout. Callers that are ending the connection anyway ignore the error.
+func sendCloseFrame(conn *websocket.Conn, timeout time.Duration) error {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	return conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(timeout))
+}
+
+// onPing answers a server ping with a pong and extends the read deadline.
+// It runs on the read goroutine.
+func (c *Client) onPing(data string) error {
+	if c.opts.ReadTimeout > 0 {
+		c.conn.SetReadDeadline(time.Now().Add(c.opts.ReadTimeout))
+	}
+	err := c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.opts.WriteTimeout))
+	var ne net.Error
+	if err == websocket.ErrCloseSent || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil // closing anyway, or a congested socket: the next ping retries
+	}
+	return err
+}
+
+// Ref returns the client's system-wide address, as the server's welcome
+// told it.
+func (c *Client) Ref() protocol.ClientRef { return c.ref }
+
+// MaxMessage returns the largest payload the server accepts from this
+// client; Send refuses larger ones. Zero means the server announced no
+// limit.
+func (c *Client) MaxMessage() int { return c.max }
+
+// Messages returns the channel on which user messages arrive, in order,
+// when Options.Handler is nil; it returns nil when Handler is set. Each
+// Payload belongs to the receiver. The channel is closed when the client
+// ends (after Err is set). When the channel is full the client stops
+// reading from the server until there is room again: a reader that falls
+// behind for long makes the server's queue for this client overflow, and
+// the server then closes the session (ErrSlowClient). Messages that arrive
+// after Close is called are discarded.
+func (c *Client) Messages() <-chan Message { return c.msgs }
+
+// Send sends one user message with the given tag. It returns an error
+// matching ErrMessageTooLarge, without sending, when payload exceeds
+// MaxMessage; an error matching ErrClosed once Close was called or the
+// client has ended (matching the end's reason too, as Err would); and the
+// write error when the write fails or does not finish within
+// Options.WriteTimeout, which ends the client. Send is safe for concurrent
+// use (messages are written one at a time); it does not retain payload.
+func (c *Client) Send(tag uint16, payload []byte) error {
+	if err := c.sendable(); err != nil {
+		return err
+	}
+	if c.max > 0 && len(payload) > c.max {
+		return fmt.Errorf("%w: %d bytes, the server accepts at most %d", ErrMessageTooLarge, len(payload), c.max)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.sendable(); err != nil {
+		return err
+	}
+	c.wbuf = protocol.AppendWS(c.wbuf[:0], protocol.KindUser, tag, payload)
+	c.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	err := c.conn.WriteMessage(websocket.BinaryMessage, c.wbuf)
+	if cap(c.wbuf) > maxKeptBuffer {
+		c.wbuf = nil
+	}
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("client: write: %w", err)
+	c.mu.Lock()
+	closed := c.closed
+	if !closed && c.writeErr == nil {
+		c.writeErr = err
+	}
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed // Close's close frame made the write fail
+	}
+	// A failed or timed-out write leaves the connection unusable: end it.
+	c.conn.Close()
+	return err
+}
+
+// sendable returns nil while the client may send, else the error Send
+// returns.
+func (c *Client) sendable() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return ErrClosed
+	case c.ended && !errors.Is(c.err, ErrClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, c.err)
+	case c.ended:
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close ends the session: it sends a WebSocket close frame, waits up to
+// Options.WriteTimeout for the server to answer it, closes the connection
+// and waits for the read goroutine to end (and for Handler to return). It
+// then returns nil. Close is idempotent and safe for concurrent use; later
+// calls wait for the first to finish. It must not be called from Handler.
+func (c *Client) Close() error {
+	c.closing.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		ended := c.ended
+		c.mu.Unlock()
+		close(c.quit)
+		if ended {
+			return
+		}
+		if err := sendCloseFrame(c.conn, c.opts.WriteTimeout); err != nil {
+			c.conn.Close()
+		}
+		t := time.NewTimer(c.opts.WriteTimeout)
+		defer t.Stop()
+		select {
+		case <-c.done:
+		case <-t.C:
+			c.conn.Close()
+		}
+	})
+	<-c.done
+	return nil
+}
+
+// Done returns a channel that is closed when the client has ended: the
+// server closed the session, the connection failed, or Close was called.
+// By then Err is set, the Messages channel is closed and the read
+// goroutine has returned.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the client runs. Once it has ended (Done is
+// closed, or the Messages channel is closed), Err returns why: a
+// *CloseError carrying the server's reason (matching a sentinel such as
+// ErrKicked), ErrClosed when Close ended it, an error matching ErrProtocol
+// when the server broke the protocol, or the I/O error.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.ended {
+		return nil
+	}
+	return c.err
+}
+
+// readLoop reads until the connection ends, delivering user messages. It
+// keeps reading all the time so that pings are answered, except while
+// Handler runs or the Messages channel is full.
+func (c *Client) readLoop() {
+	var err error
+	defer func() { c.finish(err) }()
+	var buf []byte
+	for {
+		var mt int
+		mt, buf, err = c.readMessage(buf)
+		if err != nil {
+			err = c.readError(err)
+			return
+		}
+		if mt != websocket.BinaryMessage {
+			err = fmt.Errorf("%w: unexpected text message", ErrProtocol)
+			return
+		}
+		f, derr := protocol.DecodeWS(buf)
+		if derr != nil {
+			err = fmt.Errorf("%w: %w", ErrProtocol, derr)
+			return
+		}
+		switch f.Kind {
+		case protocol.KindUser:
+			if !c.deliver(f) {
+				return // Close was called
+			}
+		case protocol.KindClose:
+			err = decodeClose(f.Payload)
+			sendCloseFrame(c.conn, c.opts.WriteTimeout)
+			return
+		default:
+			// Kinds this version does not know are ignored, so a newer
+			// server can add messages without breaking older clients.
+		}
+		if cap(buf) > maxKeptBuffer {
+			buf = nil
+		}
+		if c.opts.ReadTimeout > 0 {
+			c.conn.SetReadDeadline(time.Now().Add(c.opts.ReadTimeout))
+		}
+	}
+}
+
+// readMessage reads the next data message into buf (reused) and returns
+// its type and the filled buffer. Control frames are handled inside.
+func (c *Client) readMessage(buf []byte) (int, []byte, error) {
+	mt, r, err := c.conn.NextReader()
+	if err != nil {
+		return 0, buf, err
+	}
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return mt, buf, nil
+		}
+		if err != nil {
+			return 0, buf, err
+		}
+	}
+}
+
+// deliver hands one user message to the Handler or the channel. It reports
+// false when Close was called, and the read loop should stop.
+func (c *Client) deliver(f protocol.Frame) bool {
+	select {
+	case <-c.quit:
+		return false
+	default:
+	}
+	if c.opts.Handler != nil {
+		c.opts.Handler(Message{Tag: f.Tag, Payload: f.Payload})
+		return true
+	}
+	m := Message{Tag: f.Tag, Payload: append([]byte(nil), f.Payload...)}
+	select {
+	case c.msgs <- m:
+		return true
+	case <-c.quit:
+		return false
+	}
+}
+
+// readError describes a read failure.
+func (c *Client) readError(err error) error {
+	var ne net.Error
+	var ce *websocket.CloseError
+	switch {
+	case c.opts.ReadTimeout > 0 && errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("client: nothing from the server for %v: %w", c.opts.ReadTimeout, err)
+	case errors.As(err, &ce):
+		return fmt.Errorf("client: connection closed by the server: %w", err)
+	}
+	return fmt.Errorf("client: read: %w", err)
+}
+
+// finish records why the client ended and releases everything. It runs
+// once, at the end of the read loop.
+func (c *Client) finish(err error) {
+	c.conn.Close()
+	c.mu.Lock()
+	var ce *CloseError
+	switch {
+	case errors.As(err, &ce):
+		// The server's reason wins, even over a concurrent Close.
+	case c.closed:
+		err = ErrClosed
+	case c.writeErr != nil:
+		err = c.writeErr
+	case err == nil:
+		err = ErrClosed
+	}
+	c.err = err
+	c.ended = true
+	c.mu.Unlock()
+	if c.msgs != nil {
+		close(c.msgs)
+	}
+	close(c.done)
+}

@@ -1,0 +1,461 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// clientRecorder is a test plugin for client hooks. Clients sending the
+// header X-Token: bad are refused; tag 99 is echoed back.
+type clientRecorder struct {
+	mu      sync.Mutex
+	host    plugins.Host
+	clients map[uint64]plugins.Client
+	msgs    map[uint64][]plugins.Message
+	gone    map[uint64]*plugins.CloseError
+	failed  []plugins.ClientRef
+}
+
+func newClientRecorder() *clientRecorder {
+	return &clientRecorder{
+		clients: make(map[uint64]plugins.Client),
+		msgs:    make(map[uint64][]plugins.Message),
+		gone:    make(map[uint64]*plugins.CloseError),
+	}
+}
+
+func (r *clientRecorder) Start(_ context.Context, h plugins.Host) error {
+	r.mu.Lock()
+	r.host = h
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *clientRecorder) Authenticate(info plugins.ClientInfo) error {
+	if info.Header.Get("X-Token") == "bad" || info.Query.Get("token") == "bad" {
+		return errors.New("unknown token")
+	}
+	return nil
+}
+
+func (r *clientRecorder) ClientConnected(c plugins.Client) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clients[c.Ref().ID] = c
+	return nil
+}
+
+func (r *clientRecorder) ClientMessage(c plugins.Client, m plugins.Message) error {
+	r.mu.Lock()
+	r.msgs[c.Ref().ID] = append(r.msgs[c.Ref().ID], plugins.Message{Tag: m.Tag, Payload: bytes.Clone(m.Payload)})
+	r.mu.Unlock()
+	if m.Tag == 99 {
+		return c.Send(99, m.Payload)
+	}
+	return nil
+}
+
+func (r *clientRecorder) ClientDisconnected(c plugins.Client, reason error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ce *plugins.CloseError
+	errors.As(reason, &ce)
+	r.gone[c.Ref().ID] = ce
+	return nil
+}
+
+func (r *clientRecorder) ClientSendFailed(ref plugins.ClientRef, err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if errors.Is(err, plugins.ErrClientGone) {
+		r.failed = append(r.failed, ref)
+	}
+	return nil
+}
+
+func (r *clientRecorder) goneReason(id uint64) *plugins.CloseError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gone[id]
+}
+
+func (r *clientRecorder) messages(id uint64) []plugins.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]plugins.Message(nil), r.msgs[id]...)
+}
+
+func (r *clientRecorder) failedRefs() []plugins.ClientRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]plugins.ClientRef(nil), r.failed...)
+}
+
+// wsClient is a bare WebSocket game client for tests.
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	ref  plugins.ClientRef
+}
+
+// dialClient connects to an external server and reads its welcome.
+func dialClient(t *testing.T, s *Server, header http.Header) *wsClient {
+	t.Helper()
+	c, closeMsg, err := tryDialClient(t, s, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if closeMsg != nil {
+		t.Fatalf("refused: %s %s", closeMsg.Reason, closeMsg.Message)
+	}
+	return c
+}
+
+func tryDialClient(t *testing.T, s *Server, header http.Header) (*wsClient, *protocol.Close, error) {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr().String()+"/", header)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() { conn.Close() })
+	// Answer pings, ignoring a failed pong: the server may already have
+	// closed, and its Close message is still to be read.
+	conn.SetPingHandler(func(data string) error {
+		conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		return nil
+	})
+	c := &wsClient{t: t, conn: conn}
+	f := c.next()
+	switch f.Kind {
+	case protocol.KindClientWelcome:
+		var w protocol.ClientWelcome
+		if err := w.Decode(f.Payload); err != nil {
+			t.Fatal(err)
+		}
+		c.ref = plugins.ClientRef{Server: w.ServerID, ID: w.ClientID}
+		return c, nil, nil
+	case protocol.KindClose:
+		var cl protocol.Close
+		if err := cl.Decode(f.Payload); err != nil {
+			t.Fatal(err)
+		}
+		return c, &cl, nil
+	}
+	t.Fatalf("unexpected first message %s", f.Kind)
+	return nil, nil, nil
+}
+
+// next reads one message, failing the test after 10 s.
+func (c *wsClient) next() protocol.Frame {
+	c.t.Helper()
+	f, err := c.tryNext()
+	if err != nil {
+		c.t.Fatalf("client read: %v", err)
+	}
+	return f
+}
+
+func (c *wsClient) tryNext() (protocol.Frame, error) {
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, b, err := c.conn.ReadMessage()
+	if err != nil {
+		return protocol.Frame{}, err
+	}
+	return protocol.DecodeWS(b)
+}
+
+func (c *wsClient) send(tag uint16, payload []byte) error {
+	return c.conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, protocol.KindUser, tag, payload))
+}
+
+// closeReason reads until the server's Close and returns its reason.
+func (c *wsClient) closeReason() protocol.Reason {
+	c.t.Helper()
+	for {
+		f, err := c.tryNext()
+		if err != nil {
+			c.t.Fatalf("no Close before the connection ended: %v", err)
+		}
+		if f.Kind == protocol.KindClose {
+			var cl protocol.Close
+			if err := cl.Decode(f.Payload); err != nil {
+				c.t.Fatal(err)
+			}
+			return cl.Reason
+		}
+	}
+}
+
+// echo checks the client still works: a tag-99 message comes back.
+func (c *wsClient) echo() {
+	c.t.Helper()
+	if err := c.send(99, []byte("ping")); err != nil {
+		c.t.Fatal(err)
+	}
+	for {
+		f := c.next()
+		if f.Kind == protocol.KindUser && f.Tag == 99 {
+			return
+		}
+	}
+}
+
+func clientSystem(cl config.Clients) *config.System {
+	sys := twoGroups()
+	sys.Groups[0].Clients = cl
+	if err := sys.Validate(); err != nil {
+		panic(err)
+	}
+	return sys
+}
+
+func TestClientsRoundTripAcrossServers(t *testing.T) {
+	h := newHarness(t, clientSystem(config.Clients{}))
+	world := newClientRecorder()
+	h.start("g2", "b1", world)
+	ra, rb := newClientRecorder(), newClientRecorder()
+	a1 := h.start("g1", "a1", ra)
+	a2 := h.start("g1", "a2", rb)
+	c1 := dialClient(t, a1, nil)
+	c2 := dialClient(t, a2, nil)
+	if c1.ref.Server != "a1" || c2.ref.Server != "a2" || c1.ref.ID == 0 {
+		t.Fatalf("refs %v %v", c1.ref, c2.ref)
+	}
+	waitFor(t, "g2 sees both client servers", func() bool {
+		g, err := world.host.RemoteGroup("g1")
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, s := range g.Servers() {
+			if s.State() == plugins.StateConnected {
+				n++
+			}
+		}
+		return n == 2
+	})
+
+	// Client messages reach the plugin in order.
+	for i := 0; i < 100; i++ {
+		if err := c1.send(uint16(i%50), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "100 messages", func() bool { return len(ra.messages(c1.ref.ID)) == 100 })
+	for i, m := range ra.messages(c1.ref.ID) {
+		if m.Tag != uint16(i%50) || string(m.Payload) != fmt.Sprint(i) {
+			t.Fatalf("message %d: %d %q", i, m.Tag, m.Payload)
+		}
+	}
+
+	// The internal server pushes to one client, then to both at once.
+	if err := world.host.SendToClient(c1.ref, 7, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if f := c1.next(); f.Kind != protocol.KindUser || f.Tag != 7 || string(f.Payload) != "one" {
+		t.Fatalf("got %v %d %q", f.Kind, f.Tag, f.Payload)
+	}
+	if err := world.host.SendToClients([]plugins.ClientRef{c1.ref, c2.ref}, 8, []byte("all")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*wsClient{c1, c2} {
+		if f := c.next(); f.Tag != 8 || string(f.Payload) != "all" {
+			t.Fatalf("got %d %q", f.Tag, f.Payload)
+		}
+	}
+
+	// A client that leaves: the plugin learns why; sends to it fail.
+	c2.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+	waitFor(t, "c2 disconnected", func() bool { return rb.goneReason(c2.ref.ID) != nil })
+	if le := rb.goneReason(c2.ref.ID); !le.ByPeer {
+		t.Fatalf("reason %v, want closed by the client", le)
+	}
+	if err := rb.host.SendToClient(c2.ref, 1, nil); !errors.Is(err, plugins.ErrClientGone) {
+		t.Fatalf("local send to a gone client = %v", err)
+	}
+	if err := world.host.SendToClient(c2.ref, 1, []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "send failure reported", func() bool {
+		f := world.failedRefs()
+		return len(f) == 1 && f[0] == c2.ref
+	})
+	if err := world.host.SendToClient(plugins.ClientRef{Server: "nowhere", ID: 1}, 1, nil); !errors.Is(err, plugins.ErrNoRoute) {
+		t.Fatalf("send to an unknown server = %v", err)
+	}
+	c1.echo()
+}
+
+func TestClientRefusedByInternalServer(t *testing.T) {
+	h := newHarness(t, clientSystem(config.Clients{}))
+	b1 := h.start("g2", "b1")
+	_, resp, err := websocket.DefaultDialer.Dial("ws://"+b1.Addr().String()+"/", nil)
+	if err == nil {
+		t.Fatal("a WebSocket client linked to an internal server")
+	}
+	if resp == nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("response %v, err %v", resp, err)
+	}
+	waitFor(t, "logged", func() bool {
+		return strings.Contains(h.logs.String(), `"reason":"`+protocol.ReasonClientProtocol.String()+`"`)
+	})
+}
+
+func TestClientLimits(t *testing.T) {
+	cl := config.Clients{
+		MaxMessageBytes: 1024,
+		Rate:            20,
+		Burst:           20,
+		MaxClients:      3,
+		ReadTimeout:     config.Duration(time.Second),
+		WriteTimeout:    config.Duration(time.Second),
+		SendQueueBytes:  8 << 10,
+	}
+	h := newHarness(t, clientSystem(cl))
+	rec := newClientRecorder()
+	a1 := h.start("g1", "a1", rec)
+	bystander := dialClient(t, a1, nil)
+
+	check := func(t *testing.T, c *wsClient, want protocol.Reason) {
+		t.Helper()
+		if got := c.closeReason(); got != want {
+			t.Fatalf("reason %s, want %s", got, want)
+		}
+		waitFor(t, "plugin saw the disconnect", func() bool { return rec.goneReason(c.ref.ID) != nil })
+		if got := rec.goneReason(c.ref.ID).Reason; got != want {
+			t.Fatalf("plugin saw reason %s, want %s", got, want)
+		}
+		bystander.echo()
+	}
+
+	t.Run("message too large", func(t *testing.T) {
+		c := dialClient(t, a1, nil)
+		c.send(1, make([]byte, 1025))
+		check(t, c, protocol.ReasonMessageTooLarge)
+	})
+	t.Run("message at the limit is fine", func(t *testing.T) {
+		c := dialClient(t, a1, nil)
+		c.send(99, make([]byte, 1024))
+		if f := c.next(); f.Tag != 99 || len(f.Payload) != 1024 {
+			t.Fatalf("echo %d %d", f.Tag, len(f.Payload))
+		}
+		c.conn.Close()
+		waitFor(t, "gone", func() bool { return rec.goneReason(c.ref.ID) != nil })
+	})
+	t.Run("rate limited", func(t *testing.T) {
+		c := dialClient(t, a1, nil)
+		for i := 0; i < 60; i++ {
+			if c.send(1, []byte("x")) != nil {
+				break
+			}
+		}
+		check(t, c, protocol.ReasonRateLimited)
+	})
+	t.Run("server full", func(t *testing.T) {
+		c1 := dialClient(t, a1, nil)
+		c2 := dialClient(t, a1, nil)
+		_, refused, err := tryDialClient(t, a1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if refused == nil || refused.Reason != protocol.ReasonServerFull {
+			t.Fatalf("fourth client: %v", refused)
+		}
+		bystander.echo()
+		c1.conn.Close()
+		c2.conn.Close()
+		waitFor(t, "room again", func() bool { return a1.Stats().Clients == 1 })
+	})
+	t.Run("authentication refused", func(t *testing.T) {
+		_, refused, err := tryDialClient(t, a1, http.Header{"X-Token": {"bad"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if refused == nil || refused.Reason != protocol.ReasonAuthRefused || refused.Message != "unknown token" {
+			t.Fatalf("refusal %+v", refused)
+		}
+		bystander.echo()
+	})
+	t.Run("read timeout", func(t *testing.T) {
+		c := dialClient(t, a1, nil)
+		// Not reading means not answering pings: silent past ReadTimeout.
+		// The bystander keeps talking meanwhile.
+		for i := 0; i < 8; i++ {
+			bystander.echo()
+			time.Sleep(200 * time.Millisecond)
+		}
+		check(t, c, protocol.ReasonReadTimeout)
+	})
+	t.Run("slow client", func(t *testing.T) {
+		c := dialClient(t, a1, nil)
+		var p plugins.Client
+		waitFor(t, "plugin has the client", func() bool {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			p = rec.clients[c.ref.ID]
+			return p != nil
+		})
+		var err error
+		for i := 0; i < 100_000 && err == nil; i++ {
+			err = p.Send(5, make([]byte, 1000))
+		}
+		if !errors.Is(err, plugins.ErrClientGone) {
+			t.Fatalf("Send to a client that never reads = %v", err)
+		}
+		check(t, c, protocol.ReasonSlowClient)
+	})
+	t.Run("kicked", func(t *testing.T) {
+		c := dialClient(t, a1, nil)
+		var p plugins.Client
+		waitFor(t, "plugin has the client", func() bool {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			p = rec.clients[c.ref.ID]
+			return p != nil
+		})
+		p.Kick("cheating")
+		check(t, c, protocol.ReasonKicked)
+	})
+	t.Run("text messages are a protocol error", func(t *testing.T) {
+		c := dialClient(t, a1, nil)
+		c.conn.WriteMessage(websocket.TextMessage, []byte("hello"))
+		check(t, c, protocol.ReasonProtocol)
+	})
+}
+
+func TestShutdownTellsClients(t *testing.T) {
+	h := newHarness(t, clientSystem(config.Clients{}))
+	rec := newClientRecorder()
+	a1 := h.start("g1", "a1", rec)
+	c := dialClient(t, a1, nil)
+	done := make(chan error, 1)
+	go func() { done <- a1.Shutdown(testContext(t)) }()
+	if r := c.closeReason(); r != protocol.ReasonShutdown {
+		t.Fatalf("reason %s", r)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rec.goneReason(c.ref.ID) == nil {
+		t.Fatal("plugin did not see the client go")
+	}
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
