@@ -14,6 +14,11 @@
 //
 //	func main() { cli.Main() }
 //
+// Options add the binary's own commands and dev-mode hooks, with no global
+// state: cli.Main(cli.WithCommand(cmd), cli.WithDevHook(hook)). The stock
+// binary adds the open-world example's "bots" command and dev-mode bots
+// this way (see examples/openworld/bots).
+//
 // The commands are:
 //
 //	dev       every group of the system file in this one process, on loopback
@@ -61,12 +66,13 @@ const ShutdownTimeout = 10 * time.Second
 
 // Main runs the command named by os.Args and exits the process with its exit
 // code. The first SIGINT or SIGTERM stops dev and run gracefully; a second one
-// closes every server at once.
-func Main() {
-	os.Exit(mainWithSignals())
+// closes every server at once. opts add commands and dev-mode hooks (see
+// WithCommand and WithDevHook).
+func Main(opts ...Option) {
+	os.Exit(mainWithSignals(opts))
 }
 
-func mainWithSignals() int {
+func mainWithSignals(opts []Option) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -91,7 +97,7 @@ func mainWithSignals() int {
 		}
 	}()
 	prog := filepath.Base(os.Args[0])
-	code := run(ctx, force, prog, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, force, prog, os.Args[1:], os.Stdout, os.Stderr, opts...)
 	close(done)
 	wg.Wait()
 	return code
@@ -103,9 +109,9 @@ func mainWithSignals() int {
 // safe for concurrent use.
 //
 // dev and run serve until ctx is done, then shut their servers down
-// gracefully within ShutdownTimeout.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return run(ctx, nil, "cloudrift", args, stdout, stderr)
+// gracefully within ShutdownTimeout. opts are those of Main.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...Option) int {
+	return run(ctx, nil, "cloudrift", args, stdout, stderr, opts...)
 }
 
 // env is what every command gets.
@@ -116,6 +122,7 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer // safe for concurrent use (logs are written from many goroutines)
 	isTerm bool      // stderr is a terminal: colour logs
+	opts   options   // what the binary's Options added
 }
 
 type command struct {
@@ -135,11 +142,17 @@ func commands() []command {
 			func(prog string) *flag.FlagSet { return new(validateOptions).flagSet(prog) }, runValidate},
 		{"run", "run one server of a group (a replica of a real deployment)",
 			func(prog string) *flag.FlagSet { return new(runOptions).flagSet(prog) }, runRun},
+		{"status", "list each group's servers and their health in the registry", func(prog string) *flag.FlagSet { return new(statusOptions).flagSet(prog) }, runStatus},
 	}
 }
 
-func run(ctx context.Context, force <-chan struct{}, prog string, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, force <-chan struct{}, prog string, args []string, stdout, stderr io.Writer, opts ...Option) int {
 	e := &env{ctx: ctx, force: force, prog: prog, stdout: stdout, stderr: &lockedWriter{w: stderr}, isTerm: isTerminal(stderr)}
+	var err error
+	if e.opts, err = buildOptions(opts); err != nil {
+		fmt.Fprintf(e.stderr, "%s: %v\n", prog, err)
+		return exitFail
+	}
 	if len(args) == 0 {
 		e.usage(stderr)
 		return exitUsage
@@ -149,7 +162,7 @@ func run(ctx context.Context, force <-chan struct{}, prog string, args []string,
 	case "help", "-h", "-help", "--help":
 		return e.help(rest)
 	}
-	for _, c := range commands() {
+	for _, c := range e.allCommands() {
 		if c.name == name {
 			return c.run(e, rest)
 		}
@@ -162,7 +175,7 @@ func run(ctx context.Context, force <-chan struct{}, prog string, args []string,
 func (e *env) usage(w io.Writer) {
 	fmt.Fprintf(w, "%s runs a game's servers as one clustered system.\n\n", e.prog)
 	fmt.Fprintf(w, "Usage:\n  %s <command> [flags]\n\nCommands:\n", e.prog)
-	for _, c := range commands() {
+	for _, c := range e.allCommands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "  %-9s %s\n", "help", "show this text, or a command's flags")
@@ -174,7 +187,7 @@ func (e *env) help(args []string) int {
 		e.usage(e.stdout)
 		return exitOK
 	}
-	for _, c := range commands() {
+	for _, c := range e.allCommands() {
 		if c.name == args[0] {
 			fs := c.flags(e.prog)
 			fs.SetOutput(e.stdout)

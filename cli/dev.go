@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,10 +25,15 @@ type devOptions struct {
 	config   string
 	interval time.Duration
 	logLevel string
+	bots     int
 }
 
+// DefaultDevBots is dev's -bots default: how many simulated players the
+// binary's dev hooks start.
+const DefaultDevBots = 4
+
 func (o *devOptions) flagSet(prog string) *flag.FlagSet {
-	fs := newFlagSet(prog, "dev", "[-config cluster.yaml] [-interval 1s] [-log-level warn]", `
+	fs := newFlagSet(prog, "dev", "[-config cluster.yaml] [-interval 1s] [-log-level warn] [-bots 4]", `
 Dev runs the whole system of a system file in this one process: every group
 with its replicas, upstream groups first, all on one in-process (embedded)
 registry, with real TCP links on loopback. Each server listens on its group's
@@ -35,12 +41,21 @@ listen address; a fixed port p gives replica i the port p+i-1. Server IDs are
 <group>-<i>.
 
 Dev prints each server's address, a line once every link is up, and then,
-every interval, the servers, links and messages per second of each group.
-Logs go to stderr. The first interrupt (Ctrl-C) or SIGTERM shuts every server
-down gracefully, downstream groups first; a second one closes them at once.`)
+every interval, the servers, links, game clients and messages per second of
+each group. Logs go to stderr.
+
+Once every link is up, dev runs the binary's dev hooks, if it has any: the
+stock cloudrift binary starts -bots simulated players of the open-world
+example against the client servers, and prints their progress (players,
+messages per second, round-trip times) under each table.
+
+The first interrupt (Ctrl-C) or SIGTERM stops the hooks, then shuts every
+server down gracefully, downstream groups first; a second one closes them at
+once.`)
 	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
 	fs.DurationVar(&o.interval, "interval", time.Second, "how often to print the figures of each group")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log `level`: "+logLevels)
+	fs.IntVar(&o.bots, "bots", DefaultDevBots, "simulated players the binary's dev hooks start; 0 for none")
 	return fs
 }
 
@@ -58,6 +73,9 @@ func runDev(e *env, args []string) int {
 	}
 	if o.interval <= 0 {
 		return e.usageError(fs, "-interval %s: want a positive duration", o.interval)
+	}
+	if o.bots < 0 {
+		return e.usageError(fs, "-bots %d: want 0 or more", o.bots)
 	}
 	lvl, err := parseLevel(o.logLevel)
 	if err != nil {
@@ -115,6 +133,7 @@ func runDev(e *env, args []string) int {
 	fmt.Fprintf(e.stdout, "waiting for %s...\n", plural(p.links, "link", "links"))
 
 	mon := newMonitor(sys, p, servers)
+	hooks := &devHooks{}
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
 	pollC := poll.C
@@ -123,15 +142,26 @@ func runDev(e *env, args []string) int {
 	for {
 		select {
 		case <-e.ctx.Done():
+			hooks.stop(e)
 			return e.stopDev(servers, "")
 		case <-pollC:
 			if mon.allLinked() {
 				fmt.Fprintf(e.stdout, "all %s up, %s\n", plural(len(servers), "server", "servers"), plural(p.links, "link", "links"))
 				poll.Stop()
 				pollC = nil
+				hooks.start(e, DevInfo{
+					Config:        sys,
+					ClientServers: devClientServers(sys, servers),
+					Bots:          o.bots,
+					Interval:      o.interval,
+					Logger:        &log,
+				})
 			}
 		case now := <-tick.C:
 			mon.print(e.stdout, now)
+			for _, l := range hooks.status.snapshot() {
+				fmt.Fprintf(e.stdout, "  %s\n", l)
+			}
 		}
 	}
 }
@@ -139,6 +169,15 @@ func runDev(e *env, args []string) int {
 // clientURL is where game clients reach a server of an external group at
 // addr, or "" for an internal group.
 func clientURL(g *config.Group, addr string) string {
+	if u := wsURL(g, addr); u != "" {
+		return "game clients: " + u
+	}
+	return ""
+}
+
+// wsURL is the WebSocket endpoint of a server of an external group at addr,
+// or "" for an internal group.
+func wsURL(g *config.Group, addr string) string {
 	if g.Visibility != config.External {
 		return ""
 	}
@@ -146,7 +185,73 @@ func clientURL(g *config.Group, addr string) string {
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	return "game clients: ws://" + addr + path
+	return "ws://" + addr + path
+}
+
+// devClientServers returns the servers of external groups and their
+// WebSocket endpoints, dialable from this process (a listener on all
+// interfaces is reached on loopback).
+func devClientServers(sys *config.System, servers []devServer) []ClientServer {
+	var out []ClientServer
+	for _, ds := range servers {
+		g, _ := sys.Group(ds.srv.GroupName())
+		addr := ds.srv.Addr().String()
+		if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		if u := wsURL(g, addr); u != "" {
+			out = append(out, ClientServer{ID: ds.srv.ID(), Group: g.Name, URL: u})
+		}
+	}
+	return out
+}
+
+// devHooks runs the binary's dev hooks.
+type devHooks struct {
+	status devStatus
+	cancel context.CancelFunc // nil until started
+	done   chan struct{}      // closed when every hook has returned
+}
+
+// start runs every hook on its own goroutine.
+func (h *devHooks) start(e *env, info DevInfo) {
+	if len(e.opts.devHooks) == 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan struct{})
+	h.status.lines = make([]string, len(e.opts.devHooks))
+	var wg sync.WaitGroup
+	for i, hook := range e.opts.devHooks {
+		info := info
+		info.ClientServers = slices.Clone(info.ClientServers)
+		info.status, info.index = &h.status, i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hook(ctx, info)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(h.done)
+	}()
+}
+
+// stop ends the hooks and waits for them, at most ShutdownTimeout (or
+// until e.force closes).
+func (h *devHooks) stop(e *env) {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	select {
+	case <-h.done:
+	case <-e.force:
+	case <-time.After(ShutdownTimeout):
+		fmt.Fprintf(e.stderr, "%s dev: the dev hooks did not stop within %s\n", e.prog, ShutdownTimeout)
+	}
 }
 
 // startDevServer starts replica i (from 1) of group g.
@@ -350,9 +455,9 @@ func (m *monitor) print(w io.Writer, now time.Time) {
 	secs := now.Sub(m.lastAt).Seconds()
 	m.lastAt = now
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tGROUP\tSERVERS\tLINKS\tIN/S\tOUT/S\n", now.Format("15:04:05"))
+	fmt.Fprintf(tw, "%s\tGROUP\tSERVERS\tLINKS\tCLIENTS\tIN/S\tOUT/S\n", now.Format("15:04:05"))
 	for _, g := range m.sys.Groups {
-		running, links := 0, 0
+		running, links, clients := 0, 0, 0
 		for _, s := range m.byGroup[g.Name] {
 			select {
 			case <-s.Done():
@@ -360,13 +465,15 @@ func (m *monitor) print(w io.Writer, now time.Time) {
 			default:
 			}
 			running++
-			links += s.Stats().LinksUp
+			st := s.Stats()
+			links += st.LinksUp
+			clients += st.Clients
 		}
 		cur := m.messages(g.Name)
 		prev := m.last[g.Name]
 		m.last[g.Name] = cur
-		fmt.Fprintf(tw, "\t%s\t%d/%d\t%d/%d\t%.0f\t%.0f\n", g.Name, running, g.Replicas,
-			links, g.Replicas*m.plan.perGroup[g.Name], rate(cur[0]-prev[0], secs), rate(cur[1]-prev[1], secs))
+		fmt.Fprintf(tw, "\t%s\t%d/%d\t%d/%d\t%d\t%.0f\t%.0f\n", g.Name, running, g.Replicas,
+			links, g.Replicas*m.plan.perGroup[g.Name], clients, rate(cur[0]-prev[0], secs), rate(cur[1]-prev[1], secs))
 	}
 	tw.Flush()
 }

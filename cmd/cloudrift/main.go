@@ -1,5 +1,11 @@
 // Command cloudrift is the stock cloudrift binary: the CLI of package cli
-// (dev, validate, run) with the plugins of this repository compiled in.
+// (dev, validate, run, status) with the plugins of this repository compiled
+// in, and the open-world example's bots: the "bots" command, and the bots
+// "dev" starts (-bots, 4 by default) so that
+//
+//	go run ./cmd/cloudrift dev
+//
+// shows the repository's cluster.yaml at work.
 //
 // A studio builds its own binary instead, importing its own plugin packages;
 // see examples/openworld/cmd/openworld.
@@ -7,6 +13,7 @@ package main
 
 import (
 	"github.com/cloudrift/cloudrift/cli"
+	"github.com/cloudrift/cloudrift/examples/openworld/bots"
 
 	// The open-world example's plugins (gateway, world, chat), so the
 	// repository's cluster.yaml runs out of the box with
@@ -16,5 +23,5 @@ import (
 )
 
 func main() {
-	cli.Main()
+	cli.Main(bots.Options()...)
 }

@@ -8,9 +8,11 @@ import (
 	"github.com/cloudrift/cloudrift/plugins"
 )
 
-// Chat runs on the social servers. It relays every chat line a client server
-// sends (tag 3) to every server of the sender's group linked to it right now
-// (tag 4), the sender included, naming the sender as the line's origin.
+// Chat runs on the social servers. It relays every chat line a gateway
+// sends it (TagChat) to every server of every downstream group linked to it
+// right now (TagChatLine), the sender's included; each gateway hands the
+// line to each of its players. So chat reaches the players of every client
+// server, whatever world server they are on.
 type Chat struct {
 	host    plugins.Host // set by Start, before any message arrives
 	relayed atomic.Uint64
@@ -27,28 +29,26 @@ func (c *Chat) Start(_ context.Context, h plugins.Host) error {
 	return nil
 }
 
-// ServerMessage relays a chat line to every connected server of the
-// sender's group.
+// ServerMessage relays a chat line to every linked downstream server.
 func (c *Chat) ServerMessage(s plugins.RemoteServer, m plugins.Message) error {
 	if m.Tag != TagChat {
 		return fmt.Errorf("chat: unexpected tag %d from %s", m.Tag, s.ID())
 	}
-	line, err := ParseChat(m.Payload)
+	line, err := ParseChatLine(m.Payload)
 	if err != nil {
 		return err
 	}
-	line.Origin = s.ID()
-	out, err := AppendChatLine(nil, line)
-	if err != nil {
-		return err
+	if line.From.Server != s.ID() {
+		return fmt.Errorf("chat: %s sent a line of %s, a player of another server", s.ID(), line.From)
 	}
-	g, err := c.host.RemoteGroup(s.Group())
-	if err != nil {
-		return err
-	}
-	for _, to := range connected(g) {
-		if to.Send(TagChatLine, out) == nil {
-			c.relayed.Add(1)
+	for _, g := range c.host.RemoteGroups() {
+		if g.Direction() != plugins.Downstream {
+			continue
+		}
+		for _, to := range g.Servers() {
+			if to.State() == plugins.StateConnected && to.Send(TagChatLine, m.Payload) == nil {
+				c.relayed.Add(1)
+			}
 		}
 	}
 	return nil

@@ -1,53 +1,118 @@
-// Package openworld is the example system of cluster.yaml: the open world of
-// the DarkRift clustering text, reduced for now to enough traffic to show a
-// running system.
+// Package openworld is the example system of the repository's cluster.yaml:
+// the open world of the DarkRift clustering text. Players connect to client
+// servers over WebSocket and walk a map shared by all of them; world servers
+// each own some regions of the map and tell players where the players near
+// them are; social servers carry chat between players on different client
+// servers.
 //
 // It registers three group plugins by name in init:
 //
-//   - gateway, on the client servers (external): simulates a few players
-//     moving on the map and chatting;
-//   - world, on the world servers: owns regions of the map, acknowledges
-//     moves;
-//   - chat, on the social servers: relays chat lines to every client server.
+//   - gateway (Gateway), on the client servers (external): holds its players'
+//     state and routes their moves to the world servers, and their chat to a
+//     social server;
+//   - world (World), on the world servers (internal): tracks the players in
+//     and next to the regions it owns and pushes their positions to the
+//     players near them, whatever client server those are on;
+//   - chat (Chat), on the social servers (internal): relays chat lines to
+//     every client server, which hands them to its players.
+//
+// Player is the client side, on top of package client; package bots runs
+// many simulated players and adds the "bots" command and the dev-mode bots to
+// a binary's command line.
+//
+// # The map
+//
+// The map is a square of MapSize units split into vertical strips, the
+// regions: region = x × regions / MapSize, with regions from the world
+// plugin's settings (the world servers tell each gateway, see TagMap). Each
+// region is owned by one world server, chosen by rendezvous hashing (Owner)
+// over the world servers a gateway is linked to right now: when a world
+// server joins or leaves, only the regions it gains or loses move, and every
+// gateway that sees the same world servers picks the same owners.
+//
+// A player sees the players of its own region and of the two adjacent ones.
+// The gateway, which holds the player's state (its source of truth), sends
+// each of the player's moves to the owner of the player's region (as owner)
+// and to the owners of the two adjacent regions (as watchers), so a world
+// server knows every player in and next to its regions. A world server
+// pushes each move to the players it owns within one region of the mover:
+// every nearby player gets each position exactly once, from the owner of its
+// own region, and far players get nothing.
+//
+// When the world servers change, each gateway recomputes the owners and
+// hands over: it sends each affected player's full state (TagEnter) to the
+// world servers that now need it and a leave (TagLeave) to those that no
+// longer do, so players keep their positions.
 //
 // # Messages
 //
-// All integers are big-endian.
+// All integers are big-endian. A ref is a ClientRef as the protocol encodes
+// it (u8 n, n bytes server ID, u64 client ID); str8 is u8 n and n bytes of
+// UTF-8; text is the rest of the message, UTF-8.
 //
-//	tag 1 move       gateway → world   u32 player, i32 x, i32 y
-//	tag 2 ack        world → gateway   u32 player, i32 x, i32 y, u16 region (the accepted position)
-//	tag 3 chat       gateway → social  u32 player, text
-//	tag 4 chat line  social → gateway  u16 n, n bytes origin server ID, u32 player, text
-//	tag 5 map        world → gateway   u16 regions (sent when a client server links)
+// Between a player and the system (game-client messages):
 //
-// The map is a square of MapSize units split into vertical strips, the
-// regions: region = x × regions / MapSize. A gateway learns the number of
-// regions from the world servers (tag 5) and sends each player's moves to the
-// world server that owns the player's region, chosen by rendezvous hashing
-// (see Owner) over the world servers it is linked to right now. When a world
-// server joins or leaves, only the regions it gains or loses move.
+//	tag  1 move       player → gateway   i32 x, i32 y, u64 stamp (Step)
+//	tag  2 chat       player → gateway   text (1 to MaxChatBytes bytes)
+//	tag  3 ping       player → gateway   u64 stamp
+//	tag 10 welcome    gateway → player   i32 x, i32 y, str8 name (Welcome)
+//	tag 11 moved      world → player     ref, i32 x, i32 y, u16 region, u64 stamp (Position)
+//	tag 12 view       world → player     u16 n, n × (ref, i32 x, i32 y, u16 region)
+//	tag 13 gone       world → player     ref
+//	tag 14 chat line  gateway → player   ref, str8 name, text (ChatLine)
+//	tag 15 pong       world → player     u64 stamp
 //
-// A studio builds its own binary the same way: a main that imports its
-// plugin packages for their side effect and calls cli.Main (see
-// cmd/openworld).
+// A stamp is chosen by the player (Player uses its own clock) and comes back
+// unchanged: in the moved message of the player's own move, and in the pong.
+//
+// Between servers (plugin messages):
+//
+//	tag 1 enter      gateway → world    ref, i32 x, i32 y, u8 flags, u64 stamp (Update)
+//	tag 2 move       gateway → world    ref, i32 x, i32 y, u8 flags, u64 stamp (Update)
+//	tag 3 leave      gateway → world    ref, u8 handover (Leave)
+//	tag 4 ping       gateway → world    ref, u64 stamp (Ping): pong the stamp to ref
+//	tag 5 map        world → gateway    u16 regions (sent when a gateway links)
+//	tag 6 chat       gateway → social   ref, str8 name, text (ChatLine)
+//	tag 7 chat line  social → gateway   ref, str8 name, text (ChatLine)
+//
+// flags bit 0 set means the receiving world server owns the player's region;
+// clear, it only watches it. A leave with handover 1 moves the player to
+// another world server without announcing it; with 0 the player is gone
+// from the neighbourhood and the world tells the players near it (gone).
+//
+// A studio builds its own binary the same way as cmd/openworld: a main that
+// imports its plugin packages for their side effect and calls cli.Main.
 package openworld
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"hash/fnv"
 
 	"github.com/cloudrift/cloudrift/plugins"
 )
 
-// Message tags.
+// Tags of the plugin messages between servers.
 const (
-	TagMove     uint16 = 1
-	TagAck      uint16 = 2
-	TagChat     uint16 = 3
-	TagChatLine uint16 = 4
-	TagMap      uint16 = 5
+	TagEnter    uint16 = 1 // gateway → world: a player's full state (Update)
+	TagMove     uint16 = 2 // gateway → world: a player moved (Update)
+	TagLeave    uint16 = 3 // gateway → world: forget a player (Leave)
+	TagPing     uint16 = 4 // gateway → world: pong a stamp to a player (Ping)
+	TagMap      uint16 = 5 // world → gateway: the number of regions
+	TagChat     uint16 = 6 // gateway → social: a player's chat line (ChatLine)
+	TagChatLine uint16 = 7 // social → gateway: a chat line for every player (ChatLine)
+)
+
+// Tags of the messages between a player and the system.
+const (
+	PlayerMove     uint16 = 1  // player → gateway: Step
+	PlayerChat     uint16 = 2  // player → gateway: text
+	PlayerPing     uint16 = 3  // player → gateway: u64 stamp
+	PlayerWelcome  uint16 = 10 // gateway → player: Welcome
+	PlayerMoved    uint16 = 11 // world → player: Position
+	PlayerView     uint16 = 12 // world → player: positions
+	PlayerGone     uint16 = 13 // world → player: ref
+	PlayerChatLine uint16 = 14 // gateway → player: ChatLine
+	PlayerPong     uint16 = 15 // world → player: u64 stamp
 )
 
 // Group names the plugins talk to.
@@ -63,13 +128,29 @@ const MapSize = 4096
 // MaxRegions is the largest regions setting of the world plugin.
 const MaxRegions = 4096
 
-// ErrBadMessage is wrapped by every decoding error.
-var ErrBadMessage = errors.New("openworld: bad message")
+// Limits on text.
+const (
+	MaxChatBytes = 256 // longest chat text
+	MaxNameBytes = 32  // longest player name
+)
+
+// ClientRef is the system-wide address of a player.
+type ClientRef = plugins.ClientRef
 
 func init() {
-	plugins.Register(plugins.Info{Name: "gateway", New: func() plugins.Plugin { return NewGateway() }})
+	plugins.Register(plugins.Info{Name: "gateway", New: func() plugins.Plugin { return new(Gateway) }})
 	plugins.Register(plugins.Info{Name: "world", New: func() plugins.Plugin { return NewWorld() }})
 	plugins.Register(plugins.Info{Name: "chat", New: func() plugins.Plugin { return new(Chat) }})
+}
+
+// Point is a position on the map.
+type Point struct {
+	X, Y int32
+}
+
+// Clamp returns p moved onto the map.
+func (p Point) Clamp() Point {
+	return Point{clamp(p.X), clamp(p.Y)}
 }
 
 // Region returns the region of the map that holds x, for a map split into
@@ -79,33 +160,47 @@ func Region(x int32, regions int) int {
 	return int(int64(x) * int64(regions) / MapSize)
 }
 
+// Near reports whether regions a and b are the same or adjacent: whether
+// players in them see each other.
+func Near(a, b int) bool {
+	return a-b <= 1 && b-a <= 1
+}
+
 func clamp(v int32) int32 {
 	return min(max(v, 0), MapSize-1)
 }
 
-// Owner returns the server among candidates that owns region, by
+// Server is what Owner needs of a candidate: its ID.
+// plugins.RemoteServer is one.
+type Server interface {
+	ID() string
+}
+
+// Owner returns the server among candidates that owns key (a region), by
 // rendezvous (highest random weight) hashing: each candidate's weight is the
-// 64-bit FNV-1a hash of its ID followed by the region as a big-endian u32,
-// passed through a bit mixer, and the heaviest wins (ties go to the smaller ID). Every caller that sees
-// the same candidates picks the same owner, and removing a candidate moves
-// only the regions it owned. Owner returns nil when candidates is empty.
-func Owner(candidates []plugins.RemoteServer, region int) plugins.RemoteServer {
-	var best plugins.RemoteServer
+// 64-bit FNV-1a hash of its ID followed by the key as a big-endian u32,
+// passed through a bit mixer, and the heaviest wins (ties go to the smaller
+// ID). Every caller that sees the same candidates picks the same owner, in
+// any order, and removing a candidate moves only the keys it owned. Owner
+// returns the zero S (nil for an interface) when candidates is empty.
+func Owner[S Server](candidates []S, key int) S {
+	var best S
 	var bestW uint64
+	found := false
 	for _, s := range candidates {
-		w := weight(s.ID(), region)
-		if best == nil || w > bestW || (w == bestW && s.ID() < best.ID()) {
-			best, bestW = s, w
+		w := weight(s.ID(), key)
+		if !found || w > bestW || (w == bestW && s.ID() < best.ID()) {
+			best, bestW, found = s, w, true
 		}
 	}
 	return best
 }
 
-func weight(id string, region int) uint64 {
+func weight(id string, key int) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], uint32(region))
+	binary.BigEndian.PutUint32(b[:], uint32(key))
 	h.Write(b[:])
 	return mix(h.Sum64())
 }
@@ -123,129 +218,12 @@ func mix(h uint64) uint64 {
 	return h
 }
 
-// connected returns the servers of group g whose link is up.
-func connected(g plugins.RemoteGroup) []plugins.RemoteServer {
-	all := g.Servers()
-	up := all[:0]
-	for _, s := range all {
-		if s.State() == plugins.StateConnected {
-			up = append(up, s)
-		}
-	}
-	return up
-}
-
-// Move is a player's position, the payload of a move (tag 1).
-type Move struct {
-	Player uint32
-	X, Y   int32
-}
-
-// AppendMove appends the encoding of m to b.
-func AppendMove(b []byte, m Move) []byte {
-	b = binary.BigEndian.AppendUint32(b, m.Player)
-	b = binary.BigEndian.AppendUint32(b, uint32(m.X))
-	return binary.BigEndian.AppendUint32(b, uint32(m.Y))
-}
-
-// ParseMove decodes a move.
-func ParseMove(p []byte) (Move, error) {
-	if len(p) != 12 {
-		return Move{}, fmt.Errorf("%w: move of %d bytes, want 12", ErrBadMessage, len(p))
-	}
-	return Move{
-		Player: binary.BigEndian.Uint32(p),
-		X:      int32(binary.BigEndian.Uint32(p[4:])),
-		Y:      int32(binary.BigEndian.Uint32(p[8:])),
-	}, nil
-}
-
-// Ack is the world's answer to a move (tag 2): the accepted position and its
-// region.
-type Ack struct {
-	Move
-	Region uint16
-}
-
-// AppendAck appends the encoding of a to b.
-func AppendAck(b []byte, a Ack) []byte {
-	b = AppendMove(b, a.Move)
-	return binary.BigEndian.AppendUint16(b, a.Region)
-}
-
-// ParseAck decodes an ack.
-func ParseAck(p []byte) (Ack, error) {
-	if len(p) != 14 {
-		return Ack{}, fmt.Errorf("%w: ack of %d bytes, want 14", ErrBadMessage, len(p))
-	}
-	m, _ := ParseMove(p[:12])
-	return Ack{Move: m, Region: binary.BigEndian.Uint16(p[12:])}, nil
-}
-
-// ChatLine is a line of chat. Origin is the client server the player is on;
-// it is empty in a chat message (tag 3), whose sender is the origin, and set
-// in the chat line a social server relays (tag 4).
-type ChatLine struct {
-	Origin string
-	Player uint32
-	Text   string
-}
-
-// AppendChat appends the encoding of c as a chat message (tag 3) to b.
-func AppendChat(b []byte, c ChatLine) []byte {
-	b = binary.BigEndian.AppendUint32(b, c.Player)
-	return append(b, c.Text...)
-}
-
-// ParseChat decodes a chat message (tag 3); Origin is left empty.
-func ParseChat(p []byte) (ChatLine, error) {
-	if len(p) < 4 {
-		return ChatLine{}, fmt.Errorf("%w: chat of %d bytes, want at least 4", ErrBadMessage, len(p))
-	}
-	return ChatLine{Player: binary.BigEndian.Uint32(p), Text: string(p[4:])}, nil
-}
-
-// AppendChatLine appends the encoding of c as a relayed chat line (tag 4) to
-// b. An origin longer than 65535 bytes is an error.
-func AppendChatLine(b []byte, c ChatLine) ([]byte, error) {
-	if len(c.Origin) > 0xFFFF {
-		return b, fmt.Errorf("%w: origin of %d bytes", ErrBadMessage, len(c.Origin))
-	}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(c.Origin)))
-	b = append(b, c.Origin...)
-	return AppendChat(b, c), nil
-}
-
-// ParseChatLine decodes a relayed chat line (tag 4).
-func ParseChatLine(p []byte) (ChatLine, error) {
-	if len(p) < 2 {
-		return ChatLine{}, fmt.Errorf("%w: chat line of %d bytes", ErrBadMessage, len(p))
-	}
-	n := int(binary.BigEndian.Uint16(p))
-	if len(p) < 2+n {
-		return ChatLine{}, fmt.Errorf("%w: chat line origin of %d bytes in %d", ErrBadMessage, n, len(p)-2)
-	}
-	c, err := ParseChat(p[2+n:])
-	if err != nil {
-		return ChatLine{}, err
-	}
-	c.Origin = string(p[2 : 2+n])
-	return c, nil
-}
-
-// appendMap encodes the map message (tag 5).
-func appendMap(b []byte, regions int) []byte {
-	return binary.BigEndian.AppendUint16(b, uint16(regions))
-}
-
-// parseMap decodes the map message (tag 5).
-func parseMap(p []byte) (int, error) {
-	if len(p) != 2 {
-		return 0, fmt.Errorf("%w: map of %d bytes, want 2", ErrBadMessage, len(p))
-	}
-	n := int(binary.BigEndian.Uint16(p))
-	if n < 1 || n > MaxRegions {
-		return 0, fmt.Errorf("%w: map with %d regions", ErrBadMessage, n)
-	}
-	return n, nil
+// refKey spreads players over servers (Owner's key) by their ref.
+func refKey(r ClientRef) int {
+	h := fnv.New32a()
+	h.Write([]byte(r.Server))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], r.ID)
+	h.Write(b[:])
+	return int(h.Sum32())
 }

@@ -4,16 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"gopkg.in/yaml.v3"
 
+	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 )
 
@@ -21,8 +23,68 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// system is the open world's topology with fast link timings.
-func system(t *testing.T) *config.System {
+// testRegions splits the test map into strips of 256 units: x / 256 is the
+// region.
+const testRegions = 16
+
+// regionX returns an x inside region r (of testRegions), off by dx.
+func regionX(r int, dx int32) int32 { return int32(r)*MapSize/testRegions + dx }
+
+// recGateway is a Gateway that records why its players left.
+type recGateway struct {
+	*Gateway
+	mu   sync.Mutex
+	gone map[uint64]error
+}
+
+func (g *recGateway) ClientDisconnected(c plugins.Client, reason error) error {
+	err := g.Gateway.ClientDisconnected(c, reason)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.gone[c.Ref().ID] = reason
+	return err
+}
+
+func (g *recGateway) reason(id uint64) (error, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	err, ok := g.gone[id]
+	return err, ok
+}
+
+// recWorld is a World that records the clients its pushes found gone.
+type recWorld struct {
+	*World
+	mu     sync.Mutex
+	failed map[ClientRef][]error
+}
+
+func (w *recWorld) ClientSendFailed(ref plugins.ClientRef, err error) error {
+	res := w.World.ClientSendFailed(ref, err)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failed[ref] = append(w.failed[ref], err)
+	return res
+}
+
+// sendFailed returns the errors ClientSendFailed got for ref.
+func (w *recWorld) sendFailed(ref ClientRef) []error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.failed[ref])
+}
+
+// world is a running open world: social-1, world-1 to world-3 and client-1
+// and client-2, on one embedded hub, over loopback.
+type world struct {
+	t        *testing.T
+	servers  map[string]*cluster.Server
+	gateways []*recGateway // client-1, client-2
+	worlds   []*recWorld   // world-1 to world-3
+	chat     *Chat
+}
+
+func newWorld(t *testing.T) *world {
 	t.Helper()
 	sys := &config.System{
 		System: "openworld-test",
@@ -33,7 +95,7 @@ func system(t *testing.T) *config.System {
 			{Name: SocialGroup, Visibility: config.Internal},
 		},
 		Links: config.Links{
-			HandshakeTimeout: config.Duration(time.Second),
+			HandshakeTimeout: config.Duration(2 * time.Second),
 			BackoffMin:       config.Duration(10 * time.Millisecond),
 			BackoffMax:       config.Duration(100 * time.Millisecond),
 		},
@@ -41,29 +103,112 @@ func system(t *testing.T) *config.System {
 	if err := sys.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return sys
+	hub := embedded.NewHub()
+	w := &world{t: t, servers: make(map[string]*cluster.Server), chat: new(Chat)}
+	// Upstream groups first, as dev mode starts them.
+	w.start(hub, sys, SocialGroup, "social-1", w.chat)
+	for i := 1; i <= 3; i++ {
+		rw := &recWorld{World: &World{Regions: testRegions}, failed: make(map[ClientRef][]error)}
+		w.worlds = append(w.worlds, rw)
+		w.start(hub, sys, WorldGroup, fmt.Sprintf("world-%d", i), rw)
+	}
+	for i := 1; i <= 2; i++ {
+		rg := &recGateway{Gateway: new(Gateway), gone: make(map[uint64]error)}
+		w.gateways = append(w.gateways, rg)
+		w.start(hub, sys, "client", fmt.Sprintf("client-%d", i), rg)
+	}
+	for i, g := range w.gateways {
+		waitFor(t, fmt.Sprintf("client-%d linked to every world and social server", i+1), func() bool {
+			st := g.Stats()
+			return st.Worlds == 3 && st.Socials == 1 && st.Regions == testRegions
+		})
+	}
+	return w
 }
 
-// start runs one server hosting p on loopback and stops it when the test
-// ends.
-func start(t *testing.T, hub *embedded.Hub, sys *config.System, group, id string, p plugins.Plugin) {
+// start runs one server hosting p on loopback and shuts it down when the
+// test ends.
+func (w *world) start(hub *embedded.Hub, sys *config.System, group, id string, p plugins.Plugin) {
+	t := w.t
 	t.Helper()
 	conn := hub.Connector()
-	s, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Registry: conn, Plugins: []plugins.Plugin{p}})
+	s, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Listen: "127.0.0.1:0", Registry: conn, Plugins: []plugins.Plugin{p}})
 	if err != nil {
 		t.Fatalf("New %s: %v", id, err)
 	}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("Start %s: %v", id, err)
 	}
+	w.servers[id] = s
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
+		if err := s.Shutdown(ctx); err != nil && !errors.Is(err, cluster.ErrServerClosed) {
 			t.Errorf("Shutdown %s: %v", id, err)
 		}
 		conn.Close()
 	})
+}
+
+// url is the WebSocket endpoint of a client server.
+func (w *world) url(id string) string {
+	return "ws://" + w.servers[id].Addr().String() + "/"
+}
+
+// ears records the messages a player gets: the refs named in positions and
+// views, and the pongs.
+type ears struct {
+	mu    sync.Mutex
+	heard map[ClientRef]int
+	pongs int
+}
+
+func (l *ears) record(m client.Message) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch m.Tag {
+	case PlayerMoved:
+		if p, err := ParsePosition(m.Payload); err == nil {
+			l.heard[p.Player]++
+		}
+	case PlayerView:
+		ps, _ := ParseView(m.Payload)
+		for _, p := range ps {
+			l.heard[p.Player]++
+		}
+	case PlayerPong:
+		l.pongs++
+	}
+}
+
+func (l *ears) count(ref ClientRef) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.heard[ref]
+}
+
+func (l *ears) pongCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pongs
+}
+
+// join connects a player named name to client server srv at spawn, and
+// closes it when the test ends. The returned ears record what it hears.
+func (w *world) join(srv, name string, spawn Point) (*Player, *ears) {
+	w.t.Helper()
+	l := &ears{heard: make(map[ClientRef]int)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := Join(ctx, JoinOptions{URL: w.url(srv), Name: name, Spawn: &spawn, OnMessage: l.record})
+	if err != nil {
+		w.t.Fatalf("join %s on %s: %v", name, srv, err)
+	}
+	w.t.Cleanup(func() { p.Close() })
+	if p.Name() != name || p.Position() != spawn {
+		w.t.Fatalf("%s welcomed as %q at %v, want at %v", name, p.Name(), p.Position(), spawn)
+	}
+	return p, l
 }
 
 // waitFor polls cond until it holds or 20 s pass.
@@ -74,214 +219,251 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-func TestMovesAckedAndChatRelayed(t *testing.T) {
-	sys := system(t)
-	hub := embedded.NewHub()
-	chat := &Chat{}
-	worlds := []*World{{Regions: 16}, {Regions: 16}, {Regions: 16}}
-	gateways := []*Gateway{NewGateway(), NewGateway()}
-	for _, g := range gateways {
-		g.Players = 4
-		g.MoveEvery = config.Duration(10 * time.Millisecond)
-		g.ChatEvery = config.Duration(20 * time.Millisecond)
-	}
-	// Upstream groups first, as dev mode starts them.
-	start(t, hub, sys, SocialGroup, "social-1", chat)
-	for i, w := range worlds {
-		start(t, hub, sys, WorldGroup, fmt.Sprintf("world-%d", i+1), w)
-	}
-	for i, g := range gateways {
-		start(t, hub, sys, "client", fmt.Sprintf("client-%d", i+1), g)
-	}
-
-	for i, g := range gateways {
-		waitFor(t, fmt.Sprintf("client-%d: moves acked", i+1), func() bool { return g.Stats().Acks >= 20 })
-		waitFor(t, fmt.Sprintf("client-%d: chat from the other client server", i+1), func() bool { return g.Stats().ChatFromOthers > 0 })
-	}
-	// A world counts a move before it acks it, so reading the acks first
-	// gives a lower bound for the moves.
-	var acks, moves uint64
-	for i, g := range gateways {
-		st := g.Stats()
-		acks += st.Acks
-		if st.Acks > st.MovesSent {
-			t.Errorf("client-%d: %d acks for %d moves sent", i+1, st.Acks, st.MovesSent)
-		}
-		if st.ChatReceived < st.ChatFromOthers {
-			t.Errorf("client-%d: %d chat lines received, %d of them from others", i+1, st.ChatReceived, st.ChatFromOthers)
-		}
-	}
-	players := 0
-	for _, w := range worlds {
-		st := w.Stats()
-		moves += st.Moves
-		players += st.Players
-	}
-	if moves < acks {
-		t.Errorf("worlds accepted %d moves, gateways saw %d acks", moves, acks)
-	}
-	if players == 0 {
-		t.Error("worlds know no player")
-	}
-	if chat.Relayed() == 0 {
-		t.Error("social server relayed no chat line")
+// sees reports whether p sees other at pt.
+func sees(p *Player, other *Player, pt Point) func() bool {
+	return func() bool {
+		pos, ok := p.Sees(other.Ref())
+		return ok && pos.Point == pt
 	}
 }
 
-// fakeServer is a RemoteServer with only an ID, for Owner.
-type fakeServer struct {
-	plugins.RemoteServer
-	id string
+// at reports whether a world server confirmed p at pt.
+func at(p *Player, pt Point) func() bool {
+	return func() bool { return p.Position() == pt && p.Region() == Region(pt.X, testRegions) }
 }
 
-func (f fakeServer) ID() string { return f.id }
+func TestPlayersNearbySeeEachOtherAcrossClientServers(t *testing.T) {
+	w := newWorld(t)
+	const r = 5
+	alice, _ := w.join("client-1", "alice", Point{regionX(r, 100), 1000})
+	bob, _ := w.join("client-2", "bob", Point{regionX(r, 200), 3000})         // same region, other client server
+	dave, _ := w.join("client-1", "dave", Point{regionX(r+1, 10), 500})       // adjacent region
+	carol, heard := w.join("client-2", "carol", Point{regionX(r+8, 0), 1000}) // far away
 
-func servers(ids ...string) []plugins.RemoteServer {
-	out := make([]plugins.RemoteServer, len(ids))
-	for i, id := range ids {
-		out[i] = fakeServer{id: id}
-	}
-	return out
-}
+	waitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
+	waitFor(t, "alice sees bob", sees(alice, bob, bob.Position()))
+	waitFor(t, "dave sees alice", sees(dave, alice, alice.Position()))
 
-func TestOwnerIsStableAndMovesOnlyLostRegions(t *testing.T) {
-	const regions = 256
-	all := servers("world-1", "world-2", "world-3")
-	reversed := servers("world-3", "world-2", "world-1")
-	without2 := servers("world-1", "world-3")
-	owned := map[string]int{}
-	for r := 0; r < regions; r++ {
-		o := Owner(all, r).ID()
-		owned[o]++
-		if got := Owner(reversed, r).ID(); got != o {
-			t.Fatalf("region %d: owner %s, or %s when the list is reversed", r, o, got)
-		}
-		got := Owner(without2, r).ID()
-		if o != "world-2" && got != o {
-			t.Errorf("region %d moved from %s to %s when world-2 left", r, o, got)
-		}
-		if got == "world-2" {
-			t.Errorf("region %d owned by world-2, which left", r)
-		}
+	to := Point{regionX(r, 150), 1200}
+	if err := alice.Move(to.X, to.Y); err != nil {
+		t.Fatal(err)
 	}
-	for _, s := range all {
-		if owned[s.ID()] == 0 {
-			t.Errorf("%s owns none of %d regions: %v", s.ID(), regions, owned)
-		}
-	}
-	if Owner(nil, 1) != nil {
-		t.Error("Owner of no candidates is not nil")
-	}
-}
+	waitFor(t, "bob sees alice's move", sees(bob, alice, to))
+	waitFor(t, "dave sees alice's move", sees(dave, alice, to))
+	waitFor(t, "alice's own move confirmed", at(alice, to))
 
-func TestRegion(t *testing.T) {
-	for _, c := range []struct {
-		x       int32
-		regions int
-		want    int
-	}{
-		{0, 64, 0}, {MapSize - 1, 64, 63}, {MapSize / 2, 64, 32}, {-5, 64, 0}, {MapSize + 9, 64, 63},
-		{MapSize - 1, 1, 0}, {MapSize - 1, MaxRegions, MaxRegions - 1},
-	} {
-		if got := Region(c.x, c.regions); got != c.want {
-			t.Errorf("Region(%d, %d) = %d, want %d", c.x, c.regions, got, c.want)
-		}
-	}
-}
-
-func TestCodecs(t *testing.T) {
-	mv := Move{Player: 7, X: -3, Y: 4000}
-	if got, err := ParseMove(AppendMove(nil, mv)); err != nil || got != mv {
-		t.Errorf("move round trip: %+v, %v", got, err)
-	}
-	ack := Ack{Move: mv, Region: 4095}
-	if got, err := ParseAck(AppendAck(nil, ack)); err != nil || got != ack {
-		t.Errorf("ack round trip: %+v, %v", got, err)
-	}
-	c := ChatLine{Player: 3, Text: "hi there"}
-	if got, err := ParseChat(AppendChat(nil, c)); err != nil || got != c {
-		t.Errorf("chat round trip: %+v, %v", got, err)
-	}
-	c.Origin = "client-1"
-	b, err := AppendChatLine(nil, c)
+	// Carol is far. Every world server sends her a pong after it handled
+	// alice's move (the pings travel from alice's client server behind the
+	// move, on the same links); any position of alice's a world server had
+	// pushed to carol would have reached her before its pong.
+	worlds, err := w.servers["client-1"].Host().RemoteGroup(WorldGroup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ParseChatLine(b); err != nil || got != c {
-		t.Errorf("chat line round trip: %+v, %v", got, err)
-	}
-	if _, err := AppendChatLine(nil, ChatLine{Origin: strings.Repeat("x", 1<<16)}); !errors.Is(err, ErrBadMessage) {
-		t.Errorf("oversized origin: %v", err)
-	}
-	if n, err := parseMap(appendMap(nil, 64)); err != nil || n != 64 {
-		t.Errorf("map round trip: %d, %v", n, err)
-	}
-	// Every truncation of a valid message is refused, never a panic.
-	for name, parse := range map[string]func([]byte) error{
-		"move":      func(p []byte) error { _, err := ParseMove(p); return err },
-		"ack":       func(p []byte) error { _, err := ParseAck(p); return err },
-		"chat line": func(p []byte) error { _, err := ParseChatLine(p); return err },
-		"map":       func(p []byte) error { _, err := parseMap(p); return err },
-	} {
-		var full []byte
-		switch name {
-		case "move":
-			full = AppendMove(nil, mv)
-		case "ack":
-			full = AppendAck(nil, ack)
-		case "chat line":
-			full, _ = AppendChatLine(nil, ChatLine{Origin: "client-1", Player: 1})
-		case "map":
-			full = appendMap(nil, 8)
-		}
-		for n := 0; n < len(full); n++ {
-			if err := parse(full[:n]); !errors.Is(err, ErrBadMessage) {
-				t.Errorf("%s truncated to %d bytes: %v, want ErrBadMessage", name, n, err)
-			}
+	servers := worlds.Servers()
+	for i, s := range servers {
+		if err := s.Send(TagPing, AppendPing(nil, Ping{Player: carol.Ref(), Stamp: uint64(i + 1)})); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if _, err := parseMap(appendMap(nil, 0)); !errors.Is(err, ErrBadMessage) {
-		t.Errorf("map with 0 regions: %v", err)
+	waitFor(t, "carol's pongs", func() bool { return heard.pongCount() == len(servers) })
+	waitFor(t, "carol's own position", at(carol, carol.Position()))
+	for _, p := range []*Player{alice, bob, dave} {
+		if n := heard.count(p.Ref()); n != 0 {
+			t.Errorf("carol, far away, heard of %s %d times", p.Name(), n)
+		}
+	}
+	if v := carol.View(); len(v) != 0 {
+		t.Errorf("carol sees %v, want nobody", v)
+	}
+	if _, ok := bob.Sees(carol.Ref()); ok {
+		t.Error("bob sees carol, who is far away")
 	}
 }
 
-func TestSettings(t *testing.T) {
-	provision := func(name, settings string) (plugins.Plugin, error) {
-		var n yaml.Node
-		if settings != "" {
-			if err := yaml.Unmarshal([]byte(settings), &n); err != nil {
-				t.Fatal(err)
+func TestChatReachesOtherClientServer(t *testing.T) {
+	w := newWorld(t)
+	alice, _ := w.join("client-1", "alice", Point{100, 100})
+	bob, _ := w.join("client-2", "bob", Point{4000, 4000})
+	if err := alice.Chat("hello from alice"); err != nil {
+		t.Fatal(err)
+	}
+	want := ChatLine{From: alice.Ref(), Name: "alice", Text: "hello from alice"}
+	for _, p := range []*Player{bob, alice} {
+		waitFor(t, p.Name()+" gets alice's line", func() bool { return slices.Contains(p.Chats(), want) })
+	}
+	if n := w.chat.Relayed(); n < 2 {
+		t.Errorf("social server relayed %d lines, want one per client server", n)
+	}
+	if err := alice.Chat(""); !errors.Is(err, ErrBadMessage) {
+		t.Errorf("empty chat: %v, want ErrBadMessage", err)
+	}
+}
+
+func TestWorldServerStopHandsPlayersOver(t *testing.T) {
+	w := newWorld(t)
+	// A region world-2 owns, away from the edges.
+	ids := []id{"world-1", "world-2", "world-3"}
+	r := slices.IndexFunc([]int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}, func(r int) bool { return Owner(ids, r) == "world-2" }) + 1
+	if r == 0 {
+		t.Fatal("world-2 owns no inner region")
+	}
+	heir := Owner([]id{"world-1", "world-3"}, r)
+	old, next := w.worlds[1], w.worlds[map[id]int{"world-1": 0, "world-3": 2}[heir]]
+
+	alice, _ := w.join("client-1", "alice", Point{regionX(r, 10), 1000})
+	bob, _ := w.join("client-2", "bob", Point{regionX(r, 30), 3000})
+	for _, p := range []*Player{alice, bob} {
+		waitFor(t, "world-2 owns "+p.Name(), func() bool {
+			res, ok := old.Player(p.Ref())
+			return ok && res.Owner && res.Point == p.Position()
+		})
+	}
+	waitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.servers["world-2"].Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The heir holds both players where they were, without them moving.
+	for _, p := range []*Player{alice, bob} {
+		waitFor(t, fmt.Sprintf("%s owns %s at %v", heir, p.Name(), p.Position()), func() bool {
+			res, ok := next.Player(p.Ref())
+			return ok && res.Owner && res.Point == p.Position()
+		})
+	}
+	if info, ok := w.gateways[0].Player(alice.Ref().ID); !ok || info.Owner != string(heir) || info.Point != alice.Position() {
+		t.Errorf("client-1's record of alice: %+v, want owner %s at %v", info, heir, alice.Position())
+	}
+	if st := w.gateways[0].Stats(); st.Worlds != 2 || st.Handovers == 0 {
+		t.Errorf("client-1 after world-2 stopped: %+v, want 2 world servers and handovers", st)
+	}
+
+	// They keep playing: moves reach the other player, through the heir.
+	to := Point{regionX(r, 50), 1100}
+	if err := alice.Move(to.X, to.Y); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice's move confirmed", at(alice, to))
+	waitFor(t, "bob sees alice's move", sees(bob, alice, to))
+
+	// A newcomer finds them where they are.
+	dave, _ := w.join("client-1", "dave", Point{regionX(r, 70), 2000})
+	waitFor(t, "dave sees bob where he stood", sees(dave, bob, bob.Position()))
+	waitFor(t, "dave sees alice", sees(dave, alice, to))
+	waitFor(t, "bob sees dave", sees(bob, dave, dave.Position()))
+}
+
+func TestClientDisconnectSeenByPlugins(t *testing.T) {
+	w := newWorld(t)
+	const r = 3
+	alice, _ := w.join("client-1", "alice", Point{regionX(r, 10), 1000})
+	bob, _ := w.join("client-2", "bob", Point{regionX(r, 20), 2000})
+	waitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
+	ref := alice.Ref()
+	var owner *recWorld
+	waitFor(t, "a world server owns alice", func() bool {
+		for _, ww := range w.worlds {
+			if res, ok := ww.Player(ref); ok && res.Owner {
+				owner = ww
+				return true
 			}
 		}
-		return plugins.Provision(plugins.Spec{Name: name, Settings: n, File: "cluster.yaml", Line: 3})
+		return false
+	})
+
+	if err := alice.Close(); err != nil {
+		t.Fatal(err)
 	}
-	p, err := provision("world", "")
-	if err != nil || p.(*World).Regions != DefaultRegions {
-		t.Errorf("world without settings: %+v, %v", p, err)
+	gw := w.gateways[0]
+	waitFor(t, "client-1 sees alice leave", func() bool { _, ok := gw.reason(ref.ID); return ok })
+	reason, _ := gw.reason(ref.ID)
+	var ce *plugins.CloseError
+	if !errors.As(reason, &ce) || !ce.ByPeer {
+		t.Errorf("alice left with %v, want a CloseError from the client", reason)
 	}
-	p, err = provision("world", "regions: 4096")
-	if err != nil || p.(*World).Regions != 4096 {
-		t.Errorf("world regions 4096: %+v, %v", p, err)
+	if _, ok := gw.Player(ref.ID); ok {
+		t.Error("client-1 still has alice")
 	}
-	p, err = provision("gateway", "players: 2\nmoveEvery: 50ms")
-	if g, ok := p.(*Gateway); err != nil || !ok || g.Players != 2 || g.MoveEvery.D() != 50*time.Millisecond || g.ChatEvery.D() != DefaultChatEvery {
-		t.Errorf("gateway settings: %+v, %v", p, err)
-	}
-	for _, c := range []struct{ name, settings, want string }{
-		{"world", "regions: 0", "regions is 0"},
-		{"world", "regions: 4097", "regions is 4097"},
-		{"world", "region: 8", `unknown key "region"`},
-		{"gateway", "players: 0", "players is 0"},
-		{"gateway", "chatEvery: 0s", "chatEvery is 0s"},
-		{"chat", "rooms: 3", `unknown key "rooms"`},
-	} {
-		_, err := provision(c.name, c.settings)
-		if !errors.Is(err, plugins.ErrSettings) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "cluster.yaml:") {
-			t.Errorf("%s %q: %v, want an ErrSettings naming cluster.yaml and %q", c.name, c.settings, err, c.want)
+	waitFor(t, "bob told alice is gone", func() bool { _, ok := bob.Sees(ref); return !ok })
+	waitFor(t, "the world servers forget alice", func() bool {
+		for _, ww := range w.worlds {
+			if _, ok := ww.Player(ref); ok {
+				return false
+			}
 		}
+		return true
+	})
+
+	// Sending to her ref now fails: at once on her own server, through
+	// ClientSendFailed on a world server.
+	if err := w.servers["client-1"].Host().SendToClient(ref, PlayerPong, AppendStamp(nil, 1)); !errors.Is(err, plugins.ErrClientGone) {
+		t.Errorf("client-1 SendToClient to alice after she left: %v, want ErrClientGone", err)
+	}
+	ownerID := fmt.Sprintf("world-%d", slices.Index(w.worlds, owner)+1)
+	before := len(owner.sendFailed(ref))
+	if err := w.servers[ownerID].Host().SendToClient(ref, PlayerPong, AppendStamp(nil, 1)); err != nil {
+		t.Fatalf("%s SendToClient to alice: %v (the error comes later)", ownerID, err)
+	}
+	waitFor(t, ownerID+" told alice is gone", func() bool { return len(owner.sendFailed(ref)) > before })
+	if err := owner.sendFailed(ref)[before]; !errors.Is(err, plugins.ErrClientGone) {
+		t.Errorf("%s ClientSendFailed(alice): %v, want ErrClientGone", ownerID, err)
+	}
+
+	// A player that breaks the protocol is kicked, with that reason.
+	eve, _ := w.join("client-2", "eve", Point{regionX(r, 30), 500})
+	if err := eve.c.Send(PlayerMove, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-eve.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("eve was not kicked")
+	}
+	if !errors.Is(eve.Err(), client.ErrKicked) {
+		t.Errorf("eve ended with %v, want ErrKicked", eve.Err())
+	}
+	waitFor(t, "client-2 sees eve kicked", func() bool { _, ok := w.gateways[1].reason(eve.Ref().ID); return ok })
+	reason, _ = w.gateways[1].reason(eve.Ref().ID)
+	if !errors.As(reason, &ce) || ce.Reason != protocol.ReasonKicked || ce.ByPeer {
+		t.Errorf("eve left with %v, want ReasonKicked by the server", reason)
+	}
+}
+
+func TestAuthenticateRefusesBadSpawnAndName(t *testing.T) {
+	w := newWorld(t)
+	for _, o := range []JoinOptions{
+		{URL: w.url("client-1") + "?x=5000"},
+		{URL: w.url("client-1") + "?y=abc"},
+		{URL: w.url("client-1"), Name: "bad\nname"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		p, err := Join(ctx, o)
+		cancel()
+		if err == nil {
+			p.Close()
+			t.Errorf("%+v joined", o)
+			continue
+		}
+		if !errors.Is(err, client.ErrAuthRefused) {
+			t.Errorf("%+v: %v, want ErrAuthRefused", o, err)
+		}
+	}
+	// Without a name or spawn point the gateway picks both.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := Join(ctx, JoinOptions{URL: w.url("client-2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if pos := p.Position(); p.Name() == "" || pos != pos.Clamp() {
+		t.Errorf("welcomed as %q at %v", p.Name(), pos)
 	}
 }

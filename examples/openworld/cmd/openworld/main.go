@@ -5,22 +5,26 @@
 // Go. Plugins register themselves by name when their package is initialised,
 // so a studio's binary is just a main that imports its plugin packages for
 // that side effect and hands over to the framework's command line, cli.Main.
-// The result has every cloudrift command (dev, validate, run) and knows every
-// plugin the system file may name:
+// Options add the studio's own commands and dev-mode hooks; here, the bots of
+// package bots. The result has every cloudrift command (dev, validate, run,
+// status), the "bots" command, and knows every plugin the system file may
+// name:
 //
 //	go build -o openworld ./examples/openworld/cmd/openworld
 //	./openworld validate -config cluster.yaml
-//	./openworld dev -config cluster.yaml
+//	./openworld dev -config cluster.yaml -bots 20
+//	./openworld bots -url ws://127.0.0.1:PORT/ -n 50 -duration 30s
 //	CLOUDRIFT_GROUP=world ./openworld run -config cluster.yaml
 package main
 
 import (
 	"github.com/cloudrift/cloudrift/cli"
+	"github.com/cloudrift/cloudrift/examples/openworld/bots"
 
 	// The studio's plugins: this import registers gateway, world and chat.
 	_ "github.com/cloudrift/cloudrift/examples/openworld"
 )
 
 func main() {
-	cli.Main()
+	cli.Main(bots.Options()...)
 }
