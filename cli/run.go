@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -21,10 +22,11 @@ type runOptions struct {
 	listen    string
 	advertise string
 	logLevel  string
+	logJSON   bool
 }
 
 func (o *runOptions) flagSet(prog string) *flag.FlagSet {
-	fs := newFlagSet(prog, "run", "-group NAME [-config cluster.yaml] [-id ID] [-listen host:port] [-advertise host:port] [-log-level info]", `
+	fs := newFlagSet(prog, "run", "-group NAME [-config cluster.yaml] [-id ID] [-listen host:port] [-advertise host:port] [-log-level info] [-log-json]", `
 Run runs one server of one group: a replica of a real deployment. It finds
 the other servers through the registry the system file names (consul; the
 embedded registry only sees servers of this process, so a lone "run" with it
@@ -38,6 +40,7 @@ shuts the server down gracefully; a second one closes it at once.`)
 	fs.StringVar(&o.listen, "listen", envDefault("CLOUDRIFT_LISTEN", ""), "`host:port` to listen on; empty: the group's listen (env CLOUDRIFT_LISTEN)")
 	fs.StringVar(&o.advertise, "advertise", envDefault("CLOUDRIFT_ADVERTISE", ""), "`host:port` other servers dial; empty: the listen address, which then needs a host (env CLOUDRIFT_ADVERTISE)")
 	fs.StringVar(&o.logLevel, "log-level", envDefault("CLOUDRIFT_LOG_LEVEL", "info"), "log `level`: "+logLevels+" (env CLOUDRIFT_LOG_LEVEL)")
+	fs.BoolVar(&o.logJSON, "log-json", envDefault("CLOUDRIFT_LOG_JSON", "") == "true", "write logs as JSON lines (one object per line, RFC 3339 times with nanoseconds) for machines; true when CLOUDRIFT_LOG_JSON=true")
 	return fs
 }
 
@@ -68,6 +71,9 @@ func runRun(e *env, args []string) int {
 		return exitFail
 	}
 	log := e.logger(lvl)
+	if o.logJSON {
+		log = e.jsonLogger(lvl)
+	}
 
 	conn, err := e.connector(sys, log)
 	if err != nil {
@@ -131,25 +137,51 @@ func (e *env) connector(sys *config.System, log zerolog.Logger) (registry.Connec
 		fmt.Fprintf(e.stderr, "%s run: warning: the embedded registry lives in this process: no other process will see this server, nor this server them (use the consul registry, or \"%s dev\" for the whole system in one process)\n", e.prog, e.prog)
 		return embedded.NewHub().Connector(), nil
 	case config.RegistryConsul:
-		c := sys.Registry.Consul
-		return consul.New(consul.Config{
-			System:     sys.System,
-			Address:    c.Address,
-			Scheme:     c.Scheme,
-			Datacenter: c.Datacenter,
-			Token:      c.Token,
-			TLS: consul.TLSConfig{
-				CAFile:             c.TLS.CAFile,
-				CertFile:           c.TLS.CertFile,
-				KeyFile:            c.TLS.KeyFile,
-				ServerName:         c.TLS.ServerName,
-				InsecureSkipVerify: c.TLS.InsecureSkipVerify,
-			},
-			TTL:             c.TTL.D(),
-			DeregisterAfter: c.DeregisterAfter.D(),
-			Logger:          log.With().Str("component", "consul").Logger(),
-		})
+		c, err := newConsul(sys, log.With().Str("component", "consul").Logger())
+		if err != nil {
+			return nil, err // not a nil *Connector in a non-nil interface
+		}
+		return c, nil
 	default:
 		return nil, fmt.Errorf("unknown registry type %q", t)
 	}
+}
+
+// newConsul makes the Consul connector of the system file's registry block;
+// empty fields fall back to the standard Consul environment.
+func newConsul(sys *config.System, log zerolog.Logger) (*consul.Connector, error) {
+	c := sys.Registry.Consul
+	return consul.New(consul.Config{
+		System:     sys.System,
+		Address:    c.Address,
+		Scheme:     c.Scheme,
+		Datacenter: c.Datacenter,
+		Token:      c.Token,
+		TLS: consul.TLSConfig{
+			CAFile:             c.TLS.CAFile,
+			CertFile:           c.TLS.CertFile,
+			KeyFile:            c.TLS.KeyFile,
+			ServerName:         c.TLS.ServerName,
+			InsecureSkipVerify: c.TLS.InsecureSkipVerify,
+		},
+		TTL:             c.TTL.D(),
+		DeregisterAfter: c.DeregisterAfter.D(),
+		Logger:          log,
+	})
+}
+
+// jsonLogger writes logs to stderr as JSON lines at level lvl, each with a
+// "time" field in RFC 3339 with nanoseconds, so tools can order and time
+// events across processes.
+func (e *env) jsonLogger(lvl zerolog.Level) zerolog.Logger {
+	return zerolog.New(e.stderr).Level(lvl).Hook(timeHook{})
+}
+
+// timeHook adds the event's time with nanoseconds (zerolog's Timestamp has
+// the precision of a package-level setting, which a library must not
+// change).
+type timeHook struct{}
+
+func (timeHook) Run(ev *zerolog.Event, _ zerolog.Level, _ string) {
+	ev.Str(zerolog.TimestampFieldName, time.Now().Format(time.RFC3339Nano))
 }
