@@ -79,7 +79,10 @@ func runStatus(e *env, args []string) int {
 		g := &sys.Groups[i]
 		ms, err := conn.Health(ctx, g.Name)
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			switch {
+			case e.ctx.Err() != nil:
+				err = fmt.Errorf("interrupted: %w", err)
+			case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 				err = fmt.Errorf("no answer from Consul at %s within %s: %w", conn.Address(), o.timeout, err)
 			}
 			fmt.Fprintf(e.stderr, "%s status: %v\n", e.prog, err)
