@@ -24,6 +24,7 @@
 //	dev       every group of the system file in this one process, on loopback
 //	validate  check a system file and print who dials whom
 //	run       one server of one group: a replica of a real deployment
+//	status    each group's servers and their health in the registry (consul)
 //	help      usage, or a command's flags
 //
 // Exit codes: 0 success, 1 a failure (a bad system file, a server that could

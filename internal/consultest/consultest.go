@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -397,7 +398,9 @@ func cleanEnv() []string {
 }
 
 // freePorts returns n distinct loopback ports free for both TCP and UDP at
-// the time of the call (serf uses both).
+// the time of the call (serf uses both). They are drawn from 20000–32767,
+// below the kernel's usual ephemeral range, so a port an agent gives up on
+// Stop is not taken by some outgoing connection before Restart binds it again.
 func freePorts(n int) ([]int, error) {
 	var out []int
 	var hold []io.Closer
@@ -406,12 +409,12 @@ func freePorts(n int) ([]int, error) {
 			c.Close()
 		}
 	}()
-	for tries := 0; len(out) < n && tries < 100; tries++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(out) < n && tries < 1000; tries++ {
+		port := 20000 + mrand.IntN(12768)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			return nil, err
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
 			l.Close()

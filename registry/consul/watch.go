@@ -22,7 +22,7 @@ const (
 	minQueryGap = 50 * time.Millisecond
 	// backoffBase and backoffMax bound the pause after consecutive errors.
 	backoffBase = 100 * time.Millisecond
-	backoffMax  = 5 * time.Second
+	backoffMax  = 2 * time.Second
 	// querySlack is added to the wait time to bound one query: Consul
 	// answers within WaitTime plus up to WaitTime/16 of jitter.
 	querySlack = 10 * time.Second
@@ -62,6 +62,7 @@ func (c *Connector) watch(ctx context.Context, group string, pub *registry.Publi
 		index     uint64
 		failures  int
 		lastStart time.Time
+		warnedACL bool
 	)
 	pause := func(d time.Duration) bool {
 		if d <= 0 {
@@ -109,6 +110,11 @@ func (c *Connector) watch(ctx context.Context, group string, pub *registry.Publi
 		if failures > 0 {
 			log.Info().Int("failures", failures).Msg("watch query recovered")
 			failures = 0
+		}
+		if meta.ResultsFilteredByACLs && !warnedACL {
+			warnedACL = true
+			log.Warn().Str("service", name).
+				Msg("Consul hid members of this group from the token (ACL filtered): no links will be made to them; give the token service:read on the group's service")
 		}
 		index = nextIndex(index, meta.LastIndex)
 		pub.Publish(c.members(group, entries))
