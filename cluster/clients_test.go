@@ -459,3 +459,39 @@ func testContext(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func TestClientWriteTimeout(t *testing.T) {
+	// A client that stops reading while its send queue is large enough to
+	// never overflow: the write deadline ends it instead. It cannot be told
+	// (it does not read); the plugin sees the reason.
+	cl := config.Clients{
+		MaxMessageBytes: 1024,
+		SendQueueBytes:  64 << 20,
+		WriteTimeout:    config.Duration(500 * time.Millisecond),
+	}
+	h := newHarness(t, clientSystem(cl))
+	rec := newClientRecorder()
+	a1 := h.start("g1", "a1", rec)
+	bystander := dialClient(t, a1, nil)
+	c := dialClient(t, a1, nil)
+	var p plugins.Client
+	waitFor(t, "plugin has the client", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		p = rec.clients[c.ref.ID]
+		return p != nil
+	})
+	payload := make([]byte, 64<<10)
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ { // 64 MiB at most
+		err = p.Send(5, payload)
+		if rec.goneReason(c.ref.ID) != nil {
+			break
+		}
+	}
+	waitFor(t, "write timeout", func() bool { return rec.goneReason(c.ref.ID) != nil })
+	if got := rec.goneReason(c.ref.ID).Reason; got != protocol.ReasonWriteTimeout {
+		t.Fatalf("reason %s, want %s", got, protocol.ReasonWriteTimeout)
+	}
+	bystander.echo()
+}
