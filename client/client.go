@@ -86,8 +86,18 @@ type Options struct {
 	Handler func(Message)
 
 	// QueueSize is the capacity of the Messages channel (unused when
-	// Handler is set). Zero or negative means DefaultQueueSize (256).
+	// Handler is set), and of the Notifications channel. Zero or negative
+	// means DefaultQueueSize (256).
 	QueueSize int
+
+	// OnCloud, when set, is called on the client's read goroutine for
+	// every cloud-memory notification (of the subscriptions made with Get
+	// or View), one at a time, in the order the server sent them, after
+	// the client's views have applied it. The same rules as Handler's
+	// apply: it must not block for long, and must not call Close. When
+	// OnCloud is nil, notifications go to the channel Notifications
+	// returns, once it has been called.
+	OnCloud func(Notification)
 }
 
 // withDefaults validates o and fills in its zero values.
@@ -140,6 +150,8 @@ type Client struct {
 
 	wmu  sync.Mutex // serializes Send; guards wbuf
 	wbuf []byte
+
+	cloud cloudState
 
 	mu       sync.Mutex // guards the fields below
 	closed   bool       // Close was called
@@ -302,12 +314,17 @@ func (c *Client) Send(tag uint16, payload []byte) error {
 	if c.max > 0 && len(payload) > c.max {
 		return fmt.Errorf("%w: %d bytes, the server accepts at most %d", ErrMessageTooLarge, len(payload), c.max)
 	}
+	return c.write(protocol.KindUser, tag, payload)
+}
+
+// write sends one message of any kind; see Send for its errors.
+func (c *Client) write(kind protocol.Kind, tag uint16, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.sendable(); err != nil {
 		return err
 	}
-	c.wbuf = protocol.AppendWS(c.wbuf[:0], protocol.KindUser, tag, payload)
+	c.wbuf = protocol.AppendWS(c.wbuf[:0], kind, tag, payload)
 	c.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	err := c.conn.WriteMessage(websocket.BinaryMessage, c.wbuf)
 	if cap(c.wbuf) > maxKeptBuffer {
@@ -429,6 +446,15 @@ func (c *Client) readLoop() {
 			err = decodeClose(f.Payload)
 			sendCloseFrame(c.conn, c.opts.WriteTimeout)
 			return
+		case protocol.KindCloudReply, protocol.KindCloudResult, protocol.KindCloudNotify, protocol.KindCloudResync:
+			more, derr := c.cloudFrame(f)
+			if derr != nil {
+				err = fmt.Errorf("%w: %w", ErrProtocol, derr)
+				return
+			}
+			if !more {
+				return // Close was called
+			}
 		default:
 			// Kinds this version does not know are ignored, so a newer
 			// server can add messages without breaking older clients.
@@ -521,5 +547,6 @@ func (c *Client) finish(err error) {
 	if c.msgs != nil {
 		close(c.msgs)
 	}
+	c.endCloud()
 	close(c.done)
 }

@@ -36,6 +36,7 @@ type clientHub struct {
 	seq      atomic.Uint64 // low bits of the next client ID
 	count    atomic.Int64  // clients connected
 	bufs     sync.Pool     // read buffers of MaxMessageBytes+header+1
+	wbufs    sync.Pool     // write batches of corked connections (*[]byte)
 
 	mu      sync.Mutex // guards clients
 	clients map[uint64]*client
@@ -58,8 +59,14 @@ func newClientHub(s *Server) *clientHub {
 		// Authenticate decides who may connect.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(h.cfg.Path, h.serveWS)
+	// Built here, not in serve, so shutdown and abort may close it at any
+	// time after New without racing its creation.
+	h.http = &http.Server{Handler: mux, ReadHeaderTimeout: s.links.HandshakeTimeout.D()}
 	size := h.cfg.MaxMessageBytes + protocol.WSHeaderSize + 1
 	h.bufs.New = func() any { b := make([]byte, size); return &b }
+	h.wbufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
 	return h
 }
 
@@ -95,13 +102,6 @@ func applyClientDefaults(c *config.Clients) {
 // not start with an HTTP request (a server link dialling an external port)
 // are refused with a logged reason before HTTP sees them.
 func (h *clientHub) serve(ln net.Listener) {
-	mux := http.NewServeMux()
-	mux.HandleFunc(h.cfg.Path, h.serveWS)
-	h.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: h.s.links.HandshakeTimeout.D(),
-		ErrorLog:          nil,
-	}
 	sl := newSniffListener(h.s, ln)
 	h.s.goTracked(sl.acceptLoop)
 	h.s.goTracked(h.pingLoop)
@@ -113,9 +113,7 @@ func (h *clientHub) serve(ln net.Listener) {
 // shutdown stops accepting clients and tells each connected client why it
 // is being disconnected.
 func (h *clientHub) shutdown(reason protocol.Reason, msg string) {
-	if h.http != nil {
-		h.http.Close()
-	}
+	h.http.Close()
 	for _, c := range h.snapshot() {
 		c.close(reason, msg, nil)
 	}
@@ -123,9 +121,7 @@ func (h *clientHub) shutdown(reason protocol.Reason, msg string) {
 
 // abort closes every client connection at once.
 func (h *clientHub) abort() {
-	if h.http != nil {
-		h.http.Close()
-	}
+	h.http.Close()
 	for _, c := range h.snapshot() {
 		c.close(protocol.ReasonShutdown, "server closed", nil)
 		c.conn.NetConn().Close()
@@ -332,8 +328,11 @@ func (c *client) closeReason() *plugins.CloseError {
 }
 
 // writeLoop writes queued messages until the queue is empty, then ends.
+// Everything queued at once goes out in one write: the connection is corked
+// while gorilla frames the batch, then flushed.
 func (c *client) writeLoop() {
 	wt := c.h.cfg.WriteTimeout.D()
+	cc, _ := c.conn.NetConn().(*clientConn)
 	for {
 		c.mu.Lock()
 		batch := c.queue
@@ -344,8 +343,14 @@ func (c *client) writeLoop() {
 			return
 		}
 		c.mu.Unlock()
+		c.conn.SetWriteDeadline(time.Now().Add(wt))
+		cc.cork()
 		for _, m := range batch {
 			if m == nil {
+				if err := cc.uncork(); err != nil {
+					c.writeFailed(err)
+					return
+				}
 				c.mu.Lock()
 				le, flushed := c.reason, c.flushed
 				c.mu.Unlock()
@@ -357,29 +362,38 @@ func (c *client) writeLoop() {
 				close(flushed)
 				return
 			}
-			c.conn.SetWriteDeadline(time.Now().Add(wt))
 			if err := c.conn.WriteMessage(websocket.BinaryMessage, m); err != nil {
-				reason := protocol.ReasonIO
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					reason = protocol.ReasonWriteTimeout
-				}
-				c.mu.Lock()
-				flushed := c.flushed
-				if !c.closing {
-					c.closing = true
-					c.reason = &plugins.CloseError{Reason: reason, Message: "write failed", Err: err}
-				}
-				c.queue = nil
-				c.writing = false
-				c.mu.Unlock()
-				c.conn.Close()
-				if flushed != nil {
-					close(flushed)
-				}
+				cc.uncork()
+				c.writeFailed(err)
 				return
 			}
 		}
+		if err := cc.uncork(); err != nil {
+			c.writeFailed(err)
+			return
+		}
+	}
+}
+
+// writeFailed ends the session after a failed write.
+func (c *client) writeFailed(err error) {
+	reason := protocol.ReasonIO
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		reason = protocol.ReasonWriteTimeout
+	}
+	c.mu.Lock()
+	flushed := c.flushed
+	if !c.closing {
+		c.closing = true
+		c.reason = &plugins.CloseError{Reason: reason, Message: "write failed", Err: err}
+	}
+	c.queue = nil
+	c.writing = false
+	c.mu.Unlock()
+	c.conn.Close()
+	if flushed != nil {
+		close(flushed)
 	}
 }
 
@@ -475,6 +489,13 @@ func (c *client) readOne(rt time.Duration) bool {
 	case protocol.KindUser:
 		h.s.hooks.clientMessage(c, plugins.Message{Tag: f.Tag, Payload: f.Payload})
 	default:
+		if protocol.IsExtensionKind(f.Kind) {
+			if err := h.s.hooks.clientFrame(c, f); err != nil {
+				c.close(protocol.ReasonProtocol, fmt.Sprintf("bad %s message", f.Kind), err)
+				return false
+			}
+			return true
+		}
 		c.close(protocol.ReasonProtocol, fmt.Sprintf("unexpected message kind %s from a client", f.Kind), nil)
 		return false
 	}
@@ -553,7 +574,7 @@ func (l *sniffListener) sniff(conn net.Conn) {
 		conn.Close()
 		return
 	}
-	pc := &prefixConn{Conn: conn, prefix: bytes.NewReader(first[:])}
+	pc := &clientConn{Conn: conn, prefix: bytes.NewReader(first[:]), bufs: &l.s.clients.wbufs}
 	select {
 	case l.conns <- pc:
 	case <-l.done:
@@ -579,15 +600,68 @@ func (l *sniffListener) Close() error {
 	return err
 }
 
-// prefixConn replays bytes already read from the connection.
-type prefixConn struct {
+// clientConn is a game client's connection: it replays the bytes the
+// sniffer read, and can be corked so that a batch of WebSocket frames goes
+// out in one write. A nil *clientConn is valid and never corks.
+type clientConn struct {
 	net.Conn
 	prefix *bytes.Reader
+	bufs   *sync.Pool // of *[]byte, shared by the hub's clients
+
+	mu     sync.Mutex // guards corked and buf; held across a flush
+	corked bool
+	buf    *[]byte
 }
 
-func (c *prefixConn) Read(p []byte) (int, error) {
+func (c *clientConn) Read(p []byte) (int, error) {
 	if c.prefix.Len() > 0 {
 		return c.prefix.Read(p)
 	}
 	return c.Conn.Read(p)
+}
+
+// Write buffers p while the connection is corked, and writes it otherwise.
+// Control frames written meanwhile (pings) queue behind the batch.
+func (c *clientConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		*c.buf = append(*c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *clientConn) cork() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.corked = true
+	c.buf = c.bufs.Get().(*[]byte)
+	c.mu.Unlock()
+}
+
+// uncork writes what was buffered and returns the buffer to the pool, so an
+// idle client holds none.
+func (c *clientConn) uncork() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.corked {
+		return nil
+	}
+	c.corked = false
+	var err error
+	if len(*c.buf) > 0 {
+		_, err = c.Conn.Write(*c.buf)
+	}
+	if cap(*c.buf) <= 1<<20 {
+		*c.buf = (*c.buf)[:0]
+		c.bufs.Put(c.buf)
+	}
+	c.buf = nil
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
 )
 
 // pluginSlot is one hosted plugin with its hooks found by type assertion.
@@ -17,6 +18,9 @@ type pluginSlot struct {
 	name string
 	p    plugins.Plugin
 	log  zerolog.Logger
+
+	cloudOnce sync.Once
+	cloud     plugins.CloudMemory // the plugin's session, made on first use
 }
 
 // hookSet holds, per hook, the plugins that implement it, in plugin order.
@@ -33,9 +37,18 @@ type hookSet struct {
 	onCMsg  []hook[plugins.ClientMessageHandler]
 	onCDisc []hook[plugins.ClientDisconnectedHandler]
 	onCFail []hook[plugins.ClientSendFailedHandler]
-	started int // plugins whose Start succeeded; Stop runs for these
-	stopMu  sync.Mutex
-	stopped bool
+	onPeers []hook[plugins.PeersHandler]
+	filters []hook[plugins.CloudFilter]
+	// frames maps each extension kind (index kind-FirstExtensionKind) to
+	// the plugin that claims it.
+	frames [protocol.LastExtensionKind - protocol.FirstExtensionKind + 1]*hook[plugins.FrameHandler]
+	// cloud is the cloud-memory client hosted here, or nil.
+	cloud      plugins.CloudMemoryProvider
+	embedOnce  sync.Once
+	embedCloud plugins.CloudMemory // the embedder Host's session
+	started    int                 // plugins whose Start succeeded; Stop runs for these
+	stopMu     sync.Mutex
+	stopped    bool
 }
 
 type hook[H any] struct {
@@ -53,7 +66,9 @@ func collect[H any](slots []pluginSlot) []hook[H] {
 	return hs
 }
 
-func newHookSet(s *Server, ps []plugins.Plugin, names []string) hookSet {
+// newHookSet finds every plugin's hooks. It fails when plugins claim frame
+// kinds outside the extension range or the same kind.
+func newHookSet(s *Server, ps []plugins.Plugin, names []string) (*hookSet, error) {
 	slots := make([]pluginSlot, len(ps))
 	for i, p := range ps {
 		name := fmt.Sprintf("%T", p)
@@ -62,7 +77,7 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) hookSet {
 		}
 		slots[i] = pluginSlot{name: name, p: p, log: s.log.With().Str("plugin", name).Logger()}
 	}
-	return hookSet{
+	hs := &hookSet{
 		s:       s,
 		slots:   slots,
 		onJoin:  collect[plugins.ServerJoinedHandler](slots),
@@ -75,7 +90,30 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) hookSet {
 		onCMsg:  collect[plugins.ClientMessageHandler](slots),
 		onCDisc: collect[plugins.ClientDisconnectedHandler](slots),
 		onCFail: collect[plugins.ClientSendFailedHandler](slots),
+		onPeers: collect[plugins.PeersHandler](slots),
+		filters: collect[plugins.CloudFilter](slots),
 	}
+	for _, h := range collect[plugins.FrameHandler](slots) {
+		for _, k := range h.h.FrameKinds() {
+			if !protocol.IsExtensionKind(k) {
+				return nil, fmt.Errorf("%w: plugin %q claims frame kind %d; plugins claim kinds %d to %d",
+					plugins.ErrFrameKind, h.slot.name, k, protocol.FirstExtensionKind, protocol.LastExtensionKind)
+			}
+			i := k - protocol.FirstExtensionKind
+			if prev := hs.frames[i]; prev != nil && prev.slot != h.slot {
+				return nil, fmt.Errorf("%w: plugins %q and %q both claim frame kind %s",
+					plugins.ErrFrameKind, prev.slot.name, h.slot.name, k)
+			}
+			hs.frames[i] = &h
+		}
+	}
+	for i := range slots {
+		if p, ok := slots[i].p.(plugins.CloudMemoryProvider); ok {
+			hs.cloud = p
+			break
+		}
+	}
+	return hs, nil
 }
 
 // call runs one hook, recovering a panic. Errors and panics are logged and
@@ -103,7 +141,7 @@ func (hs *hookSet) start(ctx context.Context) error {
 	for i := range hs.slots {
 		slot := &hs.slots[i]
 		if st, ok := slot.p.(plugins.Starter); ok {
-			h := &host{s: hs.s, log: slot.log}
+			h := &host{s: hs.s, log: slot.log, slot: slot}
 			if err := hs.call(slot, "Start", func() error { return st.Start(ctx, h) }); err != nil {
 				hs.stop(ctx)
 				return err

@@ -6,12 +6,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
 )
 
 // host is the plugins.Host handed to one plugin.
 type host struct {
-	s   *Server
-	log zerolog.Logger
+	s    *Server
+	log  zerolog.Logger
+	slot *pluginSlot // nil for the embedder's Host
 }
 
 var _ plugins.Host = (*host)(nil)
@@ -58,3 +60,17 @@ func (h *host) Client(id uint64) (plugins.Client, bool) {
 	}
 	return c, true
 }
+
+func (h *host) SendFrameToClient(ref plugins.ClientRef, kind protocol.Kind, tag uint16, payload []byte) error {
+	return h.s.sendFrameToClient(ref, kind, tag, payload)
+}
+
+func (h *host) SendFrameToClients(refs []plugins.ClientRef, kind protocol.Kind, tag uint16, payload []byte) error {
+	return h.s.sendFrameToClients(refs, kind, tag, payload)
+}
+
+func (h *host) MaxFramePayload() int { return h.s.links.MaxFrame - 3 }
+
+func (h *host) CloudMemory() (plugins.CloudMemory, error) { return h.s.hooks.cloudSession(h.slot) }
+
+func (h *host) FilterCloud(op *plugins.CloudOp) error { return h.s.hooks.filterCloud(op) }

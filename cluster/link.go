@@ -197,7 +197,7 @@ func (l *link) finalFlush(buf []byte) {
 // readLoop reads frames until the connection ends and dispatches them. It
 // runs on the goroutine that created the link.
 func (l *link) readLoop() {
-	hooks := &l.s.hooks
+	hooks := l.s.hooks
 	var ids []uint64 // scratch for client routing frames
 	for {
 		f, err := l.rd.Next()
@@ -212,7 +212,7 @@ func (l *link) readLoop() {
 		case protocol.KindUser:
 			l.in.Add(1)
 			hooks.message(l.r, plugins.Message{Tag: f.Tag, Payload: f.Payload})
-		case protocol.KindClientSend, protocol.KindClientMulti, protocol.KindClientGone:
+		case protocol.KindClientSend, protocol.KindClientMulti, protocol.KindClientGone, protocol.KindClientFrame:
 			if ids, err = l.clientFrame(f, ids); err != nil {
 				l.close(protocol.ReasonProtocol, "malformed "+f.Kind.String()+" frame", err, true)
 				return
@@ -231,6 +231,13 @@ func (l *link) readLoop() {
 			}
 			l.closeWith(&plugins.CloseError{Reason: c.Reason, ByPeer: true, Message: c.Message}, false)
 		default:
+			if protocol.IsExtensionKind(f.Kind) {
+				if err := hooks.serverFrame(l.r, f); err != nil {
+					l.close(protocol.ReasonProtocol, fmt.Sprintf("bad %s frame", f.Kind), err, true)
+					return
+				}
+				continue
+			}
 			l.close(protocol.ReasonProtocol, fmt.Sprintf("unexpected frame kind %s on a link", f.Kind), nil, true)
 			return
 		}

@@ -146,6 +146,14 @@ func (l *link) clientFrame(f protocol.Frame, ids []uint64) ([]uint64, error) {
 			}
 		}
 		ids = gone
+	case protocol.KindClientFrame:
+		id, gone, err := s.clientFrameOverLink(f)
+		if err != nil {
+			return ids, err
+		}
+		if gone {
+			ids = append(ids, id)
+		}
 	case protocol.KindClientGone:
 		gone, err := protocol.DecodeClientGone(f.Payload, ids)
 		if err != nil {

@@ -98,7 +98,7 @@ type Server struct {
 	reg         registry.Connector
 	log         zerolog.Logger
 	opts        Options
-	hooks       hookSet
+	hooks       *hookSet
 
 	ctx    context.Context // cancelled on shutdown: ends watchers and dialers
 	cancel context.CancelFunc
@@ -191,7 +191,13 @@ func New(opts Options) (*Server, error) {
 			names[i] = spec.Name
 		}
 	}
-	s.hooks = newHookSet(s, ps, names)
+	ps, names, err := s.withCloudClient(ps, names)
+	if err != nil {
+		return nil, err
+	}
+	if s.hooks, err = newHookSet(s, ps, names); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
 	return s, nil
 }
 
@@ -309,6 +315,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("cluster: watch group %q: %w", g.name, err)
 		}
 		s.goTracked(func() { s.watchLoop(g, ch) })
+	}
+	if len(s.hooks.onPeers) > 0 {
+		ch, err := s.reg.Watch(s.ctx, s.group.Name)
+		if err != nil {
+			return fmt.Errorf("cluster: watch own group %q: %w", s.group.Name, err)
+		}
+		s.goTracked(func() { s.peersLoop(ch) })
 	}
 	return nil
 }

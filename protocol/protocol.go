@@ -28,8 +28,8 @@ const DefaultMaxFrame = 1 << 20
 type Kind uint8
 
 // Frame kinds. Kinds 32–63 are reserved for client envelopes and 64–95 for
-// cloud-memory operations; a receiver closes a link that sends a kind it does
-// not know.
+// extension kinds (cloud-memory operations, see cloud.go); a receiver closes
+// a link that sends a kind it does not know.
 const (
 	KindHello     Kind = 1  // dialer → acceptor: Hello
 	KindChallenge Kind = 2  // acceptor → dialer: Challenge
@@ -79,6 +79,11 @@ func (k Kind) String() string {
 		return "client-multi"
 	case KindClientGone:
 		return "client-gone"
+	case KindClientFrame:
+		return "client-frame"
+	}
+	if name, ok := cloudKindNames[k]; ok {
+		return name
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

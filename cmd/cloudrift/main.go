@@ -20,6 +20,7 @@ import (
 	// "go run ./cmd/cloudrift dev". The built-in plugins (cloud memory,
 	// health, ...) will be imported here too.
 	_ "github.com/cloudrift/cloudrift/examples/openworld"
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory" // the cloud memory: "cloudmemory" and its client
 )
 
 func main() {

@@ -23,6 +23,7 @@ import (
 
 	// The studio's plugins: this import registers gateway, world and chat.
 	_ "github.com/cloudrift/cloudrift/examples/openworld"
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory" // the cloud memory: "cloudmemory" and its client
 )
 
 func main() {

@@ -1,0 +1,348 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// View is a live copy of the rows of some keys: it subscribes to them and
+// keeps a local map that is always the server's state as of the last
+// message read (the Get snapshot, then every notification and resync, in
+// the server's order, applied on the read goroutine before OnCloud or the
+// Notifications channel sees them).
+//
+// Views on the same key share one subscription per client: the client
+// subscribes with the union of their uploader filters and each view keeps
+// the rows its own filter matches. Do not also subscribe to a view's keys
+// with Get or end their subscription with Unsubscribe: the server keeps
+// one filter per key and client.
+//
+// A View lives as long as its Client: when the client ends, the view
+// keeps its last rows and Err reports why. Methods are safe for concurrent
+// use.
+type View struct {
+	c    *Client
+	keys []Key
+	ups  map[ClientRef]struct{} // nil: every uploader
+
+	mu        sync.Mutex
+	rows      map[Key]map[ClientRef]Row
+	missing   map[Key]bool // no snapshot yet (a partial Get; a resync follows)
+	truncated map[Key]bool // the snapshot was cut by the download limit
+	changed   chan struct{}
+	closed    bool
+}
+
+// viewGet is a Get that snapshots keys for every view of them.
+type viewGet struct {
+	keys []Key
+}
+
+// View subscribes to keys (limited to uploaders, when given) and returns
+// a view of their rows once the snapshot has arrived. On error nothing is
+// subscribed for this view.
+func (c *Client) View(ctx context.Context, keys []Key, uploaders ...ClientRef) (*View, error) {
+	if err := validKeys(keys); err != nil {
+		return nil, err
+	}
+	v := &View{
+		c:         c,
+		rows:      make(map[Key]map[ClientRef]Row),
+		missing:   make(map[Key]bool),
+		truncated: make(map[Key]bool),
+		changed:   make(chan struct{}, 1),
+	}
+	for _, k := range keys {
+		if !slices.Contains(v.keys, k) {
+			v.keys = append(v.keys, k)
+			v.missing[k] = true
+		}
+	}
+	if len(uploaders) > 0 {
+		v.ups = make(map[ClientRef]struct{}, len(uploaders))
+		for _, u := range uploaders {
+			v.ups[u] = struct{}{}
+		}
+	}
+	cs := &c.cloud
+	cs.mu.Lock()
+	if cs.views == nil {
+		cs.views = make(map[Key][]*View)
+	}
+	for _, k := range v.keys {
+		cs.views[k] = append(cs.views[k], v)
+	}
+	groups := cs.unionGroupsLocked(v.keys)
+	cs.mu.Unlock()
+	for _, g := range groups {
+		if err := c.viewSubscribe(ctx, g); err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.WriteTimeout)
+			v.Close(cctx)
+			cancel()
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// unionGroup is keys whose views' filters have the same union.
+type unionGroup struct {
+	keys []Key
+	ups  []ClientRef // nil: every uploader
+}
+
+// unionGroupsLocked groups keys by the union of the filters of the views
+// on each (cs.mu held).
+func (cs *cloudState) unionGroupsLocked(keys []Key) []unionGroup {
+	var groups []unionGroup
+	index := make(map[string]int)
+	for _, k := range keys {
+		views := cs.views[k]
+		if len(views) == 0 {
+			continue
+		}
+		var ups []ClientRef
+		all := false
+		set := make(map[ClientRef]struct{})
+		for _, v := range views {
+			if v.ups == nil {
+				all = true
+				break
+			}
+			for u := range v.ups {
+				set[u] = struct{}{}
+			}
+		}
+		if !all {
+			for u := range set {
+				ups = append(ups, u)
+			}
+			slices.SortFunc(ups, protocol.CompareRefs)
+		}
+		sig := "*"
+		if !all {
+			var b strings.Builder
+			for _, u := range ups {
+				fmt.Fprintf(&b, "%q#%d,", u.Server, u.ID)
+			}
+			sig = b.String()
+		}
+		i, ok := index[sig]
+		if !ok {
+			i = len(groups)
+			index[sig] = i
+			groups = append(groups, unionGroup{ups: ups})
+		}
+		groups[i].keys = append(groups[i].keys, k)
+	}
+	return groups
+}
+
+// viewSubscribe subscribes to a group's keys with its union filter; the
+// snapshot is applied to every view of the keys on the read goroutine.
+func (c *Client) viewSubscribe(ctx context.Context, g unionGroup) error {
+	q := Query{Keys: g.keys, Uploaders: g.ups, Subscribe: true}
+	_, err := c.cloudCall(ctx, protocol.KindCloudGet, &viewGet{keys: g.keys}, func(req uint32) []byte {
+		return (&protocol.CloudGet{Req: req, Query: q}).AppendTo(nil)
+	})
+	return err
+}
+
+// applySnapshot replaces the rows of the snapshot's keys in every view of
+// them (read goroutine).
+func (c *Client) applySnapshot(vg *viewGet, m *protocol.CloudResult) {
+	if m.Code != protocol.CloudOK {
+		return
+	}
+	byKey := make(map[Key][]Row)
+	for _, r := range m.Rows {
+		byKey[r.Key] = append(byKey[r.Key], r)
+	}
+	// With a truncated result, the key of the last row and every later
+	// key may be incomplete.
+	cutFrom := len(vg.keys)
+	if m.Truncated {
+		cutFrom = 0
+		if n := len(m.Rows); n > 0 {
+			cutFrom = slices.Index(vg.keys, m.Rows[n-1].Key)
+		}
+	}
+	cs := &c.cloud
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for i, k := range vg.keys {
+		if slices.Contains(m.Missing, k) {
+			continue // a resync brings it
+		}
+		for _, v := range cs.views[k] {
+			v.replace(k, byKey[k], i >= cutFrom)
+		}
+	}
+}
+
+// applyNotification applies n to every view of its key (read goroutine).
+func (c *Client) applyNotification(n *Notification) {
+	cs := &c.cloud
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, v := range cs.views[n.Key] {
+		switch n.Type {
+		case Resync:
+			v.replace(n.Key, n.Rows, n.Truncated)
+		default:
+			v.apply(n)
+		}
+	}
+}
+
+func (v *View) matches(up ClientRef) bool {
+	if v.ups == nil {
+		return true
+	}
+	_, ok := v.ups[up]
+	return ok
+}
+
+// replace sets the rows of k to those of rows v's filter matches.
+func (v *View) replace(k Key, rows []Row, truncated bool) {
+	v.mu.Lock()
+	m := make(map[ClientRef]Row, len(rows))
+	for _, r := range rows {
+		if v.matches(r.Uploader) {
+			m[r.Uploader] = r
+		}
+	}
+	v.rows[k] = m
+	delete(v.missing, k)
+	v.truncated[k] = truncated
+	v.mu.Unlock()
+	v.signal()
+}
+
+func (v *View) apply(n *Notification) {
+	if !v.matches(n.Row.Uploader) {
+		return
+	}
+	v.mu.Lock()
+	switch n.Type {
+	case Updated:
+		if v.rows[n.Key] == nil {
+			v.rows[n.Key] = make(map[ClientRef]Row)
+		}
+		v.rows[n.Key][n.Row.Uploader] = n.Row
+	case Deleted:
+		delete(v.rows[n.Key], n.Row.Uploader)
+	}
+	v.mu.Unlock()
+	v.signal()
+}
+
+func (v *View) signal() {
+	select {
+	case v.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Keys returns the view's keys.
+func (v *View) Keys() []Key { return slices.Clone(v.keys) }
+
+// Rows returns the view's rows in key order (the order View was given),
+// then uploader order. Their Data must not be modified.
+func (v *View) Rows() []Row {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []Row
+	for _, k := range v.keys {
+		start := len(out)
+		for _, r := range v.rows[k] {
+			out = append(out, r)
+		}
+		part := out[start:]
+		sort.Slice(part, func(i, j int) bool { return protocol.CompareRefs(part[i].Uploader, part[j].Uploader) < 0 })
+	}
+	return out
+}
+
+// Row returns the row of uploader under k, if the view holds one.
+func (v *View) Row(k Key, uploader ClientRef) (Row, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r, ok := v.rows[k][uploader]
+	return r, ok
+}
+
+// Changed returns a channel that receives a value after each change to
+// the view (several changes may be reported by one value). It is never
+// closed; watch the client's Done as well.
+func (v *View) Changed() <-chan struct{} { return v.changed }
+
+// Complete reports whether the view holds every row of its keys: false
+// while a key's snapshot is missing (a partial Get: its resync follows) or
+// was cut by the server's download byte limit.
+func (v *View) Complete() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.missing) > 0 {
+		return false
+	}
+	for _, t := range v.truncated {
+		if t {
+			return false
+		}
+	}
+	return true
+}
+
+// Err returns nil while the client runs, then why it ended.
+func (v *View) Err() error { return v.c.Err() }
+
+// Close ends the view: keys no other view needs are unsubscribed, and the
+// others are subscribed again with the narrower union of the remaining
+// views' filters. The view keeps its last rows. Close is idempotent.
+func (v *View) Close(ctx context.Context) error {
+	cs := &v.c.cloud
+	cs.mu.Lock()
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		cs.mu.Unlock()
+		return nil
+	}
+	v.closed = true
+	v.mu.Unlock()
+	var gone []Key
+	for _, k := range v.keys {
+		vs := slices.DeleteFunc(cs.views[k], func(o *View) bool { return o == v })
+		if len(vs) == 0 {
+			delete(cs.views, k)
+			gone = append(gone, k)
+		} else {
+			cs.views[k] = vs
+		}
+	}
+	groups := cs.unionGroupsLocked(v.keys)
+	cs.mu.Unlock()
+	if v.c.Err() != nil {
+		return nil // the client ended: nothing is subscribed anymore
+	}
+	var errs []error
+	if len(gone) > 0 {
+		if err := v.c.Unsubscribe(ctx, gone); err != nil && !errors.Is(err, ErrCloudNotSubscribed) {
+			errs = append(errs, err)
+		}
+	}
+	for _, g := range groups {
+		if err := v.c.viewSubscribe(ctx, g); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

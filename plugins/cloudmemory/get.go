@@ -1,0 +1,439 @@
+package cloudmemory
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// A Get across replicas. The keys are grouped by owner and each group is
+// read from its owner (a part). Results are merged in query key order; the
+// owner orders each key's rows by uploader.
+//
+// Without an offset one round is enough: each part returns its first
+// Limit rows (its own positions never come after the global ones) and
+// MaxBytesPerDownload of them at most; the merge takes, key by key, the
+// rows that fall in the global window, and stops (truncated) where a part
+// was cut. With an offset, a first round counts the rows of every key, so
+// that the second can ask each owner for exactly its share of the window:
+// the global window restricted to one owner's keys is one contiguous run
+// of that owner's own ordering.
+//
+// A part whose owner answers "not owner", or whose link goes down, is
+// planned again with the current owners after a backoff; parts not
+// answered within GetTimeout leave their keys missing (partial).
+
+type getOp struct {
+	c         *Client
+	keys      []key // distinct, in query order
+	ups       []ref
+	offset    uint32
+	limit     uint32
+	subscribe bool
+	sub       *subscriber
+	asker     ref
+	addr      string
+	phase     int // 1: counting (offset > 0 only), 2: reading
+	counts1   map[key]uint32
+	res       map[key]*keyRes
+	unplanned map[key]struct{}
+	parts     map[*getPart]uint64 // in flight, with their request
+	retryAt   time.Time
+	attempts  int
+	timer     *time.Timer
+	held      []heldNote
+	prev      map[key]*subEntry // entries this Get re-subscribes, as they were
+	done      func(*getResult)
+	finished  bool
+}
+
+type getPart struct {
+	op   *getOp
+	keys []key
+	to   place
+}
+
+type keyRes struct {
+	count uint32
+	rows  []protocol.CloudRow
+	cut   bool
+}
+
+// getResult is a Get's outcome.
+type getResult struct {
+	code      protocol.CloudCode
+	msg       string
+	rows      []protocol.CloudRow
+	total     uint32
+	truncated bool
+	partial   bool
+	missing   []key
+}
+
+func (r *getResult) public() *plugins.CloudResult {
+	return &plugins.CloudResult{Rows: r.rows, Total: int(r.total), Truncated: r.truncated, Partial: r.partial, Missing: r.missing}
+}
+
+// get runs a Get for asker. sub returns the subscriber for a subscribing
+// Get (called with Client.mu held). done receives the result.
+func (c *Client) get(sub func() *subscriber, asker ref, addr string, q protocol.CloudQuery, done func(*getResult)) {
+	fail := func(code protocol.CloudCode, msg string) { done(&getResult{code: code, msg: msg}) }
+	code, msg := c.checkKeys(q.Keys)
+	if code == protocol.CloudOK && len(q.Uploaders) > protocol.MaxCloudKeys {
+		code, msg = protocol.CloudBadRequest, fmt.Sprintf("%d uploaders, limit %d", len(q.Uploaders), protocol.MaxCloudKeys)
+	}
+	if code == protocol.CloudOK {
+		op := plugins.CloudOp{Kind: plugins.CloudOpGet, Uploader: asker, Addr: addr, Keys: q.Keys, Query: &q}
+		if err := c.host.FilterCloud(&op); err != nil {
+			code, msg = protocol.CloudRejected, err.Error()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if code == protocol.CloudOK && c.stopped {
+		code, msg = protocol.CloudShuttingDown, "server shutting down"
+	}
+	if code != protocol.CloudOK {
+		fail(code, msg)
+		return
+	}
+	op := &getOp{
+		c: c, ups: sortedRefs(q.Uploaders), offset: q.Offset, limit: q.Limit, subscribe: q.Subscribe,
+		asker: asker, addr: addr, phase: 2, res: make(map[key]*keyRes), unplanned: make(map[key]struct{}),
+		parts: make(map[*getPart]uint64), done: done,
+	}
+	seen := make(map[key]struct{}, len(q.Keys))
+	for _, k := range q.Keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			op.keys = append(op.keys, k)
+		}
+	}
+	if op.subscribe {
+		op.sub = sub()
+		added := 0
+		for _, k := range op.keys {
+			if op.sub.entries[k] == nil {
+				added++
+			}
+		}
+		if n := len(op.sub.entries) + added; op.sub.limited && n > c.cfg.MaxSubscriptionsPerClient {
+			fail(protocol.CloudTooManySubscriptions, fmt.Sprintf("%d subscriptions, limit %d", n, c.cfg.MaxSubscriptionsPerClient))
+			return
+		}
+		op.prev = make(map[key]*subEntry)
+		for _, k := range op.keys {
+			ks := c.subs[k]
+			if ks == nil {
+				ks = &ksub{k: k, entries: make(map[*subscriber]*subEntry)}
+				c.subs[k] = ks
+			}
+			e := ks.entries[op.sub]
+			if e == nil {
+				e = &subEntry{sub: op.sub, k: k}
+				ks.entries[op.sub] = e
+				op.sub.entries[k] = e
+			} else {
+				was := *e
+				op.prev[k] = &was
+			}
+			e.setFilter(op.ups)
+			e.state, e.op, e.stale = entryPending, op, false
+		}
+	}
+	if op.offset > 0 {
+		op.phase = 1
+		op.counts1 = make(map[key]uint32)
+	}
+	op.timer = time.AfterFunc(c.cfg.GetTimeout.D(), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.finishGetLocked(op, protocol.CloudOK, "")
+	})
+	c.ops[op] = struct{}{}
+	op.planLocked(op.keys)
+}
+
+// planLocked sends the parts that read keys from their owners.
+func (op *getOp) planLocked(keys []key) {
+	c := op.c
+	groups := make(map[*replica][]key)
+	var order []*replica
+	for _, k := range keys {
+		rep := c.ownerLocked(k)
+		if rep == nil {
+			op.unplanned[k] = struct{}{}
+			continue
+		}
+		if groups[rep] == nil {
+			order = append(order, rep)
+		}
+		groups[rep] = append(groups[rep], k)
+	}
+	for _, rep := range order {
+		ks := groups[rep]
+		req := c.nextReqLocked()
+		m := protocol.CloudSrvGet{Req: req, Asker: op.asker, Addr: op.addr, Keys: ks, Uploaders: op.ups, MaxBytes: uint32(c.budget)}
+		switch {
+		case op.phase == 1:
+			m.CountOnly = true
+		case op.counts1 == nil:
+			m.Limit = op.limit
+		default:
+			m.Offset, m.Limit = op.window(ks)
+			if m.Limit == 0 && op.limit != 0 {
+				m.CountOnly = true
+			}
+		}
+		if op.phase == 2 && op.subscribe {
+			// The subscription reaches the owner before the read, so the
+			// snapshot and the notifications after it line up.
+			for _, k := range ks {
+				if kss := c.subs[k]; kss != nil {
+					c.placeSubLocked(kss, rep)
+				}
+			}
+		}
+		if rep.rs.SendFrame(protocol.KindCloudSrvGet, 0, m.AppendTo(nil)) != nil {
+			for _, k := range ks {
+				op.unplanned[k] = struct{}{}
+			}
+			op.backoffLocked(time.Now())
+			continue
+		}
+		part := &getPart{op: op, keys: ks, to: rep.at}
+		c.calls[req] = &call{kind: callGet, to: rep.at, part: part}
+		op.parts[part] = req
+	}
+}
+
+// window returns the offset and limit, in one owner's own ordering of
+// keys, of the global window [offset, offset+limit), from the counts of
+// the first round. A zero limit with op.limit > 0 means nothing falls in
+// the window.
+func (op *getOp) window(keys []key) (off, lim uint32) {
+	mine := make(map[key]bool, len(keys))
+	for _, k := range keys {
+		mine[k] = true
+	}
+	lo := uint64(op.offset)
+	hi := ^uint64(0)
+	if op.limit > 0 {
+		hi = lo + uint64(op.limit)
+	}
+	var pos, before, in uint64
+	for _, k := range op.keys {
+		n := uint64(op.counts1[k])
+		if mine[k] {
+			before += min(n, max(lo, pos)-pos)
+			if s, e := max(pos, lo), min(pos+n, hi); e > s {
+				in += e - s
+			}
+		}
+		pos += n
+	}
+	if op.limit == 0 {
+		in = 0
+	}
+	return uint32(min(before, 1<<32-1)), uint32(min(in, 1<<32-1))
+}
+
+func (op *getOp) backoffLocked(now time.Time) {
+	op.attempts++
+	op.retryAt = now.Add(min(retryMin<<min(op.attempts, 10), retryMax))
+}
+
+// retryLocked plans again the keys whose part failed, once their backoff
+// passed.
+func (op *getOp) retryLocked(now time.Time) {
+	if op.finished || len(op.unplanned) == 0 || op.retryAt.After(now) {
+		return
+	}
+	var keys []key
+	for _, k := range op.keys {
+		if _, ok := op.unplanned[k]; ok {
+			keys = append(keys, k)
+		}
+	}
+	clear(op.unplanned)
+	op.planLocked(keys)
+}
+
+// partFailedLocked: the part's link went down; plan its keys again at
+// once.
+func (op *getOp) partFailedLocked(part *getPart, now time.Time) {
+	delete(op.parts, part)
+	if op.finished {
+		return
+	}
+	for _, k := range part.keys {
+		op.unplanned[k] = struct{}{}
+	}
+	op.retryAt = now
+}
+
+func (op *getOp) partResultLocked(part *getPart, m *protocol.CloudSrvResult) {
+	c := op.c
+	delete(op.parts, part)
+	if op.finished {
+		return
+	}
+	switch {
+	case m.Code == protocol.CloudNotOwner || m.Code == protocol.CloudUnavailable || (m.Code == protocol.CloudOK && len(m.Counts) != len(part.keys)):
+		for _, k := range part.keys {
+			op.unplanned[k] = struct{}{}
+		}
+		op.backoffLocked(time.Now())
+		return
+	case m.Code != protocol.CloudOK:
+		c.finishGetLocked(op, m.Code, m.Message)
+		return
+	}
+	if op.phase == 1 {
+		for i, k := range part.keys {
+			op.counts1[k] = m.Counts[i]
+		}
+		if len(op.parts) == 0 && len(op.unplanned) == 0 {
+			op.phase = 2
+			op.planLocked(op.keys)
+		}
+		return
+	}
+	rows := copyRows(m.Rows)
+	j := 0
+	for i, k := range part.keys {
+		kr := &keyRes{count: m.Counts[i], cut: m.Cut}
+		start := j
+		for j < len(rows) && rows[j].Key == k {
+			j++
+		}
+		kr.rows = rows[start:j:j]
+		op.res[k] = kr
+		if op.subscribe {
+			if e := op.sub.entries[k]; e != nil && e.op == op && e.state == entryPending {
+				e.state = entryHeld
+				if ks := c.subs[k]; ks == nil || ks.placed != part.to {
+					e.stale = true
+				}
+			}
+		}
+	}
+	if len(op.parts) == 0 && len(op.unplanned) == 0 {
+		c.finishGetLocked(op, protocol.CloudOK, "")
+	}
+}
+
+// finishGetLocked answers op: with an error, or with the merged rows of
+// the keys that answered (the others are missing). A subscribing Get's
+// entries become active (their held notifications follow the answer), or
+// wait for a resync when their snapshot is missing or stale.
+func (c *Client) finishGetLocked(op *getOp, code protocol.CloudCode, msg string) {
+	if op.finished {
+		return
+	}
+	op.finished = true
+	op.timer.Stop()
+	delete(c.ops, op)
+	for _, req := range op.parts {
+		delete(c.calls, req)
+	}
+	if code != protocol.CloudOK {
+		if op.subscribe {
+			for _, k := range op.keys {
+				ks := c.subs[k]
+				e := op.sub.entries[k]
+				if ks == nil || e == nil || e.op != op {
+					continue
+				}
+				if prev := op.prev[k]; prev != nil {
+					// Back to the subscription it replaced, refreshed.
+					e.all, e.ups, e.op, e.stale, e.state = prev.all, prev.ups, nil, false, entryResync
+					c.resync[k] = struct{}{}
+					c.sendSubLocked(ks)
+				} else {
+					c.removeEntryLocked(ks, e)
+				}
+			}
+			c.kick()
+		}
+		op.done(&getResult{code: code, msg: msg})
+		return
+	}
+	res := op.merge()
+	resync := false
+	if op.subscribe {
+		for _, k := range op.keys {
+			e := op.sub.entries[k]
+			if e == nil || e.op != op {
+				continue
+			}
+			e.op = nil
+			if e.state == entryHeld && !e.stale {
+				e.state = entryActive
+				continue
+			}
+			e.state, e.stale = entryResync, false
+			c.resync[k] = struct{}{}
+			resync = true
+		}
+	}
+	op.done(res)
+	for _, h := range op.held {
+		if h.e.state == entryActive && h.e.sub.entries[h.e.k] == h.e {
+			c.deliverHeldLocked(h)
+		}
+	}
+	op.held = nil
+	if resync {
+		c.kick()
+	}
+}
+
+// merge assembles the answer from the keys' results: query key order, the
+// global window, the download byte limit.
+func (op *getOp) merge() *getResult {
+	res := &getResult{code: protocol.CloudOK}
+	lo := uint64(op.offset)
+	hi := ^uint64(0)
+	if op.limit > 0 {
+		hi = lo + uint64(op.limit)
+	}
+	maxBytes := op.c.cfg.MaxBytesPerDownload
+	var pos uint64
+	bytes := 0
+	stopped := false
+	for _, k := range op.keys {
+		kr := op.res[k]
+		if kr == nil {
+			res.partial = true
+			res.missing = append(res.missing, k)
+			continue
+		}
+		n := uint64(kr.count)
+		res.total += kr.count
+		var want uint64
+		if s, e := max(pos, lo), min(pos+n, hi); e > s {
+			want = e - s
+		}
+		pos += n
+		if stopped || want == 0 {
+			continue
+		}
+		take := min(uint64(len(kr.rows)), want)
+		for _, r := range kr.rows[:take] {
+			size := r.EncodedSize()
+			if len(res.rows) > 0 && bytes+size > maxBytes {
+				res.truncated, stopped = true, true
+				break
+			}
+			bytes += size
+			res.rows = append(res.rows, r)
+		}
+		if !stopped && take < want && kr.cut {
+			res.truncated, stopped = true, true
+		}
+	}
+	return res
+}

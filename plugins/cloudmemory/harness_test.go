@@ -1,0 +1,306 @@
+package cloudmemory
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+	"gopkg.in/yaml.v3"
+
+	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/registry/embedded"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testSettings are the cloud plugin's settings in tests: small limits so
+// each can be reached, and a short grace.
+const testSettings = `
+maxUploadBytesPerClient: 1000
+maxRowBytes: 400
+maxKeysPerQuery: 8
+maxBytesPerDownload: 2000
+maxSubscriptionsPerClient: 4
+serverGrace: 300ms
+getTimeout: 1s
+opTimeout: 3s
+`
+
+// testSystem: game clients on "client" servers, which connect to the
+// "world" and "cloud" groups; "world" connects to "cloud".
+func testSystem(t *testing.T, settings string) *config.System {
+	t.Helper()
+	var node yaml.Node
+	if err := yaml.Unmarshal([]byte(settings), &node); err != nil {
+		t.Fatal(err)
+	}
+	sys := &config.System{
+		System: "cloudtest",
+		Secret: "test-secret-of-sufficient-length",
+		Groups: []config.Group{
+			{Name: "client", Visibility: config.External, ConnectsTo: []string{"cloud", "world"},
+				Clients: config.Clients{Rate: 10000, Burst: 10000}},
+			{Name: "world", Visibility: config.Internal, ConnectsTo: []string{"cloud"}},
+			{Name: "cloud", Visibility: config.Internal,
+				Plugins: []config.Plugin{{Name: plugins.CloudMemoryPlugin, Settings: *node.Content[0]}}},
+		},
+		Links: config.Links{
+			Heartbeat:        config.Duration(100 * time.Millisecond),
+			Timeout:          config.Duration(1 * time.Second),
+			HandshakeTimeout: config.Duration(1 * time.Second),
+			BackoffMin:       config.Duration(10 * time.Millisecond),
+			BackoffMax:       config.Duration(100 * time.Millisecond),
+			LeaveGrace:       config.Duration(200 * time.Millisecond),
+		},
+	}
+	if err := sys.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return sys
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type env struct {
+	t    *testing.T
+	hub  *embedded.Hub
+	sys  *config.System
+	logs *syncBuffer
+}
+
+func newEnv(t *testing.T, settings string) *env {
+	e := &env{t: t, hub: embedded.NewHub(), sys: testSystem(t, settings), logs: &syncBuffer{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server logs:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+// start runs a server of group with plugins (nil: the group's own) and
+// closes it when the test ends.
+func (e *env) start(group, id string, ps ...plugins.Plugin) *cluster.Server {
+	e.t.Helper()
+	conn := e.hub.Connector()
+	log := zerolog.New(e.logs).With().Timestamp().Logger().Level(zerolog.DebugLevel)
+	opts := cluster.Options{System: e.sys, Group: group, ID: id, Registry: conn, Logger: &log}
+	if ps != nil {
+		opts.Plugins = ps
+	}
+	s, err := cluster.New(opts)
+	if err != nil {
+		e.t.Fatalf("New %s: %v", id, err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		e.t.Fatalf("Start %s: %v", id, err)
+	}
+	e.t.Cleanup(func() {
+		s.Close()
+		conn.Close()
+	})
+	return s
+}
+
+// waitFor polls cond until it holds or 15 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// probe is a test plugin: it keeps its Host and its cloud session, and
+// records the notifications the session receives.
+type probe struct {
+	mu    sync.Mutex
+	host  plugins.Host
+	cm    plugins.CloudMemory
+	notes []plugins.CloudNotification
+	// filter, when set, is this server's query filter.
+	filter func(op *plugins.CloudOp) error
+}
+
+func (p *probe) Start(_ context.Context, h plugins.Host) error {
+	cm, err := h.CloudMemory()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.host, p.cm = h, cm
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *probe) CloudNotification(n plugins.CloudNotification) error {
+	p.mu.Lock()
+	p.notes = append(p.notes, n)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *probe) FilterCloud(op *plugins.CloudOp) error {
+	p.mu.Lock()
+	f := p.filter
+	p.mu.Unlock()
+	if f != nil {
+		return f(op)
+	}
+	return nil
+}
+
+func (p *probe) setFilter(f func(op *plugins.CloudOp) error) {
+	p.mu.Lock()
+	p.filter = f
+	p.mu.Unlock()
+}
+
+func (p *probe) notifications() []plugins.CloudNotification {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.notes)
+}
+
+// client returns the cloud-memory client behind the probe's session.
+func (p *probe) client() *Client { return p.cm.(*session).c }
+
+// linked reports whether the probe's server is linked to n replicas.
+func (p *probe) linked(n int) func() bool {
+	return func() bool {
+		c := p.client()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.replicas) == n
+	}
+}
+
+// settled reports whether the probe's client has nothing left to place.
+func (p *probe) settled() bool {
+	c := p.client()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.unplaced) > 0 || len(c.resync) > 0 {
+		return false
+	}
+	for _, r := range c.rows {
+		if r.sending != 0 || r.placed.gen == 0 {
+			return false
+		}
+	}
+	for _, ks := range c.subs {
+		if ks.resyncReq != 0 || ks.placed.gen == 0 {
+			return false
+		}
+		for _, e := range ks.entries {
+			if e.state != entryActive {
+				return false
+			}
+		}
+	}
+	for _, rep := range c.replicas {
+		if rep.session != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// describeRows prints rows as "key uploader=data" in their order.
+func describeRows(rows []protocol.CloudRow) string {
+	var parts []string
+	for _, r := range rows {
+		parts = append(parts, fmt.Sprintf("%s %s=%s", r.Key, r.Uploader, r.Data))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// view applies notifications to a map of rows, the way a subscriber keeps
+// its state: key → uploader → data.
+type view map[key]map[ref]string
+
+func (v view) apply(n plugins.CloudNotification) {
+	switch n.Type {
+	case plugins.CloudUpdated:
+		if v[n.Key] == nil {
+			v[n.Key] = make(map[ref]string)
+		}
+		v[n.Key][n.Row.Uploader] = string(n.Row.Data)
+	case plugins.CloudDeleted:
+		delete(v[n.Key], n.Row.Uploader)
+	case plugins.CloudResync:
+		v[n.Key] = make(map[ref]string)
+		for _, r := range n.Rows {
+			v[n.Key][r.Uploader] = string(r.Data)
+		}
+	}
+}
+
+func (v view) load(rows []protocol.CloudRow) {
+	for _, r := range rows {
+		if v[r.Key] == nil {
+			v[r.Key] = make(map[ref]string)
+		}
+		v[r.Key][r.Uploader] = string(r.Data)
+	}
+}
+
+func (v view) String() string {
+	var parts []string
+	for k, rows := range v {
+		for u, d := range rows {
+			parts = append(parts, fmt.Sprintf("%s %s=%s", k, u, d))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func (v view) clone() view {
+	c := make(view, len(v))
+	for k, rows := range v {
+		c[k] = make(map[ref]string, len(rows))
+		for u, d := range rows {
+			c[k][u] = d
+		}
+	}
+	return c
+}

@@ -1,0 +1,454 @@
+package cloudmemory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// Service is the "cloudmemory" plugin: one replica of a cloud-memory
+// group. Its exported fields are the settings (see Config).
+//
+// It owns the keys that rendezvous hashing over the group's registered
+// servers gives it, answers CloudNotOwner for the others, and hands a key
+// over silently (telling the servers concerned with CloudSrvMoved) when
+// the group changes. It deletes a server's rows ServerGrace after the
+// server's link went down for good, at once when the server leaves the
+// registry or says goodbye, and at the end of the server's resync for the
+// rows it did not post again.
+type Service struct {
+	Config `yaml:",inline"`
+
+	host plugins.Host
+	log  *zerolog.Logger
+	st   *store
+
+	mu      sync.RWMutex
+	ring    ring
+	ready   bool                   // a membership list arrived
+	servers map[string]*downstream // linked (or in grace) servers by ID
+	byKey   map[string]*downstream // the same by subscription key
+	stopped bool
+}
+
+// downstream is a server that talks to this replica.
+type downstream struct {
+	rs    plugins.RemoteServer
+	inc   uint64
+	key   string      // its subscription key in the store: "id#incarnation"
+	up    bool        // its link is up
+	grace *time.Timer // deletes its rows when its link stays down
+	seq   uint64      // identifies the latest grace timer
+}
+
+// subKey names one incarnation of a server in the store's subscriptions,
+// so an old incarnation going never drops a new one's subscriptions.
+func subKey(rs plugins.RemoteServer) string { return fmt.Sprintf("%s#%d", rs.ID(), rs.Incarnation()) }
+
+var (
+	_ plugins.Starter                   = (*Service)(nil)
+	_ plugins.Stopper                   = (*Service)(nil)
+	_ plugins.Validator                 = (*Service)(nil)
+	_ plugins.FrameHandler              = (*Service)(nil)
+	_ plugins.PeersHandler              = (*Service)(nil)
+	_ plugins.ServerConnectedHandler    = (*Service)(nil)
+	_ plugins.ServerDisconnectedHandler = (*Service)(nil)
+	_ plugins.ServerLeftHandler         = (*Service)(nil)
+)
+
+// Validate implements plugins.Validator.
+func (s *Service) Validate() error { return s.Config.Validate() }
+
+// Start implements plugins.Starter.
+func (s *Service) Start(_ context.Context, h plugins.Host) error {
+	s.Config = s.Config.withDefaults()
+	s.host = h
+	s.log = h.Logger()
+	s.st = newStore(serviceSink{s})
+	s.servers = make(map[string]*downstream)
+	s.byKey = make(map[string]*downstream)
+	return nil
+}
+
+// Stop implements plugins.Stopper.
+func (s *Service) Stop(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	for _, d := range s.servers {
+		if d.grace != nil {
+			d.grace.Stop()
+		}
+	}
+	return nil
+}
+
+// Stats reports what the replica holds.
+func (s *Service) Stats() (keys, rows, subscriptions int) {
+	st := s.st.stats()
+	return st.Keys, st.Rows, st.Subscriptions
+}
+
+type serviceSink struct{ s *Service }
+
+func (k serviceSink) notify(servers []string, notice []byte) {
+	k.s.mu.RLock()
+	defer k.s.mu.RUnlock()
+	for _, sk := range servers {
+		if d := k.s.byKey[sk]; d != nil && d.up {
+			// A failed send means the link is going down; the server
+			// resynchronises when it comes back.
+			_ = d.rs.SendFrame(protocol.KindCloudSrvNotify, 0, notice)
+		}
+	}
+}
+
+// FrameKinds implements plugins.FrameHandler.
+func (s *Service) FrameKinds() []protocol.Kind {
+	return []protocol.Kind{
+		protocol.KindCloudSrvPost, protocol.KindCloudSrvRelease, protocol.KindCloudSrvGet,
+		protocol.KindCloudSrvSub, protocol.KindCloudSrvDrop, protocol.KindCloudSrvSync,
+	}
+}
+
+// ClientFrame implements plugins.FrameHandler: a cloud replica has no game
+// clients.
+func (s *Service) ClientFrame(_ plugins.Client, f protocol.Frame) error {
+	return fmt.Errorf("cloud memory: %s from a game client", f.Kind)
+}
+
+// ServerFrame implements plugins.FrameHandler.
+func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
+	switch f.Kind {
+	case protocol.KindCloudSrvPost:
+		var m protocol.CloudSrvPost
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		code, msg := s.post(rs, &m)
+		s.reply(rs, m.Req, code, msg)
+	case protocol.KindCloudSrvRelease:
+		var m protocol.CloudSrvRelease
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		code, msg := s.release(rs, &m)
+		s.reply(rs, m.Req, code, msg)
+	case protocol.KindCloudSrvGet:
+		var m protocol.CloudSrvGet
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		s.get(&m, func(res *protocol.CloudSrvResult) {
+			// A failed send means the link is going down; the server
+			// resynchronises when it comes back.
+			_ = rs.SendFrame(protocol.KindCloudSrvResult, 0, res.AppendTo(nil))
+		})
+	case protocol.KindCloudSrvSub:
+		var m protocol.CloudSrvSub
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		s.subscribe(rs, &m)
+	case protocol.KindCloudSrvDrop:
+		var m protocol.CloudSrvDrop
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		if m.Uploader.Server != rs.ID() {
+			return fmt.Errorf("cloud memory: %s drops rows of %s", rs.ID(), m.Uploader)
+		}
+		s.st.dropUploader(m.Uploader)
+	case protocol.KindCloudSrvSync:
+		var m protocol.CloudSrvSync
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		switch m.Op {
+		case protocol.CloudSyncStart:
+			s.st.syncStart(rs.ID())
+		case protocol.CloudSyncEnd:
+			if n := s.st.syncEnd(rs.ID()); n > 0 {
+				s.log.Debug().Str("peer", rs.ID()).Int("rows", n).Msg("deleted rows the server did not post again")
+			}
+		case protocol.CloudSyncBye:
+			s.st.dropServer(rs.ID(), 0)
+		}
+	default:
+		return fmt.Errorf("cloud memory: unexpected %s on a replica", f.Kind)
+	}
+	return nil
+}
+
+// reply answers a post or release. A failed send means the link is going
+// down; the server resynchronises when it comes back.
+func (s *Service) reply(rs plugins.RemoteServer, req uint64, code protocol.CloudCode, msg string) {
+	r := protocol.CloudSrvReply{Req: req, Code: code, Message: msg}
+	_ = rs.SendFrame(protocol.KindCloudSrvReply, 0, r.AppendTo(nil))
+}
+
+// owns reports whether this replica owns every key, or the code to answer.
+func (s *Service) owns(keys []key) (protocol.CloudCode, string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.ready {
+		return protocol.CloudUnavailable, "replica starting: membership not known yet"
+	}
+	self := s.host.ServerID()
+	for _, k := range keys {
+		if o := s.ring.owner(k); o != self {
+			return protocol.CloudNotOwner, fmt.Sprintf("%s is owned by %s", k, o)
+		}
+	}
+	return protocol.CloudOK, ""
+}
+
+func (s *Service) post(rs plugins.RemoteServer, m *protocol.CloudSrvPost) (protocol.CloudCode, string) {
+	if m.Uploader.Server != rs.ID() {
+		return protocol.CloudBadRequest, fmt.Sprintf("%s posts for %s", rs.ID(), m.Uploader)
+	}
+	if err := m.Key.Validate(); err != nil {
+		return protocol.CloudBadRequest, err.Error()
+	}
+	if len(m.Data) > s.MaxRowBytes {
+		return protocol.CloudRowTooLarge, fmt.Sprintf("row of %d bytes, limit %d", len(m.Data), s.MaxRowBytes)
+	}
+	if code, msg := s.owns([]key{m.Key}); code != protocol.CloudOK {
+		return code, msg
+	}
+	if !m.Sync {
+		op := plugins.CloudOp{Kind: plugins.CloudOpPost, Uploader: m.Uploader, Addr: m.Addr, Keys: []key{m.Key}, Data: m.Data}
+		if err := s.host.FilterCloud(&op); err != nil {
+			return protocol.CloudRejected, err.Error()
+		}
+	}
+	s.st.post(m, rs.Incarnation())
+	return protocol.CloudOK, ""
+}
+
+func (s *Service) release(rs plugins.RemoteServer, m *protocol.CloudSrvRelease) (protocol.CloudCode, string) {
+	if m.Uploader.Server != rs.ID() {
+		return protocol.CloudBadRequest, fmt.Sprintf("%s releases for %s", rs.ID(), m.Uploader)
+	}
+	op := plugins.CloudOp{Kind: plugins.CloudOpRelease, Uploader: m.Uploader, Addr: m.Addr, Keys: m.Keys}
+	if err := s.host.FilterCloud(&op); err != nil {
+		return protocol.CloudRejected, err.Error()
+	}
+	// No ownership check: the server releases where it placed the rows.
+	s.st.release(m.Uploader, m.Keys)
+	return protocol.CloudOK, ""
+}
+
+// frameBudget is the encoded row bytes a result for n keys may carry.
+func (s *Service) frameBudget(n int) int {
+	return s.host.MaxFramePayload() - 8 - 2 - 2 - protocol.MaxCloudMessage - 1 - 2 - 4*n - 4
+}
+
+// get answers a read with send: at once for a refusal, else with the
+// keys' shards locked, so that the snapshot and the notifications after
+// it line up on the link.
+func (s *Service) get(m *protocol.CloudSrvGet, send func(*protocol.CloudSrvResult)) {
+	res := &protocol.CloudSrvResult{Req: m.Req}
+	if len(m.Keys) > s.MaxKeysPerQuery {
+		res.Code, res.Message = protocol.CloudTooManyKeys, fmt.Sprintf("%d keys, limit %d", len(m.Keys), s.MaxKeysPerQuery)
+		send(res)
+		return
+	}
+	if res.Code, res.Message = s.owns(m.Keys); res.Code != protocol.CloudOK {
+		send(res)
+		return
+	}
+	if !m.Sync {
+		q := protocol.CloudQuery{Keys: m.Keys, Uploaders: m.Uploaders, Offset: m.Offset, Limit: m.Limit}
+		op := plugins.CloudOp{Kind: plugins.CloudOpGet, Uploader: m.Asker, Addr: m.Addr, Keys: m.Keys, Query: &q}
+		if err := s.host.FilterCloud(&op); err != nil {
+			res.Code, res.Message = protocol.CloudRejected, err.Error()
+			send(res)
+			return
+		}
+	}
+	budget := s.frameBudget(len(m.Keys))
+	if m.MaxBytes > 0 && int64(m.MaxBytes) < int64(budget) {
+		budget = int(m.MaxBytes)
+	}
+	s.st.getThen(m, max(budget, 1), func(counts []uint32, rows []protocol.CloudRow, cut bool) {
+		res.Counts, res.Rows, res.Cut = counts, rows, cut
+		send(res)
+	})
+}
+
+func (s *Service) subscribe(rs plugins.RemoteServer, m *protocol.CloudSrvSub) {
+	if m.Mode != protocol.CloudSubRemove {
+		// Only keys this replica owns; the server places the others
+		// where they belong once its view agrees.
+		owned := m.Keys[:0:0]
+		s.mu.RLock()
+		self := s.host.ServerID()
+		for _, k := range m.Keys {
+			if s.ready && s.ring.owner(k) == self {
+				owned = append(owned, k)
+			}
+		}
+		s.mu.RUnlock()
+		m.Keys = owned
+	}
+	s.st.subscribe(subKey(rs), m)
+}
+
+// PeersChanged implements plugins.PeersHandler: the replica set changed.
+// Keys this replica no longer owns are dropped and the servers that had
+// rows or subscriptions under them are told to place them again.
+func (s *Service) PeersChanged(peers []plugins.Peer) error {
+	ids := make([]string, len(peers))
+	for i, p := range peers {
+		ids[i] = p.ID
+	}
+	r := newRing(ids)
+	s.mu.Lock()
+	if s.ready && s.ring.equal(r) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.ring, s.ready = r, true
+	s.mu.Unlock()
+	self := s.host.ServerID()
+	tell := s.st.moveOut(func(k key) bool { return r.owner(k) == self })
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	// The store names servers by ID (rows) or subscription key.
+	byServer := make(map[*downstream][]key)
+	for name, keys := range tell {
+		d := s.byKey[name]
+		if d == nil {
+			d = s.servers[name]
+		}
+		if d != nil && d.up {
+			byServer[d] = append(byServer[d], keys...)
+		}
+	}
+	for d, keys := range byServer {
+		slices.SortFunc(keys, compareKeys)
+		keys = slices.Compact(keys)
+		for len(keys) > 0 {
+			n := min(len(keys), 1024)
+			m := protocol.CloudSrvMoved{Keys: keys[:n]}
+			_ = d.rs.SendFrame(protocol.KindCloudSrvMoved, 0, m.AppendTo(nil))
+			keys = keys[n:]
+		}
+	}
+	s.log.Info().Strs("replicas", r.ids).Int("servers_told", len(tell)).Msg("cloud replica set changed")
+	return nil
+}
+
+// ServerConnected implements plugins.ServerConnectedHandler.
+func (s *Service) ServerConnected(rs plugins.RemoteServer) error {
+	if rs.Direction() != plugins.Downstream {
+		return nil
+	}
+	var old *downstream
+	s.mu.Lock()
+	d := s.servers[rs.ID()]
+	if d != nil && d.inc != rs.Incarnation() {
+		old, d = d, nil
+	}
+	if d == nil {
+		d = &downstream{}
+		s.servers[rs.ID()] = d
+	}
+	if d.grace != nil {
+		d.grace.Stop()
+		d.grace = nil
+	}
+	d.rs, d.inc, d.key, d.up = rs, rs.Incarnation(), subKey(rs), true
+	s.byKey[d.key] = d
+	if old != nil {
+		delete(s.byKey, old.key)
+	}
+	s.mu.Unlock()
+	if old != nil {
+		// A new incarnation: the old one's rows are gone with it.
+		if old.grace != nil {
+			old.grace.Stop()
+		}
+		s.st.dropServer(rs.ID(), old.inc)
+	}
+	return nil
+}
+
+// ServerDisconnected implements plugins.ServerDisconnectedHandler: the
+// server's subscriptions go now (nothing could reach it), its rows after
+// ServerGrace unless it comes back.
+func (s *Service) ServerDisconnected(rs plugins.RemoteServer, _ error) error {
+	if rs.Direction() != plugins.Downstream {
+		return nil
+	}
+	s.st.dropSubscriptions(subKey(rs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.servers[rs.ID()]
+	if d == nil || d.inc != rs.Incarnation() || s.stopped {
+		return nil
+	}
+	d.up = false
+	if d.grace != nil {
+		d.grace.Stop()
+	}
+	id, inc := rs.ID(), rs.Incarnation()
+	d.seq++
+	seq := d.seq
+	d.grace = time.AfterFunc(s.ServerGrace.D(), func() { s.graceOver(id, inc, seq) })
+	return nil
+}
+
+func (s *Service) graceOver(id string, inc, seq uint64) {
+	s.mu.Lock()
+	d := s.servers[id]
+	if d == nil || d.seq != seq || d.inc != inc || d.up || s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.servers, id)
+	delete(s.byKey, d.key)
+	s.mu.Unlock()
+	n := s.st.dropServer(id, inc)
+	s.st.forgetServer(id)
+	s.log.Info().Str("peer", id).Int("rows", n).Msg("server gone past its grace: its rows are deleted")
+}
+
+// ServerLeft implements plugins.ServerLeftHandler: the server is gone for
+// good.
+func (s *Service) ServerLeft(rs plugins.RemoteServer) error {
+	if rs.Direction() != plugins.Downstream {
+		return nil
+	}
+	s.mu.Lock()
+	d := s.servers[rs.ID()]
+	if d != nil && d.inc == rs.Incarnation() {
+		if d.grace != nil {
+			d.grace.Stop()
+		}
+		delete(s.servers, rs.ID())
+		delete(s.byKey, d.key)
+	}
+	s.mu.Unlock()
+	s.st.dropSubscriptions(subKey(rs))
+	if n := s.st.dropServer(rs.ID(), rs.Incarnation()); n > 0 {
+		s.log.Info().Str("peer", rs.ID()).Int("rows", n).Msg("server left: its rows are deleted")
+	}
+	return nil
+}
+
+func compareKeys(a, b key) int {
+	if c := strings.Compare(a.Primary, b.Primary); c != 0 {
+		return c
+	}
+	return int(int64(a.Secondary) - int64(b.Secondary))
+}

@@ -1,0 +1,300 @@
+package cloudmemory
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// cluster3 starts three cloud replicas, a world server and a client
+// server, each non-cloud one with a probe, and waits for every link.
+func cluster3(t *testing.T) (e *env, world, cs *probe) {
+	e = newEnv(t, testSettings)
+	for i := 1; i <= 3; i++ {
+		e.start("cloud", fmt.Sprintf("cloud-%d", i))
+	}
+	world, cs = &probe{}, &probe{}
+	e.start("world", "world-1", world)
+	e.start("client", "client-1", cs)
+	waitFor(t, "world linked to 3 replicas", world.linked(3))
+	waitFor(t, "client server linked to 3 replicas", cs.linked(3))
+	return e, world, cs
+}
+
+func TestServerPostSubscribeRelease(t *testing.T) {
+	_, world, cs := cluster3(t)
+	ctx := ctxT(t)
+	k1 := key{Primary: "app", Secondary: 1}
+	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: []key{k1}, Subscribe: true})
+	if err != nil || len(res.Rows) != 0 || res.Total != 0 || res.Partial {
+		t.Fatalf("Get = %+v, %v", res, err)
+	}
+	if err := world.cm.Post(ctx, k1, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := world.cm.Post(ctx, k1, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if err := world.cm.Release(ctx, k1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "three notifications", func() bool { return len(cs.notifications()) == 3 })
+	ns := cs.notifications()
+	want := []struct {
+		t       plugins.CloudNotificationType
+		created bool
+		data    string
+	}{{plugins.CloudUpdated, true, "one"}, {plugins.CloudUpdated, false, "two"}, {plugins.CloudDeleted, false, "two"}}
+	for i, n := range ns {
+		if n.Type != want[i].t || n.Created != want[i].created || string(n.Row.Data) != want[i].data {
+			t.Fatalf("notification %d: %+v", i, n)
+		}
+		if n.Key != k1 || n.Row.Uploader != (ref{Server: "world-1"}) || n.Row.Via != "world-1" {
+			t.Fatalf("notification %d names %s %s via %s", i, n.Key, n.Row.Uploader, n.Row.Via)
+		}
+	}
+	res, err = world.cm.Get(ctx, plugins.CloudQuery{Keys: []key{k1}})
+	if err != nil || len(res.Rows) != 0 {
+		t.Fatalf("Get after release = %+v, %v", res, err)
+	}
+	if world.cm.Ref() != (ref{Server: "world-1"}) {
+		t.Fatalf("Ref = %v", world.cm.Ref())
+	}
+}
+
+func TestServerLimitsAndErrors(t *testing.T) {
+	_, world, cs := cluster3(t)
+	ctx := ctxT(t)
+	k := key{Primary: "lim", Secondary: 1}
+	if err := world.cm.Post(ctx, k, make([]byte, 401)); !errors.Is(err, plugins.ErrCloudRowTooLarge) {
+		t.Fatalf("large row: %v", err)
+	}
+	var ce *plugins.CloudError
+	if err := world.cm.Post(ctx, key{Primary: string(make([]byte, 300))}, nil); !errors.As(err, &ce) || ce.Code != protocol.CloudBadRequest {
+		t.Fatalf("long key: %v", err)
+	}
+	many := make([]key, 9)
+	for i := range many {
+		many[i] = key{Primary: "k", Secondary: uint32(i)}
+	}
+	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: many}); !errors.Is(err, plugins.ErrCloudTooManyKeys) {
+		t.Fatalf("many keys: %v", err)
+	}
+	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{}); !errors.Is(err, plugins.ErrCloudBadRequest) {
+		t.Fatalf("no keys: %v", err)
+	}
+	if err := cs.cm.Unsubscribe(ctx, []key{k}); !errors.Is(err, plugins.ErrCloudNotSubscribed) {
+		t.Fatalf("unsubscribe: %v", err)
+	}
+	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: []key{k}, Subscribe: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.cm.Unsubscribe(ctx, []key{k}, ref{Server: "world-1"}); !errors.Is(err, plugins.ErrCloudSubscribedToAll) {
+		t.Fatalf("unsubscribe uploader from all: %v", err)
+	}
+	if err := cs.cm.Unsubscribe(ctx, []key{k}); err != nil {
+		t.Fatal(err)
+	}
+	// Servers' own rows are not bound by the per-client upload limit.
+	for i := range 5 {
+		if err := world.cm.Post(ctx, key{Primary: "big", Secondary: uint32(i)}, make([]byte, 400)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestServerGetAcrossReplicas(t *testing.T) {
+	_, world, cs := cluster3(t)
+	ctx := ctxT(t)
+	keys := make([]key, 8)
+	owners := make(map[string]bool)
+	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	for i := range keys {
+		keys[i] = key{Primary: fmt.Sprintf("spread-%d", i), Secondary: uint32(i)}
+		owners[r.owner(keys[i])] = true
+	}
+	if len(owners) < 2 {
+		t.Fatalf("keys all on one replica: %v", owners)
+	}
+	for i, k := range keys {
+		if i%3 != 2 {
+			if err := world.cm.Post(ctx, k, fmt.Appendf(nil, "w%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cs.cm.Post(ctx, k, fmt.Appendf(nil, "c%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The expected order: query key order (reversed here), then uploader
+	// (client-1 before world-1).
+	q := make([]key, len(keys))
+	var all []string
+	for i := range keys {
+		j := len(keys) - 1 - i
+		q[i] = keys[j]
+		all = append(all, fmt.Sprintf("%s client-1#0=c%d", keys[j], j))
+		if j%3 != 2 {
+			all = append(all, fmt.Sprintf("%s world-1#0=w%d", keys[j], j))
+		}
+	}
+	for _, w := range []struct{ off, lim uint32 }{{0, 0}, {0, 3}, {2, 5}, {5, 0}, {13, 10}, {100, 1}} {
+		res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: q, Offset: w.off, Limit: w.lim})
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := len(all)
+		if w.lim > 0 {
+			end = min(end, int(w.off+w.lim))
+		}
+		want := ""
+		if int(w.off) < len(all) {
+			want = joinRows(all[w.off:end])
+		}
+		if got := describeRows(res.Rows); got != want || res.Total != len(all) || res.Truncated || res.Partial {
+			t.Fatalf("offset %d limit %d: total %d truncated %v partial %v\n got %s\nwant %s",
+				w.off, w.lim, res.Total, res.Truncated, res.Partial, got, want)
+		}
+	}
+	// Uploader filter.
+	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: q[:2], Uploaders: []ref{{Server: "world-1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := describeRows(res.Rows), fmt.Sprintf("%s world-1#0=w7, %s world-1#0=w6", keys[7], keys[6]); got != want || res.Total != 2 {
+		t.Fatalf("filtered: %s (total %d), want %s", got, res.Total, want)
+	}
+}
+
+func joinRows(rows []string) string {
+	s := ""
+	for i, r := range rows {
+		if i > 0 {
+			s += ", "
+		}
+		s += r
+	}
+	return s
+}
+
+func TestServerGoneDeletesItsRows(t *testing.T) {
+	e, world, cs := cluster3(t)
+	ctx := ctxT(t)
+	keys := []key{{Primary: "gone", Secondary: 1}, {Primary: "gone", Secondary: 2}, {Primary: "gone", Secondary: 3}}
+	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys, Subscribe: true}); err != nil {
+		t.Fatal(err)
+	}
+	w2 := &probe{}
+	s2 := e.start("world", "world-2", w2)
+	waitFor(t, "world-2 linked", w2.linked(3))
+	for _, k := range keys {
+		if err := w2.cm.Post(ctx, k, []byte("w2")); err != nil {
+			t.Fatal(err)
+		}
+		if err := world.cm.Post(ctx, k, []byte("w1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "6 updates", func() bool { return len(cs.notifications()) == 6 })
+	s2.Close()
+	waitFor(t, "3 deletions", func() bool { return len(cs.notifications()) == 9 })
+	for _, n := range cs.notifications()[6:] {
+		if n.Type != plugins.CloudDeleted || n.Row.Uploader.Server != "world-2" || string(n.Row.Data) != "w2" {
+			t.Fatalf("notification %+v", n)
+		}
+	}
+	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys})
+	if err != nil || res.Total != 3 {
+		t.Fatalf("Get = %+v, %v", res, err)
+	}
+	for _, r := range res.Rows {
+		if r.Uploader.Server != "world-1" {
+			t.Fatalf("row of %s survived", r.Uploader)
+		}
+	}
+}
+
+func TestServerRowsSurviveReplicaKill(t *testing.T) {
+	e := newEnv(t, testSettings)
+	replicas := make(map[string]interface{ Close() error })
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("cloud-%d", i)
+		replicas[id] = e.start("cloud", id)
+	}
+	world, cs := &probe{}, &probe{}
+	e.start("world", "world-1", world)
+	e.start("client", "client-1", cs)
+	waitFor(t, "world linked", world.linked(3))
+	waitFor(t, "client server linked", cs.linked(3))
+	ctx := ctxT(t)
+	keys := make([]key, 8)
+	for i := range keys {
+		keys[i] = key{Primary: "kill", Secondary: uint32(i)}
+	}
+	got := view{}
+	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys, Subscribe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.load(res.Rows)
+	// Pick the replica that owns the most keys.
+	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	per := map[string]int{}
+	for _, k := range keys {
+		per[r.owner(k)]++
+	}
+	victim := "cloud-1"
+	for id, n := range per {
+		if n > per[victim] {
+			victim = id
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for round := 0; round < 30 && err == nil; round++ {
+			for i, k := range keys {
+				if err = world.cm.Post(ctx, k, fmt.Appendf(nil, "w-%d-%d", i, round)); err != nil {
+					break
+				}
+			}
+		}
+		done <- err
+	}()
+	for i, k := range keys {
+		if err := cs.cm.Post(ctx, k, fmt.Appendf(nil, "c-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replicas[victim].Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "world settled", world.settled)
+	waitFor(t, "client server settled", cs.settled)
+	res, err = cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i, k := range keys {
+		want = append(want, fmt.Sprintf("%s client-1#0=c-%d", k, i), fmt.Sprintf("%s world-1#0=w-%d-29", k, i))
+	}
+	if g, w := describeRows(res.Rows), joinRows(want); g != w || res.Partial {
+		t.Fatalf("after the kill (partial %v):\n got %s\nwant %s", res.Partial, g, w)
+	}
+	// The subscriber's state, from its snapshot and notifications, is the
+	// same.
+	fresh := view{}
+	fresh.load(res.Rows)
+	waitFor(t, "the subscriber's view matches", func() bool {
+		v := got.clone()
+		for _, n := range cs.notifications() {
+			v.apply(n)
+		}
+		return v.String() == fresh.String()
+	})
+}

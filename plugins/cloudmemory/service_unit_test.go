@@ -1,0 +1,176 @@
+package cloudmemory
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// fakeHost is the part of plugins.Host a Service uses.
+type fakeHost struct {
+	plugins.Host
+	id  string
+	log zerolog.Logger
+}
+
+func (h *fakeHost) ServerID() string                      { return h.id }
+func (h *fakeHost) Logger() *zerolog.Logger               { return &h.log }
+func (h *fakeHost) MaxFramePayload() int                  { return protocol.DefaultMaxFrame - 3 }
+func (h *fakeHost) FilterCloud(op *plugins.CloudOp) error { return nil }
+
+// fakeRemote is a downstream server that records what it is sent.
+type fakeRemote struct {
+	plugins.RemoteServer
+	id  string
+	inc uint64
+	mu  sync.Mutex
+	got []protocol.Frame
+}
+
+func (r *fakeRemote) ID() string                   { return r.id }
+func (r *fakeRemote) Incarnation() uint64          { return r.inc }
+func (r *fakeRemote) Direction() plugins.Direction { return plugins.Downstream }
+func (r *fakeRemote) SendFrame(kind protocol.Kind, tag uint16, p []byte) error {
+	r.mu.Lock()
+	r.got = append(r.got, protocol.Frame{Kind: kind, Tag: tag, Payload: append([]byte(nil), p...)})
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *fakeRemote) frames(kind protocol.Kind) []protocol.Frame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []protocol.Frame
+	for _, f := range r.got {
+		if f.Kind == kind {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func startService(t *testing.T, grace time.Duration) *Service {
+	t.Helper()
+	s := &Service{Config: Config{ServerGrace: config.Duration(grace)}}
+	if err := s.Start(context.Background(), &fakeHost{id: "cloud-1", log: zerolog.Nop()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	return s
+}
+
+func servicePost(t *testing.T, s *Service, from *fakeRemote, k key, up ref, data string) protocol.CloudSrvReply {
+	t.Helper()
+	m := protocol.CloudSrvPost{Req: 1, Key: k, Uploader: up, Data: []byte(data)}
+	if err := s.ServerFrame(from, protocol.Frame{Kind: protocol.KindCloudSrvPost, Payload: m.AppendTo(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	fs := from.frames(protocol.KindCloudSrvReply)
+	var r protocol.CloudSrvReply
+	if err := r.Decode(fs[len(fs)-1].Payload); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestServiceGrace(t *testing.T) {
+	s := startService(t, 100*time.Millisecond)
+	k := key{Primary: "g", Secondary: 1}
+	e1 := &fakeRemote{id: "e1", inc: 7}
+	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != protocol.CloudUnavailable {
+		t.Fatalf("before membership: %v", r.Code)
+	}
+	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}})
+	s.ServerConnected(e1)
+	if r := servicePost(t, s, e1, k, ref{Server: "e2", ID: 1}, "x"); r.Code != protocol.CloudBadRequest {
+		t.Fatalf("posting for another server's client: %v", r.Code)
+	}
+	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != protocol.CloudOK {
+		t.Fatalf("post: %v %s", r.Code, r.Message)
+	}
+	rows := func() int { _, n, _ := s.Stats(); return n }
+
+	// A link that comes back within the grace keeps the rows.
+	s.ServerDisconnected(e1, nil)
+	s.ServerConnected(e1)
+	time.Sleep(200 * time.Millisecond)
+	if rows() != 1 {
+		t.Fatal("rows dropped although the server came back in time")
+	}
+	// One that does not loses them.
+	s.ServerDisconnected(e1, nil)
+	waitFor(t, "rows deleted after the grace", func() bool { return rows() == 0 })
+
+	// A new incarnation replaces the old one's rows at once.
+	servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "y")
+	s.ServerConnected(e1)
+	servicePost(t, s, e1, k, ref{Server: "e1", ID: 2}, "y")
+	e1b := &fakeRemote{id: "e1", inc: 8}
+	s.ServerConnected(e1b)
+	if rows() != 0 {
+		t.Fatalf("%d rows of the old incarnation left", rows())
+	}
+	// The old incarnation's late events change nothing for the new one.
+	servicePost(t, s, e1b, k, ref{Server: "e1", ID: 3}, "z")
+	s.ServerDisconnected(e1, nil)
+	s.ServerLeft(e1)
+	if rows() != 1 {
+		t.Fatal("the old incarnation's leave dropped the new one's rows")
+	}
+}
+
+func TestServiceHandsKeysOver(t *testing.T) {
+	s := startService(t, time.Second)
+	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}})
+	e1 := &fakeRemote{id: "e1", inc: 1}
+	s.ServerConnected(e1)
+	var keys []key
+	for i := range 30 {
+		k := key{Primary: "h", Secondary: uint32(i)}
+		keys = append(keys, k)
+		servicePost(t, s, e1, k, ref{Server: "e1"}, "v")
+	}
+	sub := protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: keys}
+	if err := s.ServerFrame(e1, protocol.Frame{Kind: protocol.KindCloudSrvSub, Payload: sub.AppendTo(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}, {ID: "cloud-2"}})
+	r := newRing([]string{"cloud-1", "cloud-2"})
+	var movedWant int
+	for _, k := range keys {
+		if r.owner(k) == "cloud-2" {
+			movedWant++
+		}
+	}
+	var moved []key
+	for _, f := range e1.frames(protocol.KindCloudSrvMoved) {
+		var m protocol.CloudSrvMoved
+		if err := m.Decode(f.Payload); err != nil {
+			t.Fatal(err)
+		}
+		moved = append(moved, m.Keys...)
+	}
+	if movedWant == 0 || len(moved) != movedWant {
+		t.Fatalf("moved %d keys, want %d", len(moved), movedWant)
+	}
+	for _, k := range moved {
+		if r.owner(k) != "cloud-2" {
+			t.Fatalf("%s moved but still owned here", k)
+		}
+	}
+	keysLeft, rowsLeft, subsLeft := s.Stats()
+	if rowsLeft != 30-movedWant || keysLeft != rowsLeft || subsLeft != rowsLeft {
+		t.Fatalf("left %d keys %d rows %d subscriptions", keysLeft, rowsLeft, subsLeft)
+	}
+	// A post for a moved key is refused.
+	if rep := servicePost(t, s, e1, moved[0], ref{Server: "e1"}, "v"); rep.Code != protocol.CloudNotOwner {
+		t.Fatalf("post to a moved key: %v", rep.Code)
+	}
+}

@@ -1,0 +1,245 @@
+package cloudmemory
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// maxSessionQueue is how many notifications a plugin's handler may fall
+// behind before the backlog is dropped and replaced by resyncs.
+const maxSessionQueue = 8192
+
+// session is one plugin's plugins.CloudMemory. Its uploader identity is
+// the server's; its subscriptions are its own. Notifications are queued
+// and handed to the plugin's handler on a goroutine of the session's, in
+// order.
+type session struct {
+	c      *Client
+	name   string
+	notify func(plugins.CloudNotification)
+	sub    *subscriber
+
+	mu      sync.Mutex // guards the fields below
+	queue   []plugins.CloudNotification
+	running bool // a drain goroutine runs
+}
+
+var _ plugins.CloudMemory = (*session)(nil)
+
+// CloudSession implements plugins.CloudMemoryProvider.
+func (c *Client) CloudSession(name string, notify func(plugins.CloudNotification)) plugins.CloudMemory {
+	s := &session{c: c, name: name, notify: notify}
+	s.sub = &subscriber{sess: s, entries: make(map[key]*subEntry)}
+	return s
+}
+
+// pushLocked queues a notification (Client.mu held). A queue at its limit
+// is dropped and every subscription of the session resyncs.
+func (s *session) pushLocked(c *Client, n plugins.CloudNotification) {
+	if s.notify == nil || c.stopped {
+		return
+	}
+	s.mu.Lock()
+	if len(s.queue) >= maxSessionQueue {
+		s.queue = nil
+		s.mu.Unlock()
+		c.log.Warn().Str("session", s.name).Int("dropped", maxSessionQueue).
+			Msg("cloud notifications fell behind; dropped them and resyncing the subscriptions")
+		c.resyncSubscriberLocked(s.sub)
+		return
+	}
+	s.queue = append(s.queue, n)
+	start := !s.running
+	s.running = true
+	s.mu.Unlock()
+	if start {
+		c.wg.Add(1)
+		go s.drain()
+	}
+}
+
+func (s *session) drain() {
+	defer s.c.wg.Done()
+	for {
+		s.mu.Lock()
+		batch := s.queue
+		s.queue = nil
+		if len(batch) == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		for _, n := range batch {
+			select {
+			case <-s.c.stop:
+				s.mu.Lock()
+				s.running = false
+				s.mu.Unlock()
+				return
+			default:
+			}
+			s.notify(n)
+		}
+	}
+}
+
+func codeErr(code protocol.CloudCode, msg string) error {
+	if code == protocol.CloudOK {
+		return nil
+	}
+	return &plugins.CloudError{Code: code, Message: msg}
+}
+
+func (s *session) ready() error {
+	if !s.c.started.Load() {
+		return &plugins.CloudError{Code: protocol.CloudUnavailable, Message: "the cloud-memory client has not started"}
+	}
+	return nil
+}
+
+func wait[T any](ctx context.Context, ch <-chan T) (T, error) {
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("cloud memory: %w", ctx.Err())
+	}
+}
+
+// Ref implements plugins.CloudMemory.
+func (s *session) Ref() plugins.ClientRef {
+	if !s.c.started.Load() {
+		return ref{}
+	}
+	return s.c.self
+}
+
+// Post implements plugins.CloudMemory.
+func (s *session) Post(ctx context.Context, k plugins.CloudKey, data []byte) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
+	ch := make(chan error, 1)
+	s.c.post(s.c.self, "", k, data, func(code protocol.CloudCode, msg string) { ch <- codeErr(code, msg) })
+	err, werr := wait(ctx, ch)
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// Release implements plugins.CloudMemory.
+func (s *session) Release(ctx context.Context, keys ...plugins.CloudKey) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
+	ch := make(chan error, 1)
+	s.c.release(s.c.self, "", keys, func(code protocol.CloudCode, msg string) { ch <- codeErr(code, msg) })
+	err, werr := wait(ctx, ch)
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// Get implements plugins.CloudMemory.
+func (s *session) Get(ctx context.Context, q plugins.CloudQuery) (*plugins.CloudResult, error) {
+	if err := s.ready(); err != nil {
+		return nil, err
+	}
+	ch := make(chan *getResult, 1)
+	s.c.get(func() *subscriber { return s.sub }, s.c.self, "", q, func(r *getResult) { ch <- r })
+	r, err := wait(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	if err := codeErr(r.code, r.msg); err != nil {
+		return nil, err
+	}
+	return r.public(), nil
+}
+
+// Unsubscribe implements plugins.CloudMemory.
+func (s *session) Unsubscribe(ctx context.Context, keys []plugins.CloudKey, uploaders ...plugins.ClientRef) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
+	ch := make(chan error, 1)
+	s.c.unsubscribe(func() *subscriber { return s.sub }, s.c.self, "", keys, uploaders,
+		func(code protocol.CloudCode, msg string) { ch <- codeErr(code, msg) })
+	err, werr := wait(ctx, ch)
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// ClientFrame implements plugins.FrameHandler: the cloud-memory operations
+// of this (external) server's game clients, forwarded with their identity.
+func (c *Client) ClientFrame(pc plugins.Client, f protocol.Frame) error {
+	switch f.Kind {
+	case protocol.KindCloudPost:
+		var m protocol.CloudPost
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		c.post(pc.Ref(), pc.RemoteAddr(), m.Key, m.Data, replyTo(pc, m.Req))
+	case protocol.KindCloudRelease:
+		var m protocol.CloudRelease
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		c.release(pc.Ref(), pc.RemoteAddr(), m.Keys, replyTo(pc, m.Req))
+	case protocol.KindCloudGet:
+		var m protocol.CloudGet
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		req := m.Req
+		c.get(func() *subscriber { return c.clientSubLocked(pc) }, pc.Ref(), pc.RemoteAddr(), m.Query, func(r *getResult) {
+			res := protocol.CloudResult{Req: req, Code: r.code, Message: r.msg, Total: r.total,
+				Truncated: r.truncated, Partial: r.partial, Missing: r.missing, Rows: r.rows}
+			_ = pc.SendFrame(protocol.KindCloudResult, 0, res.AppendTo(nil))
+		})
+	case protocol.KindCloudUnsubscribe:
+		var m protocol.CloudUnsubscribe
+		if err := m.Decode(f.Payload); err != nil {
+			return err
+		}
+		sub := func() *subscriber {
+			if s := c.clientSub[pc.Ref().ID]; s != nil {
+				return s
+			}
+			return &subscriber{}
+		}
+		c.unsubscribe(sub, pc.Ref(), pc.RemoteAddr(), m.Keys, m.Uploaders, replyTo(pc, m.Req))
+	default:
+		return fmt.Errorf("cloud memory: unexpected %s from a game client", f.Kind)
+	}
+	return nil
+}
+
+// replyTo answers a game client's request; a client that is gone is not
+// answered.
+func replyTo(pc plugins.Client, req uint32) doneFunc {
+	return func(code protocol.CloudCode, msg string) {
+		r := protocol.CloudReply{Req: req, Code: code, Message: msg}
+		_ = pc.SendFrame(protocol.KindCloudReply, 0, r.AppendTo(nil))
+	}
+}
+
+// clientSubLocked returns the subscriber of a game client, making it.
+func (c *Client) clientSubLocked(pc plugins.Client) *subscriber {
+	s := c.clientSub[pc.Ref().ID]
+	if s == nil {
+		s = &subscriber{client: pc, limited: true, entries: make(map[key]*subEntry)}
+		c.clientSub[pc.Ref().ID] = s
+	}
+	return s
+}
