@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/config"
 	_ "github.com/cloudrift/cloudrift/examples/openworld" // the plugins cluster.yaml names
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
 func TestMain(m *testing.M) {

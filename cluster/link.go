@@ -90,8 +90,8 @@ func (l *link) send2(kind protocol.Kind, tag uint16, head, body []byte) error {
 	wasEmpty := len(l.pending) == 0
 	l.pending = protocol.AppendHeader(l.pending, kind, tag, n)
 	l.pending = append(append(l.pending, head...), body...)
-	if kind == protocol.KindUser {
-		l.out++
+	if kind == protocol.KindUser || kind == protocol.KindClientSend || kind == protocol.KindClientMulti {
+		l.out++ // plugin messages, to a server or routed to clients
 	}
 	l.mu.Unlock()
 	if wasEmpty {
@@ -213,6 +213,9 @@ func (l *link) readLoop() {
 			l.in.Add(1)
 			hooks.message(l.r, plugins.Message{Tag: f.Tag, Payload: f.Payload})
 		case protocol.KindClientSend, protocol.KindClientMulti, protocol.KindClientGone, protocol.KindClientFrame:
+			if f.Kind == protocol.KindClientSend || f.Kind == protocol.KindClientMulti {
+				l.in.Add(1)
+			}
 			if ids, err = l.clientFrame(f, ids); err != nil {
 				l.close(protocol.ReasonProtocol, "malformed "+f.Kind.String()+" frame", err, true)
 				return

@@ -525,7 +525,9 @@ type Stats struct {
 	// Remotes counts remote servers that joined and have not left.
 	Remotes int
 	// MessagesIn and MessagesOut count plugin messages received and sent
-	// over links since start.
+	// over links since start: messages between plugins, and messages
+	// routed over links to game clients (one per frame, however many
+	// clients it reaches).
 	MessagesIn, MessagesOut uint64
 	// Refused counts connections refused during the handshake.
 	Refused uint64

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/cli"
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory" // the cloud group of cluster.yaml
 )
 
 func TestMain(m *testing.M) {
@@ -46,18 +47,24 @@ func command(t *testing.T, args ...string) (out, errOut *syncBuffer, done <-chan
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errOut = &syncBuffer{}, &syncBuffer{}
-	ch := make(chan int, 1)
-	go func() { ch <- cli.Run(ctx, args, out, errOut, Options()...) }()
+	ch := make(chan int, 1) // for waitOutput, which may take the code
+	finished := make(chan struct{})
+	var result int
+	go func() {
+		result = cli.Run(ctx, args, out, errOut, Options()...)
+		ch <- result
+		close(finished)
+	}()
 	var once sync.Once
 	code := -1
 	stop = func() int {
 		once.Do(func() {
 			cancel()
 			select {
-			case code = <-ch:
+			case <-finished:
+				code = result
 			case <-time.After(20 * time.Second):
 				t.Errorf("%v did not return within 20 s of cancellation", args)
-				code = <-ch
 			}
 		})
 		return code
