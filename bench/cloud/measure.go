@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudrift/cloudrift/client"
+)
+
+// loadResult is one closed-loop run: every worker has one operation in
+// flight at a time.
+type loadResult struct {
+	Ops     int64
+	Elapsed time.Duration
+	Lat     []time.Duration // sorted; only when latencies were recorded
+}
+
+// PerSec is the throughput.
+func (r loadResult) PerSec() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+
+// runLoad runs op in workers goroutines, each in a loop, for warm (not
+// counted) then d (counted), and returns the operations that completed in
+// d and, with record, their latencies. The first error ends the run.
+func runLoad(workers int, warm, d time.Duration, record bool, op func(ctx context.Context, worker int) error) (loadResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), warm+d+30*time.Second)
+	defer cancel()
+	const (
+		warming = iota
+		measuring
+		stopping
+	)
+	var phase atomic.Int32
+	counts := make([]int64, workers)
+	lats := make([][]time.Duration, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				t0 := time.Now()
+				if err := op(ctx, w); err != nil {
+					errs[w] = err
+					cancel()
+					return
+				}
+				switch phase.Load() {
+				case measuring:
+					counts[w]++
+					if record {
+						lats[w] = append(lats[w], time.Since(t0))
+					}
+				case stopping:
+					return
+				}
+			}
+		}()
+	}
+	sleepCtx(ctx, warm)
+	phase.Store(measuring)
+	start := time.Now()
+	sleepCtx(ctx, d)
+	phase.Store(stopping)
+	elapsed := time.Since(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return loadResult{}, err
+	}
+	r := loadResult{Elapsed: elapsed}
+	for w := range workers {
+		r.Ops += counts[w]
+		r.Lat = append(r.Lat, lats[w]...)
+	}
+	slices.Sort(r.Lat)
+	return r, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// percentile returns the p-th percentile of sorted durations.
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	i := int(float64(len(d)) * p / 100)
+	return d[min(i, len(d)-1)]
+}
+
+// Keys of the benchmark. Post and SET write key i of worker i; Get and GET
+// read one of getKeys keys, loaded beforehand.
+const getKeys = 16
+
+func postKey(i int) client.Key { return client.Key{Primary: "bench/post", Secondary: uint32(i)} }
+func getKey(i int) client.Key {
+	return client.Key{Primary: "bench/get", Secondary: uint32(i % getKeys)}
+}
+
+var fanKey = client.Key{Primary: "bench/fan"}
+
+const fanChannel = "bench:fan"
+
+// cloudPost is the Post workload: worker i overwrites its row.
+func cloudPost(cs []*client.Client, payload []byte) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error { return cs[w].Post(ctx, postKey(w), payload) }
+}
+
+// cloudGet is the Get workload: worker i reads one key of one row.
+func cloudGet(cs []*client.Client, size int) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error {
+		res, err := cs[w].Get(ctx, client.Query{Keys: []client.Key{getKey(w)}})
+		if err != nil {
+			return err
+		}
+		if len(res.Rows) != 1 || len(res.Rows[0].Data) != size {
+			return fmt.Errorf("Get %s: %d rows", getKey(w), len(res.Rows))
+		}
+		return nil
+	}
+}
+
+// loadCloudGets posts the rows the Get workload reads, from c, which must
+// stay connected while they are read.
+func loadCloudGets(c *client.Client, payload []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range getKeys {
+		if err := c.Post(ctx, getKey(i), payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func redisSet(rdb *redis.Client, payload []byte) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error {
+		return rdb.Set(ctx, "bench:post:"+strconv.Itoa(w), payload, 0).Err()
+	}
+}
+
+func redisGet(rdb *redis.Client, size int) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error {
+		b, err := rdb.Get(ctx, "bench:get:"+strconv.Itoa(w%getKeys)).Bytes()
+		if err != nil {
+			return err
+		}
+		if len(b) != size {
+			return fmt.Errorf("GET: %d bytes", len(b))
+		}
+		return nil
+	}
+}
+
+func loadRedisGets(rdb *redis.Client, payload []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range getKeys {
+		if err := rdb.Set(ctx, "bench:get:"+strconv.Itoa(i), payload, 0).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fanCounter counts the subscribers that received round seq's message
+// and closes the round's channel when all n have.
+type fanCounter struct {
+	n    int64
+	seq  atomic.Uint64
+	got  atomic.Int64
+	done atomic.Pointer[chan struct{}]
+}
+
+// start arms a round and returns its channel.
+func (f *fanCounter) start(seq uint64) chan struct{} {
+	ch := make(chan struct{})
+	f.got.Store(0)
+	f.done.Store(&ch)
+	f.seq.Store(seq)
+	return ch
+}
+
+// receive records one subscriber's message.
+func (f *fanCounter) receive(seq uint64) {
+	if seq != f.seq.Load() {
+		return
+	}
+	if f.got.Add(1) == f.n {
+		close(*f.done.Load())
+	}
+}
+
+// fanout measures rounds × (one message to n subscribers) on one side:
+// publish sends round seq's message; counter sees the deliveries.
+func fanRound(counter *fanCounter, seq uint64, publish func(ctx context.Context, data []byte) error) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	data := binary.BigEndian.AppendUint64(nil, seq)
+	ch := counter.start(seq)
+	t0 := time.Now()
+	if err := publish(ctx, data); err != nil {
+		return 0, err
+	}
+	select {
+	case <-ch:
+		return time.Since(t0), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("round %d: %d of %d subscribers got it in 30s", seq, counter.got.Load(), counter.n)
+	}
+}
+
+// cloudFan is n game clients subscribed to fanKey, and a publisher.
+type cloudFan struct {
+	counter fanCounter
+	subs    []*client.Client
+	pub     *client.Client
+}
+
+func newCloudFan(r *cloudRig, n int) (*cloudFan, error) {
+	f := &cloudFan{counter: fanCounter{n: int64(n)}}
+	subs, err := r.dialMany(n, func(int) func(client.Notification) {
+		return func(nt client.Notification) {
+			if nt.Type == client.Updated && nt.Key == fanKey && len(nt.Row.Data) == 8 {
+				f.counter.receive(binary.BigEndian.Uint64(nt.Row.Data))
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.subs = subs
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	sem := make(chan struct{}, 32)
+	for i, c := range subs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, errs[i] = c.Get(ctx, client.Query{Keys: []client.Key{fanKey}, Subscribe: true})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if f.pub, err = r.dial(nil); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *cloudFan) round(seq uint64) (time.Duration, error) {
+	return fanRound(&f.counter, seq, func(ctx context.Context, data []byte) error { return f.pub.Post(ctx, fanKey, data) })
+}
+
+func (f *cloudFan) Close() {
+	closeAll(append(f.subs, f.pub))
+}
+
+// redisFan is n Redis connections subscribed to fanChannel, and a
+// publisher.
+type redisFan struct {
+	counter fanCounter
+	rdb     *redis.Client
+	subs    []*redis.PubSub
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+}
+
+func newRedisFan(s *redisServer, n int) (*redisFan, error) {
+	f := &redisFan{counter: fanCounter{n: int64(n)}, rdb: s.client(1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	for range n {
+		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+		ps := f.rdb.Subscribe(sctx, fanChannel)
+		_, err := ps.Receive(sctx) // the subscription's confirmation
+		scancel()
+		if err != nil {
+			ps.Close()
+			f.Close()
+			return nil, fmt.Errorf("SUBSCRIBE: %w", err)
+		}
+		f.subs = append(f.subs, ps)
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			for {
+				m, err := ps.ReceiveMessage(ctx)
+				if err != nil {
+					return
+				}
+				if len(m.Payload) == 8 {
+					f.counter.receive(binary.BigEndian.Uint64([]byte(m.Payload)))
+				}
+			}
+		}()
+	}
+	return f, nil
+}
+
+func (f *redisFan) round(seq uint64) (time.Duration, error) {
+	return fanRound(&f.counter, seq, func(ctx context.Context, data []byte) error {
+		n, err := f.rdb.Publish(ctx, fanChannel, data).Result()
+		if err == nil && n != f.counter.n {
+			err = fmt.Errorf("PUBLISH reached %d subscribers, want %d", n, f.counter.n)
+		}
+		return err
+	})
+}
+
+func (f *redisFan) Close() {
+	f.cancel()
+	for _, ps := range f.subs {
+		ps.Close()
+	}
+	f.wg.Wait()
+	f.rdb.Close()
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/registry/embedded"
+
+	// The cloud memory plugins.
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
+)
+
+// cloudSystem is one external group ("client") that connects to a cloud
+// group of replicas. Client limits are raised so that the benchmark
+// measures the cloud memory, not the rate limiter.
+func cloudSystem() (*config.System, error) {
+	var settings yaml.Node
+	// Default cloud limits, but subscribers in the thousands and a
+	// generous operation timeout.
+	if err := yaml.Unmarshal([]byte("{maxSubscriptionsPerClient: 16, opTimeout: 30s, getTimeout: 10s}"), &settings); err != nil {
+		return nil, err
+	}
+	sys := &config.System{
+		System: "benchcloud",
+		Secret: "bench-cloud-secret-of-sufficient-length",
+		Groups: []config.Group{
+			{
+				Name: "client", Visibility: config.External, ConnectsTo: []string{"cloud"},
+				Clients: config.Clients{
+					Rate: 10_000_000, Burst: 10_000_000,
+					MaxClients:     10_000,
+					SendQueueBytes: 4 << 20,
+					ReadTimeout:    config.Duration(5 * time.Minute),
+				},
+			},
+			{
+				Name: "cloud", Visibility: config.Internal,
+				Plugins: []config.Plugin{{Name: plugins.CloudMemoryPlugin, Settings: *settings.Content[0]}},
+			},
+		},
+		Links: config.Links{
+			HandshakeTimeout: config.Duration(5 * time.Second),
+			BackoffMin:       config.Duration(10 * time.Millisecond),
+			BackoffMax:       config.Duration(100 * time.Millisecond),
+			QueueBytes:       64 << 20,
+		},
+	}
+	if err := sys.Validate(); err != nil {
+		return nil, err
+	}
+	return sys, nil
+}
+
+// cloudRig is a running system: replicas cloud servers and one client
+// server, in this process, over loopback.
+type cloudRig struct {
+	Replicas int
+	URL      string // the client server's WebSocket endpoint
+
+	hub     *embedded.Hub
+	servers []*cluster.Server
+	conns   []*embedded.Connector
+	stop    func() // ends the servers' process, when they run in one
+}
+
+// startCloud starts a rig and waits until the client server is linked to
+// every replica and the cloud memory answers.
+func startCloud(replicas int) (*cloudRig, error) {
+	sys, err := cloudSystem()
+	if err != nil {
+		return nil, err
+	}
+	r := &cloudRig{Replicas: replicas, hub: embedded.NewHub()}
+	start := func(group, id string) (*cluster.Server, error) {
+		conn := r.hub.Connector()
+		s, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Listen: "127.0.0.1:0", Registry: conn})
+		if err == nil {
+			err = s.Start(context.Background())
+		}
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("start %s: %w", id, err)
+		}
+		r.servers = append(r.servers, s)
+		r.conns = append(r.conns, conn)
+		return s, nil
+	}
+	for i := 1; i <= replicas; i++ {
+		if _, err := start("cloud", fmt.Sprintf("cloud-%d", i)); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	cs, err := start("client", "client-1")
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.URL = "ws://" + cs.Addr().String() + "/"
+	deadline := time.Now().Add(20 * time.Second)
+	for cs.Stats().LinksUp < replicas {
+		if time.Now().After(deadline) {
+			r.Close()
+			return nil, fmt.Errorf("client server linked to %d of %d replicas after 20s", cs.Stats().LinksUp, replicas)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Every replica answers a Get of keys spread over all of them.
+	c, err := r.dial(nil)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	defer c.Close()
+	keys := make([]client.Key, 32)
+	for i := range keys {
+		keys[i] = client.Key{Primary: "bench/ready", Secondary: uint32(i)}
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := c.Get(ctx, client.Query{Keys: keys})
+		cancel()
+		if err == nil && !res.Partial {
+			return r, nil
+		}
+		if time.Now().After(deadline) {
+			r.Close()
+			return nil, fmt.Errorf("the cloud memory does not answer: %v", errors.Join(err, errPartial(res)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func errPartial(res *client.Result) error {
+	if res != nil && res.Partial {
+		return fmt.Errorf("partial result, missing %v", res.Missing)
+	}
+	return nil
+}
+
+// dial connects one game client; onCloud receives its notifications.
+func (r *cloudRig) dial(onCloud func(client.Notification)) (*client.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return client.Dial(ctx, client.Options{URL: r.URL, OnCloud: onCloud, QueueSize: 1024})
+}
+
+// dialMany connects n clients, 32 at a time; onCloud(i) gives the i-th its
+// handler (nil: none).
+func (r *cloudRig) dialMany(n int, onCloud func(i int) func(client.Notification)) ([]*client.Client, error) {
+	cs := make([]*client.Client, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var h func(client.Notification)
+			if onCloud != nil {
+				h = onCloud(i)
+			}
+			cs[i], errs[i] = r.dial(h)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		closeAll(cs)
+		return nil, err
+	}
+	return cs, nil
+}
+
+func closeAll(cs []*client.Client) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		if c != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.Close()
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// Close stops every server, clients' servers first.
+func (r *cloudRig) Close() {
+	if r.stop != nil {
+		r.stop()
+		return
+	}
+	for i := len(r.servers) - 1; i >= 0; i-- {
+		r.servers[i].Close()
+	}
+	for _, c := range r.conns {
+		c.Close()
+	}
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Cloud memory beside Redis on loopback, at the same concurrency and in the
+# same run (see main.go): Post vs SET throughput (50 clients), Get vs GET
+# throughput and latency (p50/p99), and one Post fanned out to 1,000
+# subscribers vs PUBLISH to 1,000 subscribers; each as a ratio, for 1 and 3
+# cloud replicas. About 90 seconds. It needs redis-server
+# (apt-get install redis-server); it starts and stops its own, on a free
+# loopback port, without persistence. Flags go to the command, for example
+#   bash bench/cloud/run.sh -replicas 3 -rounds 5
+#   bash bench/cloud/run.sh -cpuprofile /tmp/cloud.pb.gz
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if ! command -v redis-server >/dev/null; then
+	echo "redis-server not found: install it (apt-get install redis-server)" >&2
+	exit 1
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+go build -o "$dir/benchcloud" ./bench/cloud
+echo "$(go version), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+# Figures are only comparable on a quiet machine: the load shows how quiet.
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+timeout 300 "$dir/benchcloud" "$@"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,340 @@
+package directory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/registry/embedded"
+
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// system runs the example's cluster.yaml in-process on an embedded hub:
+// client-1, client-2 and cloud-1 to cloud-3, over loopback.
+type system struct {
+	t       *testing.T
+	sys     *config.System
+	servers map[string]*cluster.Server
+	guard   Guard // the guard's settings, as the file gives them
+}
+
+func startSystem(t *testing.T) *system {
+	t.Helper()
+	sys, err := config.Load("cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Links.BackoffMin = config.Duration(10 * time.Millisecond)
+	sys.Links.BackoffMax = config.Duration(100 * time.Millisecond)
+	s := &system{t: t, sys: sys, servers: make(map[string]*cluster.Server)}
+	g, _ := sys.Group("client")
+	if err := plugins.DecodeStrict(&g.Plugins[0].Settings, &s.guard); err != nil {
+		t.Fatal(err)
+	}
+	hub := embedded.NewHub()
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server logs:\n%s", logs.String())
+		}
+	})
+	for _, group := range []string{"cloud", "client"} {
+		g, _ := sys.Group(group)
+		for i := 1; i <= g.Replicas; i++ {
+			id := fmt.Sprintf("%s-%d", group, i)
+			conn := hub.Connector()
+			log := zerolog.New(logs).With().Str("server", id).Logger().Level(zerolog.InfoLevel)
+			srv, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Registry: conn, Logger: &log})
+			if err != nil {
+				t.Fatalf("New %s: %v", id, err)
+			}
+			if err := srv.Start(context.Background()); err != nil {
+				t.Fatalf("Start %s: %v", id, err)
+			}
+			s.servers[id] = srv
+			t.Cleanup(func() {
+				srv.Close()
+				conn.Close()
+			})
+		}
+	}
+	for _, id := range []string{"client-1", "client-2"} {
+		waitFor(t, id+" linked to 3 cloud replicas", func() bool { return s.servers[id].Stats().LinksUp == 3 })
+	}
+	return s
+}
+
+func (s *system) url(id string) string { return "ws://" + s.servers[id].Addr().String() + "/" }
+
+// dial connects a game client to a client server; token, when set, is
+// presented as the host token. The client is closed when the test ends.
+func (s *system) dial(id, token string, onCloud func(client.Notification)) *client.Client {
+	s.t.Helper()
+	opts := client.Options{URL: s.url(id), OnCloud: onCloud}
+	if token != "" {
+		opts.Header = http.Header{TokenHeader: []string{token}}
+	}
+	c, err := client.Dial(ctxT(s.t), opts)
+	if err != nil {
+		s.t.Fatalf("dial %s: %v", id, err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// names returns the names of servers, in order.
+func names(ss []Server) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// notes records cloud notifications.
+type notes struct {
+	mu sync.Mutex
+	ns []client.Notification
+}
+
+func (n *notes) add(x client.Notification) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ns = append(n.ns, x)
+}
+
+func (n *notes) all() []client.Notification {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.ns)
+}
+
+func TestDirectory(t *testing.T) {
+	s := startSystem(t)
+	ctx := ctxT(t)
+	app, token := s.guard.App, s.guard.HostToken
+	if app == "" || token == "" {
+		t.Fatalf("cluster.yaml gives app %q, host token %q", app, token)
+	}
+
+	// A browser watching from the start, and one that follows deletions of
+	// the name field through raw notifications.
+	browser := s.dial("client-2", "", nil)
+	watch, err := Watch(ctx, browser, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := watch.Servers(nil); len(got) != 0 || !watch.Complete() {
+		t.Fatalf("empty directory: %v, complete %v", got, watch.Complete())
+	}
+	var seen notes
+	follower := s.dial("client-1", "", seen.add)
+	if _, err := follower.Get(ctx, client.Query{Keys: []client.Key{key(app, FieldName)}, Subscribe: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two game servers on different client servers list themselves.
+	alpha := s.dial("client-1", token, nil)
+	bravo := s.dial("client-2", token, nil)
+	la := Listing{Name: "alpha", Level: "dust", Players: 3, MaxPlayers: 16, GamePort: 27015, PlayerList: []string{"ann", "bob", "cy"}}
+	lb := Listing{Name: "bravo", Level: "forest", Players: 8, MaxPlayers: 8, GamePort: 27016, PlayerList: []string{"d", "e", "f", "g", "h", "i", "j", "k"}}
+	if err := Announce(ctx, alpha, app, la); err != nil {
+		t.Fatal(err)
+	}
+	if err := Announce(ctx, bravo, app, lb); err != nil {
+		t.Fatal(err)
+	}
+
+	list, err := List(ctx, browser, app, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(list); !slices.Equal(got, []string{"alpha", "bravo"}) {
+		t.Fatalf("List = %v", got)
+	}
+	for i, w := range []struct {
+		c   *client.Client
+		l   Listing
+		via string
+	}{{alpha, la, "client-1"}, {bravo, lb, "client-2"}} {
+		got := list[i]
+		host, _, err := net.SplitHostPort(got.RemoteAddr)
+		if err != nil || host != "127.0.0.1" {
+			t.Fatalf("%s: remote address %q", got.Name, got.RemoteAddr)
+		}
+		if got.Ref != w.c.Ref() || got.Via != w.via || got.Addr != fmt.Sprintf("127.0.0.1:%d", w.l.GamePort) ||
+			got.Level != w.l.Level || got.Players != w.l.Players || got.MaxPlayers != w.l.MaxPlayers {
+			t.Fatalf("listed %+v, want ref %s via %s and %+v", got, w.c.Ref(), w.via, w.l)
+		}
+		if got.PlayerList != nil {
+			t.Fatalf("List carries the player list of %s", got.Name)
+		}
+	}
+
+	// Filters.
+	if got, _ := List(ctx, browser, app, OnLevel("dust")); !slices.Equal(names(got), []string{"alpha"}) {
+		t.Fatalf("on level dust: %v", names(got))
+	}
+	if got, _ := List(ctx, browser, app, NotFull()); !slices.Equal(names(got), []string{"alpha"}) {
+		t.Fatalf("not full: %v", names(got))
+	}
+	if got, _ := List(ctx, browser, app, All(OnLevel("forest"), NotFull())); len(got) != 0 {
+		t.Fatalf("forest, not full: %v", names(got))
+	}
+
+	// Details: every field of one server, through the uploader filter.
+	d, err := Details(ctx, browser, app, bravo.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "bravo" || !slices.Equal(d.PlayerList, lb.PlayerList) {
+		t.Fatalf("details of bravo: %+v", d)
+	}
+	if _, err := Details(ctx, browser, app, browser.Ref()); !errors.Is(err, ErrNotListed) {
+		t.Fatalf("details of a browser: %v", err)
+	}
+
+	// The live list has both, and follows a change.
+	waitFor(t, "the watcher lists both", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"alpha", "bravo"}) })
+	if err := SetPlayers(ctx, alpha, app, 4, []string{"ann", "bob", "cy", "dee"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the watcher sees alpha's fourth player", func() bool {
+		ss := watch.Servers(OnLevel("dust"))
+		return len(ss) == 1 && ss[0].Players == 4
+	})
+
+	// The guard: a player may not list itself, a game server may not post
+	// a malformed field, a wrong token is refused; nothing changes.
+	if err := Announce(ctx, browser, app, Listing{Name: "rogue", GamePort: 1}); !errors.Is(err, client.ErrCloudRejected) {
+		t.Fatalf("a player announcing: %v", err)
+	}
+	if err := alpha.Post(ctx, key(app, FieldPlayers), []byte{1, 2, 3}); !errors.Is(err, client.ErrCloudRejected) {
+		t.Fatalf("a 3-byte player count: %v", err)
+	}
+	if err := alpha.Post(ctx, key(app, 99), nil); !errors.Is(err, client.ErrCloudRejected) {
+		t.Fatalf("an unknown field: %v", err)
+	}
+	if _, err := client.Dial(ctx, client.Options{URL: s.url("client-1"), Header: http.Header{TokenHeader: []string{"wrong"}}}); !errors.Is(err, client.ErrAuthRefused) {
+		t.Fatalf("a wrong token: %v", err)
+	}
+	d, err = Details(ctx, browser, app, alpha.Ref())
+	if err != nil || d.Players != 4 || len(d.PlayerList) != 4 {
+		t.Fatalf("alpha after the rejections: %+v, %v", d, err)
+	}
+	if got, _ := List(ctx, browser, app, nil); !slices.Equal(names(got), []string{"alpha", "bravo"}) {
+		t.Fatalf("after the rejections: %v", names(got))
+	}
+
+	// alpha delists itself: it vanishes, bravo stays.
+	if err := Delist(ctx, alpha, app); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alpha vanishes from the watcher", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"bravo"}) })
+	if got, _ := List(ctx, browser, app, nil); !slices.Equal(names(got), []string{"bravo"}) {
+		t.Fatalf("after alpha delisted: %v", names(got))
+	}
+	if _, err := Details(ctx, browser, app, alpha.Ref()); !errors.Is(err, ErrNotListed) {
+		t.Fatalf("details of a delisted server: %v", err)
+	}
+
+	// bravo crashes (its connection ends): it vanishes with nothing to
+	// call, and a follower of the name field gets Deleted with its name.
+	bravo.Close()
+	waitFor(t, "bravo vanishes from the watcher", func() bool { return len(watch.Servers(nil)) == 0 })
+	if got, _ := List(ctx, browser, app, nil); len(got) != 0 {
+		t.Fatalf("after bravo left: %v", names(got))
+	}
+	waitFor(t, "the follower sees both names deleted", func() bool {
+		deleted := map[string]ClientRef{}
+		for _, n := range seen.all() {
+			if n.Type == client.Deleted {
+				deleted[string(n.Row.Data)] = n.Row.Uploader
+			}
+		}
+		return deleted["alpha"] == alpha.Ref() && deleted["bravo"] == bravo.Ref()
+	})
+	var created int
+	for _, n := range seen.all() {
+		if n.Type == client.Updated && n.Created {
+			created++
+		}
+	}
+	if created != 2 {
+		t.Fatalf("the follower saw %d names created, want 2: %+v", created, seen.all())
+	}
+}
+
+func TestListingValidate(t *testing.T) {
+	good := Listing{Name: "a", Level: "b", Players: 1, MaxPlayers: 2, GamePort: 3, PlayerList: []string{"x"}}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, l := range map[string]Listing{
+		"no name":      {GamePort: 1},
+		"no port":      {Name: "a"},
+		"port too big": {Name: "a", GamePort: 70000},
+		"long level":   {Name: "a", GamePort: 1, Level: string(make([]byte, MaxTextBytes+1))},
+		"newline":      {Name: "a\nb", GamePort: 1},
+		"bad player":   {Name: "a", GamePort: 1, PlayerList: []string{"x\ny"}},
+		"negative":     {Name: "a", GamePort: 1, Players: -1},
+	} {
+		if err := l.Validate(); !errors.Is(err, ErrBadListing) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package stats
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudrift/cloudrift/client"
+)
+
+// Simulation runs simulated players that score kills against a running
+// stats system, and a watcher of the running total: what the example's dev
+// mode shows. Its zero value needs URLs and Players.
+type Simulation struct {
+	// URLs of the client servers; players are spread over them and the
+	// watcher uses the first.
+	URLs []string
+	// Players is how many players to run.
+	Players int
+	// KillEvery is the mean time between two kills of one player. Zero
+	// means 500ms.
+	KillEvery time.Duration
+	// SessionLength is the mean time a player stays before leaving and
+	// joining again as a new session. Zero means 20s.
+	SessionLength time.Duration
+
+	kills    atomic.Uint64
+	sessions atomic.Int64
+}
+
+// Run runs the players and the watcher until ctx ends, calling report
+// with a one-line summary every interval.
+func (s *Simulation) Run(ctx context.Context, interval time.Duration, report func(string)) error {
+	if len(s.URLs) == 0 || s.Players < 1 {
+		return fmt.Errorf("stats: simulation needs URLs and players")
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	watcher, err := client.Dial(dctx, client.Options{URL: s.URLs[0]})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("stats: watcher: %w", err)
+	}
+	defer watcher.Close()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	tot, err := WatchTotal(wctx, watcher)
+	cancel()
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for i := range s.Players {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.player(ctx, i)
+		}()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastKills uint64
+	last := time.Now()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-watcher.Done():
+			report("stats: watcher disconnected: " + watcher.Err().Error())
+			break loop
+		case now := <-t.C:
+			k := s.kills.Load()
+			rate := float64(k-lastKills) / now.Sub(last).Seconds()
+			lastKills, last = k, now
+			total := "not posted yet"
+			if n, ok := tot.Kills(); ok {
+				total = fmt.Sprint(n)
+			}
+			report(fmt.Sprintf("stats: running total %s | this run: %d kills (%.0f/s) by %d players in %d sessions",
+				total, k, rate, s.Players, s.sessions.Load()))
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// player plays sessions until ctx ends.
+func (s *Simulation) player(ctx context.Context, i int) {
+	every, length := s.KillEvery, s.SessionLength
+	if every <= 0 {
+		every = 500 * time.Millisecond
+	}
+	if length <= 0 {
+		length = 20 * time.Second
+	}
+	rng := rand.New(rand.NewPCG(uint64(i), 11))
+	name := fmt.Sprintf("player-%03d", i+1)
+	for ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := client.Dial(dctx, client.Options{URL: s.URLs[i%len(s.URLs)]})
+		cancel()
+		if err != nil {
+			sleep(ctx, time.Second)
+			continue
+		}
+		s.sessions.Add(1)
+		p, _ := NewPlayer(c, name)
+		end := time.After(time.Duration(float64(length) * (0.5 + rng.Float64())))
+	session:
+		for {
+			wait := time.Duration(float64(every) * (0.5 + rng.Float64()))
+			select {
+			case <-ctx.Done():
+				break session
+			case <-c.Done():
+				break session
+			case <-end:
+				break session
+			case <-time.After(wait):
+				n := uint64(1 + rng.IntN(2))
+				octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				if p.AddKills(octx, n) == nil {
+					s.kills.Add(n)
+				}
+				cancel()
+			}
+		}
+		c.Close()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,149 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudrift/cloudrift/client"
+)
+
+// Simulation runs workers against a running tasks system, and an observer
+// of the job's progress: what the example's dev mode shows. Its zero value
+// needs URLs, Job and Workers.
+type Simulation struct {
+	// URLs of the client servers; workers are spread over them and the
+	// observer uses the first.
+	URLs []string
+	// Job is the coordinator's job.
+	Job string
+	// Workers is how many workers to run.
+	Workers int
+	// Think is added to every task's computation, so that progress can be
+	// watched. Zero: none.
+	Think time.Duration
+	// CrashEvery, when positive, is how often one worker (in turn) drops
+	// its connection in the middle of a task (its next one), then comes
+	// back after a second.
+	CrashEvery time.Duration
+
+	crashes atomic.Int64
+}
+
+// Run runs the workers and the observer until ctx ends, calling report
+// with a one-line summary every interval.
+func (s *Simulation) Run(ctx context.Context, interval time.Duration, report func(string)) error {
+	if len(s.URLs) == 0 || s.Workers < 1 || s.Job == "" {
+		return fmt.Errorf("tasks: simulation needs URLs, a job and workers")
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	observer, err := client.Dial(dctx, client.Options{URL: s.URLs[0]})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("tasks: observer: %w", err)
+	}
+	defer observer.Close()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	progress, err := Watch(wctx, observer, s.Job)
+	cancel()
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	crash := make([]chan struct{}, s.Workers)
+	for i := range s.Workers {
+		crash[i] = make(chan struct{}, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.worker(ctx, i, crash[i])
+		}()
+	}
+	var crashTick <-chan time.Time
+	if s.CrashEvery > 0 {
+		t := time.NewTicker(s.CrashEvery)
+		defer t.Stop()
+		crashTick = t.C
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	next := 0
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-observer.Done():
+			report("tasks: observer disconnected: " + observer.Err().Error())
+			break loop
+		case <-crashTick:
+			select {
+			case crash[next%s.Workers] <- struct{}{}:
+			default:
+			}
+			next++
+		case <-t.C:
+			if p, ok := ProgressOf(progress); ok {
+				report(fmt.Sprintf("tasks: %s | %d worker crashes so far", p, s.crashes.Load()))
+			} else {
+				report("tasks: no progress posted (is the coordinator up?)")
+			}
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// worker runs one worker, reconnecting after each crash, until ctx ends.
+// A crash asked for happens during the worker's next task.
+func (s *Simulation) worker(ctx context.Context, i int, crash <-chan struct{}) {
+	for ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := client.Dial(dctx, client.Options{URL: s.URLs[i%len(s.URLs)]})
+		cancel()
+		if err != nil {
+			sleep(ctx, time.Second)
+			continue
+		}
+		compute := func(ctx context.Context, t Task) (uint64, error) {
+			n, err := CountPrimes(ctx, t.Lo, t.Hi)
+			if err != nil {
+				return 0, err
+			}
+			var think <-chan time.Time
+			if s.Think > 0 {
+				timer := time.NewTimer(s.Think)
+				defer timer.Stop()
+				think = timer.C
+			}
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-crash:
+				s.crashes.Add(1)
+				c.Close()
+				return 0, fmt.Errorf("crashed during %s", t)
+			case <-think:
+				return n, nil
+			}
+		}
+		w := &Worker{Client: c, Job: s.Job, Name: fmt.Sprintf("worker-%d", i+1), Compute: compute}
+		_ = w.Run(ctx)
+		c.Close()
+		sleep(ctx, time.Second)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,282 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/registry/embedded"
+
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// system runs the example's cluster.yaml in-process on an embedded hub,
+// over loopback, with coord as the coordinator server's plugin.
+type system struct {
+	t       *testing.T
+	servers map[string]*cluster.Server
+	job     string
+}
+
+func newSystem(t *testing.T, coord *Coordinator) *system {
+	t.Helper()
+	sys, err := config.Load("cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Links.BackoffMin = config.Duration(10 * time.Millisecond)
+	sys.Links.BackoffMax = config.Duration(100 * time.Millisecond)
+	var guard Guard
+	g, _ := sys.Group("client")
+	if err := plugins.DecodeStrict(&g.Plugins[0].Settings, &guard); err != nil {
+		t.Fatal(err)
+	}
+	coord.Job = guard.Job
+	s := &system{t: t, servers: make(map[string]*cluster.Server), job: guard.Job}
+	hub := embedded.NewHub()
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server logs:\n%s", logs.String())
+		}
+	})
+	start := func(group, id string, ps []plugins.Plugin) {
+		conn := hub.Connector()
+		log := zerolog.New(logs).With().Str("server", id).Logger().Level(zerolog.InfoLevel)
+		srv, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Registry: conn, Logger: &log, Plugins: ps})
+		if err != nil {
+			t.Fatalf("New %s: %v", id, err)
+		}
+		if err := srv.Start(context.Background()); err != nil {
+			t.Fatalf("Start %s: %v", id, err)
+		}
+		s.servers[id] = srv
+		t.Cleanup(func() {
+			srv.Close()
+			conn.Close()
+		})
+	}
+	for i := 1; i <= 3; i++ {
+		start("cloud", fmt.Sprintf("cloud-%d", i), nil)
+	}
+	start("coordinator", "coordinator-1", []plugins.Plugin{coord})
+	start("client", "client-1", nil)
+	start("client", "client-2", nil)
+	for _, id := range []string{"coordinator-1", "client-1", "client-2"} {
+		waitFor(t, id+" linked to 3 cloud replicas", func() bool { return s.servers[id].Stats().LinksUp == 3 })
+	}
+	return s
+}
+
+func (s *system) dial(id string) *client.Client {
+	s.t.Helper()
+	c, err := client.Dial(ctxT(s.t), client.Options{URL: "ws://" + s.servers[id].Addr().String() + "/"})
+	if err != nil {
+		s.t.Fatalf("dial %s: %v", id, err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// naivePrimes counts the primes below n with a plain sieve, independently
+// of CountPrimes.
+func naivePrimes(lo, hi uint64) uint64 {
+	composite := make([]bool, hi)
+	var n uint64
+	for i := uint64(2); i < hi; i++ {
+		if composite[i] {
+			continue
+		}
+		if i >= lo {
+			n++
+		}
+		for j := i * i; j < hi; j += i {
+			composite[j] = true
+		}
+	}
+	return n
+}
+
+// run starts w.Run on its own goroutine; the returned channel gets its
+// error.
+func run(ctx context.Context, w *Worker) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- w.Run(ctx) }()
+	return ch
+}
+
+func TestTasksWithAWorkerCrashing(t *testing.T) {
+	coord := &Coordinator{From: 0, To: 200_000, Chunk: 10_000}
+	s := newSystem(t, coord)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	want := naivePrimes(0, 200_000)
+
+	observer := s.dial("client-2")
+	progress, err := Watch(ctx, observer, s.job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first progress", func() bool {
+		p, ok := ProgressOf(progress)
+		return ok && p.Tasks == 20 && p.Done == 0 && p.Round == 1
+	})
+
+	// The first worker takes a task and hangs on it.
+	hung := make(chan Task, 1)
+	w1 := &Worker{Client: s.dial("client-1"), Job: s.job, Name: "hangs",
+		OnTask: func(t Task) {
+			select {
+			case hung <- t:
+			default:
+			}
+		},
+		Compute: func(ctx context.Context, _ Task) (uint64, error) {
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}}
+	w1err := run(ctx, w1)
+	var held Task
+	select {
+	case held = <-hung:
+	case <-ctx.Done():
+		t.Fatal("the first worker got no task")
+	}
+
+	// Two more workers, one on each client server; then the first crashes.
+	w2 := &Worker{Client: s.dial("client-2"), Job: s.job, Name: "two"}
+	w3 := &Worker{Client: s.dial("client-1"), Job: s.job, Name: "three"}
+	w2err, w3err := run(ctx, w2), run(ctx, w3)
+	w1.Client.Close()
+	if err := <-w1err; !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("the crashed worker's Run returned %v", err)
+	}
+
+	waitFor(t, "the round to finish", func() bool { return coord.Status().Finished })
+	st := coord.Status()
+	if st.Result != want || st.Done != 20 || st.Tasks != 20 || st.Reassigned != 1 || st.Workers != 2 {
+		t.Fatalf("status %v, want %d primes, 20 tasks done, 1 reassigned, 2 workers", st.Progress, want)
+	}
+	by := st.CompletedBy[held.ID]
+	if by != w2.Client.Ref() && by != w3.Client.Ref() {
+		t.Fatalf("%s, held by the crashed worker, was completed by %s", held, by)
+	}
+	for id, ref := range st.CompletedBy {
+		if ref == w1.Client.Ref() {
+			t.Fatalf("task %d completed by the crashed worker", id)
+		}
+	}
+	if w2.Done()+w3.Done() != 20 {
+		t.Fatalf("workers completed %d + %d tasks, want 20", w2.Done(), w3.Done())
+	}
+	waitFor(t, "the observer sees the round finished", func() bool {
+		p, ok := ProgressOf(progress)
+		return ok && p.Finished && p.Result == want && p.Reassigned == 1
+	})
+
+	// The guard keeps workers to their keys.
+	c := w2.Client
+	if err := c.Post(ctx, TaskKey(s.job, w3.Client.Ref()), Task{Round: 1, Hi: 1}.encode()); !errors.Is(err, client.ErrCloudRejected) {
+		t.Fatalf("posting a task to another worker: %v", err)
+	}
+	if err := c.Post(ctx, ProgressKey(s.job), Progress{}.encode()); !errors.Is(err, client.ErrCloudRejected) {
+		t.Fatalf("posting the progress: %v", err)
+	}
+	if _, err := c.Get(ctx, client.Query{Keys: []Key{TaskKey(s.job, w3.Client.Ref())}}); !errors.Is(err, client.ErrCloudRejected) {
+		t.Fatalf("reading another worker's task: %v", err)
+	}
+	if err := c.Post(ctx, ResultKey(s.job), []byte("junk")); !errors.Is(err, client.ErrCloudRejected) {
+		t.Fatalf("a malformed result: %v", err)
+	}
+
+	cancel()
+	for _, ch := range []<-chan error{w2err, w3err} {
+		if err := <-ch; !errors.Is(err, context.Canceled) {
+			t.Fatalf("worker ended with %v", err)
+		}
+	}
+}
+
+func TestCountPrimes(t *testing.T) {
+	ctx := context.Background()
+	for _, r := range []struct{ lo, hi uint64 }{{0, 0}, {0, 2}, {0, 3}, {2, 3}, {0, 100}, {90, 100}, {97, 98}, {1000, 300_000}, {65_536, 65_537 + 1<<16}} {
+		got, err := CountPrimes(ctx, r.lo, r.hi)
+		if want := naivePrimes(r.lo, r.hi); err != nil || got != want {
+			t.Errorf("CountPrimes(%d, %d) = %d, %v; want %d", r.lo, r.hi, got, err, want)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := CountPrimes(cctx, 0, 1<<20); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled: %v", err)
+	}
+}
+
+func TestRows(t *testing.T) {
+	task := Task{Round: 2, ID: 7, Lo: 10, Hi: 20}
+	if got, err := decodeTask(task.encode()); err != nil || got != task {
+		t.Fatalf("task %v, %v", got, err)
+	}
+	p := Progress{Round: 1, Tasks: 2, Done: 3, Reassigned: 4, Workers: 5, Result: 6, Finished: true}
+	if got, err := decodeProgress(p.encode()); err != nil || got != p {
+		t.Fatalf("progress %v, %v", got, err)
+	}
+	r := result{Round: 1, ID: 2, Count: 3}
+	if got, err := decodeResult(r.encode()); err != nil || got != r {
+		t.Fatalf("result %v, %v", got, err)
+	}
+	for _, b := range [][]byte{nil, make([]byte, 23), (&Task{Lo: 2, Hi: 1}).encode()} {
+		if _, err := decodeTask(b); !errors.Is(err, ErrBadRow) {
+			t.Errorf("decodeTask(%x): %v", b, err)
+		}
+	}
+}
