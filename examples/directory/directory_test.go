@@ -1,8 +1,6 @@
 package directory
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,16 +8,11 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/client"
-	"github.com/cloudrift/cloudrift/cluster"
-	"github.com/cloudrift/cloudrift/config"
-	"github.com/cloudrift/cloudrift/plugins"
-	"github.com/cloudrift/cloudrift/registry/embedded"
+	"github.com/cloudrift/cloudrift/examples/internal/demotest"
 
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
@@ -28,112 +21,33 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// system runs the example's cluster.yaml in-process on an embedded hub:
-// client-1, client-2 and cloud-1 to cloud-3, over loopback.
+// system runs the example's cluster.yaml in-process: client-1, client-2
+// and cloud-1 to cloud-3, over loopback.
 type system struct {
-	t       *testing.T
-	sys     *config.System
-	servers map[string]*cluster.Server
-	guard   Guard // the guard's settings, as the file gives them
+	*demotest.System
+	t     *testing.T
+	guard Guard // the guard's settings, as the file gives them
 }
 
 func startSystem(t *testing.T) *system {
 	t.Helper()
-	sys, err := config.Load("cluster.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys.Links.BackoffMin = config.Duration(10 * time.Millisecond)
-	sys.Links.BackoffMax = config.Duration(100 * time.Millisecond)
-	s := &system{t: t, sys: sys, servers: make(map[string]*cluster.Server)}
-	g, _ := sys.Group("client")
-	if err := plugins.DecodeStrict(&g.Plugins[0].Settings, &s.guard); err != nil {
-		t.Fatal(err)
-	}
-	hub := embedded.NewHub()
-	logs := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server logs:\n%s", logs.String())
-		}
-	})
-	for _, group := range []string{"cloud", "client"} {
-		g, _ := sys.Group(group)
-		for i := 1; i <= g.Replicas; i++ {
-			id := fmt.Sprintf("%s-%d", group, i)
-			conn := hub.Connector()
-			log := zerolog.New(logs).With().Str("server", id).Logger().Level(zerolog.InfoLevel)
-			srv, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Registry: conn, Logger: &log})
-			if err != nil {
-				t.Fatalf("New %s: %v", id, err)
-			}
-			if err := srv.Start(context.Background()); err != nil {
-				t.Fatalf("Start %s: %v", id, err)
-			}
-			s.servers[id] = srv
-			t.Cleanup(func() {
-				srv.Close()
-				conn.Close()
-			})
-		}
-	}
-	for _, id := range []string{"client-1", "client-2"} {
-		waitFor(t, id+" linked to 3 cloud replicas", func() bool { return s.servers[id].Stats().LinksUp == 3 })
-	}
+	s := &system{System: demotest.Load(t, "cluster.yaml"), t: t}
+	s.Settings("client", GuardPlugin, &s.guard)
+	s.StartGroup("cloud")
+	s.StartGroup("client")
+	s.WaitLinked(3, "client-1", "client-2")
 	return s
 }
-
-func (s *system) url(id string) string { return "ws://" + s.servers[id].Addr().String() + "/" }
 
 // dial connects a game client to a client server; token, when set, is
 // presented as the host token. The client is closed when the test ends.
 func (s *system) dial(id, token string, onCloud func(client.Notification)) *client.Client {
 	s.t.Helper()
-	opts := client.Options{URL: s.url(id), OnCloud: onCloud}
+	opts := client.Options{OnCloud: onCloud}
 	if token != "" {
 		opts.Header = http.Header{TokenHeader: []string{token}}
 	}
-	c, err := client.Dial(ctxT(s.t), opts)
-	if err != nil {
-		s.t.Fatalf("dial %s: %v", id, err)
-	}
-	s.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return s.DialWith(id, opts)
 }
 
 // names returns the names of servers, in order.
@@ -165,7 +79,7 @@ func (n *notes) all() []client.Notification {
 
 func TestDirectory(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := demotest.Context(t)
 	app, token := s.guard.App, s.guard.HostToken
 	if app == "" || token == "" {
 		t.Fatalf("cluster.yaml gives app %q, host token %q", app, token)
@@ -249,11 +163,11 @@ func TestDirectory(t *testing.T) {
 	}
 
 	// The live list has both, and follows a change.
-	waitFor(t, "the watcher lists both", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"alpha", "bravo"}) })
+	demotest.WaitFor(t, "the watcher lists both", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"alpha", "bravo"}) })
 	if err := SetPlayers(ctx, alpha, app, 4, []string{"ann", "bob", "cy", "dee"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the watcher sees alpha's fourth player", func() bool {
+	demotest.WaitFor(t, "the watcher sees alpha's fourth player", func() bool {
 		ss := watch.Servers(OnLevel("dust"))
 		return len(ss) == 1 && ss[0].Players == 4
 	})
@@ -269,7 +183,7 @@ func TestDirectory(t *testing.T) {
 	if err := alpha.Post(ctx, key(app, 99), nil); !errors.Is(err, client.ErrCloudRejected) {
 		t.Fatalf("an unknown field: %v", err)
 	}
-	if _, err := client.Dial(ctx, client.Options{URL: s.url("client-1"), Header: http.Header{TokenHeader: []string{"wrong"}}}); !errors.Is(err, client.ErrAuthRefused) {
+	if _, err := client.Dial(ctx, client.Options{URL: s.URL("client-1"), Header: http.Header{TokenHeader: []string{"wrong"}}}); !errors.Is(err, client.ErrAuthRefused) {
 		t.Fatalf("a wrong token: %v", err)
 	}
 	d, err = Details(ctx, browser, app, alpha.Ref())
@@ -284,7 +198,7 @@ func TestDirectory(t *testing.T) {
 	if err := Delist(ctx, alpha, app); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "alpha vanishes from the watcher", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"bravo"}) })
+	demotest.WaitFor(t, "alpha vanishes from the watcher", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"bravo"}) })
 	if got, _ := List(ctx, browser, app, nil); !slices.Equal(names(got), []string{"bravo"}) {
 		t.Fatalf("after alpha delisted: %v", names(got))
 	}
@@ -295,11 +209,11 @@ func TestDirectory(t *testing.T) {
 	// bravo crashes (its connection ends): it vanishes with nothing to
 	// call, and a follower of the name field gets Deleted with its name.
 	bravo.Close()
-	waitFor(t, "bravo vanishes from the watcher", func() bool { return len(watch.Servers(nil)) == 0 })
+	demotest.WaitFor(t, "bravo vanishes from the watcher", func() bool { return len(watch.Servers(nil)) == 0 })
 	if got, _ := List(ctx, browser, app, nil); len(got) != 0 {
 		t.Fatalf("after bravo left: %v", names(got))
 	}
-	waitFor(t, "the follower sees both names deleted", func() bool {
+	demotest.WaitFor(t, "the follower sees both names deleted", func() bool {
 		deleted := map[string]ClientRef{}
 		for _, n := range seen.all() {
 			if n.Type == client.Deleted {

@@ -6,11 +6,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/examples/internal/demo"
 )
 
 // Simulation runs simulated dedicated game servers against a running
@@ -47,9 +47,7 @@ func (s *Simulation) Run(ctx context.Context, interval time.Duration, report fun
 	if interval <= 0 {
 		interval = time.Second
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	browser, err := client.Dial(dialCtx, client.Options{URL: s.URLs[len(s.URLs)-1]})
-	cancel()
+	browser, err := demo.Dial(ctx, client.Options{URL: s.URLs[len(s.URLs)-1]})
 	if err != nil {
 		return fmt.Errorf("directory: browser: %w", err)
 	}
@@ -60,27 +58,13 @@ func (s *Simulation) Run(ctx context.Context, interval time.Duration, report fun
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	crash := make([]chan struct{}, s.Servers)
-	for i := range s.Servers {
-		crash[i] = make(chan struct{}, 1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.gameServer(ctx, i, crash[i])
-		}()
-	}
-	var crashTick <-chan time.Time
-	if s.CrashEvery > 0 {
-		t := time.NewTicker(s.CrashEvery)
-		defer t.Stop()
-		crashTick = t.C
-	}
+	servers := demo.StartBots(ctx, s.Servers, s.gameServer)
+	crashTick, stop := demo.Ticks(s.CrashEvery)
+	defer stop()
 	last := time.Time{}
 	pending := false
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	next := 0
 loop:
 	for {
 		select {
@@ -90,11 +74,7 @@ loop:
 			report("directory: browser disconnected: " + browser.Err().Error())
 			break loop
 		case <-crashTick:
-			select {
-			case crash[next%s.Servers] <- struct{}{}:
-			default: // that server is down already
-			}
-			next++
+			servers.CrashNext()
 		case <-b.Changed():
 			pending = true
 		case <-tick.C:
@@ -104,7 +84,7 @@ loop:
 			last, pending = time.Now(), false
 		}
 	}
-	wg.Wait()
+	servers.Wait()
 	return nil
 }
 
@@ -141,11 +121,9 @@ func (s *Simulation) gameServer(ctx context.Context, i int, crash <-chan struct{
 	}
 	for ctx.Err() == nil {
 		opts := client.Options{URL: s.URLs[i%len(s.URLs)], Header: http.Header{TokenHeader: []string{s.HostToken}}}
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := client.Dial(dctx, opts)
-		cancel()
+		c, err := demo.Dial(ctx, opts)
 		if err != nil {
-			sleep(ctx, time.Second)
+			demo.Sleep(ctx, time.Second)
 			continue
 		}
 		s.serve(ctx, c, &l, rng, every, crash)
@@ -160,7 +138,7 @@ func (s *Simulation) serve(ctx context.Context, c *client.Client, l *Listing, rn
 	err := Announce(octx, c, s.App, *l)
 	cancel()
 	if err != nil {
-		sleep(ctx, time.Second)
+		demo.Sleep(ctx, time.Second)
 		return
 	}
 	t := time.NewTicker(every)
@@ -177,7 +155,7 @@ func (s *Simulation) serve(ctx context.Context, c *client.Client, l *Listing, rn
 		case <-crash:
 			s.crashes.Add(1)
 			c.Close()
-			sleep(ctx, s.CrashEvery/4)
+			demo.Sleep(ctx, s.CrashEvery/4)
 			return
 		case <-t.C:
 			l.Players = max(0, min(l.MaxPlayers, l.Players+rng.IntN(5)-2))
@@ -189,14 +167,5 @@ func (s *Simulation) serve(ctx context.Context, c *client.Client, l *Listing, rn
 			_ = SetPlayers(octx, c, s.App, l.Players, l.PlayerList)
 			cancel()
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

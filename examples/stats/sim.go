@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/examples/internal/demo"
 )
 
 // Simulation runs simulated players that score kills against a running
@@ -40,9 +40,7 @@ func (s *Simulation) Run(ctx context.Context, interval time.Duration, report fun
 	if interval <= 0 {
 		interval = time.Second
 	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	watcher, err := client.Dial(dctx, client.Options{URL: s.URLs[0]})
-	cancel()
+	watcher, err := demo.Dial(ctx, client.Options{URL: s.URLs[0]})
 	if err != nil {
 		return fmt.Errorf("stats: watcher: %w", err)
 	}
@@ -53,14 +51,7 @@ func (s *Simulation) Run(ctx context.Context, interval time.Duration, report fun
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	for i := range s.Players {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.player(ctx, i)
-		}()
-	}
+	players := demo.StartBots(ctx, s.Players, s.player)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var lastKills uint64
@@ -85,12 +76,13 @@ loop:
 				total, k, rate, s.Players, s.sessions.Load()))
 		}
 	}
-	wg.Wait()
+	players.Wait()
 	return nil
 }
 
-// player plays sessions until ctx ends.
-func (s *Simulation) player(ctx context.Context, i int) {
+// player plays sessions until ctx ends. Players do not crash: they
+// leave when their session ends.
+func (s *Simulation) player(ctx context.Context, i int, _ <-chan struct{}) {
 	every, length := s.KillEvery, s.SessionLength
 	if every <= 0 {
 		every = 500 * time.Millisecond
@@ -101,11 +93,9 @@ func (s *Simulation) player(ctx context.Context, i int) {
 	rng := rand.New(rand.NewPCG(uint64(i), 11))
 	name := fmt.Sprintf("player-%03d", i+1)
 	for ctx.Err() == nil {
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := client.Dial(dctx, client.Options{URL: s.URLs[i%len(s.URLs)]})
-		cancel()
+		c, err := demo.Dial(ctx, client.Options{URL: s.URLs[i%len(s.URLs)]})
 		if err != nil {
-			sleep(ctx, time.Second)
+			demo.Sleep(ctx, time.Second)
 			continue
 		}
 		s.sessions.Add(1)
@@ -131,14 +121,5 @@ func (s *Simulation) player(ctx context.Context, i int) {
 			}
 		}
 		c.Close()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

@@ -1,8 +1,6 @@
 package stats
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -10,15 +8,11 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/client"
-	"github.com/cloudrift/cloudrift/cluster"
-	"github.com/cloudrift/cloudrift/config"
-	"github.com/cloudrift/cloudrift/registry/embedded"
+	"github.com/cloudrift/cloudrift/examples/internal/demotest"
 
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
@@ -27,121 +21,24 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// system runs the example's cluster.yaml in-process on an embedded hub,
-// over loopback, with the database in a temporary directory.
+// system runs the example's cluster.yaml in-process: cloud-1 to cloud-3,
+// stats-1, client-1 and client-2, over loopback, with the database in a
+// temporary directory.
 type system struct {
-	t       *testing.T
-	sys     *config.System
-	hub     *embedded.Hub
-	logs    *syncBuffer
-	servers map[string]*cluster.Server
-	db      string
+	*demotest.System
+	db string
 }
 
 func newSystem(t *testing.T) *system {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "stats.db")
 	t.Setenv("STATS_DB", db)
-	sys, err := config.Load("cluster.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys.Links.BackoffMin = config.Duration(10 * time.Millisecond)
-	sys.Links.BackoffMax = config.Duration(100 * time.Millisecond)
-	s := &system{t: t, sys: sys, hub: embedded.NewHub(), logs: &syncBuffer{}, servers: make(map[string]*cluster.Server), db: db}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server logs:\n%s", s.logs.String())
-		}
-	})
-	for i := 1; i <= 3; i++ {
-		s.start("cloud", fmt.Sprintf("cloud-%d", i))
-	}
-	s.start("stats", "stats-1")
-	s.start("client", "client-1")
-	s.start("client", "client-2")
-	for _, id := range []string{"stats-1", "client-1", "client-2"} {
-		s.waitLinked(id)
-	}
+	s := &system{System: demotest.Load(t, "cluster.yaml"), db: db}
+	s.StartGroup("cloud")
+	s.Start("stats", "stats-1")
+	s.StartGroup("client")
+	s.WaitLinked(3, "stats-1", "client-1", "client-2")
 	return s
-}
-
-func (s *system) start(group, id string) *cluster.Server {
-	s.t.Helper()
-	conn := s.hub.Connector()
-	log := zerolog.New(s.logs).With().Str("server", id).Logger().Level(zerolog.InfoLevel)
-	srv, err := cluster.New(cluster.Options{System: s.sys, Group: group, ID: id, Registry: conn, Logger: &log})
-	if err != nil {
-		s.t.Fatalf("New %s: %v", id, err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		s.t.Fatalf("Start %s: %v", id, err)
-	}
-	s.servers[id] = srv
-	s.t.Cleanup(func() {
-		srv.Close()
-		conn.Close()
-	})
-	return srv
-}
-
-func (s *system) waitLinked(id string) {
-	s.t.Helper()
-	waitFor(s.t, id+" linked to 3 cloud replicas", func() bool { return s.servers[id].Stats().LinksUp == 3 })
-}
-
-// shutdown stops a server gracefully (the aggregator flushes).
-func (s *system) shutdown(id string) {
-	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.servers[id].Shutdown(ctx); err != nil {
-		s.t.Fatalf("Shutdown %s: %v", id, err)
-	}
-}
-
-func (s *system) dial(id string) *client.Client {
-	s.t.Helper()
-	c, err := client.Dial(ctxT(s.t), client.Options{URL: "ws://" + s.servers[id].Addr().String() + "/"})
-	if err != nil {
-		s.t.Fatalf("dial %s: %v", id, err)
-	}
-	s.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 func totalIs(tot *Total, want uint64) func() bool {
@@ -156,7 +53,7 @@ func totalIs(tot *Total, want uint64) func() bool {
 // sessions it counted.
 func dbState(t *testing.T, path string) (total uint64, players map[string]uint64, sum uint64, sessions map[ClientRef]uint64) {
 	t.Helper()
-	ctx := ctxT(t)
+	ctx := demotest.Context(t)
 	st, err := OpenStore(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -190,14 +87,14 @@ type player struct {
 
 func TestStats(t *testing.T) {
 	s := newSystem(t)
-	ctx := ctxT(t)
+	ctx := demotest.Context(t)
 
-	watcher := s.dial("client-1")
+	watcher := s.Dial("client-1")
 	tot, err := WatchTotal(ctx, watcher)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first total, 0", totalIs(tot, 0))
+	demotest.WaitFor(t, "the first total, 0", totalIs(tot, 0))
 
 	// 20 players on two client servers post kills concurrently; the
 	// first five leave halfway.
@@ -205,7 +102,7 @@ func TestStats(t *testing.T) {
 	ps := make([]player, players)
 	want := make(map[string]uint64)
 	for i := range ps {
-		c := s.dial(fmt.Sprintf("client-%d", 1+i%2))
+		c := s.Dial(fmt.Sprintf("client-%d", 1+i%2))
 		p, err := NewPlayer(c, fmt.Sprintf("p%02d", i))
 		if err != nil {
 			t.Fatal(err)
@@ -240,7 +137,7 @@ func TestStats(t *testing.T) {
 		want[fmt.Sprintf("p%02d", i)] = pl.p.Kills()
 		total += pl.p.Kills()
 	}
-	waitFor(t, fmt.Sprintf("the running total, %d", total), totalIs(tot, total))
+	demotest.WaitFor(t, fmt.Sprintf("the running total, %d", total), totalIs(tot, total))
 
 	// The guard: a player cannot post the total, another shard, or a
 	// count that goes down; nothing changes.
@@ -260,7 +157,7 @@ func TestStats(t *testing.T) {
 	}
 
 	// A graceful stop flushes: the database holds every kill.
-	s.shutdown("stats-1")
+	s.Shutdown("stats-1")
 	dbTotal, dbPlayers, dbSum, dbSessions := dbState(t, s.db)
 	if dbTotal != total || dbSum != total || !maps.Equal(dbPlayers, want) {
 		t.Fatalf("database: total %d, sum %d, players %v\nwant total %d, players %v", dbTotal, dbSum, dbPlayers, total, want)
@@ -282,7 +179,7 @@ func TestStats(t *testing.T) {
 	ps[7].c.Close()
 	delete(wantSessions, ps[7].c.Ref())
 	wantSessions[ps[6].c.Ref()] += 3
-	waitFor(t, "p07's row gone", func() bool {
+	demotest.WaitFor(t, "p07's row gone", func() bool {
 		res, err := watcher.Get(ctx, client.Query{Keys: []Key{KillsKey(ShardOf(ps[7].c.Ref()))}, Uploaders: []ClientRef{ps[7].c.Ref()}})
 		return err == nil && res.Total == 0
 	})
@@ -290,9 +187,9 @@ func TestStats(t *testing.T) {
 	// A new aggregator on the same database starts from its total, counts
 	// what the connected sessions posted since (and nothing twice), and
 	// carries on.
-	s.start("stats", "stats-2")
-	s.waitLinked("stats-2")
-	waitFor(t, fmt.Sprintf("the total after the restart, %d", total), totalIs(tot, total))
+	s.Start("stats", "stats-2")
+	s.WaitLinked(3, "stats-2")
+	demotest.WaitFor(t, fmt.Sprintf("the total after the restart, %d", total), totalIs(tot, total))
 	for _, pl := range ps[15:] {
 		if err := pl.p.AddKills(ctx, 2); err != nil {
 			t.Fatal(err)
@@ -301,8 +198,8 @@ func TestStats(t *testing.T) {
 		wantSessions[pl.c.Ref()] += 2
 		total += 2
 	}
-	waitFor(t, fmt.Sprintf("the total after more kills, %d", total), totalIs(tot, total))
-	s.shutdown("stats-2")
+	demotest.WaitFor(t, fmt.Sprintf("the total after more kills, %d", total), totalIs(tot, total))
+	s.Shutdown("stats-2")
 	dbTotal, dbPlayers, dbSum, dbSessions = dbState(t, s.db)
 	if dbTotal != total || dbSum != total || !maps.Equal(dbPlayers, want) {
 		t.Fatalf("database after the restart: total %d, sum %d, players %v\nwant total %d, players %v", dbTotal, dbSum, dbPlayers, total, want)

@@ -3,11 +3,11 @@ package tasks
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/examples/internal/demo"
 )
 
 // Simulation runs workers against a running tasks system, and an observer
@@ -41,9 +41,7 @@ func (s *Simulation) Run(ctx context.Context, interval time.Duration, report fun
 	if interval <= 0 {
 		interval = time.Second
 	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	observer, err := client.Dial(dctx, client.Options{URL: s.URLs[0]})
-	cancel()
+	observer, err := demo.Dial(ctx, client.Options{URL: s.URLs[0]})
 	if err != nil {
 		return fmt.Errorf("tasks: observer: %w", err)
 	}
@@ -54,25 +52,11 @@ func (s *Simulation) Run(ctx context.Context, interval time.Duration, report fun
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	crash := make([]chan struct{}, s.Workers)
-	for i := range s.Workers {
-		crash[i] = make(chan struct{}, 1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.worker(ctx, i, crash[i])
-		}()
-	}
-	var crashTick <-chan time.Time
-	if s.CrashEvery > 0 {
-		t := time.NewTicker(s.CrashEvery)
-		defer t.Stop()
-		crashTick = t.C
-	}
+	workers := demo.StartBots(ctx, s.Workers, s.worker)
+	crashTick, stop := demo.Ticks(s.CrashEvery)
+	defer stop()
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	next := 0
 loop:
 	for {
 		select {
@@ -82,11 +66,7 @@ loop:
 			report("tasks: observer disconnected: " + observer.Err().Error())
 			break loop
 		case <-crashTick:
-			select {
-			case crash[next%s.Workers] <- struct{}{}:
-			default:
-			}
-			next++
+			workers.CrashNext()
 		case <-t.C:
 			if p, ok := ProgressOf(progress); ok {
 				report(fmt.Sprintf("tasks: %s | %d worker crashes so far", p, s.crashes.Load()))
@@ -95,7 +75,7 @@ loop:
 			}
 		}
 	}
-	wg.Wait()
+	workers.Wait()
 	return nil
 }
 
@@ -103,11 +83,9 @@ loop:
 // A crash asked for happens during the worker's next task.
 func (s *Simulation) worker(ctx context.Context, i int, crash <-chan struct{}) {
 	for ctx.Err() == nil {
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := client.Dial(dctx, client.Options{URL: s.URLs[i%len(s.URLs)]})
-		cancel()
+		c, err := demo.Dial(ctx, client.Options{URL: s.URLs[i%len(s.URLs)]})
 		if err != nil {
-			sleep(ctx, time.Second)
+			demo.Sleep(ctx, time.Second)
 			continue
 		}
 		compute := func(ctx context.Context, t Task) (uint64, error) {
@@ -135,15 +113,6 @@ func (s *Simulation) worker(ctx context.Context, i int, crash <-chan struct{}) {
 		w := &Worker{Client: c, Job: s.Job, Name: fmt.Sprintf("worker-%d", i+1), Compute: compute}
 		_ = w.Run(ctx)
 		c.Close()
-		sleep(ctx, time.Second)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+		demo.Sleep(ctx, time.Second)
 	}
 }

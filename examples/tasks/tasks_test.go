@@ -1,22 +1,14 @@
 package tasks
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/client"
-	"github.com/cloudrift/cloudrift/cluster"
-	"github.com/cloudrift/cloudrift/config"
-	"github.com/cloudrift/cloudrift/plugins"
-	"github.com/cloudrift/cloudrift/registry/embedded"
+	"github.com/cloudrift/cloudrift/examples/internal/demotest"
 
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
@@ -25,106 +17,27 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// system runs the example's cluster.yaml in-process on an embedded hub,
-// over loopback, with coord as the coordinator server's plugin.
+// system runs the example's cluster.yaml in-process: cloud-1 to cloud-3,
+// coordinator-1, client-1 and client-2, over loopback, with coord as the
+// coordinator server's plugin.
 type system struct {
-	t       *testing.T
-	servers map[string]*cluster.Server
-	job     string
+	*demotest.System
+	job string
 }
 
+// newSystem sets coord's job to the guard's, as the file gives it, and
+// starts the system.
 func newSystem(t *testing.T, coord *Coordinator) *system {
 	t.Helper()
-	sys, err := config.Load("cluster.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys.Links.BackoffMin = config.Duration(10 * time.Millisecond)
-	sys.Links.BackoffMax = config.Duration(100 * time.Millisecond)
 	var guard Guard
-	g, _ := sys.Group("client")
-	if err := plugins.DecodeStrict(&g.Plugins[0].Settings, &guard); err != nil {
-		t.Fatal(err)
-	}
-	coord.Job = guard.Job
-	s := &system{t: t, servers: make(map[string]*cluster.Server), job: guard.Job}
-	hub := embedded.NewHub()
-	logs := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server logs:\n%s", logs.String())
-		}
-	})
-	start := func(group, id string, ps []plugins.Plugin) {
-		conn := hub.Connector()
-		log := zerolog.New(logs).With().Str("server", id).Logger().Level(zerolog.InfoLevel)
-		srv, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Registry: conn, Logger: &log, Plugins: ps})
-		if err != nil {
-			t.Fatalf("New %s: %v", id, err)
-		}
-		if err := srv.Start(context.Background()); err != nil {
-			t.Fatalf("Start %s: %v", id, err)
-		}
-		s.servers[id] = srv
-		t.Cleanup(func() {
-			srv.Close()
-			conn.Close()
-		})
-	}
-	for i := 1; i <= 3; i++ {
-		start("cloud", fmt.Sprintf("cloud-%d", i), nil)
-	}
-	start("coordinator", "coordinator-1", []plugins.Plugin{coord})
-	start("client", "client-1", nil)
-	start("client", "client-2", nil)
-	for _, id := range []string{"coordinator-1", "client-1", "client-2"} {
-		waitFor(t, id+" linked to 3 cloud replicas", func() bool { return s.servers[id].Stats().LinksUp == 3 })
-	}
+	s := &system{System: demotest.Load(t, "cluster.yaml")}
+	s.Settings("client", GuardPlugin, &guard)
+	coord.Job, s.job = guard.Job, guard.Job
+	s.StartGroup("cloud")
+	s.Start("coordinator", "coordinator-1", coord)
+	s.StartGroup("client")
+	s.WaitLinked(3, "coordinator-1", "client-1", "client-2")
 	return s
-}
-
-func (s *system) dial(id string) *client.Client {
-	s.t.Helper()
-	c, err := client.Dial(ctxT(s.t), client.Options{URL: "ws://" + s.servers[id].Addr().String() + "/"})
-	if err != nil {
-		s.t.Fatalf("dial %s: %v", id, err)
-	}
-	s.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // naivePrimes counts the primes below n with a plain sieve, independently
@@ -157,23 +70,23 @@ func run(ctx context.Context, w *Worker) <-chan error {
 func TestTasksWithAWorkerCrashing(t *testing.T) {
 	coord := &Coordinator{From: 0, To: 200_000, Chunk: 10_000}
 	s := newSystem(t, coord)
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx, cancel := context.WithCancel(demotest.Context(t))
 	defer cancel()
 	want := naivePrimes(0, 200_000)
 
-	observer := s.dial("client-2")
+	observer := s.Dial("client-2")
 	progress, err := Watch(ctx, observer, s.job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first progress", func() bool {
+	demotest.WaitFor(t, "the first progress", func() bool {
 		p, ok := ProgressOf(progress)
 		return ok && p.Tasks == 20 && p.Done == 0 && p.Round == 1
 	})
 
 	// The first worker takes a task and hangs on it.
 	hung := make(chan Task, 1)
-	w1 := &Worker{Client: s.dial("client-1"), Job: s.job, Name: "hangs",
+	w1 := &Worker{Client: s.Dial("client-1"), Job: s.job, Name: "hangs",
 		OnTask: func(t Task) {
 			select {
 			case hung <- t:
@@ -193,15 +106,15 @@ func TestTasksWithAWorkerCrashing(t *testing.T) {
 	}
 
 	// Two more workers, one on each client server; then the first crashes.
-	w2 := &Worker{Client: s.dial("client-2"), Job: s.job, Name: "two"}
-	w3 := &Worker{Client: s.dial("client-1"), Job: s.job, Name: "three"}
+	w2 := &Worker{Client: s.Dial("client-2"), Job: s.job, Name: "two"}
+	w3 := &Worker{Client: s.Dial("client-1"), Job: s.job, Name: "three"}
 	w2err, w3err := run(ctx, w2), run(ctx, w3)
 	w1.Client.Close()
 	if err := <-w1err; !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("the crashed worker's Run returned %v", err)
 	}
 
-	waitFor(t, "the round to finish", func() bool { return coord.Status().Finished })
+	demotest.WaitFor(t, "the round to finish", func() bool { return coord.Status().Finished })
 	st := coord.Status()
 	if st.Result != want || st.Done != 20 || st.Tasks != 20 || st.Reassigned != 1 || st.Workers != 2 {
 		t.Fatalf("status %v, want %d primes, 20 tasks done, 1 reassigned, 2 workers", st.Progress, want)
@@ -218,7 +131,7 @@ func TestTasksWithAWorkerCrashing(t *testing.T) {
 	if w2.Done()+w3.Done() != 20 {
 		t.Fatalf("workers completed %d + %d tasks, want 20", w2.Done(), w3.Done())
 	}
-	waitFor(t, "the observer sees the round finished", func() bool {
+	demotest.WaitFor(t, "the observer sees the round finished", func() bool {
 		p, ok := ProgressOf(progress)
 		return ok && p.Finished && p.Result == want && p.Reassigned == 1
 	})

@@ -11,15 +11,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/cloudrift/cloudrift/cli"
 	"github.com/cloudrift/cloudrift/client"
-	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/examples/internal/demo"
 	"github.com/cloudrift/cloudrift/examples/stats"
 
 	// The cloud memory (the "cloudmemory" plugin and the client every
@@ -41,55 +38,27 @@ func options() []cli.Option {
 // devHook runs 5×info.Bots simulated players on the client servers that
 // run the stats guard.
 func devHook(ctx context.Context, info cli.DevInfo) {
-	var urls []string
-	for _, cs := range info.ClientServers {
-		g, ok := info.Config.Group(cs.Group)
-		if ok && slices.ContainsFunc(g.Plugins, func(p config.Plugin) bool { return p.Name == stats.GuardPlugin }) {
-			urls = append(urls, cs.URL)
-		}
-	}
-	switch {
-	case len(urls) == 0:
-		info.Report("stats: no external group runs the " + stats.GuardPlugin + " plugin")
-		return
-	case info.Bots == 0:
-		info.Report("stats: -bots 0, no players")
-		return
-	}
-	sim := &stats.Simulation{URLs: urls, Players: 5 * info.Bots}
-	info.Report(fmt.Sprintf("stats: %d players joining %d client servers", sim.Players, len(urls)))
-	if err := sim.Run(ctx, info.Interval, info.Report); err != nil {
-		info.Report(err.Error())
-	}
+	demo.Hook{Example: "stats", Guard: stats.GuardPlugin, Bots: "players", PerBot: 5,
+		New: func(urls []string, n int) demo.Simulation {
+			return &stats.Simulation{URLs: urls, Players: n}
+		}}.Run(ctx, info)
 }
 
 func watch(ctx context.Context, inv cli.Invocation) int {
-	fs := flag.NewFlagSet(inv.Prog+" watch", flag.ContinueOnError)
-	fs.SetOutput(inv.Stderr)
-	url := fs.String("url", "", "a client server's WebSocket `URL` (required)")
-	if err := fs.Parse(inv.Args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	fs := demo.NewFlags(inv, "watch")
+	if code, ok := fs.Parse(inv.Args); !ok {
+		return code
 	}
-	if *url == "" || fs.NArg() > 0 {
-		fmt.Fprintf(inv.Stderr, "%s watch: -url is required and takes no arguments\n", inv.Prog)
-		fs.Usage()
-		return 2
-	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, demo.DialTimeout)
 	defer cancel()
-	c, err := client.Dial(dctx, client.Options{URL: *url})
+	c, err := fs.Dial(dctx, client.Options{})
 	if err != nil {
-		fmt.Fprintf(inv.Stderr, "%s watch: %v\n", inv.Prog, err)
-		return 1
+		return fs.Fail(err)
 	}
 	defer c.Close()
 	tot, err := stats.WatchTotal(dctx, c)
 	if err != nil {
-		fmt.Fprintf(inv.Stderr, "%s watch: %v\n", inv.Prog, err)
-		return 1
+		return fs.Fail(err)
 	}
 	for {
 		if n, ok := tot.Kills(); ok {
@@ -101,8 +70,7 @@ func watch(ctx context.Context, inv cli.Invocation) int {
 		case <-ctx.Done():
 			return 0
 		case <-c.Done():
-			fmt.Fprintf(inv.Stderr, "%s watch: disconnected: %v\n", inv.Prog, c.Err())
-			return 1
+			return fs.Fail(fmt.Errorf("disconnected: %w", c.Err()))
 		case <-tot.Changed():
 		}
 	}
