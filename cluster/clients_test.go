@@ -86,6 +86,19 @@ func (r *clientRecorder) ClientSendFailed(ref plugins.ClientRef, err error) erro
 	return nil
 }
 
+// client waits until the plugin has seen client id connect and returns it.
+func (r *clientRecorder) client(t *testing.T, id uint64) plugins.Client {
+	t.Helper()
+	var p plugins.Client
+	waitFor(t, "plugin has the client", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		p = r.clients[id]
+		return p != nil
+	})
+	return p
+}
+
 func (r *clientRecorder) goneReason(id uint64) *plugins.CloseError {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -401,13 +414,7 @@ func TestClientLimits(t *testing.T) {
 	})
 	t.Run("slow client", func(t *testing.T) {
 		c := dialClient(t, a1, nil)
-		var p plugins.Client
-		waitFor(t, "plugin has the client", func() bool {
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			p = rec.clients[c.ref.ID]
-			return p != nil
-		})
+		p := rec.client(t, c.ref.ID)
 		var err error
 		for i := 0; i < 100_000 && err == nil; i++ {
 			err = p.Send(5, make([]byte, 1000))
@@ -419,13 +426,7 @@ func TestClientLimits(t *testing.T) {
 	})
 	t.Run("kicked", func(t *testing.T) {
 		c := dialClient(t, a1, nil)
-		var p plugins.Client
-		waitFor(t, "plugin has the client", func() bool {
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			p = rec.clients[c.ref.ID]
-			return p != nil
-		})
+		p := rec.client(t, c.ref.ID)
 		p.Kick("cheating")
 		check(t, c, protocol.ReasonKicked)
 	})
@@ -474,13 +475,7 @@ func TestClientWriteTimeout(t *testing.T) {
 	a1 := h.start("g1", "a1", rec)
 	bystander := dialClient(t, a1, nil)
 	c := dialClient(t, a1, nil)
-	var p plugins.Client
-	waitFor(t, "plugin has the client", func() bool {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		p = rec.clients[c.ref.ID]
-		return p != nil
-	})
+	p := rec.client(t, c.ref.ID)
 	payload := make([]byte, 64<<10)
 	var err error
 	for i := 0; i < 1000 && err == nil; i++ { // 64 MiB at most
