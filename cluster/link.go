@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,6 +161,12 @@ func (l *link) writeLoop() {
 			l.finalFlush(buf)
 			return
 		}
+		// Yield once before taking what is pending, so producers that are
+		// already runnable (other clients' requests, the replies to a read
+		// batch) append first and the batch goes out in one write instead of
+		// several: this cut link writes per cloud-memory Post roughly in
+		// three. With nothing else runnable it returns at once.
+		runtime.Gosched()
 		l.mu.Lock()
 		buf, l.pending = l.pending, buf[:0]
 		l.mu.Unlock()
