@@ -355,7 +355,7 @@ func (c *client) writeLoop() {
 				le, flushed := c.reason, c.flushed
 				c.mu.Unlock()
 				c.writeClose(le.Reason, le.Message)
-				c.conn.Close()
+				c.halfClose()
 				c.mu.Lock()
 				c.writing = false
 				c.mu.Unlock()
@@ -427,7 +427,9 @@ func (c *client) readLoop() {
 	s := h.s
 	rt := h.cfg.ReadTimeout.D()
 	c.conn.SetPongHandler(func(string) error {
-		c.conn.SetReadDeadline(time.Now().Add(rt))
+		if !c.isClosing() {
+			c.conn.SetReadDeadline(time.Now().Add(rt))
+		}
 		return nil
 	})
 	s.hooks.clientConnected(c)
@@ -441,17 +443,60 @@ func (c *client) readLoop() {
 	if flushed != nil {
 		<-flushed
 	}
-	c.conn.Close()
 	h.remove(c)
 	le := c.closeReason()
 	s.log.Debug().Str("client", c.ref.String()).Str("reason", le.Reason.String()).Bool("by_client", le.ByPeer).
 		Str("detail", le.Message).Msg("client disconnected")
 	s.hooks.clientDisconnected(c, le)
+	if flushed != nil {
+		c.linger()
+	}
+	c.conn.Close()
+}
+
+// clientLinger bounds how long a closing session keeps reading what the
+// client still sends after this side's Close.
+const clientLinger = 250 * time.Millisecond
+
+func (c *client) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// halfClose ends this side's writes once the Close is out, but keeps the
+// connection readable: closing it outright while the client still sends (a
+// pong, its own close frame) makes the kernel answer with a reset, which
+// discards the Close before the client has read it.
+func (c *client) halfClose() {
+	nc := c.conn.NetConn()
+	if cc, ok := nc.(*clientConn); ok {
+		nc = cc.Conn
+	}
+	if tc, ok := nc.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
+		nc.SetReadDeadline(time.Now().Add(clientLinger))
+		return
+	}
+	c.conn.Close()
+}
+
+// linger reads and discards what the client still sends after this side's
+// Close, until it closes too or clientLinger passes.
+func (c *client) linger() {
+	c.conn.SetReadDeadline(time.Now().Add(clientLinger))
+	for i := 0; i < 1000; i++ {
+		if _, _, err := c.conn.NextReader(); err != nil {
+			return
+		}
+	}
 }
 
 // readOne reads and dispatches one message; false ends the session.
 func (c *client) readOne(rt time.Duration) bool {
 	h := c.h
+	if c.isClosing() {
+		return false
+	}
 	c.conn.SetReadDeadline(time.Now().Add(rt))
 	mt, r, err := c.conn.NextReader()
 	if err != nil {
