@@ -757,9 +757,10 @@ func TestExampleFile(t *testing.T) {
 		connects string
 		plugin   string
 	}{
-		"client": {config.External, 2, "world,social", "gateway"},
-		"world":  {config.Internal, 3, "", "world"},
+		"client": {config.External, 2, "world,social,cloud", "gateway"},
+		"world":  {config.Internal, 3, "cloud", "world"},
 		"social": {config.Internal, 1, "", "chat"},
+		"cloud":  {config.Internal, 3, "", "cloudmemory"},
 	}
 	if len(s.Groups) != len(want) {
 		t.Fatalf("%d groups", len(s.Groups))

@@ -170,7 +170,7 @@ func TestExampleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	top := groups.New(sys)
-	if got := top.Order(); !reflect.DeepEqual(got, []string{"social", "world", "client"}) {
+	if got := top.Order(); !reflect.DeepEqual(got, []string{"cloud", "social", "world", "client"}) {
 		t.Errorf("Order = %v", got)
 	}
 }
