@@ -198,8 +198,8 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(protocol.ReasonServerFull, fmt.Sprintf("server holds its maximum of %d clients", h.cfg.MaxClients))
 		return
 	}
-	info := plugins.ClientInfo{Ref: c.ref, RemoteAddr: c.addr, Header: r.Header.Clone(), Query: r.URL.Query()}
-	if err := s.hooks.authenticate(info); err != nil {
+	c.info = plugins.ClientInfo{Ref: c.ref, RemoteAddr: c.addr, Header: r.Header.Clone(), Query: r.URL.Query()}
+	if err := s.hooks.authenticate(c.info); err != nil {
 		h.count.Add(-1)
 		refuse(protocol.ReasonAuthRefused, err.Error())
 		return
@@ -237,6 +237,7 @@ type client struct {
 	ref     plugins.ClientRef
 	conn    *websocket.Conn
 	addr    string
+	info    plugins.ClientInfo
 	limiter *rate.Limiter
 
 	mu      sync.Mutex // guards the fields below
@@ -250,8 +251,9 @@ type client struct {
 
 var _ plugins.Client = (*client)(nil)
 
-func (c *client) Ref() plugins.ClientRef { return c.ref }
-func (c *client) RemoteAddr() string     { return c.addr }
+func (c *client) Ref() plugins.ClientRef   { return c.ref }
+func (c *client) Info() plugins.ClientInfo { return c.info }
+func (c *client) RemoteAddr() string       { return c.addr }
 
 // Send implements plugins.Client.
 func (c *client) Send(tag uint16, payload []byte) error {

@@ -242,10 +242,14 @@ func TestClientsRoundTripAcrossServers(t *testing.T) {
 	ra, rb := newClientRecorder(), newClientRecorder()
 	a1 := h.start("g1", "a1", ra)
 	a2 := h.start("g1", "a2", rb)
-	c1 := dialClient(t, a1, nil)
+	c1 := dialClient(t, a1, http.Header{"X-Player": {"p1"}})
 	c2 := dialClient(t, a2, nil)
 	if c1.ref.Server != "a1" || c2.ref.Server != "a2" || c1.ref.ID == 0 {
 		t.Fatalf("refs %v %v", c1.ref, c2.ref)
+	}
+	// Later hooks see what Authenticate saw.
+	if info := ra.client(t, c1.ref.ID).Info(); info.Header.Get("X-Player") != "p1" || info.Ref != c1.ref || info.RemoteAddr == "" {
+		t.Fatalf("Info() = %+v", info)
 	}
 	waitFor(t, "g2 sees both client servers", func() bool {
 		g, err := world.host.RemoteGroup("g1")

@@ -37,6 +37,11 @@ type ClientInfo struct {
 type Client interface {
 	Ref() ClientRef
 	RemoteAddr() string
+	// Info is what Authenticate saw of the client: its ref, address, and
+	// the upgrade request's header and query (tokens, names, options), so
+	// later hooks need not keep state between Authenticate and
+	// ClientConnected. The caller must not modify it.
+	Info() ClientInfo
 	// Send queues a message to the client and returns at once; the runtime
 	// copies payload. It returns ErrClientGone once the client is gone. A
 	// client whose queue overflows is disconnected as slow.

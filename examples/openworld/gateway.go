@@ -38,7 +38,6 @@ type Gateway struct {
 	worlds  []plugins.RemoteServer // world servers linked now, sorted by ID
 	socials []plugins.RemoteServer // social servers linked now, sorted by ID
 	players map[uint64]*player     // by client ID
-	pending map[uint64]arrival     // authenticated, not yet connected
 
 	moves, chats, handovers, disconnects, sendErrors atomic.Uint64
 }
@@ -58,7 +57,7 @@ type target struct {
 	owner bool // it owns the player's region (else it watches it)
 }
 
-// arrival is what Authenticate learned of a player.
+// arrival is where and as whom a player enters, from its upgrade query.
 type arrival struct {
 	name string
 	pos  Point
@@ -92,12 +91,18 @@ func (g *Gateway) Start(_ context.Context, h plugins.Host) error {
 	defer g.mu.Unlock()
 	g.host = h
 	g.players = make(map[uint64]*player)
-	g.pending = make(map[uint64]arrival)
 	return nil
 }
 
-// Authenticate reads the player's name and spawn point from the query.
+// Authenticate checks the player's name and spawn point in the query.
 func (g *Gateway) Authenticate(info plugins.ClientInfo) error {
+	_, err := arrivalOf(info)
+	return err
+}
+
+// arrivalOf reads a player's name and spawn point from its upgrade query:
+// ?name=&x=&y=, each optional (a generated name, a random spawn).
+func arrivalOf(info plugins.ClientInfo) (arrival, error) {
 	a := arrival{
 		name: info.Query.Get("name"),
 		pos:  Point{rand.Int32N(MapSize), rand.Int32N(MapSize)},
@@ -106,7 +111,7 @@ func (g *Gateway) Authenticate(info plugins.ClientInfo) error {
 		a.name = "player-" + strconv.FormatUint(info.Ref.ID&0xFFFF_FFFF, 10)
 	}
 	if err := CheckName(a.name); err != nil {
-		return err
+		return a, err
 	}
 	for _, c := range []struct {
 		key string
@@ -118,26 +123,23 @@ func (g *Gateway) Authenticate(info plugins.ClientInfo) error {
 		}
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || n < 0 || n >= MapSize {
-			return fmt.Errorf("spawn %s=%q: want 0 to %d", c.key, s, MapSize-1)
+			return a, fmt.Errorf("spawn %s=%q: want 0 to %d", c.key, s, MapSize-1)
 		}
 		*c.v = int32(n)
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.pending[info.Ref.ID] = a
-	return nil
+	return a, nil
 }
 
 // ClientConnected welcomes the player and puts it on the map.
 func (g *Gateway) ClientConnected(c plugins.Client) error {
 	id := c.Ref().ID
+	a, err := arrivalOf(c.Info())
+	if err != nil {
+		c.Kick(err.Error()) // Authenticate already refused such a query
+		return err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	a, ok := g.pending[id]
-	delete(g.pending, id)
-	if !ok {
-		return fmt.Errorf("gateway: client %s connected without authentication", c.Ref())
-	}
 	p := &player{c: c, name: a.name, pos: a.pos, region: -1}
 	g.players[id] = p
 	if err := c.Send(PlayerWelcome, AppendWelcome(nil, Welcome{Point: p.pos, Name: p.name})); err != nil {
