@@ -91,8 +91,8 @@ func (l *link) send2(kind protocol.Kind, tag uint16, head, body []byte) error {
 	wasEmpty := len(l.pending) == 0
 	l.pending = protocol.AppendHeader(l.pending, kind, tag, n)
 	l.pending = append(append(l.pending, head...), body...)
-	if kind == protocol.KindUser || kind == protocol.KindClientSend || kind == protocol.KindClientMulti {
-		l.out++ // plugin messages, to a server or routed to clients
+	if countsAsMessage(kind) {
+		l.out++
 	}
 	l.mu.Unlock()
 	if wasEmpty {
@@ -102,6 +102,17 @@ func (l *link) send2(kind protocol.Kind, tag uint16, head, body []byte) error {
 		}
 	}
 	return nil
+}
+
+// countsAsMessage reports the kinds Stats counts as messages: plugin
+// messages, messages routed to game clients, and extension frames (cloud
+// memory); not handshake, heartbeat or close frames.
+func countsAsMessage(k protocol.Kind) bool {
+	switch k {
+	case protocol.KindUser, protocol.KindClientSend, protocol.KindClientMulti, protocol.KindClientFrame:
+		return true
+	}
+	return protocol.IsExtensionKind(k)
 }
 
 // sendSystem queues a system frame, ignoring a closed link.
@@ -220,7 +231,7 @@ func (l *link) readLoop() {
 			l.in.Add(1)
 			hooks.message(l.r, plugins.Message{Tag: f.Tag, Payload: f.Payload})
 		case protocol.KindClientSend, protocol.KindClientMulti, protocol.KindClientGone, protocol.KindClientFrame:
-			if f.Kind == protocol.KindClientSend || f.Kind == protocol.KindClientMulti {
+			if countsAsMessage(f.Kind) {
 				l.in.Add(1)
 			}
 			if ids, err = l.clientFrame(f, ids); err != nil {
@@ -242,6 +253,7 @@ func (l *link) readLoop() {
 			l.closeWith(&plugins.CloseError{Reason: c.Reason, ByPeer: true, Message: c.Message}, false)
 		default:
 			if protocol.IsExtensionKind(f.Kind) {
+				l.in.Add(1)
 				if err := hooks.serverFrame(l.r, f); err != nil {
 					l.close(protocol.ReasonProtocol, fmt.Sprintf("bad %s frame", f.Kind), err, true)
 					return

@@ -524,10 +524,10 @@ type Stats struct {
 	LinksUp int
 	// Remotes counts remote servers that joined and have not left.
 	Remotes int
-	// MessagesIn and MessagesOut count plugin messages received and sent
-	// over links since start: messages between plugins, and messages
-	// routed over links to game clients (one per frame, however many
-	// clients it reaches).
+	// MessagesIn and MessagesOut count messages received and sent over
+	// links since start: messages between plugins, messages routed to game
+	// clients (one per frame, however many clients it reaches), and
+	// extension frames such as cloud-memory operations.
 	MessagesIn, MessagesOut uint64
 	// Refused counts connections refused during the handshake.
 	Refused uint64
