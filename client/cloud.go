@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -36,68 +35,21 @@ type (
 	ClientRef = protocol.ClientRef
 )
 
-// Cloud-memory errors: a *CloudError matches the one of its code.
+// Cloud-memory errors: a *CloudError matches the one of its code. They
+// are protocol's, shared with the plugin API.
 var (
-	ErrCloudBadRequest           = errors.New("client: cloud: bad request")
-	ErrCloudUnavailable          = errors.New("client: cloud: unavailable")
-	ErrCloudRejected             = errors.New("client: cloud: rejected by a query filter")
-	ErrCloudUploadLimit          = errors.New("client: cloud: upload bytes limit")
-	ErrCloudRowTooLarge          = errors.New("client: cloud: row too large")
-	ErrCloudTooManyKeys          = errors.New("client: cloud: too many keys")
-	ErrCloudTooManySubscriptions = errors.New("client: cloud: too many subscriptions")
-	ErrCloudNotSubscribed        = errors.New("client: cloud: not subscribed")
-	ErrCloudSubscribedToAll      = errors.New("client: cloud: subscribed to all uploaders")
-	ErrCloudTimeout              = errors.New("client: cloud: not confirmed in time")
-	ErrCloudShuttingDown         = errors.New("client: cloud: server shutting down")
+	ErrCloudBadRequest           = protocol.ErrCloudBadRequest
+	ErrCloudUnavailable          = protocol.ErrCloudUnavailable
+	ErrCloudRejected             = protocol.ErrCloudRejected
+	ErrCloudUploadLimit          = protocol.ErrCloudUploadLimit
+	ErrCloudRowTooLarge          = protocol.ErrCloudRowTooLarge
+	ErrCloudTooManyKeys          = protocol.ErrCloudTooManyKeys
+	ErrCloudTooManySubscriptions = protocol.ErrCloudTooManySubscriptions
+	ErrCloudNotSubscribed        = protocol.ErrCloudNotSubscribed
+	ErrCloudSubscribedToAll      = protocol.ErrCloudSubscribedToAll
+	ErrCloudTimeout              = protocol.ErrCloudTimeout
+	ErrCloudShuttingDown         = protocol.ErrCloudShuttingDown
 )
-
-// CloudError is a cloud-memory operation the server refused or could not
-// complete: its code and message.
-type CloudError struct {
-	Code    protocol.CloudCode
-	Message string
-}
-
-func (e *CloudError) Error() string {
-	if e.Message == "" {
-		return "client: cloud: " + e.Code.String()
-	}
-	return fmt.Sprintf("client: cloud: %s: %s", e.Code, e.Message)
-}
-
-// Is reports whether target is the sentinel of e's code.
-func (e *CloudError) Is(target error) bool {
-	s := cloudSentinel(e.Code)
-	return s != nil && s == target
-}
-
-func cloudSentinel(c protocol.CloudCode) error {
-	switch c {
-	case protocol.CloudBadRequest:
-		return ErrCloudBadRequest
-	case protocol.CloudNotOwner, protocol.CloudUnavailable:
-		return ErrCloudUnavailable
-	case protocol.CloudRejected:
-		return ErrCloudRejected
-	case protocol.CloudUploadLimit:
-		return ErrCloudUploadLimit
-	case protocol.CloudRowTooLarge:
-		return ErrCloudRowTooLarge
-	case protocol.CloudTooManyKeys:
-		return ErrCloudTooManyKeys
-	case protocol.CloudTooManySubscriptions:
-		return ErrCloudTooManySubscriptions
-	case protocol.CloudNotSubscribed:
-		return ErrCloudNotSubscribed
-	case protocol.CloudSubscribedToAll:
-		return ErrCloudSubscribedToAll
-	case protocol.CloudTimeout:
-		return ErrCloudTimeout
-	case protocol.CloudShuttingDown:
-		return ErrCloudShuttingDown
-	}
-	return nil
-}
 
 func codeError(code protocol.CloudCode, msg string) error {
 	if code == protocol.CloudOK {
@@ -106,61 +58,35 @@ func codeError(code protocol.CloudCode, msg string) error {
 	return &CloudError{Code: code, Message: msg}
 }
 
-// Result is the answer to Get.
-type Result struct {
-	// Rows in query key order, then uploader order (server ID, then
-	// client ID), after Offset and within Limit.
-	Rows []Row
-	// Total counts every matching row of the keys that answered.
-	Total int
-	// Truncated: the server's download byte limit cut Rows short (at
-	// least one row is returned when any matched).
-	Truncated bool
-	// Partial: the keys in Missing did not answer in time; with Subscribe
-	// their rows arrive later as a Resync notification.
-	Partial bool
-	Missing []Key
-}
-
-// NotificationType says what a Notification is about.
-type NotificationType uint8
-
-// Notification types.
-const (
-	// Updated: Row was created (Created) or overwritten.
-	Updated NotificationType = 1
-	// Deleted: Row was deleted (released, or its uploader disconnected,
-	// or the uploader's server is gone); Row holds its last value.
-	Deleted NotificationType = 2
-	// Resync: Rows replace everything known about Key that matches the
-	// subscription (the subscription moved to another replica, or a
-	// partial Get's missing key arrived).
-	Resync NotificationType = 3
+// Cloud-memory API types, shared with the plugin API.
+type (
+	// CloudError is a cloud-memory operation the server refused or could
+	// not complete: its code and message. Its Is matches the ErrCloud
+	// sentinel of its code.
+	CloudError = protocol.CloudError
+	// Result is the answer to Get: rows in query key order, then uploader
+	// order (server ID, then client ID), after Offset and within Limit,
+	// with Total, Truncated, Partial and Missing.
+	Result = protocol.CloudGetResult
+	// NotificationType says what a Notification is about.
+	NotificationType = protocol.CloudNotificationType
+	// Notification is one change to a subscribed key. Its rows belong to
+	// the receiver.
+	Notification = protocol.CloudNotification
 )
 
-func (t NotificationType) String() string {
-	switch t {
-	case Updated:
-		return "updated"
-	case Deleted:
-		return "deleted"
-	case Resync:
-		return "resync"
-	}
-	return fmt.Sprintf("notification(%d)", uint8(t))
-}
-
-// Notification is one change to a subscribed key. Its rows belong to the
-// receiver.
-type Notification struct {
-	Type    NotificationType
-	Key     Key
-	Row     Row  // Updated, Deleted
-	Created bool // Updated: the row did not exist before
-	Rows    []Row
-	// Truncated (Resync): the download byte limit cut Rows short.
-	Truncated bool
-}
+// Notification types (see protocol.CloudNotificationType).
+const (
+	// Updated: Row was created (Created) or overwritten.
+	Updated = protocol.CloudNotifyUpdated
+	// Deleted: Row was deleted (released, or its uploader disconnected,
+	// or the uploader's server is gone); Row holds its last value.
+	Deleted = protocol.CloudNotifyDeleted
+	// Resync: Rows replace everything known about Key that matches the
+	// subscription (the subscription moved to another replica, a partial
+	// Get's missing key arrived, or notifications had to be dropped).
+	Resync = protocol.CloudNotifyResync
+)
 
 // cloudState is a client's cloud-memory bookkeeping. Its mutex comes
 // after no other lock of the client.

@@ -41,129 +41,58 @@ type (
 )
 
 // Cloud-memory errors. A failed operation returns a *CloudError, which
-// matches the sentinel of its code with errors.Is.
+// matches the sentinel of its code with errors.Is. The ErrCloud sentinels
+// are protocol's, shared with the client SDK.
 var (
 	// ErrNoCloudMemory: Host.CloudMemory on a server whose group connects
 	// to no cloud-memory group.
 	ErrNoCloudMemory = errors.New("cloudrift: no cloud memory for this group")
 
-	ErrCloudBadRequest           = errors.New("cloudrift: cloud: bad request")
-	ErrCloudUnavailable          = errors.New("cloudrift: cloud: unavailable")
-	ErrCloudRejected             = errors.New("cloudrift: cloud: rejected by a query filter")
-	ErrCloudUploadLimit          = errors.New("cloudrift: cloud: upload bytes limit")
-	ErrCloudRowTooLarge          = errors.New("cloudrift: cloud: row too large")
-	ErrCloudTooManyKeys          = errors.New("cloudrift: cloud: too many keys")
-	ErrCloudTooManySubscriptions = errors.New("cloudrift: cloud: too many subscriptions")
-	ErrCloudNotSubscribed        = errors.New("cloudrift: cloud: not subscribed")
-	ErrCloudSubscribedToAll      = errors.New("cloudrift: cloud: subscribed to all uploaders")
-	ErrCloudTimeout              = errors.New("cloudrift: cloud: not confirmed in time")
-	ErrCloudShuttingDown         = errors.New("cloudrift: cloud: shutting down")
+	ErrCloudBadRequest           = protocol.ErrCloudBadRequest
+	ErrCloudUnavailable          = protocol.ErrCloudUnavailable
+	ErrCloudRejected             = protocol.ErrCloudRejected
+	ErrCloudUploadLimit          = protocol.ErrCloudUploadLimit
+	ErrCloudRowTooLarge          = protocol.ErrCloudRowTooLarge
+	ErrCloudTooManyKeys          = protocol.ErrCloudTooManyKeys
+	ErrCloudTooManySubscriptions = protocol.ErrCloudTooManySubscriptions
+	ErrCloudNotSubscribed        = protocol.ErrCloudNotSubscribed
+	ErrCloudSubscribedToAll      = protocol.ErrCloudSubscribedToAll
+	ErrCloudTimeout              = protocol.ErrCloudTimeout
+	ErrCloudShuttingDown         = protocol.ErrCloudShuttingDown
 )
 
-// CloudError is a failed cloud-memory operation: its code and message.
-type CloudError struct {
-	Code    CloudCode
-	Message string
-}
-
-func (e *CloudError) Error() string {
-	if e.Message == "" {
-		return "cloudrift: cloud: " + e.Code.String()
-	}
-	return fmt.Sprintf("cloudrift: cloud: %s: %s", e.Code, e.Message)
-}
-
-// Is reports whether target is the sentinel of e's code.
-func (e *CloudError) Is(target error) bool {
-	s := CloudCodeError(e.Code)
-	return s != nil && s == target
-}
+// Cloud-memory API types, shared with the client SDK.
+type (
+	// CloudError is a failed cloud-memory operation: its code and
+	// message. Its Is matches the sentinel of its code.
+	CloudError = protocol.CloudError
+	// CloudResult is what Get returns: rows in query key order, then
+	// uploader order (protocol.CompareRefs), after Offset and within
+	// Limit, with Total, Truncated, Partial and Missing.
+	CloudResult = protocol.CloudGetResult
+	// CloudNotificationType says what a notification is about.
+	CloudNotificationType = protocol.CloudNotificationType
+	// CloudNotification is one change to a subscribed key.
+	CloudNotification = protocol.CloudNotification
+)
 
 // CloudCodeError returns the sentinel error of a code, nil for CloudOK and
 // codes without one.
-func CloudCodeError(c CloudCode) error {
-	switch c {
-	case protocol.CloudBadRequest:
-		return ErrCloudBadRequest
-	case protocol.CloudNotOwner, protocol.CloudUnavailable:
-		return ErrCloudUnavailable
-	case protocol.CloudRejected:
-		return ErrCloudRejected
-	case protocol.CloudUploadLimit:
-		return ErrCloudUploadLimit
-	case protocol.CloudRowTooLarge:
-		return ErrCloudRowTooLarge
-	case protocol.CloudTooManyKeys:
-		return ErrCloudTooManyKeys
-	case protocol.CloudTooManySubscriptions:
-		return ErrCloudTooManySubscriptions
-	case protocol.CloudNotSubscribed:
-		return ErrCloudNotSubscribed
-	case protocol.CloudSubscribedToAll:
-		return ErrCloudSubscribedToAll
-	case protocol.CloudTimeout:
-		return ErrCloudTimeout
-	case protocol.CloudShuttingDown:
-		return ErrCloudShuttingDown
-	}
-	return nil
-}
+func CloudCodeError(c CloudCode) error { return protocol.CloudCodeError(c) }
 
-// CloudResult is what Get returns.
-type CloudResult struct {
-	// Rows in query key order, then uploader order (protocol.CompareRefs),
-	// after Offset and within Limit.
-	Rows []CloudRow
-	// Total counts every matching row of the keys that answered.
-	Total int
-	// Truncated: the download byte limit cut Rows short (at least one row
-	// is returned when any matched).
-	Truncated bool
-	// Partial: the replicas owning Missing did not answer within the Get
-	// timeout; with Subscribe, their rows arrive later in a Resync.
-	Partial bool
-	Missing []CloudKey
-}
-
-// CloudNotificationType says what a notification is about.
-type CloudNotificationType uint8
-
-// Notification types.
+// Notification types (see protocol.CloudNotificationType).
 const (
 	// CloudUpdated: Row was created (Created) or overwritten.
-	CloudUpdated CloudNotificationType = 1
+	CloudUpdated = protocol.CloudNotifyUpdated
 	// CloudDeleted: Row was deleted (released, or its uploader or the
 	// uploader's server is gone); Row holds its last value.
-	CloudDeleted CloudNotificationType = 2
+	CloudDeleted = protocol.CloudNotifyDeleted
 	// CloudResync: Rows replace everything known about Key (those rows
 	// matching the subscription's uploader filter). Sent when the
 	// subscription moved to another replica, when a partial Get's late
 	// keys arrive, or when notifications had to be dropped.
-	CloudResync CloudNotificationType = 3
+	CloudResync = protocol.CloudNotifyResync
 )
-
-func (t CloudNotificationType) String() string {
-	switch t {
-	case CloudUpdated:
-		return "updated"
-	case CloudDeleted:
-		return "deleted"
-	case CloudResync:
-		return "resync"
-	}
-	return fmt.Sprintf("notification(%d)", uint8(t))
-}
-
-// CloudNotification is one change to a subscribed key.
-type CloudNotification struct {
-	Type    CloudNotificationType
-	Key     CloudKey
-	Row     CloudRow   // Updated and Deleted
-	Created bool       // Updated: the row did not exist before
-	Rows    []CloudRow // Resync
-	// Truncated (Resync): the download byte limit cut Rows short.
-	Truncated bool
-}
 
 // CloudMemory is the cloud-memory API of one plugin. Its uploader identity
 // is its server's (every plugin of a server shares the server's rows);
