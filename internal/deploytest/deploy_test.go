@@ -169,12 +169,14 @@ func TestAgentOutage(t *testing.T) {
 	t.Logf("agent outage: down for %s; every server registered again %s after the agent was back",
 		ms(back.Sub(stopped)), ms(time.Since(back)))
 
-	// Each watch resumes once its backoff (capped at 5 s) ends.
+	// Each watch resumes once its backoff (capped at 2 s) ends. A watch
+	// may recover before Restart has returned (the agent answers before it
+	// has a leader), so count recoveries since the agent stopped.
 	var resumed time.Time
 	d.waitFor("every watch resumed", func() bool {
 		resumed = time.Time{}
 		for _, p := range d.procs {
-			ls := p.all(back, func(l logLine) bool { return l.Message == "watch query recovered" })
+			ls := p.all(stopped, func(l logLine) bool { return l.Message == "watch query recovered" })
 			if len(ls) < len(peers[p.group]) {
 				return false
 			}
