@@ -843,11 +843,10 @@ func (c *Client) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		cl := c.calls[m.Req]
-		if cl == nil || cl.to.id != rs.ID() {
+		cl := c.takeCallLocked(m.Req, rs)
+		if cl == nil {
 			return nil
 		}
-		delete(c.calls, m.Req)
 		switch cl.kind {
 		case callPost:
 			c.onPostReplyLocked(m.Req, cl, m.Code, m.Message)
@@ -862,11 +861,10 @@ func (c *Client) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		cl := c.calls[m.Req]
-		if cl == nil || cl.to.id != rs.ID() {
+		cl := c.takeCallLocked(m.Req, rs)
+		if cl == nil {
 			return nil
 		}
-		delete(c.calls, m.Req)
 		switch cl.kind {
 		case callGet:
 			cl.part.op.partResultLocked(cl.part, &m)
@@ -893,6 +891,17 @@ func (c *Client) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		return fmt.Errorf("cloud memory: unexpected %s from a replica", f.Kind)
 	}
 	return nil
+}
+
+// takeCallLocked removes and returns the pending call req, if it went to
+// rs; an answer from any other replica (or a late one) is ignored.
+func (c *Client) takeCallLocked(req uint64, rs plugins.RemoteServer) *call {
+	cl := c.calls[req]
+	if cl == nil || cl.to.id != rs.ID() {
+		return nil
+	}
+	delete(c.calls, req)
+	return cl
 }
 
 // onMovedLocked: the replica dropped our rows and subscriptions under
