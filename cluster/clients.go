@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -40,6 +41,15 @@ type clientHub struct {
 
 	mu      sync.Mutex // guards clients
 	clients map[uint64]*client
+
+	// The flusher writes what is sent to clients, in non-blocking writes,
+	// so that senders (hooks, often holding their own locks) never wait on
+	// a socket and no goroutine starts per message.
+	fwake    chan struct{} // cap 1: dirty went from empty to non-empty
+	fmu      sync.Mutex    // guards the fields below
+	dirty    []*client     // clients with queued messages the flusher owns
+	spare    []*client
+	fstopped bool // the flusher has ended: writers take over
 }
 
 func newClientHub(s *Server) *clientHub {
@@ -48,6 +58,7 @@ func newClientHub(s *Server) *clientHub {
 		cfg:     s.group.Clients,
 		idBase:  (s.incarnation & 0xffff_ffff) << 32,
 		clients: make(map[uint64]*client),
+		fwake:   make(chan struct{}, 1),
 	}
 	applyClientDefaults(&h.cfg)
 	h.upgrader = websocket.Upgrader{
@@ -105,6 +116,7 @@ func (h *clientHub) serve(ln net.Listener) {
 	sl := newSniffListener(h.s, ln)
 	h.s.goTracked(sl.acceptLoop)
 	h.s.goTracked(h.pingLoop)
+	h.s.goTracked(h.flushLoop)
 	if err := h.http.Serve(sl); err != nil && !errors.Is(err, http.ErrServerClosed) && h.s.running() {
 		h.s.log.Error().Err(err).Msg("client listener failed")
 	}
@@ -155,9 +167,59 @@ func (h *clientHub) pingLoop() {
 			return
 		case <-t.C:
 		}
-		deadline := time.Now().Add(h.cfg.WriteTimeout.D())
 		for _, c := range h.snapshot() {
-			c.conn.WriteControl(websocket.PingMessage, nil, deadline)
+			c.ping()
+		}
+	}
+}
+
+// flushLoop writes the queues of dirty clients until the server stops;
+// then writer goroutines take over the clients still dirty.
+func (h *clientHub) flushLoop() {
+	for {
+		select {
+		case <-h.fwake:
+		case <-h.s.ctx.Done():
+			h.fmu.Lock()
+			h.fstopped = true
+			left := h.dirty
+			h.dirty = nil
+			h.fmu.Unlock()
+			for _, c := range left {
+				h.s.goTracked(c.writeLoop)
+			}
+			return
+		}
+		h.fmu.Lock()
+		batch := h.dirty
+		h.dirty = h.spare[:0]
+		h.fmu.Unlock()
+		for _, c := range batch {
+			c.flush()
+		}
+		clear(batch)
+		h.fmu.Lock()
+		h.spare = batch[:0]
+		h.fmu.Unlock()
+	}
+}
+
+// markDirty hands c, whose writing flag the caller set, to the flusher
+// (or, once it has ended, to a writer goroutine).
+func (h *clientHub) markDirty(c *client) {
+	h.fmu.Lock()
+	if h.fstopped {
+		h.fmu.Unlock()
+		h.s.goTracked(c.writeLoop)
+		return
+	}
+	wasEmpty := len(h.dirty) == 0
+	h.dirty = append(h.dirty, c)
+	h.fmu.Unlock()
+	if wasEmpty {
+		select {
+		case h.fwake <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -176,12 +238,14 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := h.idBase | (h.seq.Add(1) & 0xffff_ffff)
+	cc, _ := conn.NetConn().(*clientConn)
 	c := &client{
 		h:       h,
 		id:      id,
 		ref:     plugins.ClientRef{Server: s.id, ID: id},
 		conn:    conn,
 		addr:    r.RemoteAddr,
+		cc:      cc,
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.Rate), h.cfg.Burst),
 	}
 	refuse := func(reason protocol.Reason, msg string) {
@@ -236,14 +300,15 @@ type client struct {
 	id      uint64
 	ref     plugins.ClientRef
 	conn    *websocket.Conn
+	cc      *clientConn // conn's socket; nil only for a conn this package did not accept
 	addr    string
 	info    plugins.ClientInfo
 	limiter *rate.Limiter
 
 	mu      sync.Mutex // guards the fields below
-	queue   [][]byte   // whole client messages waiting for the writer
+	queue   [][]byte   // whole client messages waiting to be written
 	queued  int        // bytes in queue
-	writing bool       // a writer goroutine is running
+	writing bool       // the flusher or a writer goroutine owns the queue
 	closing bool       // a Close is queued or written: accept no more sends
 	reason  *plugins.CloseError
 	flushed chan struct{} // closed once our Close is written (or failed)
@@ -274,9 +339,83 @@ func (c *client) enqueue(msg []byte) error {
 	}
 	c.queue = append(c.queue, msg)
 	c.queued += len(msg)
-	c.startWriterLocked()
+	start := !c.writing
+	c.writing = true
 	c.mu.Unlock()
+	if start {
+		c.h.markDirty(c)
+	}
 	return nil
+}
+
+// flush writes c's queue for the flusher: everything queued in one
+// non-blocking write. What the socket does not take at once, a Close, and
+// whatever else needs to block go to a writer goroutine; messages queued
+// meanwhile make c dirty again.
+func (c *client) flush() {
+	c.mu.Lock()
+	batch := c.queue
+	switch {
+	case len(batch) == 0: // the client went away meanwhile
+		c.writing = false
+		c.mu.Unlock()
+		return
+	case c.closing || c.cc == nil:
+		c.h.s.goTracked(c.writeLoop)
+		c.mu.Unlock()
+		return
+	}
+	queued := c.queued
+	c.queue, c.queued = nil, 0
+	c.mu.Unlock()
+	wrote, rest, err := c.cc.tryWrite(batch)
+	if err != nil {
+		c.writeFailed(err)
+		return
+	}
+	c.mu.Lock()
+	if !wrote {
+		// A blocking write holds the connection (a ping to a full
+		// socket): the flusher does not wait for it; a writer does.
+		c.queue = append(batch, c.queue...)
+		c.queued += queued
+		c.h.s.goTracked(c.writeLoop)
+		c.mu.Unlock()
+		return
+	}
+	switch {
+	case rest || c.closing:
+		c.h.s.goTracked(c.writeLoop)
+	case len(c.queue) > 0:
+		c.mu.Unlock()
+		c.h.markDirty(c)
+		return
+	default:
+		c.writing = false
+	}
+	c.mu.Unlock()
+}
+
+// ping sends a WebSocket ping without waiting: to a client whose
+// connection is busy (a write in progress, or part of a frame still to
+// go) it goes with the next batch, so one slow client never delays the
+// pings of the others (and their read deadlines).
+func (c *client) ping() {
+	if c.cc == nil || c.cc.nb == nil { // no non-blocking writes here
+		c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.cfg.WriteTimeout.D()))
+		return
+	}
+	rest, err := c.cc.tryPing()
+	if err != nil {
+		c.conn.NetConn().Close() // the read loop reports it
+		return
+	}
+	if rest {
+		// Part of the ping is left: a writer sends it, unless one runs.
+		c.mu.Lock()
+		c.startWriterLocked()
+		c.mu.Unlock()
+	}
 }
 
 // startWriterLocked starts a writer goroutine unless one runs. Idle
@@ -334,11 +473,24 @@ func (c *client) closeReason() *plugins.CloseError {
 // while gorilla frames the batch, then flushed.
 func (c *client) writeLoop() {
 	wt := c.h.cfg.WriteTimeout.D()
-	cc, _ := c.conn.NetConn().(*clientConn)
+	cc := c.cc
 	for {
 		c.mu.Lock()
 		batch := c.queue
 		c.queue, c.queued = nil, 0
+		if len(batch) == 0 && cc.hasTail() {
+			// The rest of a frame tryWrite began: cork and uncork send it.
+			c.mu.Unlock()
+			// gorilla's SetWriteDeadline applies at its next write; the
+			// socket's own deadline bounds this one.
+			cc.SetWriteDeadline(time.Now().Add(wt))
+			cc.cork()
+			if err := cc.uncork(); err != nil {
+				c.writeFailed(err)
+				return
+			}
+			continue
+		}
 		if len(batch) == 0 {
 			c.writing = false
 			c.mu.Unlock()
@@ -621,7 +773,7 @@ func (l *sniffListener) sniff(conn net.Conn) {
 		conn.Close()
 		return
 	}
-	pc := &clientConn{Conn: conn, prefix: bytes.NewReader(first[:]), bufs: &l.s.clients.wbufs}
+	pc := newClientConn(conn, first[:], &l.s.clients.wbufs)
 	select {
 	case l.conns <- pc:
 	case <-l.done:
@@ -655,9 +807,127 @@ type clientConn struct {
 	prefix *bytes.Reader
 	bufs   *sync.Pool // of *[]byte, shared by the hub's clients
 
-	mu     sync.Mutex // guards corked and buf; held across a flush
+	nb *nonblockWriter // of Conn, when it is a socket; nil otherwise
+
+	mu     sync.Mutex // guards corked, buf and tail; held across a flush
 	corked bool
 	buf    *[]byte
+	tail   []byte // the unwritten rest of a frame tryWrite began
+
+	pingDue atomic.Bool // a ping waits for the write that held the connection
+}
+
+func newClientConn(conn net.Conn, prefix []byte, bufs *sync.Pool) *clientConn {
+	c := &clientConn{Conn: conn, prefix: bytes.NewReader(prefix), bufs: bufs}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.nb = newNonblockWriter(raw)
+		}
+	}
+	return c
+}
+
+// tryWrite frames each of msgs as one binary WebSocket message (server
+// frames are unmasked) and writes them all in one non-blocking write. What
+// the socket does not take at once stays as the connection's tail, which
+// the next write, cork or uncork sends first, so frames never interleave.
+// A connection that is not a plain socket keeps it all as the tail.
+// It reports whether it ran (false, having written nothing, when another
+// write holds the connection, such as a ping blocked on a full socket, so
+// that the caller never waits) and whether a tail is left. Callers must be
+// the client's only writer of messages.
+func (c *clientConn) tryWrite(msgs [][]byte) (wrote, rest bool, err error) {
+	if !c.mu.TryLock() {
+		return false, false, nil
+	}
+	defer c.mu.Unlock()
+	b := c.bufs.Get().(*[]byte)
+	frame := c.appendDuePing((*b)[:0])
+	for _, m := range msgs {
+		frame = append(wsFrameHeader(frame, len(m)), m...)
+	}
+	defer func() {
+		if cap(frame) <= 1<<20 {
+			*b = frame[:0]
+			c.bufs.Put(b)
+		}
+	}()
+	n := 0
+	if c.tail == nil && !c.corked && c.nb != nil {
+		if n, err = c.nb.write(frame); err != nil {
+			return false, false, err
+		}
+	}
+	if n < len(frame) {
+		c.tail = append(c.tail, frame[n:]...)
+	}
+	return true, c.tail != nil, nil
+}
+
+// tryPing writes an empty ping frame without blocking. When another write
+// holds the connection or part of a frame waits, the ping is marked due
+// and goes out with the next batch the client's writers send. A corked
+// connection takes the ping into its batch.
+// It reports whether part of the ping is left as the tail.
+func (c *clientConn) tryPing() (rest bool, err error) {
+	if !c.mu.TryLock() {
+		c.pingDue.Store(true) // the write in progress sends it next
+		return false, nil
+	}
+	defer c.mu.Unlock()
+	c.pingDue.Store(false)
+	ping := pingFrame[:]
+	switch {
+	case c.corked:
+		*c.buf = append(*c.buf, ping...)
+		return false, nil
+	case c.tail != nil:
+		c.pingDue.Store(true) // after the rest of the frame
+		return false, nil
+	}
+	n, err := c.nb.write(ping)
+	if err != nil {
+		return false, err
+	}
+	if n > 0 && n < len(ping) {
+		c.tail = append(c.tail, ping[n:]...)
+		return true, nil
+	}
+	return false, nil
+}
+
+// hasTail reports whether part of a frame still waits to be written.
+func (c *clientConn) hasTail() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tail != nil
+}
+
+// writeTailLocked writes the rest of a partly written frame, blocking.
+func (c *clientConn) writeTailLocked() error {
+	if c.tail == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(c.tail)
+	c.tail = nil
+	return err
+}
+
+// wsFrameHeader appends the header of an unmasked, final, binary
+// WebSocket frame of n payload bytes (RFC 6455 section 5.2).
+func wsFrameHeader(dst []byte, n int) []byte {
+	const finBinary = 0x82
+	switch {
+	case n < 126:
+		return append(dst, finBinary, byte(n))
+	case n <= 0xFFFF:
+		return append(dst, finBinary, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, finBinary, 127), uint64(n))
+	}
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
@@ -676,6 +946,9 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		*c.buf = append(*c.buf, p...)
 		return len(p), nil
 	}
+	if err := c.writeTailLocked(); err != nil {
+		return 0, err
+	}
 	return c.Conn.Write(p)
 }
 
@@ -686,7 +959,25 @@ func (c *clientConn) cork() {
 	c.mu.Lock()
 	c.corked = true
 	c.buf = c.bufs.Get().(*[]byte)
+	if c.tail != nil {
+		*c.buf = append(*c.buf, c.tail...)
+		c.tail = nil
+	}
+	*c.buf = c.appendDuePing(*c.buf)
 	c.mu.Unlock()
+}
+
+// pingFrame is an empty WebSocket ping: final, opcode 9, no payload (RFC
+// 6455 section 5.5.2).
+var pingFrame = [2]byte{0x89, 0}
+
+// appendDuePing appends a ping that could not be written when it was due
+// (another write held the connection), at a frame boundary.
+func (c *clientConn) appendDuePing(b []byte) []byte {
+	if c.pingDue.Swap(false) {
+		b = append(b, pingFrame[:]...)
+	}
+	return b
 }
 
 // uncork writes what was buffered and returns the buffer to the pool, so an

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
@@ -90,7 +91,7 @@ func (r *clientRecorder) ClientSendFailed(ref plugins.ClientRef, err error) erro
 func (r *clientRecorder) client(t *testing.T, id uint64) plugins.Client {
 	t.Helper()
 	var p plugins.Client
-	waitFor(t, "plugin has the client", func() bool {
+	testutil.WaitFor(t, "plugin has the client", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		p = r.clients[id]
@@ -251,7 +252,7 @@ func TestClientsRoundTripAcrossServers(t *testing.T) {
 	if info := ra.client(t, c1.ref.ID).Info(); info.Header.Get("X-Player") != "p1" || info.Ref != c1.ref || info.RemoteAddr == "" {
 		t.Fatalf("Info() = %+v", info)
 	}
-	waitFor(t, "g2 sees both client servers", func() bool {
+	testutil.WaitFor(t, "g2 sees both client servers", func() bool {
 		g, err := world.host.RemoteGroup("g1")
 		if err != nil {
 			return false
@@ -271,7 +272,7 @@ func TestClientsRoundTripAcrossServers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "100 messages", func() bool { return len(ra.messages(c1.ref.ID)) == 100 })
+	testutil.WaitFor(t, "100 messages", func() bool { return len(ra.messages(c1.ref.ID)) == 100 })
 	for i, m := range ra.messages(c1.ref.ID) {
 		if m.Tag != uint16(i%50) || string(m.Payload) != fmt.Sprint(i) {
 			t.Fatalf("message %d: %d %q", i, m.Tag, m.Payload)
@@ -296,7 +297,7 @@ func TestClientsRoundTripAcrossServers(t *testing.T) {
 
 	// A client that leaves: the plugin learns why; sends to it fail.
 	c2.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
-	waitFor(t, "c2 disconnected", func() bool { return rb.goneReason(c2.ref.ID) != nil })
+	testutil.WaitFor(t, "c2 disconnected", func() bool { return rb.goneReason(c2.ref.ID) != nil })
 	if le := rb.goneReason(c2.ref.ID); !le.ByPeer {
 		t.Fatalf("reason %v, want closed by the client", le)
 	}
@@ -306,7 +307,7 @@ func TestClientsRoundTripAcrossServers(t *testing.T) {
 	if err := world.host.SendToClient(c2.ref, 1, []byte("late")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "send failure reported", func() bool {
+	testutil.WaitFor(t, "send failure reported", func() bool {
 		f := world.failedRefs()
 		return len(f) == 1 && f[0] == c2.ref
 	})
@@ -326,7 +327,7 @@ func TestClientRefusedByInternalServer(t *testing.T) {
 	if resp == nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("response %v, err %v", resp, err)
 	}
-	waitFor(t, "logged", func() bool {
+	testutil.WaitFor(t, "logged", func() bool {
 		return strings.Contains(h.logs.String(), `"reason":"`+protocol.ReasonClientProtocol.String()+`"`)
 	})
 }
@@ -351,7 +352,7 @@ func TestClientLimits(t *testing.T) {
 		if got := c.closeReason(); got != want {
 			t.Fatalf("reason %s, want %s", got, want)
 		}
-		waitFor(t, "plugin saw the disconnect", func() bool { return rec.goneReason(c.ref.ID) != nil })
+		testutil.WaitFor(t, "plugin saw the disconnect", func() bool { return rec.goneReason(c.ref.ID) != nil })
 		if got := rec.goneReason(c.ref.ID).Reason; got != want {
 			t.Fatalf("plugin saw reason %s, want %s", got, want)
 		}
@@ -370,7 +371,7 @@ func TestClientLimits(t *testing.T) {
 			t.Fatalf("echo %d %d", f.Tag, len(f.Payload))
 		}
 		c.conn.Close()
-		waitFor(t, "gone", func() bool { return rec.goneReason(c.ref.ID) != nil })
+		testutil.WaitFor(t, "gone", func() bool { return rec.goneReason(c.ref.ID) != nil })
 	})
 	t.Run("rate limited", func(t *testing.T) {
 		c := dialClient(t, a1, nil)
@@ -394,7 +395,7 @@ func TestClientLimits(t *testing.T) {
 		bystander.echo()
 		c1.conn.Close()
 		c2.conn.Close()
-		waitFor(t, "room again", func() bool { return a1.Stats().Clients == 1 })
+		testutil.WaitFor(t, "room again", func() bool { return a1.Stats().Clients == 1 })
 	})
 	t.Run("authentication refused", func(t *testing.T) {
 		_, refused, err := tryDialClient(t, a1, http.Header{"X-Token": {"bad"}})
@@ -488,9 +489,97 @@ func TestClientWriteTimeout(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, "write timeout", func() bool { return rec.goneReason(c.ref.ID) != nil })
+	testutil.WaitFor(t, "write timeout", func() bool { return rec.goneReason(c.ref.ID) != nil })
 	if got := rec.goneReason(c.ref.ID).Reason; got != protocol.ReasonWriteTimeout {
 		t.Fatalf("reason %s, want %s", got, protocol.ReasonWriteTimeout)
 	}
 	bystander.echo()
+}
+
+func TestClientStallsThenCatchesUp(t *testing.T) {
+	// Sends to a client that keeps up are written on the sender's
+	// goroutine, without blocking; once its socket is full, the rest of a
+	// frame and everything after it go to a writer goroutine, and pings
+	// queue behind them. A client that stops reading for a while and then
+	// reads must get every message whole and in order, sizes around the
+	// WebSocket header boundaries included.
+	cl := config.Clients{
+		MaxMessageBytes: 1 << 20,
+		SendQueueBytes:  256 << 20,
+		ReadTimeout:     config.Duration(time.Second), // a ping every 333 ms
+	}
+	h := newHarness(t, clientSystem(cl))
+	rec := newClientRecorder()
+	a1 := h.start("g1", "a1", rec)
+	c := dialClient(t, a1, nil)
+	p := rec.client(t, c.ref.ID)
+	sizes := []int{0, 1, 121, 122, 123, 124, 125, 126, 65531, 65532, 65533, 200_000}
+	const n = 600
+	payload := func(i int) []byte {
+		b := make([]byte, sizes[i%len(sizes)])
+		for j := range b {
+			b[j] = byte(i + j)
+		}
+		return b
+	}
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := p.Send(uint16(i), payload(i)); err != nil {
+				sent <- err
+				return
+			}
+			if i == n/3 {
+				time.Sleep(400 * time.Millisecond) // a ping goes out meanwhile
+			}
+		}
+		sent <- nil
+	}()
+	time.Sleep(400 * time.Millisecond) // the client stalls: its socket fills up
+	for i := range n {
+		f := c.next()
+		if f.Kind != protocol.KindUser || f.Tag != uint16(i) || !bytes.Equal(f.Payload, payload(i)) {
+			t.Fatalf("message %d: got %s tag %d with %d bytes", i, f.Kind, f.Tag, len(f.Payload))
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if r := rec.goneReason(c.ref.ID); r != nil {
+		t.Fatalf("client ended: %v", r)
+	}
+	c.echo()
+}
+
+func TestSlowClientDoesNotDelayOthersPings(t *testing.T) {
+	// One client stops reading while a large message is being written to
+	// it, which holds its connection until the write timeout. Pings to
+	// the others must go on: an idle client lives on pings (its pongs
+	// renew the server's read deadline), and must outlive several read
+	// timeouts meanwhile.
+	cl := config.Clients{
+		MaxMessageBytes: 16 << 20,
+		SendQueueBytes:  64 << 20,
+		ReadTimeout:     config.Duration(time.Second),
+		WriteTimeout:    config.Duration(6 * time.Second),
+	}
+	h := newHarness(t, clientSystem(cl))
+	rec := newClientRecorder()
+	a1 := h.start("g1", "a1", rec)
+	idle := dialClient(t, a1, nil)
+	stalled := dialClient(t, a1, nil)
+	go func() { // the idle client reads, so it answers pings
+		for {
+			if _, err := idle.tryNext(); err != nil {
+				return
+			}
+		}
+	}()
+	if err := rec.client(t, stalled.ref.ID).Send(1, make([]byte, 12<<20)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond) // three read timeouts of the idle client
+	if r := rec.goneReason(idle.ref.ID); r != nil {
+		t.Fatalf("the idle client was disconnected while another stalled: %v", r)
+	}
 }
