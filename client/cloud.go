@@ -136,7 +136,9 @@ func (c *Client) Notifications() <-chan Notification {
 // Post creates or overwrites this client's row under key with data (the
 // SDK does not keep data). Subscribers get Updated. It returns once the
 // key's owner confirmed. An ErrCloudTimeout means the server keeps the
-// row and keeps placing it; every other error means nothing changed.
+// row and keeps placing it; every other error means nothing changed. A
+// server still waiting for its first cloud replica holds the Post until
+// one links; ErrCloudUnavailable means every replica it had is gone.
 func (c *Client) Post(ctx context.Context, key Key, data []byte) error {
 	if err := key.Validate(); err != nil {
 		return &CloudError{Code: protocol.CloudBadRequest, Message: err.Error()}

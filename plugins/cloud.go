@@ -105,7 +105,9 @@ type CloudMemory interface {
 	Ref() ClientRef
 	// Post creates or overwrites this server's row under key; data is
 	// copied. Subscribers get Updated. An error that is a timeout leaves
-	// the row with this server, which keeps placing it.
+	// the row with this server, which keeps placing it. Before the first
+	// cloud replica links, Post waits for it; once every replica that
+	// linked is gone, it fails at once with ErrCloudUnavailable.
 	Post(ctx context.Context, key CloudKey, data []byte) error
 	// Release deletes this server's rows under keys; subscribers get
 	// Deleted with the last value.
@@ -113,7 +115,11 @@ type CloudMemory interface {
 	// Get reads rows; with q.Subscribe it also subscribes to the keys,
 	// atomically with the snapshot, replacing an earlier uploader filter
 	// for the same keys. A response always comes: see CloudResult for
-	// truncated and partial results.
+	// truncated and partial results. With q.Subscribe, each key's part of
+	// the snapshot is also handed to the CloudNotification handler as a
+	// Resync, before every notification that follows it (which may run
+	// before Get returns): a handler that keeps a view of the rows from
+	// notifications alone is always right.
 	Get(ctx context.Context, q CloudQuery) (*CloudResult, error)
 	// Unsubscribe removes the subscription to each key, or with
 	// uploaders only those uploaders from it (removing uploaders from an

@@ -54,7 +54,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	stopped   bool
-	gen       uint64 // generation of the latest replica link
+	gen       uint64 // generation of the latest replica link; 0 until one links
 	replicas  map[string]*replica
 	ring      ring
 	seq       uint64 // request IDs
@@ -524,7 +524,10 @@ func (c *Client) post(up ref, addr string, k key, data []byte, done doneFunc) {
 	case code != protocol.CloudOK:
 	case c.stopped:
 		code, msg = protocol.CloudShuttingDown, "server shutting down"
-	case c.ring.empty():
+	case c.ring.empty() && c.gen > 0:
+		// Every replica linked since Start is gone: fail at once. Before
+		// the first one links (the system is starting), the row waits
+		// for it like a row whose owner is unreachable.
 		code, msg = protocol.CloudUnavailable, fmt.Sprintf("no replica of cloud group %q is linked", c.Group)
 	}
 	if code != protocol.CloudOK {
@@ -577,8 +580,14 @@ func (c *Client) checkPost(up ref, addr string, k key, data []byte) (protocol.Cl
 	if len(data) > c.cfg.MaxRowBytes {
 		return protocol.CloudRowTooLarge, fmt.Sprintf("row of %d bytes, limit %d", len(data), c.cfg.MaxRowBytes)
 	}
-	op := plugins.CloudOp{Kind: plugins.CloudOpPost, Uploader: up, Addr: addr, Keys: []key{k}, Data: data}
-	if err := c.host.FilterCloud(&op); err != nil {
+	return filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpPost, Uploader: up, Addr: addr, Keys: []key{k}, Data: data})
+}
+
+// filter runs the query filters of h's plugins on op: CloudRejected with
+// the first refusal, else CloudOK. Filters are plugin code: callers hold
+// no lock of this package.
+func filter(h plugins.Host, op *plugins.CloudOp) (protocol.CloudCode, string) {
+	if err := h.FilterCloud(op); err != nil {
 		return protocol.CloudRejected, err.Error()
 	}
 	return protocol.CloudOK, ""
@@ -689,10 +698,7 @@ func (op *releaseOp) fail(code protocol.CloudCode, msg string) {
 func (c *Client) release(up ref, addr string, keys []key, done doneFunc) {
 	code, msg := c.checkKeys(keys)
 	if code == protocol.CloudOK {
-		op := plugins.CloudOp{Kind: plugins.CloudOpRelease, Uploader: up, Addr: addr, Keys: keys}
-		if err := c.host.FilterCloud(&op); err != nil {
-			code, msg = protocol.CloudRejected, err.Error()
-		}
+		code, msg = filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpRelease, Uploader: up, Addr: addr, Keys: keys})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

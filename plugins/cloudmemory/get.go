@@ -85,10 +85,7 @@ func (c *Client) get(sub func() *subscriber, asker ref, addr string, q protocol.
 		code, msg = protocol.CloudBadRequest, fmt.Sprintf("%d uploaders, limit %d", len(q.Uploaders), protocol.MaxCloudKeys)
 	}
 	if code == protocol.CloudOK {
-		op := plugins.CloudOp{Kind: plugins.CloudOpGet, Uploader: asker, Addr: addr, Keys: q.Keys, Query: &q}
-		if err := c.host.FilterCloud(&op); err != nil {
-			code, msg = protocol.CloudRejected, err.Error()
-		}
+		code, msg = filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpGet, Uploader: asker, Addr: addr, Keys: q.Keys, Query: &q})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -363,6 +360,7 @@ func (c *Client) finishGetLocked(op *getOp, code protocol.CloudCode, msg string)
 	}
 	res := op.merge()
 	resync := false
+	var active []key
 	if op.subscribe {
 		for _, k := range op.keys {
 			e := op.sub.entries[k]
@@ -372,6 +370,7 @@ func (c *Client) finishGetLocked(op *getOp, code protocol.CloudCode, msg string)
 			e.op = nil
 			if e.state == entryHeld && !e.stale {
 				e.state = entryActive
+				active = append(active, k)
 				continue
 			}
 			e.state, e.stale = entryResync, false
@@ -380,6 +379,15 @@ func (c *Client) finishGetLocked(op *getOp, code protocol.CloudCode, msg string)
 		}
 	}
 	op.done(res)
+	if sess := op.sub.sessionOf(); sess != nil {
+		// A plugin's Get returns on the caller's goroutine while its
+		// notifications run on the session's: the snapshot also goes
+		// first into the session's stream, so a handler that keeps a view
+		// needs nothing else.
+		for _, k := range active {
+			sess.pushLocked(c, snapshotNote(k, res, op))
+		}
+	}
 	for _, h := range op.held {
 		if h.e.state == entryActive && h.e.sub.entries[h.e.k] == h.e {
 			c.deliverHeldLocked(h)
@@ -389,6 +397,21 @@ func (c *Client) finishGetLocked(op *getOp, code protocol.CloudCode, msg string)
 	if resync {
 		c.kick()
 	}
+}
+
+// snapshotNote is the Resync that carries key k's part of a subscribing
+// Get's answer; its rows are copies. It is truncated when the answer may
+// not hold every row of k: a window (offset, limit) or the byte limit cut.
+func snapshotNote(k key, res *getResult, op *getOp) plugins.CloudNotification {
+	var rows []protocol.CloudRow
+	for _, r := range res.rows {
+		if r.Key == k {
+			r.Data = append([]byte(nil), r.Data...)
+			rows = append(rows, r)
+		}
+	}
+	cut := res.truncated || op.offset > 0 || (op.limit > 0 && int(res.total) > len(res.rows))
+	return plugins.CloudNotification{Type: plugins.CloudResync, Key: k, Rows: rows, Truncated: cut}
 }
 
 // merge assembles the answer from the keys' results: query key order, the

@@ -226,8 +226,8 @@ func (s *Service) post(rs plugins.RemoteServer, m *protocol.CloudSrvPost) (proto
 	}
 	if !m.Sync {
 		op := plugins.CloudOp{Kind: plugins.CloudOpPost, Uploader: m.Uploader, Addr: m.Addr, Keys: []key{m.Key}, Data: m.Data}
-		if err := s.host.FilterCloud(&op); err != nil {
-			return protocol.CloudRejected, err.Error()
+		if code, msg := filter(s.host, &op); code != protocol.CloudOK {
+			return code, msg
 		}
 	}
 	s.st.post(m, rs.Incarnation())
@@ -239,8 +239,8 @@ func (s *Service) release(rs plugins.RemoteServer, m *protocol.CloudSrvRelease) 
 		return protocol.CloudBadRequest, fmt.Sprintf("%s releases for %s", rs.ID(), m.Uploader)
 	}
 	op := plugins.CloudOp{Kind: plugins.CloudOpRelease, Uploader: m.Uploader, Addr: m.Addr, Keys: m.Keys}
-	if err := s.host.FilterCloud(&op); err != nil {
-		return protocol.CloudRejected, err.Error()
+	if code, msg := filter(s.host, &op); code != protocol.CloudOK {
+		return code, msg
 	}
 	// No ownership check: the server releases where it placed the rows.
 	s.st.release(m.Uploader, m.Keys)
@@ -269,8 +269,7 @@ func (s *Service) get(m *protocol.CloudSrvGet, send func(*protocol.CloudSrvResul
 	if !m.Sync {
 		q := protocol.CloudQuery{Keys: m.Keys, Uploaders: m.Uploaders, Offset: m.Offset, Limit: m.Limit}
 		op := plugins.CloudOp{Kind: plugins.CloudOpGet, Uploader: m.Asker, Addr: m.Addr, Keys: m.Keys, Query: &q}
-		if err := s.host.FilterCloud(&op); err != nil {
-			res.Code, res.Message = protocol.CloudRejected, err.Error()
+		if res.Code, res.Message = filter(s.host, &op); res.Code != protocol.CloudOK {
 			send(res)
 			return
 		}

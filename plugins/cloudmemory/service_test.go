@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
@@ -19,14 +21,14 @@ func cluster3(t *testing.T) (e *env, world, cs *probe) {
 	world, cs = &probe{}, &probe{}
 	e.start("world", "world-1", world)
 	e.start("client", "client-1", cs)
-	waitFor(t, "world linked to 3 replicas", world.linked(3))
-	waitFor(t, "client server linked to 3 replicas", cs.linked(3))
+	testutil.WaitFor(t, "world linked to 3 replicas", world.linked(3))
+	testutil.WaitFor(t, "client server linked to 3 replicas", cs.linked(3))
 	return e, world, cs
 }
 
 func TestServerPostSubscribeRelease(t *testing.T) {
 	_, world, cs := cluster3(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	k1 := key{Primary: "app", Secondary: 1}
 	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: []key{k1}, Subscribe: true})
 	if err != nil || len(res.Rows) != 0 || res.Total != 0 || res.Partial {
@@ -41,8 +43,13 @@ func TestServerPostSubscribeRelease(t *testing.T) {
 	if err := world.cm.Release(ctx, k1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "three notifications", func() bool { return len(cs.notifications()) == 3 })
+	testutil.WaitFor(t, "four notifications", func() bool { return len(cs.notifications()) == 4 })
 	ns := cs.notifications()
+	// First the snapshot (empty), then the changes.
+	if n := ns[0]; n.Type != plugins.CloudResync || n.Key != k1 || len(n.Rows) != 0 || n.Truncated {
+		t.Fatalf("notification 0: %+v, want the snapshot as an empty Resync", n)
+	}
+	ns = ns[1:]
 	want := []struct {
 		t       plugins.CloudNotificationType
 		created bool
@@ -67,7 +74,7 @@ func TestServerPostSubscribeRelease(t *testing.T) {
 
 func TestServerLimitsAndErrors(t *testing.T) {
 	_, world, cs := cluster3(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	k := key{Primary: "lim", Secondary: 1}
 	if err := world.cm.Post(ctx, k, make([]byte, 401)); !errors.Is(err, plugins.ErrCloudRowTooLarge) {
 		t.Fatalf("large row: %v", err)
@@ -108,7 +115,7 @@ func TestServerLimitsAndErrors(t *testing.T) {
 
 func TestServerGetAcrossReplicas(t *testing.T) {
 	_, world, cs := cluster3(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	keys := make([]key, 8)
 	owners := make(map[string]bool)
 	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
@@ -182,14 +189,14 @@ func joinRows(rows []string) string {
 
 func TestServerGoneDeletesItsRows(t *testing.T) {
 	e, world, cs := cluster3(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	keys := []key{{Primary: "gone", Secondary: 1}, {Primary: "gone", Secondary: 2}, {Primary: "gone", Secondary: 3}}
 	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 	w2 := &probe{}
 	s2 := e.start("world", "world-2", w2)
-	waitFor(t, "world-2 linked", w2.linked(3))
+	testutil.WaitFor(t, "world-2 linked", w2.linked(3))
 	for _, k := range keys {
 		if err := w2.cm.Post(ctx, k, []byte("w2")); err != nil {
 			t.Fatal(err)
@@ -198,10 +205,10 @@ func TestServerGoneDeletesItsRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "6 updates", func() bool { return len(cs.notifications()) == 6 })
+	testutil.WaitFor(t, "6 updates", func() bool { return len(cs.changes()) == 6 })
 	s2.Close()
-	waitFor(t, "3 deletions", func() bool { return len(cs.notifications()) == 9 })
-	for _, n := range cs.notifications()[6:] {
+	testutil.WaitFor(t, "3 deletions", func() bool { return len(cs.changes()) == 9 })
+	for _, n := range cs.changes()[6:] {
 		if n.Type != plugins.CloudDeleted || n.Row.Uploader.Server != "world-2" || string(n.Row.Data) != "w2" {
 			t.Fatalf("notification %+v", n)
 		}
@@ -227,9 +234,9 @@ func TestServerRowsSurviveReplicaKill(t *testing.T) {
 	world, cs := &probe{}, &probe{}
 	e.start("world", "world-1", world)
 	e.start("client", "client-1", cs)
-	waitFor(t, "world linked", world.linked(3))
-	waitFor(t, "client server linked", cs.linked(3))
-	ctx := ctxT(t)
+	testutil.WaitFor(t, "world linked", world.linked(3))
+	testutil.WaitFor(t, "client server linked", cs.linked(3))
+	ctx := testutil.Context(t)
 	keys := make([]key, 8)
 	for i := range keys {
 		keys[i] = key{Primary: "kill", Secondary: uint32(i)}
@@ -273,8 +280,8 @@ func TestServerRowsSurviveReplicaKill(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "world settled", world.settled)
-	waitFor(t, "client server settled", cs.settled)
+	testutil.WaitFor(t, "world settled", world.settled)
+	testutil.WaitFor(t, "client server settled", cs.settled)
 	res, err = cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys})
 	if err != nil {
 		t.Fatal(err)
@@ -290,11 +297,112 @@ func TestServerRowsSurviveReplicaKill(t *testing.T) {
 	// same.
 	fresh := view{}
 	fresh.load(res.Rows)
-	waitFor(t, "the subscriber's view matches", func() bool {
+	testutil.WaitFor(t, "the subscriber's view matches", func() bool {
 		v := got.clone()
 		for _, n := range cs.notifications() {
 			v.apply(n)
 		}
 		return v.String() == fresh.String()
 	})
+}
+
+func TestPostWaitsForFirstReplica(t *testing.T) {
+	// A server that starts before any cloud replica (every system starts
+	// this way) does not fail its first Posts: they wait for the first
+	// replica, within the operation timeout. Once every replica that
+	// linked is gone, a Post fails at once with Unavailable.
+	e := newEnv(t, testSettings)
+	world := &probe{}
+	e.start("world", "world-1", world)
+	ctx := testutil.Context(t)
+	k := key{Primary: "early", Secondary: 1}
+	posted := make(chan error, 1)
+	go func() { posted <- world.cm.Post(ctx, k, []byte("first")) }()
+	select {
+	case err := <-posted:
+		t.Fatalf("Post returned before any replica linked: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	cloud := e.start("cloud", "cloud-1")
+	if err := <-posted; err != nil {
+		t.Fatalf("Post once a replica linked: %v", err)
+	}
+	res, err := world.cm.Get(ctx, plugins.CloudQuery{Keys: []key{k}})
+	if err != nil || len(res.Rows) != 1 || string(res.Rows[0].Data) != "first" {
+		t.Fatalf("Get after the early Post: %+v, %v", res, err)
+	}
+
+	cloud.Close()
+	testutil.WaitFor(t, "world unlinked from the replica", world.linked(0))
+	// Had it waited, it would end with ErrCloudTimeout.
+	err = world.cm.Post(ctx, key{Primary: "late"}, []byte("x"))
+	if !errors.Is(err, plugins.ErrCloudUnavailable) {
+		t.Fatalf("Post with every replica gone: %v, want ErrCloudUnavailable", err)
+	}
+}
+
+func TestPluginViewFromNotificationsAlone(t *testing.T) {
+	// A plugin's subscribing Get returns on its goroutine while
+	// notifications reach its handler on another, possibly first. The
+	// snapshot also arrives in the notification stream, as a Resync before
+	// what follows it, so a view built from notifications alone matches a
+	// fresh Get, while two servers keep posting during the Get.
+	e, world, cs := cluster3(t)
+	w2 := &probe{}
+	e.start("world", "world-2", w2)
+	testutil.WaitFor(t, "world-2 linked", w2.linked(3))
+	ctx := testutil.Context(t)
+	keys := spreadKeys(t, "pview", 6)
+	for _, k := range keys {
+		if err := world.cm.Post(ctx, k, []byte("before")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	for _, p := range []*probe{world, w2} {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				// The last two keys keep their "before" rows: only the
+				// snapshot tells the view about them.
+				if err := p.cm.Post(ctx, keys[i%(len(keys)-2)], []byte(fmt.Sprint(i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // posts are flowing
+	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys, Subscribe: true}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // and keep flowing after the snapshot
+	close(stop)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := view{}
+	want.load(res.Rows)
+	testutil.WaitFor(t, "the view to match a fresh Get", func() bool {
+		got := view{}
+		for _, n := range cs.notifications() {
+			got.apply(n)
+		}
+		return got.String() == want.String()
+	})
+	if n := cs.notifications(); n[0].Type != plugins.CloudResync {
+		t.Fatalf("first notification %+v, want the snapshot", n[0])
+	}
 }

@@ -53,6 +53,15 @@ type subEntry struct {
 	stale bool
 }
 
+// sessionOf returns the plugin session of a subscriber (nil: a game
+// client, or no subscriber).
+func (s *subscriber) sessionOf() *session {
+	if s == nil {
+		return nil
+	}
+	return s.sess
+}
+
 func (e *subEntry) matches(up ref) bool {
 	if e.all {
 		return true
@@ -365,10 +374,7 @@ func (c *Client) resyncSubscriberLocked(sub *subscriber) {
 func (c *Client) unsubscribe(sub func() *subscriber, asker ref, addr string, keys []key, ups []ref, done doneFunc) {
 	code, msg := c.checkKeys(keys)
 	if code == protocol.CloudOK {
-		op := plugins.CloudOp{Kind: plugins.CloudOpUnsubscribe, Uploader: asker, Addr: addr, Keys: keys, Uploaders: ups}
-		if err := c.host.FilterCloud(&op); err != nil {
-			code, msg = protocol.CloudRejected, err.Error()
-		}
+		code, msg = filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpUnsubscribe, Uploader: asker, Addr: addr, Keys: keys, Uploaders: ups})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
