@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/config"
 	_ "github.com/cloudrift/cloudrift/examples/openworld" // the plugins cluster.yaml names
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
@@ -30,28 +30,10 @@ func TestMain(m *testing.M) {
 // repoFile is the repository's system file, relative to this package.
 const repoFile = "../cluster.yaml"
 
-// syncBuffer is an output safe to read while Run writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // runSync runs a command that ends by itself.
 func runSync(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	code = Run(context.Background(), args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
@@ -76,7 +58,7 @@ func expected(t *testing.T, path string) (servers, links int) {
 
 // waitOutput polls out until re matches it or 20 s pass, and returns the
 // submatches.
-func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp, done <-chan int) []string {
+func waitOutput(t *testing.T, out *testutil.Buffer, re *regexp.Regexp, done <-chan int) []string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -98,10 +80,10 @@ func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp, done <-chan in
 // start runs a serving command (dev, run) in the background. stop cancels
 // it and returns its exit code, failing the test if it does not return
 // within 15 s.
-func start(t *testing.T, args ...string) (stdout, stderr *syncBuffer, done <-chan int, stop func() int) {
+func start(t *testing.T, args ...string) (stdout, stderr *testutil.Buffer, done <-chan int, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &testutil.Buffer{}, &testutil.Buffer{}
 	ch := make(chan int, 1)
 	go func() { ch <- Run(ctx, args, stdout, stderr) }()
 	var once sync.Once
@@ -309,7 +291,7 @@ func TestRunForced(t *testing.T) {
 	// A closed force channel turns the shutdown into an immediate close.
 	ctx, cancel := context.WithCancel(context.Background())
 	force := make(chan struct{})
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, force, "cloudrift", []string{"run", "-config", repoFile, "-group", "world", "-log-level", "disabled"}, &out, &errOut)
@@ -385,7 +367,7 @@ func TestBinaryDevStopsOnSIGINT(t *testing.T) {
 	servers, links := expected(t, repoFile)
 	cmd := exec.Command(bin, "dev", "-interval", "200ms") // the default -config, cluster.yaml, in root
 	cmd.Dir = root
-	var errOut syncBuffer
+	var errOut testutil.Buffer
 	cmd.Stderr = &errOut
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
@@ -394,7 +376,7 @@ func TestBinaryDevStopsOnSIGINT(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testutil.Buffer
 	lines := make(chan string, 1024)
 	go func() {
 		defer close(lines)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 )
 
 // echo is an added command that prints its arguments.
@@ -31,7 +32,7 @@ func echo() Command {
 
 func TestWithCommand(t *testing.T) {
 	run := func(opts []Option, args ...string) (int, string, string) {
-		var out, errOut syncBuffer
+		var out, errOut testutil.Buffer
 		code := Run(context.Background(), args, &out, &errOut, opts...)
 		return code, out.String(), errOut.String()
 	}
@@ -92,7 +93,7 @@ func TestDevHook(t *testing.T) {
 	var h hookRecorder
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"dev", "-config", repoFile, "-interval", "50ms", "-bots", "7"}, &out, &errOut, WithDevHook(h.hook))

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
@@ -104,7 +105,7 @@ func (c *counter) ServerMessage(_ plugins.RemoteServer, m plugins.Message) error
 func benchRuntime(b *testing.B) {
 	sys := twoGroups()
 	sys.Links.Heartbeat = sys.Links.Timeout / 2
-	h := &harness{t: &testing.T{}, sys: sys, logs: &syncBuffer{}}
+	h := &harness{t: &testing.T{}, sys: sys, logs: &testutil.Buffer{}}
 	h.hub = embedded.NewHub()
 	recv := &counter{}
 	srvB, closeB := benchServer(b, h, "g2", "b1", recv)

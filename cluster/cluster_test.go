@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry"
@@ -23,8 +24,8 @@ func TestTwoGroupsSeeEachOther(t *testing.T) {
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
 
-	waitFor(t, "a1 connected to b1", r1.connectedTo("b1"))
-	waitFor(t, "b1 connected to a1", r2.connectedTo("a1"))
+	testutil.WaitFor(t, "a1 connected to b1", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "b1 connected to a1", r2.connectedTo("a1"))
 
 	if got := r1.eventsFor("b1"); !slices.Equal(got, []string{"joined", "connected"}) {
 		t.Errorf("g1 events for b1 = %v, want [joined connected]", got)
@@ -75,16 +76,16 @@ func TestMessagesBothWaysInOrder(t *testing.T) {
 	h.start("g2", "b1", r2)
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
-	waitFor(t, "link", r1.connectedTo("b1"))
-	waitFor(t, "link", r2.connectedTo("a1"))
+	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "link", r2.connectedTo("a1"))
 
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); sendAll(t, r1.peer("b1"), n, "up") }()
 	go func() { defer wg.Done(); sendAll(t, r2.peer("a1"), n, "down") }()
 	wg.Wait()
-	waitFor(t, "all messages at b1", func() bool { return len(r2.messages("a1")) >= n })
-	waitFor(t, "all messages at a1", func() bool { return len(r1.messages("b1")) >= n })
+	testutil.WaitFor(t, "all messages at b1", func() bool { return len(r2.messages("a1")) >= n })
+	testutil.WaitFor(t, "all messages at a1", func() bool { return len(r1.messages("b1")) >= n })
 	// Let any duplicate arrive before checking for exactly n.
 	time.Sleep(50 * time.Millisecond)
 	checkInOrder(t, r2.messages("a1"), n, "up")
@@ -96,12 +97,12 @@ func TestJoinAndLeave(t *testing.T) {
 	b1 := h.start("g2", "b1")
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
-	waitFor(t, "a1 → b1", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "a1 → b1", r1.connectedTo("b1"))
 
 	rb2 := newRecorder()
 	b2 := h.start("g2", "b2", rb2)
-	waitFor(t, "a1 → b2", r1.connectedTo("b2"))
-	waitFor(t, "b2 sees a1", rb2.connectedTo("a1"))
+	testutil.WaitFor(t, "a1 → b2", r1.connectedTo("b2"))
+	testutil.WaitFor(t, "b2 sees a1", rb2.connectedTo("a1"))
 
 	g, _ := r1.host.RemoteGroup("g2")
 	if ids := serverIDs(g.Servers()); !slices.Equal(ids, []string{"b1", "b2"}) {
@@ -113,7 +114,7 @@ func TestJoinAndLeave(t *testing.T) {
 	if err := b2.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	waitFor(t, "b2 left", func() bool { return r1.count("left", "b2") == 1 })
+	testutil.WaitFor(t, "b2 left", func() bool { return r1.count("left", "b2") == 1 })
 	if got := r1.eventsFor("b2"); !slices.Equal(got, []string{"joined", "connected", "disconnected", "left"}) {
 		t.Errorf("events for b2 = %v, want [joined connected disconnected left]", got)
 	}
@@ -146,13 +147,13 @@ func TestKilledLinkReconnects(t *testing.T) {
 	b1 := h.start("g2", "b1")
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
-	waitFor(t, "link", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
 
 	// Kill the connection under the link, as a reset would.
 	for _, l := range b1.liveLinks() {
 		l.conn.Close()
 	}
-	waitFor(t, "reconnect", func() bool { return r1.count("connected", "b1") == 2 && r1.connectedTo("b1")() })
+	testutil.WaitFor(t, "reconnect", func() bool { return r1.count("connected", "b1") == 2 && r1.connectedTo("b1")() })
 	if got := r1.eventsFor("b1"); !slices.Equal(got, []string{"joined", "connected", "disconnected", "connected"}) {
 		t.Errorf("events = %v", got)
 	}
@@ -164,10 +165,10 @@ func TestRemovedPeerIsNotRedialled(t *testing.T) {
 	b1 := h.start("g2", "b1")
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
-	waitFor(t, "link", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
 
 	h.hub.Expire("b1")
-	waitFor(t, "b1 left", func() bool { return r1.count("left", "b1") == 1 })
+	testutil.WaitFor(t, "b1 left", func() bool { return r1.count("left", "b1") == 1 })
 	// b1 is alive and would accept: a dialer that kept going would be
 	// linked again within a few backoff periods (at most 50 ms each).
 	accepted := b1.Stats().Refused
@@ -223,18 +224,18 @@ func TestRefusals(t *testing.T) {
 	b1 := h.start("g2", "b1", r2)
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
-	waitFor(t, "link", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
 	addr := b1.Addr()
 	sent := 0
 	stillServing := func(t *testing.T) {
 		t.Helper()
 		sendAll(t, r1.peer("b1"), 5, "alive")
 		sent += 5
-		waitFor(t, "messages on the good link", func() bool { return len(r2.messages("a1")) == sent })
+		testutil.WaitFor(t, "messages on the good link", func() bool { return len(r2.messages("a1")) == sent })
 	}
 	wantLogged := func(t *testing.T, reason protocol.Reason) {
 		t.Helper()
-		waitFor(t, "log of "+reason.String(), func() bool {
+		testutil.WaitFor(t, "log of "+reason.String(), func() bool {
 			return strings.Contains(h.logs.String(), `"reason":"`+reason.String()+`"`)
 		})
 	}
@@ -267,7 +268,7 @@ func TestRefusals(t *testing.T) {
 		bad.Secret = "another-secret-of-enough-length"
 		rb := newRecorder()
 		h.startWith(Options{System: bad, Group: "g1", ID: "a-bad", Plugins: []plugins.Plugin{rb}})
-		waitFor(t, "dialer gave up", func() bool {
+		testutil.WaitFor(t, "dialer gave up", func() bool {
 			return strings.Contains(h.logs.String(), "peer refuses this server for good")
 		})
 		if rb.count("connected", "b1") != 0 || r2.count("connected", "a-bad") != 0 {
@@ -355,8 +356,8 @@ func TestRefusals(t *testing.T) {
 		l.pending = append(l.pending, 0x10, 0, 0, 0, byte(protocol.KindUser), 0, 0)
 		l.mu.Unlock()
 		l.wake <- struct{}{}
-		waitFor(t, "relink", func() bool { return r1.count("connected", "b1") == before+1 && r1.connectedTo("b1")() })
-		waitFor(t, "relink at b1", r2.connectedTo("a1"))
+		testutil.WaitFor(t, "relink", func() bool { return r1.count("connected", "b1") == before+1 && r1.connectedTo("b1")() })
+		testutil.WaitFor(t, "relink at b1", r2.connectedTo("a1"))
 		sent = len(r2.messages("a1"))
 		stillServing(t)
 	})
@@ -377,14 +378,14 @@ func TestHookFailuresAreContained(t *testing.T) {
 	b1 := h.start("g2", "b1", r2)
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
-	waitFor(t, "link", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
 	p := r1.peer("b1")
 	for _, s := range []string{"panic", "error", "ok"} {
 		if err := p.Send(1, []byte(s)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "3 messages", func() bool { return len(r2.messages("a1")) == 3 })
+	testutil.WaitFor(t, "3 messages", func() bool { return len(r2.messages("a1")) == 3 })
 	st := b1.Stats()
 	if st.HookPanics != 1 || st.HookErrors != 1 {
 		t.Fatalf("stats %+v, want one panic and one error", st)
@@ -408,7 +409,7 @@ func TestSlowPeerIsClosed(t *testing.T) {
 	h.start("g2", "b1", r2)
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
-	waitFor(t, "link", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
 	p := r1.peer("b1")
 	payload := make([]byte, 1024)
 	var err error
@@ -419,10 +420,10 @@ func TestSlowPeerIsClosed(t *testing.T) {
 	if !errors.Is(err, plugins.ErrSlowPeer) {
 		t.Fatalf("Send = %v, want ErrSlowPeer", err)
 	}
-	waitFor(t, "slow peer logged", func() bool {
+	testutil.WaitFor(t, "slow peer logged", func() bool {
 		return strings.Contains(h.logs.String(), `"reason":"slow peer"`)
 	})
-	waitFor(t, "relinked", func() bool { return r1.count("connected", "b1") == 2 })
+	testutil.WaitFor(t, "relinked", func() bool { return r1.count("connected", "b1") == 2 })
 }
 
 func TestIncarnationReplacesServer(t *testing.T) {
@@ -430,12 +431,12 @@ func TestIncarnationReplacesServer(t *testing.T) {
 	b1 := h.start("g2", "b1")
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
-	waitFor(t, "link", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
 	old := r1.peer("b1")
 	// b1 crashes and restarts under the same ID (a new incarnation).
 	b1.Close()
 	nb1 := h.start("g2", "b1")
-	waitFor(t, "new incarnation linked", func() bool {
+	testutil.WaitFor(t, "new incarnation linked", func() bool {
 		p := r1.peer("b1")
 		return p != nil && p.Incarnation() == nb1.Incarnation() && p.State() == plugins.StateConnected
 	})
@@ -454,7 +455,7 @@ func TestShutdownTellsPeersAndStopsPlugins(t *testing.T) {
 	st := &stopper{}
 	r1 := newRecorder()
 	a1 := h.start("g1", "a1", r1, st)
-	waitFor(t, "link", r2.connectedTo("a1"))
+	testutil.WaitFor(t, "link", r2.connectedTo("a1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a1.Shutdown(ctx); err != nil {
@@ -463,7 +464,7 @@ func TestShutdownTellsPeersAndStopsPlugins(t *testing.T) {
 	if !st.stopped.Load() {
 		t.Fatal("Stop hook did not run")
 	}
-	waitFor(t, "a1 left at b1", func() bool { return r2.count("left", "a1") == 1 })
+	testutil.WaitFor(t, "a1 left at b1", func() bool { return r2.count("left", "a1") == 1 })
 	select {
 	case <-a1.Done():
 	default:
@@ -516,12 +517,12 @@ func TestDuplicateLinkReplacesOld(t *testing.T) {
 	r2 := newRecorder()
 	b1 := h.start("g2", "b1", r2)
 	c1, _ := rawLink(t, b1.Addr(), "x9", 42)
-	waitFor(t, "x9 connected", r2.connectedTo("x9"))
+	testutil.WaitFor(t, "x9 connected", r2.connectedTo("x9"))
 	_, rd2 := rawLink(t, b1.Addr(), "x9", 42)
 	if r := closeReason(t, c1); r != protocol.ReasonReplaced {
 		t.Fatalf("old link closed with %s, want %s", r, protocol.ReasonReplaced)
 	}
-	waitFor(t, "second connect", func() bool { return r2.count("connected", "x9") == 2 })
+	testutil.WaitFor(t, "second connect", func() bool { return r2.count("connected", "x9") == 2 })
 	if got := r2.eventsFor("x9"); !slices.Equal(got, []string{"joined", "connected", "disconnected", "connected"}) {
 		t.Fatalf("events %v", got)
 	}
@@ -548,13 +549,13 @@ func TestSilentLinkTimesOut(t *testing.T) {
 	r2 := newRecorder()
 	b1 := h.start("g2", "b1", r2)
 	c, _ := rawLink(t, b1.Addr(), "mute", 1)
-	waitFor(t, "linked", r2.connectedTo("mute"))
+	testutil.WaitFor(t, "linked", r2.connectedTo("mute"))
 	// The raw peer never reads or answers pings; the acceptor must close
 	// the link once it has been silent past the timeout.
 	if r := closeReason(t, c); r != protocol.ReasonHeartbeatTimeout {
 		t.Fatalf("reason %s, want %s", r, protocol.ReasonHeartbeatTimeout)
 	}
-	waitFor(t, "left", func() bool { return r2.count("left", "mute") == 1 })
+	testutil.WaitFor(t, "left", func() bool { return r2.count("left", "mute") == 1 })
 }
 
 func TestRegistryBlipKeepsLinks(t *testing.T) {
@@ -571,7 +572,7 @@ func TestRegistryBlipKeepsLinks(t *testing.T) {
 	t.Cleanup(func() { b1.Close() })
 	r1 := newRecorder()
 	h.start("g1", "a1", r1)
-	waitFor(t, "link", r1.connectedTo("b1"))
+	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
 
 	// The registry forgets b1 (as a restarted Consul agent does) and
 	// learns it again well within LeaveGrace: the link must stay up.
@@ -588,5 +589,5 @@ func TestRegistryBlipKeepsLinks(t *testing.T) {
 
 	// Forgotten for longer than the grace: the link closes and b1 leaves.
 	h.hub.Expire("b1")
-	waitFor(t, "b1 left", func() bool { return r1.count("left", "b1") == 1 })
+	testutil.WaitFor(t, "b1 left", func() bool { return r1.count("left", "b1") == 1 })
 }

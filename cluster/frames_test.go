@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
@@ -99,15 +100,15 @@ func TestExtensionFrames(t *testing.T) {
 	rec := newRecorder()
 	h.start("g2", "b1", inner)
 	a1 := h.start("g1", "a1", outer, rec)
-	waitFor(t, "link", rec.connectedTo("b1"))
+	testutil.WaitFor(t, "link", rec.connectedTo("b1"))
 	b1 := rec.peer("b1")
 
 	// Server to server, and the answer back.
 	if err := b1.SendFrame(80, 3, []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "frame at b1", inner.has("server a1 cloud-srv-post hi"))
-	waitFor(t, "answer at a1", outer.has("server b1 cloud-srv-release hi"))
+	testutil.WaitFor(t, "frame at b1", inner.has("server a1 cloud-srv-post hi"))
+	testutil.WaitFor(t, "answer at a1", outer.has("server b1 cloud-srv-release hi"))
 	if err := b1.SendFrame(protocol.KindUser, 0, nil); !errors.Is(err, plugins.ErrFrameKind) {
 		t.Fatalf("SendFrame(user) = %v", err)
 	}
@@ -121,7 +122,7 @@ func TestExtensionFrames(t *testing.T) {
 	if f := c.next(); f.Kind != 65 || f.Tag != 9 || string(f.Payload) != "from client" {
 		t.Fatalf("answer %v %d %q", f.Kind, f.Tag, f.Payload)
 	}
-	waitFor(t, "client frame", outer.has("client "+c.ref.String()+" cloud-post from client"))
+	testutil.WaitFor(t, "client frame", outer.has("client "+c.ref.String()+" cloud-post from client"))
 	if err := inner.host.SendFrameToClient(c.ref, protocol.KindCloudNotify, 4, []byte("pushed")); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestExtensionFrames(t *testing.T) {
 		t.Fatalf("rejected frame: %s", r)
 	}
 	// A frame gone astray to a client that left is answered "gone".
-	waitFor(t, "c gone", func() bool { _, ok := outer.host.Client(c.ref.ID); return !ok })
+	testutil.WaitFor(t, "c gone", func() bool { _, ok := outer.host.Client(c.ref.ID); return !ok })
 	if err := inner.host.SendFrameToClient(c.ref, protocol.KindCloudNotify, 0, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestExtensionFrames(t *testing.T) {
 	if err := b1.SendFrame(82, 0, []byte("malformed")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "relink", func() bool { return rec.count("connected", "b1") > before && b1.State() == plugins.StateConnected })
+	testutil.WaitFor(t, "relink", func() bool { return rec.count("connected", "b1") > before && b1.State() == plugins.StateConnected })
 }
 
 func TestFrameKindClaims(t *testing.T) {
@@ -185,11 +186,11 @@ func TestPeersHandler(t *testing.T) {
 	h.start("g2", "b1", p1)
 	s2 := h.start("g2", "b2", p2)
 	want := []string{"b1", "b2"}
-	waitFor(t, "both see both", func() bool {
+	testutil.WaitFor(t, "both see both", func() bool {
 		return slices.Equal(p1.lastPeers(), want) && slices.Equal(p2.lastPeers(), want)
 	})
 	s2.Close()
-	waitFor(t, "b1 sees b2 go", func() bool { return slices.Equal(p1.lastPeers(), []string{"b1"}) })
+	testutil.WaitFor(t, "b1 sees b2 go", func() bool { return slices.Equal(p1.lastPeers(), []string{"b1"}) })
 }
 
 // fakeCloudClient stands in for plugins/cloudmemory's client: the runtime

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 )
@@ -50,33 +51,15 @@ func twoGroups() *config.System {
 	return sys
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type harness struct {
 	t    *testing.T
 	hub  *embedded.Hub
 	sys  *config.System
-	logs *syncBuffer
+	logs *testutil.Buffer
 }
 
 func newHarness(t *testing.T, sys *config.System) *harness {
-	return &harness{t: t, hub: embedded.NewHub(), sys: sys, logs: &syncBuffer{}}
+	return &harness{t: t, hub: embedded.NewHub(), sys: sys, logs: &testutil.Buffer{}}
 }
 
 // start runs a server of group with the given plugins (none when empty) and
@@ -104,18 +87,6 @@ func (h *harness) startWith(opts Options) *Server {
 		conn.Close()
 	})
 	return s
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // recorder is a test plugin that records every event and message.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/internal/demotest"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
@@ -79,7 +80,7 @@ func (n *notes) all() []client.Notification {
 
 func TestDirectory(t *testing.T) {
 	s := startSystem(t)
-	ctx := demotest.Context(t)
+	ctx := testutil.Context(t)
 	app, token := s.guard.App, s.guard.HostToken
 	if app == "" || token == "" {
 		t.Fatalf("cluster.yaml gives app %q, host token %q", app, token)
@@ -163,11 +164,11 @@ func TestDirectory(t *testing.T) {
 	}
 
 	// The live list has both, and follows a change.
-	demotest.WaitFor(t, "the watcher lists both", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"alpha", "bravo"}) })
+	testutil.WaitFor(t, "the watcher lists both", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"alpha", "bravo"}) })
 	if err := SetPlayers(ctx, alpha, app, 4, []string{"ann", "bob", "cy", "dee"}); err != nil {
 		t.Fatal(err)
 	}
-	demotest.WaitFor(t, "the watcher sees alpha's fourth player", func() bool {
+	testutil.WaitFor(t, "the watcher sees alpha's fourth player", func() bool {
 		ss := watch.Servers(OnLevel("dust"))
 		return len(ss) == 1 && ss[0].Players == 4
 	})
@@ -198,7 +199,7 @@ func TestDirectory(t *testing.T) {
 	if err := Delist(ctx, alpha, app); err != nil {
 		t.Fatal(err)
 	}
-	demotest.WaitFor(t, "alpha vanishes from the watcher", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"bravo"}) })
+	testutil.WaitFor(t, "alpha vanishes from the watcher", func() bool { return slices.Equal(names(watch.Servers(nil)), []string{"bravo"}) })
 	if got, _ := List(ctx, browser, app, nil); !slices.Equal(names(got), []string{"bravo"}) {
 		t.Fatalf("after alpha delisted: %v", names(got))
 	}
@@ -209,11 +210,11 @@ func TestDirectory(t *testing.T) {
 	// bravo crashes (its connection ends): it vanishes with nothing to
 	// call, and a follower of the name field gets Deleted with its name.
 	bravo.Close()
-	demotest.WaitFor(t, "bravo vanishes from the watcher", func() bool { return len(watch.Servers(nil)) == 0 })
+	testutil.WaitFor(t, "bravo vanishes from the watcher", func() bool { return len(watch.Servers(nil)) == 0 })
 	if got, _ := List(ctx, browser, app, nil); len(got) != 0 {
 		t.Fatalf("after bravo left: %v", names(got))
 	}
-	demotest.WaitFor(t, "the follower sees both names deleted", func() bool {
+	testutil.WaitFor(t, "the follower sees both names deleted", func() bool {
 		deleted := map[string]ClientRef{}
 		for _, n := range seen.all() {
 			if n.Type == client.Deleted {

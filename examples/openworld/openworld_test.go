@@ -14,6 +14,7 @@ import (
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
@@ -118,7 +119,7 @@ func newWorld(t *testing.T) *world {
 		w.start(hub, sys, "client", fmt.Sprintf("client-%d", i), rg)
 	}
 	for i, g := range w.gateways {
-		waitFor(t, fmt.Sprintf("client-%d linked to every world and social server", i+1), func() bool {
+		testutil.WaitFor(t, fmt.Sprintf("client-%d linked to every world and social server", i+1), func() bool {
 			st := g.Stats()
 			return st.Worlds == 3 && st.Socials == 1 && st.Regions == testRegions
 		})
@@ -211,18 +212,6 @@ func (w *world) join(srv, name string, spawn Point) (*Player, *ears) {
 	return p, l
 }
 
-// waitFor polls cond until it holds or 20 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // sees reports whether p sees other at pt.
 func sees(p *Player, other *Player, pt Point) func() bool {
 	return func() bool {
@@ -244,17 +233,17 @@ func TestPlayersNearbySeeEachOtherAcrossClientServers(t *testing.T) {
 	dave, _ := w.join("client-1", "dave", Point{regionX(r+1, 10), 500})       // adjacent region
 	carol, heard := w.join("client-2", "carol", Point{regionX(r+8, 0), 1000}) // far away
 
-	waitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
-	waitFor(t, "alice sees bob", sees(alice, bob, bob.Position()))
-	waitFor(t, "dave sees alice", sees(dave, alice, alice.Position()))
+	testutil.WaitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
+	testutil.WaitFor(t, "alice sees bob", sees(alice, bob, bob.Position()))
+	testutil.WaitFor(t, "dave sees alice", sees(dave, alice, alice.Position()))
 
 	to := Point{regionX(r, 150), 1200}
 	if err := alice.Move(to.X, to.Y); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "bob sees alice's move", sees(bob, alice, to))
-	waitFor(t, "dave sees alice's move", sees(dave, alice, to))
-	waitFor(t, "alice's own move confirmed", at(alice, to))
+	testutil.WaitFor(t, "bob sees alice's move", sees(bob, alice, to))
+	testutil.WaitFor(t, "dave sees alice's move", sees(dave, alice, to))
+	testutil.WaitFor(t, "alice's own move confirmed", at(alice, to))
 
 	// Carol is far. Every world server sends her a pong after it handled
 	// alice's move (the pings travel from alice's client server behind the
@@ -270,8 +259,8 @@ func TestPlayersNearbySeeEachOtherAcrossClientServers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "carol's pongs", func() bool { return heard.pongCount() == len(servers) })
-	waitFor(t, "carol's own position", at(carol, carol.Position()))
+	testutil.WaitFor(t, "carol's pongs", func() bool { return heard.pongCount() == len(servers) })
+	testutil.WaitFor(t, "carol's own position", at(carol, carol.Position()))
 	for _, p := range []*Player{alice, bob, dave} {
 		if n := heard.count(p.Ref()); n != 0 {
 			t.Errorf("carol, far away, heard of %s %d times", p.Name(), n)
@@ -294,7 +283,7 @@ func TestChatReachesOtherClientServer(t *testing.T) {
 	}
 	want := ChatLine{From: alice.Ref(), Name: "alice", Text: "hello from alice"}
 	for _, p := range []*Player{bob, alice} {
-		waitFor(t, p.Name()+" gets alice's line", func() bool { return slices.Contains(p.Chats(), want) })
+		testutil.WaitFor(t, p.Name()+" gets alice's line", func() bool { return slices.Contains(p.Chats(), want) })
 	}
 	if n := w.chat.Relayed(); n < 2 {
 		t.Errorf("social server relayed %d lines, want one per client server", n)
@@ -318,12 +307,12 @@ func TestWorldServerStopHandsPlayersOver(t *testing.T) {
 	alice, _ := w.join("client-1", "alice", Point{regionX(r, 10), 1000})
 	bob, _ := w.join("client-2", "bob", Point{regionX(r, 30), 3000})
 	for _, p := range []*Player{alice, bob} {
-		waitFor(t, "world-2 owns "+p.Name(), func() bool {
+		testutil.WaitFor(t, "world-2 owns "+p.Name(), func() bool {
 			res, ok := old.Player(p.Ref())
 			return ok && res.Owner && res.Point == p.Position()
 		})
 	}
-	waitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
+	testutil.WaitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -333,7 +322,7 @@ func TestWorldServerStopHandsPlayersOver(t *testing.T) {
 
 	// The heir holds both players where they were, without them moving.
 	for _, p := range []*Player{alice, bob} {
-		waitFor(t, fmt.Sprintf("%s owns %s at %v", heir, p.Name(), p.Position()), func() bool {
+		testutil.WaitFor(t, fmt.Sprintf("%s owns %s at %v", heir, p.Name(), p.Position()), func() bool {
 			res, ok := next.Player(p.Ref())
 			return ok && res.Owner && res.Point == p.Position()
 		})
@@ -350,14 +339,14 @@ func TestWorldServerStopHandsPlayersOver(t *testing.T) {
 	if err := alice.Move(to.X, to.Y); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "alice's move confirmed", at(alice, to))
-	waitFor(t, "bob sees alice's move", sees(bob, alice, to))
+	testutil.WaitFor(t, "alice's move confirmed", at(alice, to))
+	testutil.WaitFor(t, "bob sees alice's move", sees(bob, alice, to))
 
 	// A newcomer finds them where they are.
 	dave, _ := w.join("client-1", "dave", Point{regionX(r, 70), 2000})
-	waitFor(t, "dave sees bob where he stood", sees(dave, bob, bob.Position()))
-	waitFor(t, "dave sees alice", sees(dave, alice, to))
-	waitFor(t, "bob sees dave", sees(bob, dave, dave.Position()))
+	testutil.WaitFor(t, "dave sees bob where he stood", sees(dave, bob, bob.Position()))
+	testutil.WaitFor(t, "dave sees alice", sees(dave, alice, to))
+	testutil.WaitFor(t, "bob sees dave", sees(bob, dave, dave.Position()))
 }
 
 func TestClientDisconnectSeenByPlugins(t *testing.T) {
@@ -365,10 +354,10 @@ func TestClientDisconnectSeenByPlugins(t *testing.T) {
 	const r = 3
 	alice, _ := w.join("client-1", "alice", Point{regionX(r, 10), 1000})
 	bob, _ := w.join("client-2", "bob", Point{regionX(r, 20), 2000})
-	waitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
+	testutil.WaitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
 	ref := alice.Ref()
 	var owner *recWorld
-	waitFor(t, "a world server owns alice", func() bool {
+	testutil.WaitFor(t, "a world server owns alice", func() bool {
 		for _, ww := range w.worlds {
 			if res, ok := ww.Player(ref); ok && res.Owner {
 				owner = ww
@@ -382,7 +371,7 @@ func TestClientDisconnectSeenByPlugins(t *testing.T) {
 		t.Fatal(err)
 	}
 	gw := w.gateways[0]
-	waitFor(t, "client-1 sees alice leave", func() bool { _, ok := gw.reason(ref.ID); return ok })
+	testutil.WaitFor(t, "client-1 sees alice leave", func() bool { _, ok := gw.reason(ref.ID); return ok })
 	reason, _ := gw.reason(ref.ID)
 	var ce *plugins.CloseError
 	if !errors.As(reason, &ce) || !ce.ByPeer {
@@ -391,8 +380,8 @@ func TestClientDisconnectSeenByPlugins(t *testing.T) {
 	if _, ok := gw.Player(ref.ID); ok {
 		t.Error("client-1 still has alice")
 	}
-	waitFor(t, "bob told alice is gone", func() bool { _, ok := bob.Sees(ref); return !ok })
-	waitFor(t, "the world servers forget alice", func() bool {
+	testutil.WaitFor(t, "bob told alice is gone", func() bool { _, ok := bob.Sees(ref); return !ok })
+	testutil.WaitFor(t, "the world servers forget alice", func() bool {
 		for _, ww := range w.worlds {
 			if _, ok := ww.Player(ref); ok {
 				return false
@@ -411,7 +400,7 @@ func TestClientDisconnectSeenByPlugins(t *testing.T) {
 	if err := w.servers[ownerID].Host().SendToClient(ref, PlayerPong, AppendStamp(nil, 1)); err != nil {
 		t.Fatalf("%s SendToClient to alice: %v (the error comes later)", ownerID, err)
 	}
-	waitFor(t, ownerID+" told alice is gone", func() bool { return len(owner.sendFailed(ref)) > before })
+	testutil.WaitFor(t, ownerID+" told alice is gone", func() bool { return len(owner.sendFailed(ref)) > before })
 	if err := owner.sendFailed(ref)[before]; !errors.Is(err, plugins.ErrClientGone) {
 		t.Errorf("%s ClientSendFailed(alice): %v, want ErrClientGone", ownerID, err)
 	}
@@ -429,7 +418,7 @@ func TestClientDisconnectSeenByPlugins(t *testing.T) {
 	if !errors.Is(eve.Err(), client.ErrKicked) {
 		t.Errorf("eve ended with %v, want ErrKicked", eve.Err())
 	}
-	waitFor(t, "client-2 sees eve kicked", func() bool { _, ok := w.gateways[1].reason(eve.Ref().ID); return ok })
+	testutil.WaitFor(t, "client-2 sees eve kicked", func() bool { _, ok := w.gateways[1].reason(eve.Ref().ID); return ok })
 	reason, _ = w.gateways[1].reason(eve.Ref().ID)
 	if !errors.As(reason, &ce) || ce.Reason != protocol.ReasonKicked || ce.ByPeer {
 		t.Errorf("eve left with %v, want ReasonKicked by the server", reason)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/internal/demotest"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
@@ -53,7 +54,7 @@ func totalIs(tot *Total, want uint64) func() bool {
 // sessions it counted.
 func dbState(t *testing.T, path string) (total uint64, players map[string]uint64, sum uint64, sessions map[ClientRef]uint64) {
 	t.Helper()
-	ctx := demotest.Context(t)
+	ctx := testutil.Context(t)
 	st, err := OpenStore(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -87,14 +88,14 @@ type player struct {
 
 func TestStats(t *testing.T) {
 	s := newSystem(t)
-	ctx := demotest.Context(t)
+	ctx := testutil.Context(t)
 
 	watcher := s.Dial("client-1")
 	tot, err := WatchTotal(ctx, watcher)
 	if err != nil {
 		t.Fatal(err)
 	}
-	demotest.WaitFor(t, "the first total, 0", totalIs(tot, 0))
+	testutil.WaitFor(t, "the first total, 0", totalIs(tot, 0))
 
 	// 20 players on two client servers post kills concurrently; the
 	// first five leave halfway.
@@ -137,7 +138,7 @@ func TestStats(t *testing.T) {
 		want[fmt.Sprintf("p%02d", i)] = pl.p.Kills()
 		total += pl.p.Kills()
 	}
-	demotest.WaitFor(t, fmt.Sprintf("the running total, %d", total), totalIs(tot, total))
+	testutil.WaitFor(t, fmt.Sprintf("the running total, %d", total), totalIs(tot, total))
 
 	// The guard: a player cannot post the total, another shard, or a
 	// count that goes down; nothing changes.
@@ -179,7 +180,7 @@ func TestStats(t *testing.T) {
 	ps[7].c.Close()
 	delete(wantSessions, ps[7].c.Ref())
 	wantSessions[ps[6].c.Ref()] += 3
-	demotest.WaitFor(t, "p07's row gone", func() bool {
+	testutil.WaitFor(t, "p07's row gone", func() bool {
 		res, err := watcher.Get(ctx, client.Query{Keys: []Key{KillsKey(ShardOf(ps[7].c.Ref()))}, Uploaders: []ClientRef{ps[7].c.Ref()}})
 		return err == nil && res.Total == 0
 	})
@@ -189,7 +190,7 @@ func TestStats(t *testing.T) {
 	// carries on.
 	s.Start("stats", "stats-2")
 	s.WaitLinked(3, "stats-2")
-	demotest.WaitFor(t, fmt.Sprintf("the total after the restart, %d", total), totalIs(tot, total))
+	testutil.WaitFor(t, fmt.Sprintf("the total after the restart, %d", total), totalIs(tot, total))
 	for _, pl := range ps[15:] {
 		if err := pl.p.AddKills(ctx, 2); err != nil {
 			t.Fatal(err)
@@ -198,7 +199,7 @@ func TestStats(t *testing.T) {
 		wantSessions[pl.c.Ref()] += 2
 		total += 2
 	}
-	demotest.WaitFor(t, fmt.Sprintf("the total after more kills, %d", total), totalIs(tot, total))
+	testutil.WaitFor(t, fmt.Sprintf("the total after more kills, %d", total), totalIs(tot, total))
 	s.Shutdown("stats-2")
 	dbTotal, dbPlayers, dbSum, dbSessions = dbState(t, s.db)
 	if dbTotal != total || dbSum != total || !maps.Equal(dbPlayers, want) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/internal/demotest"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
@@ -70,7 +71,7 @@ func run(ctx context.Context, w *Worker) <-chan error {
 func TestTasksWithAWorkerCrashing(t *testing.T) {
 	coord := &Coordinator{From: 0, To: 200_000, Chunk: 10_000}
 	s := newSystem(t, coord)
-	ctx, cancel := context.WithCancel(demotest.Context(t))
+	ctx, cancel := context.WithCancel(testutil.Context(t))
 	defer cancel()
 	want := naivePrimes(0, 200_000)
 
@@ -79,7 +80,7 @@ func TestTasksWithAWorkerCrashing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	demotest.WaitFor(t, "the first progress", func() bool {
+	testutil.WaitFor(t, "the first progress", func() bool {
 		p, ok := ProgressOf(progress)
 		return ok && p.Tasks == 20 && p.Done == 0 && p.Round == 1
 	})
@@ -114,7 +115,7 @@ func TestTasksWithAWorkerCrashing(t *testing.T) {
 		t.Fatalf("the crashed worker's Run returned %v", err)
 	}
 
-	demotest.WaitFor(t, "the round to finish", func() bool { return coord.Status().Finished })
+	testutil.WaitFor(t, "the round to finish", func() bool { return coord.Status().Finished })
 	st := coord.Status()
 	if st.Result != want || st.Done != 20 || st.Tasks != 20 || st.Reassigned != 1 || st.Workers != 2 {
 		t.Fatalf("status %v, want %d primes, 20 tasks done, 1 reassigned, 2 workers", st.Progress, want)
@@ -131,7 +132,7 @@ func TestTasksWithAWorkerCrashing(t *testing.T) {
 	if w2.Done()+w3.Done() != 20 {
 		t.Fatalf("workers completed %d + %d tasks, want 20", w2.Done(), w3.Done())
 	}
-	demotest.WaitFor(t, "the observer sees the round finished", func() bool {
+	testutil.WaitFor(t, "the observer sees the round finished", func() bool {
 		p, ok := ProgressOf(progress)
 		return ok && p.Finished && p.Result == want && p.Reassigned == 1
 	})

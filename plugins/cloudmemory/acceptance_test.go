@@ -15,6 +15,7 @@ import (
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
@@ -57,7 +58,7 @@ func startSystem(t *testing.T) *system {
 		s.csrv[i] = s.start("client", fmt.Sprintf("client-%d", i+1), s.cs[i])
 	}
 	for _, p := range []*probe{s.world, s.cs[0], s.cs[1]} {
-		waitFor(t, "links to 3 replicas", p.linked(3))
+		testutil.WaitFor(t, "links to 3 replicas", p.linked(3))
 	}
 	return s
 }
@@ -75,7 +76,7 @@ func (s *system) dial(i int, opts client.Options) *client.Client {
 	if opts.Handler == nil {
 		opts.Handler = func(client.Message) {}
 	}
-	c, err := client.Dial(ctxT(s.t), opts)
+	c, err := client.Dial(testutil.Context(s.t), opts)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func rowsOfClient(rows []client.Row) string { return describeRows(rows) }
 
 func TestAcceptSubscriberSeesPostFromOtherServer(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	var rec recorder
 	sub := s.dial(0, client.Options{OnCloud: rec.on})
 	up := s.dial(1, client.Options{})
@@ -120,7 +121,7 @@ func TestAcceptSubscriberSeesPostFromOtherServer(t *testing.T) {
 	if err := up.Post(ctx, k, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Updated", rec.count(1))
+	testutil.WaitFor(t, "Updated", rec.count(1))
 	n := rec.all()[0]
 	if n.Type != client.Updated || !n.Created || n.Key != k || string(n.Row.Data) != "hello" {
 		t.Fatalf("notification %+v", n)
@@ -129,7 +130,7 @@ func TestAcceptSubscriberSeesPostFromOtherServer(t *testing.T) {
 		t.Fatalf("row names uploader %s via %s from %q; want %s via client-2 from loopback", n.Row.Uploader, n.Row.Via, n.Row.Addr, up.Ref())
 	}
 	up.Close()
-	waitFor(t, "Deleted", rec.count(2))
+	testutil.WaitFor(t, "Deleted", rec.count(2))
 	d := rec.all()[1]
 	if d.Type != client.Deleted || d.Row.Uploader != up.Ref() || string(d.Row.Data) != "hello" {
 		t.Fatalf("deletion %+v", d)
@@ -142,7 +143,7 @@ func TestAcceptSubscriberSeesPostFromOtherServer(t *testing.T) {
 
 func TestAcceptSameKeyTwice(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	var rec recorder
 	sub := s.dial(1, client.Options{OnCloud: rec.on})
 	up := s.dial(0, client.Options{})
@@ -155,7 +156,7 @@ func TestAcceptSameKeyTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "two notifications", rec.count(2))
+	testutil.WaitFor(t, "two notifications", rec.count(2))
 	ns := rec.all()
 	if len(ns) != 2 || !ns[0].Created || ns[1].Created || string(ns[0].Row.Data) != "first" || string(ns[1].Row.Data) != "second" {
 		t.Fatalf("notifications %+v", ns)
@@ -188,7 +189,7 @@ func spreadKeys(t *testing.T, prefix string, n int) []key {
 
 func TestAcceptGetAcrossReplicas(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	keys := spreadKeys(t, "order", 6)
 	a, b := s.dial(0, client.Options{}), s.dial(1, client.Options{})
 	// Order the two uploaders the way results do.
@@ -233,7 +234,7 @@ func TestAcceptGetAcrossReplicas(t *testing.T) {
 
 func TestAcceptUploaderFilter(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	k := key{Primary: "directory", Secondary: 1}
 	var rec recorder
 	sub := s.dial(0, client.Options{OnCloud: rec.on})
@@ -264,7 +265,7 @@ func TestAcceptUploaderFilter(t *testing.T) {
 	if err := s.world.cm.Release(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "two notifications", rec.count(2))
+	testutil.WaitFor(t, "two notifications", rec.count(2))
 	time.Sleep(50 * time.Millisecond)
 	ns := rec.all()
 	if len(ns) != 2 || ns[0].Row.Uploader != ups[2].Ref() || ns[1].Type != client.Deleted || ns[1].Row.Uploader.Server != "world-1" {
@@ -294,7 +295,7 @@ func TestAcceptUploaderFilter(t *testing.T) {
 
 func TestAcceptRelease(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	keys := spreadKeys(t, "rel", 3)
 	var rec recorder
 	sub := s.dial(1, client.Options{OnCloud: rec.on})
@@ -310,11 +311,11 @@ func TestAcceptRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "6 updates", rec.count(6))
+	testutil.WaitFor(t, "6 updates", rec.count(6))
 	if err := mine.Release(ctx, keys[0], keys[2]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "2 deletions", rec.count(8))
+	testutil.WaitFor(t, "2 deletions", rec.count(8))
 	for _, n := range rec.all()[6:] {
 		if n.Type != client.Deleted || n.Row.Uploader != mine.Ref() || string(n.Row.Data) != "mine-"+n.Key.String() {
 			t.Fatalf("deletion %+v", n)
@@ -342,7 +343,7 @@ func sameSet(a, b string) bool {
 
 func TestAcceptLimits(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	c := s.dial(0, client.Options{})
 	other := s.dial(1, client.Options{})
 	keys := spreadKeys(t, "limit", 8)
@@ -433,7 +434,7 @@ func TestAcceptLimits(t *testing.T) {
 
 func TestAcceptQueryFilters(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	// The external server rejects Posts under "forbidden" and Gets of
 	// "secret"; every cloud replica rejects Posts under "cloud-no".
 	s.cs[0].setFilter(func(op *plugins.CloudOp) error {
@@ -489,7 +490,7 @@ func TestAcceptQueryFilters(t *testing.T) {
 	if err != nil || rowsOfClient(res.Rows) != fmt.Sprintf("cloud-ok/1 %s=kept", c.Ref()) {
 		t.Fatalf("after a rejected overwrite: %+v %v", res, err)
 	}
-	waitFor(t, "client server settled", s.cs[0].settled)
+	testutil.WaitFor(t, "client server settled", s.cs[0].settled)
 	res, err = peer.Get(ctx, client.Query{Keys: []key{k}})
 	if err != nil || rowsOfClient(res.Rows) != fmt.Sprintf("cloud-ok/1 %s=kept", c.Ref()) {
 		t.Fatalf("settled after a rejected overwrite: %+v %v", res, err)
@@ -498,7 +499,7 @@ func TestAcceptQueryFilters(t *testing.T) {
 
 func TestAcceptClientServerKilled(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	keys := spreadKeys(t, "srv", 4)
 	var rec recorder
 	sub := s.dial(0, client.Options{OnCloud: rec.on})
@@ -519,9 +520,9 @@ func TestAcceptClientServerKilled(t *testing.T) {
 	if err := survivor.Post(ctx, keys[0], []byte("alive")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "13 updates", rec.count(13))
+	testutil.WaitFor(t, "13 updates", rec.count(13))
 	s.csrv[1].Close()
-	waitFor(t, "12 deletions", rec.count(25))
+	testutil.WaitFor(t, "12 deletions", rec.count(25))
 	deleted := map[string]bool{}
 	for _, n := range rec.all()[13:] {
 		if n.Type != client.Deleted || !slices.Contains(victims, n.Row.Uploader) {
@@ -540,7 +541,7 @@ func TestAcceptClientServerKilled(t *testing.T) {
 
 func TestAcceptReplicaKilledWhilePosting(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	keys := spreadKeys(t, "kill", 8)
 	// One view per client server, each on half the keys (a client may
 	// subscribe to 4).
@@ -600,8 +601,8 @@ func TestAcceptReplicaKilledWhilePosting(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []*probe{s.world, s.cs[0], s.cs[1]} {
-		waitFor(t, "callers see two replicas", p.linked(2))
-		waitFor(t, "callers settled", p.settled)
+		testutil.WaitFor(t, "callers see two replicas", p.linked(2))
+		testutil.WaitFor(t, "callers settled", p.settled)
 	}
 	// Every row of a connected uploader is present exactly once, with its
 	// last value.
@@ -634,7 +635,7 @@ func TestAcceptReplicaKilledWhilePosting(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := rowsOfClient(res.Rows)
-		waitFor(t, fmt.Sprintf("view %d matches a fresh Get", i), func() bool {
+		testutil.WaitFor(t, fmt.Sprintf("view %d matches a fresh Get", i), func() bool {
 			return rowsOfClient(v.Rows()) == want && v.Complete()
 		})
 	}
@@ -642,7 +643,7 @@ func TestAcceptReplicaKilledWhilePosting(t *testing.T) {
 
 func TestAcceptGetSubscribeUnderConcurrentPosts(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	k := key{Primary: "race", Secondary: 1}
 	const posts = 150
 	posters := make([]*client.Client, 4)
@@ -734,7 +735,7 @@ func TestAcceptGetSubscribeUnderConcurrentPosts(t *testing.T) {
 	if err != nil || res.Total != len(posters) {
 		t.Fatalf("final Get %+v %v", res, err)
 	}
-	waitFor(t, "the view matches the final state", func() bool { return rowsOfClient(v.Rows()) == rowsOfClient(res.Rows) })
+	testutil.WaitFor(t, "the view matches the final state", func() bool { return rowsOfClient(v.Rows()) == rowsOfClient(res.Rows) })
 }
 
 func atoi(t *testing.T, b []byte) int {
@@ -774,7 +775,7 @@ func readRaw(t *testing.T, conn *websocket.Conn) protocol.Frame {
 
 func TestAcceptPartialGetAndLateResync(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	keys := spreadKeys(t, "slow", 6)
 	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
 	slow := r.owner(keys[0])
@@ -811,12 +812,12 @@ func TestAcceptPartialGetAndLateResync(t *testing.T) {
 		t.Fatal("a view over a partial snapshot says it is complete")
 	}
 	s.cloudF[slow].setFilter(nil)
-	waitFor(t, "the view is complete", func() bool { return v.Complete() && len(v.Rows()) == 4 })
+	testutil.WaitFor(t, "the view is complete", func() bool { return v.Complete() && len(v.Rows()) == 4 })
 }
 
 func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 	s := startSystem(t)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	keys := spreadKeys(t, "grow", 8)
 	var views []*client.View
 	for i := range 2 {
@@ -843,8 +844,8 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 	check := func(stage string, replicas, round int) {
 		t.Helper()
 		for _, p := range []*probe{s.world, s.cs[0], s.cs[1]} {
-			waitFor(t, stage+": callers see the replicas", p.linked(replicas))
-			waitFor(t, stage+": callers settled", p.settled)
+			testutil.WaitFor(t, stage+": callers see the replicas", p.linked(replicas))
+			testutil.WaitFor(t, stage+": callers settled", p.settled)
 		}
 		res, err := posters[0].Get(ctx, client.Query{Keys: keys})
 		if err != nil || res.Partial || res.Total != 2*len(keys)+1 || len(res.Rows) != res.Total {
@@ -867,7 +868,7 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := rowsOfClient(fresh.Rows)
-			waitFor(t, fmt.Sprintf("%s: view %d matches", stage, i), func() bool {
+			testutil.WaitFor(t, fmt.Sprintf("%s: view %d matches", stage, i), func() bool {
 				return rowsOfClient(v.Rows()) == want && v.Complete()
 			})
 		}

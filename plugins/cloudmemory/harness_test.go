@@ -1,7 +1,6 @@
 package cloudmemory
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
@@ -72,33 +72,15 @@ func testSystem(t *testing.T, settings string) *config.System {
 	return sys
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
 	t    *testing.T
 	hub  *embedded.Hub
 	sys  *config.System
-	logs *syncBuffer
+	logs *testutil.Buffer
 }
 
 func newEnv(t *testing.T, settings string) *env {
-	e := &env{t: t, hub: embedded.NewHub(), sys: testSystem(t, settings), logs: &syncBuffer{}}
+	e := &env{t: t, hub: embedded.NewHub(), sys: testSystem(t, settings), logs: &testutil.Buffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server logs:\n%s", e.logs.String())
@@ -129,24 +111,6 @@ func (e *env) start(group, id string, ps ...plugins.Plugin) *cluster.Server {
 		conn.Close()
 	})
 	return s
-}
-
-// waitFor polls cond until it holds or 15 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // probe is a test plugin: it keeps its Host and its cloud session, and
@@ -198,6 +162,17 @@ func (p *probe) notifications() []plugins.CloudNotification {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.notes)
+}
+
+// changes returns the notifications but Resyncs (snapshots).
+func (p *probe) changes() []plugins.CloudNotification {
+	var out []plugins.CloudNotification
+	for _, n := range p.notifications() {
+		if n.Type != plugins.CloudResync {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // client returns the cloud-memory client behind the probe's session.

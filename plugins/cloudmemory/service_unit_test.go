@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
@@ -106,7 +107,7 @@ func TestServiceGrace(t *testing.T) {
 	}
 	// One that does not loses them.
 	s.ServerDisconnected(e1, nil)
-	waitFor(t, "rows deleted after the grace", func() bool { return rows() == 0 })
+	testutil.WaitFor(t, "rows deleted after the grace", func() bool { return rows() == 0 })
 
 	// A new incarnation replaces the old one's rows at once.
 	servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "y")

@@ -6,23 +6,24 @@ import (
 	"time"
 
 	"github.com/cloudrift/cloudrift/cli"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 )
 
 // Dev runs an example binary's dev command (cli.Run with the binary's
 // opts) on the system file at path, with 2 bots and a report every 100ms,
 // until its stdout satisfies until; then it interrupts dev and waits for it
 // to exit. It fails t, with dev's output, if that does not happen within
-// Patience (what names the awaited output) or if dev exits non-zero.
+// testutil.Patience (what names the awaited output) or if dev exits non-zero.
 func Dev(t testing.TB, path, what string, until func(stdout string) bool, opts ...cli.Option) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errs Buffer
+	var out, errs testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- cli.Run(ctx, []string{"dev", "-config", path, "-bots", "2", "-interval", "100ms"}, &out, &errs, opts...)
 	}()
-	deadline := time.Now().Add(Patience)
+	deadline := time.Now().Add(testutil.Patience)
 	for !until(out.String()) {
 		select {
 		case code := <-done:
@@ -46,7 +47,7 @@ func Dev(t testing.TB, path, what string, until func(stdout string) bool, opts .
 // path, and fails t unless it exits 0.
 func Validate(t testing.TB, path string, opts ...cli.Option) {
 	t.Helper()
-	var out, errs Buffer
+	var out, errs testutil.Buffer
 	if code := cli.Run(context.Background(), []string{"validate", "-config", path}, &out, &errs, opts...); code != 0 {
 		t.Fatalf("validate exited %d: %s", code, errs.String())
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 )
@@ -28,7 +29,7 @@ type System struct {
 
 	t       testing.TB
 	hub     *embedded.Hub
-	logs    Buffer
+	logs    testutil.Buffer
 	servers map[string]*cluster.Server
 }
 
@@ -108,13 +109,13 @@ func (s *System) URL(id string) string {
 	return "ws://" + s.Server(id).Addr().String() + "/"
 }
 
-// WaitLinked waits, as WaitFor does, until each of the servers ids has
+// WaitLinked waits, as testutil.WaitFor does, until each of the servers ids has
 // exactly n links up (to the replicas of the groups it connects to).
 func (s *System) WaitLinked(n int, ids ...string) {
 	s.t.Helper()
 	for _, id := range ids {
 		srv := s.Server(id)
-		WaitFor(s.t, fmt.Sprintf("%s linked to %d servers", id, n), func() bool { return srv.Stats().LinksUp == n })
+		testutil.WaitFor(s.t, fmt.Sprintf("%s linked to %d servers", id, n), func() bool { return srv.Stats().LinksUp == n })
 	}
 }
 
@@ -126,12 +127,12 @@ func (s *System) Dial(id string) *client.Client {
 }
 
 // DialWith connects a game client to the client server id with opts
-// (whose URL it replaces), within a Context, and fails t if it cannot. The
+// (whose URL it replaces), within a testutil.Context, and fails t if it cannot. The
 // client is closed when the test ends.
 func (s *System) DialWith(id string, opts client.Options) *client.Client {
 	s.t.Helper()
 	opts.URL = s.URL(id)
-	c, err := client.Dial(Context(s.t), opts)
+	c, err := client.Dial(testutil.Context(s.t), opts)
 	if err != nil {
 		s.t.Fatalf("dial %s: %v", id, err)
 	}
@@ -140,10 +141,11 @@ func (s *System) DialWith(id string, opts client.Options) *client.Client {
 }
 
 // Shutdown stops the server id gracefully (cluster.Server.Shutdown, which
-// lets its plugins finish), within Patience, and fails t if it does not.
+// lets its plugins finish), within testutil.Patience, and fails t if it
+// does not.
 func (s *System) Shutdown(id string) {
 	s.t.Helper()
-	if err := s.Server(id).Shutdown(Context(s.t)); err != nil {
+	if err := s.Server(id).Shutdown(testutil.Context(s.t)); err != nil {
 		s.t.Fatalf("Shutdown %s: %v", id, err)
 	}
 }

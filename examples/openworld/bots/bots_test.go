@@ -1,7 +1,6 @@
 package bots
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"regexp"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/cli"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory" // the cloud group of cluster.yaml
 )
 
@@ -23,30 +23,12 @@ func TestMain(m *testing.M) {
 // repoFile is the repository's system file, relative to this package.
 const repoFile = "../../../cluster.yaml"
 
-// syncBuffer is an output safe to read while a command writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // command runs a command line of a binary with the bots' options in the
 // background; stop cancels it and returns its exit code.
-func command(t *testing.T, args ...string) (out, errOut *syncBuffer, done <-chan int, stop func() int) {
+func command(t *testing.T, args ...string) (out, errOut *testutil.Buffer, done <-chan int, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out, errOut = &syncBuffer{}, &syncBuffer{}
+	out, errOut = &testutil.Buffer{}, &testutil.Buffer{}
 	ch := make(chan int, 1) // for waitOutput, which may take the code
 	finished := make(chan struct{})
 	var result int
@@ -75,7 +57,7 @@ func command(t *testing.T, args ...string) (out, errOut *syncBuffer, done <-chan
 
 // waitOutput polls out until re matches it or 30 s pass, and returns the
 // submatches.
-func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp, done <-chan int) []string {
+func waitOutput(t *testing.T, out *testutil.Buffer, re *regexp.Regexp, done <-chan int) []string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -170,13 +152,13 @@ func TestBotsCommandUsage(t *testing.T) {
 		// Nobody listens: every join fails, and the run says so.
 		{[]string{"bots", "-url", "ws://127.0.0.1:1/", "-n", "1", "-duration", "300ms"}, 1, "no player could join"},
 	} {
-		var out, errOut syncBuffer
+		var out, errOut testutil.Buffer
 		code := cli.Run(context.Background(), c.args, &out, &errOut, Options()...)
 		if code != c.code || !strings.Contains(errOut.String(), c.stderr) {
 			t.Errorf("%q: exit %d, stderr %q; want %d and %q", c.args, code, errOut.String(), c.code, c.stderr)
 		}
 	}
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	if code := cli.Run(context.Background(), []string{"help"}, &out, &errOut, Options()...); code != 0 || !strings.Contains(out.String(), "  bots ") {
 		t.Errorf("help: exit %d, stdout:\n%s", code, &out)
 	}
