@@ -60,14 +60,14 @@ func TestHarness(t *testing.T) {
 	if err := loadCloudGets(cs[0], payload); err != nil {
 		t.Fatal(err)
 	}
-	r, err := runLoad(len(cs), 20*time.Millisecond, 100*time.Millisecond, true, cloudPost(cs, payload))
+	r, err := runLoad(len(cs), 20*time.Millisecond, 100*time.Millisecond, true, cpuMeter{}, cloudPost(cs, payload))
 	if err != nil || r.Ops == 0 || len(r.Lat) != int(r.Ops) {
 		t.Fatalf("Post load: %+v, %v", r.Ops, err)
 	}
-	if _, err := runLoad(len(cs), 0, 100*time.Millisecond, false, cloudGet(cs, 64)); err != nil {
+	if _, err := runLoad(len(cs), 0, 100*time.Millisecond, false, cpuMeter{}, cloudGet(cs, 64)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runLoad(1, 0, 50*time.Millisecond, false, cloudGet(cs, 65)); err == nil {
+	if _, err := runLoad(1, 0, 50*time.Millisecond, false, cpuMeter{}, cloudGet(cs, 65)); err == nil {
 		t.Fatal("Get of the wrong size passed")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -178,6 +178,11 @@ func BenchmarkPost(b *testing.B) {
 	}
 }
 
+func BenchmarkEcho(b *testing.B) {
+	_, cs := benchCloud(b, 1)
+	runN(b, len(cs), false, echo(cs, benchPayload))
+}
+
 func BenchmarkSET(b *testing.B) {
 	rs := benchRedis(b)
 	rdb := rs.client(50)
@@ -246,5 +251,24 @@ func BenchmarkPublish(b *testing.B) {
 		if _, err := fan.round(uint64(i + 1)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestCPUTime(t *testing.T) {
+	m := cpuMeter{pids: []int{os.Getpid()}}
+	before := m.sample()
+	if before == nil {
+		t.Skip("no /proc here")
+	}
+	x := 0
+	for start := time.Now(); time.Since(start) < 100*time.Millisecond; {
+		x++ // burn CPU: at least one clock tick's worth
+	}
+	used := m.since(before)
+	if len(used) != 1 || used[0] <= 0 {
+		t.Fatalf("CPU used by a busy loop: %v (%d iterations)", used, x)
+	}
+	if _, err := cpuTime(1 << 30); err == nil {
+		t.Fatal("no error for a process that does not exist")
 	}
 }

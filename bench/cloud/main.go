@@ -122,7 +122,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 // figures of one replica count.
 type figures struct {
 	replicas            int
-	post, set           []float64 // ops/s per round
+	post, set           []float64       // ops/s per round
+	postCPU, setCPU     []time.Duration // CPU time of every process per operation, per round (0: unknown)
+	postCPUBy, setCPUBy []time.Duration // the last round's, per process: clients, then servers
+	echo                []float64       // ops/s per round of the single-hop echo (the transport's floor)
+	echoCPU             []time.Duration
 	get, redisGet       []float64
 	getP50, redisGetP50 []time.Duration
 	getP99, redisGetP99 []time.Duration
@@ -152,7 +156,7 @@ func bench(o options, out io.Writer) error {
 	}
 	defer rfan.Close()
 	for _, n := range o.replicas {
-		f, err := benchReplicas(o, n, payload, rdb, rfan)
+		f, err := benchReplicas(o, n, payload, rs, rdb, rfan)
 		if err != nil {
 			return fmt.Errorf("%d replicas: %w", n, err)
 		}
@@ -162,7 +166,7 @@ func bench(o options, out io.Writer) error {
 }
 
 // benchReplicas measures one system of n replicas beside Redis.
-func benchReplicas(o options, n int, payload []byte, rdb *redis.Client, rfan *redisFan) (figures, error) {
+func benchReplicas(o options, n int, payload []byte, rs *redisServer, rdb *redis.Client, rfan *redisFan) (figures, error) {
 	f := figures{replicas: n}
 	start := startCloudProcess
 	if o.inProcess {
@@ -186,23 +190,39 @@ func benchReplicas(o options, n int, payload []byte, rdb *redis.Client, rfan *re
 	if err := loadCloudGets(loader, payload); err != nil {
 		return f, err
 	}
+	// Every process on each side: the clients (this process) and the
+	// servers (redis-server; the cloud servers' process unless in-process).
+	redisCPU := cpuMeter{pids: []int{os.Getpid(), rs.Pid()}}
+	cloudCPU := cpuMeter{pids: []int{os.Getpid()}}
+	if rig.pid != 0 {
+		cloudCPU.pids = append(cloudCPU.pids, rig.pid)
+	}
 	for range o.rounds {
-		r, err := runLoad(o.clients, o.warmup, o.duration, false, redisSet(rdb, payload))
+		r, err := runLoad(o.clients, o.warmup, o.duration, false, redisCPU, redisSet(rdb, payload))
 		if err != nil {
 			return f, fmt.Errorf("SET: %w", err)
 		}
 		f.set = append(f.set, r.PerSec())
-		if r, err = runLoad(o.clients, o.warmup, o.duration, false, cloudPost(cs, payload)); err != nil {
+		f.setCPU = append(f.setCPU, r.CPUPerOp())
+		f.setCPUBy = perOp(r)
+		if r, err = runLoad(o.clients, o.warmup, o.duration, false, cloudCPU, cloudPost(cs, payload)); err != nil {
 			return f, fmt.Errorf("Post: %w", err)
 		}
 		f.post = append(f.post, r.PerSec())
-		if r, err = runLoad(o.clients, o.warmup, o.duration, true, redisGet(rdb, o.size)); err != nil {
+		f.postCPU = append(f.postCPU, r.CPUPerOp())
+		f.postCPUBy = perOp(r)
+		if r, err = runLoad(o.clients, o.warmup, o.duration, false, cloudCPU, echo(cs, payload)); err != nil {
+			return f, fmt.Errorf("echo: %w", err)
+		}
+		f.echo = append(f.echo, r.PerSec())
+		f.echoCPU = append(f.echoCPU, r.CPUPerOp())
+		if r, err = runLoad(o.clients, o.warmup, o.duration, true, redisCPU, redisGet(rdb, o.size)); err != nil {
 			return f, fmt.Errorf("GET: %w", err)
 		}
 		f.redisGet = append(f.redisGet, r.PerSec())
 		f.redisGetP50 = append(f.redisGetP50, percentile(r.Lat, 50))
 		f.redisGetP99 = append(f.redisGetP99, percentile(r.Lat, 99))
-		if r, err = runLoad(o.clients, o.warmup, o.duration, true, cloudGet(cs, o.size)); err != nil {
+		if r, err = runLoad(o.clients, o.warmup, o.duration, true, cloudCPU, cloudGet(cs, o.size)); err != nil {
 			return f, fmt.Errorf("Get: %w", err)
 		}
 		f.get = append(f.get, r.PerSec())
@@ -234,6 +254,19 @@ func benchReplicas(o options, n int, payload []byte, rdb *redis.Client, rfan *re
 	slices.Sort(f.publish)
 	slices.Sort(f.fan)
 	return f, nil
+}
+
+// perOp is each metered process's CPU time per operation of r (nil when
+// unknown).
+func perOp(r loadResult) []time.Duration {
+	if r.CPU == nil || r.Ops == 0 {
+		return nil
+	}
+	out := make([]time.Duration, len(r.CPU))
+	for i, t := range r.CPU {
+		out[i] = t / time.Duration(r.Ops)
+	}
+	return out
 }
 
 func medianF(xs []float64) float64 {
@@ -286,13 +319,28 @@ func printFigures(out io.Writer, f figures, o options) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%.2f\t%s\n", name, us(c), us(r), float64(c)/float64(r), note)
 	}
 	rate(fmt.Sprintf("Post vs SET, %d clients", o.clients), f.post, f.set, "higher is better; target >= 1")
+	if f.postCPU[0] > 0 && f.setCPU[0] > 0 {
+		lat("CPU per Post vs per SET", f.postCPU, f.setCPU, "clients and servers, user+system; lower is better")
+	}
+	rate(fmt.Sprintf("echo vs SET, %d clients", o.clients), f.echo, f.set, "reference: one hop, no cloud memory")
+	if f.echoCPU[0] > 0 && f.setCPU[0] > 0 {
+		lat("CPU per echo vs per SET", f.echoCPU, f.setCPU, "reference")
+	}
 	rate(fmt.Sprintf("Get vs GET, %d clients", o.clients), f.get, f.redisGet, "higher is better")
 	lat("Get vs GET latency p50", f.getP50, f.redisGetP50, "lower is better")
 	lat("Get vs GET latency p99", f.getP99, f.redisGetP99, "lower is better")
 	fan(fmt.Sprintf("fan-out to %d, p50", o.subscribers), 50, "time until all got it; lower is better")
 	fan(fmt.Sprintf("fan-out to %d, p90", o.subscribers), 90, "")
 	tw.Flush()
-	fmt.Fprintf(out, "  ops/s per round: Post %s | SET %s | Get %s | GET %s\n", opsList(f.post), opsList(f.set), opsList(f.get), opsList(f.redisGet))
+	if len(f.postCPUBy) > 0 && len(f.setCPUBy) == 2 {
+		servers := "servers (in this process)"
+		if len(f.postCPUBy) == 2 {
+			servers = "servers " + us(f.postCPUBy[1])
+		}
+		fmt.Fprintf(out, "  CPU per op, last round: Post: clients %s, %s | SET: clients %s, redis-server %s\n",
+			us(f.postCPUBy[0]), servers, us(f.setCPUBy[0]), us(f.setCPUBy[1]))
+	}
+	fmt.Fprintf(out, "  ops/s per round: Post %s | SET %s | echo %s | Get %s | GET %s\n", opsList(f.post), opsList(f.set), opsList(f.echo), opsList(f.get), opsList(f.redisGet))
 	fmt.Fprintln(out, "  (throughputs and latencies: medians of the rounds; ratios: medians of the rounds' ratios; fan-out: over every message)")
 	fmt.Fprintln(out)
 }
@@ -308,6 +356,9 @@ func opsList(xs []float64) string {
 }
 
 func us(d time.Duration) string {
+	if d < 100*time.Microsecond {
+		return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
+	}
 	if d >= 10*time.Millisecond {
 		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 	}

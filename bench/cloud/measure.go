@@ -22,6 +22,22 @@ type loadResult struct {
 	Ops     int64
 	Elapsed time.Duration
 	Lat     []time.Duration // sorted; only when latencies were recorded
+	// CPU is the CPU time each process of the meter used while the
+	// operations were counted; nil when it could not be read.
+	CPU []time.Duration
+}
+
+// CPUPerOp is the CPU time of all the metered processes per operation
+// (0 when unknown).
+func (r loadResult) CPUPerOp() time.Duration {
+	if r.CPU == nil || r.Ops == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, t := range r.CPU {
+		sum += t
+	}
+	return sum / time.Duration(r.Ops)
 }
 
 // PerSec is the throughput.
@@ -29,8 +45,9 @@ func (r loadResult) PerSec() float64 { return float64(r.Ops) / r.Elapsed.Seconds
 
 // runLoad runs op in workers goroutines, each in a loop, for warm (not
 // counted) then d (counted), and returns the operations that completed in
-// d and, with record, their latencies. The first error ends the run.
-func runLoad(workers int, warm, d time.Duration, record bool, op func(ctx context.Context, worker int) error) (loadResult, error) {
+// d, the CPU time meter's processes used meanwhile and, with record, their
+// latencies. The first error ends the run.
+func runLoad(workers int, warm, d time.Duration, record bool, meter cpuMeter, op func(ctx context.Context, worker int) error) (loadResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), warm+d+30*time.Second)
 	defer cancel()
 	const (
@@ -69,14 +86,16 @@ func runLoad(workers int, warm, d time.Duration, record bool, op func(ctx contex
 	sleepCtx(ctx, warm)
 	phase.Store(measuring)
 	start := time.Now()
+	cpu0 := meter.sample()
 	sleepCtx(ctx, d)
 	phase.Store(stopping)
 	elapsed := time.Since(start)
+	cpu := meter.since(cpu0)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return loadResult{}, err
 	}
-	r := loadResult{Elapsed: elapsed}
+	r := loadResult{Elapsed: elapsed, CPU: cpu}
 	for w := range workers {
 		r.Ops += counts[w]
 		r.Lat = append(r.Lat, lats[w]...)
@@ -115,6 +134,26 @@ func getKey(i int) client.Key {
 var fanKey = client.Key{Primary: "bench/fan"}
 
 const fanChannel = "bench:fan"
+
+// echo is the transport's floor: worker i sends a message that the client
+// server's echo plugin answers at once, over the same WebSocket stack as
+// Post but with no cloud memory and no server-to-server hop.
+func echo(cs []*client.Client, payload []byte) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error {
+		if err := cs[w].Send(echoTag, payload); err != nil {
+			return err
+		}
+		select {
+		case _, ok := <-cs[w].Messages():
+			if !ok {
+				return cs[w].Err()
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
 // cloudPost is the Post workload: worker i overwrites its row.
 func cloudPost(cs []*client.Client, payload []byte) func(context.Context, int) error {

@@ -85,7 +85,7 @@ func startCloudProcess(replicas int) (*cloudRig, error) {
 			stop()
 			return nil, errors.New("the cloud servers' process ended before it was ready")
 		}
-		return &cloudRig{Replicas: replicas, URL: u, stop: stop}, nil
+		return &cloudRig{Replicas: replicas, URL: u, stop: stop, pid: cmd.Process.Pid}, nil
 	case <-time.After(60 * time.Second):
 		stop()
 		return nil, errors.New("the cloud servers' process was not ready in 60s")

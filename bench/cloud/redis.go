@@ -71,6 +71,9 @@ func startRedis() (*redisServer, error) {
 	}
 }
 
+// Pid is the server's process ID.
+func (s *redisServer) Pid() int { return s.cmd.Process.Pid }
+
 // client returns a client with a pool of conns connections.
 func (s *redisServer) client(conns int) *redis.Client {
 	return redis.NewClient(&redis.Options{

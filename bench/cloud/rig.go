@@ -19,8 +19,22 @@ import (
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
-// cloudSystem is one external group ("client") that connects to a cloud
-// group of replicas. Client limits are raised so that the benchmark
+// echoPlugin answers every game-client message with the same message: the
+// floor the transport puts under every cloud operation (see echo).
+type echoPlugin struct{}
+
+const echoPluginName, echoTag = "benchecho", 7
+
+func (echoPlugin) ClientMessage(c plugins.Client, m plugins.Message) error {
+	return c.Send(m.Tag, m.Payload)
+}
+
+func init() {
+	plugins.Register(plugins.Info{Name: echoPluginName, New: func() plugins.Plugin { return echoPlugin{} }})
+}
+
+// cloudSystem is one external group ("client", with the echo plugin) that
+// connects to a cloud group of replicas. Client limits are raised so that the benchmark
 // measures the cloud memory, not the rate limiter.
 func cloudSystem() (*config.System, error) {
 	var settings yaml.Node
@@ -35,6 +49,7 @@ func cloudSystem() (*config.System, error) {
 		Groups: []config.Group{
 			{
 				Name: "client", Visibility: config.External, ConnectsTo: []string{"cloud"},
+				Plugins: []config.Plugin{{Name: echoPluginName}},
 				Clients: config.Clients{
 					Rate: 10_000_000, Burst: 10_000_000,
 					MaxClients:     10_000,
@@ -70,6 +85,7 @@ type cloudRig struct {
 	servers []*cluster.Server
 	conns   []*embedded.Connector
 	stop    func() // ends the servers' process, when they run in one
+	pid     int    // the servers' process, when they run in one
 }
 
 // startCloud starts a rig and waits until the client server is linked to

@@ -38,14 +38,12 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,10 +97,10 @@ func run(ctx context.Context, n int, ttl time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer agent.stop()
+	defer agent.Stop()
 
 	file := filepath.Join(dir, "cluster.yaml")
-	if err := os.WriteFile(file, []byte(systemFile(agent.addr, ttl)), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(systemFile(agent.Addr(), ttl)), 0o600); err != nil {
 		return err
 	}
 	b := &bench{ctx: ctx, bin: bin, file: file, dir: dir}
@@ -119,7 +117,7 @@ func run(ctx context.Context, n int, ttl time.Duration) error {
 			return fmt.Errorf("initial mesh: %w", err)
 		}
 	}
-	client, err := api.NewClient(&api.Config{Address: agent.addr, HttpClient: &http.Client{Timeout: 5 * time.Second}})
+	client, err := api.NewClient(&api.Config{Address: agent.Addr(), HttpClient: &http.Client{Timeout: 5 * time.Second}})
 	if err != nil {
 		return err
 	}
@@ -515,117 +513,48 @@ func (b *bench) killAll() {
 
 // agent is the bench's Consul dev agent.
 type agent struct {
-	cmd     *exec.Cmd
-	done    chan struct{}
-	addr    string
+	*consultest.Agent
 	version string
 }
 
-// startAgent starts `consul agent -dev` on free loopback ports and waits
-// until it has a leader and its node is in the catalog.
+// startAgent starts `consul agent -dev` on free loopback ports, its data in
+// dir, and waits until it has a leader and its node is in the catalog.
 func startAgent(ctx context.Context, dir string) (*agent, error) {
-	bin, err := consultest.Binary()
+	ca, err := consultest.Launch(dir, consultest.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("%w; build it with `bash tools/consul/build.sh`", err)
 	}
-	ports, err := freePorts(4)
-	if err != nil {
-		return nil, err
+	a := &agent{Agent: ca}
+	if bin, err := consultest.Binary(); err == nil {
+		out, _ := exec.Command(bin, "version").Output()
+		first, _, _ := strings.Cut(string(out), "\n")
+		a.version = strings.TrimPrefix(first, "Consul ")
 	}
-	out, _ := exec.Command(bin, "version").Output()
-	version, _, _ := strings.Cut(string(out), "\n")
-	version = strings.TrimPrefix(version, "Consul ")
-
-	logFile, err := os.Create(filepath.Join(dir, "consul.log"))
+	client, err := api.NewClient(&api.Config{Address: a.Addr(), HttpClient: &http.Client{Timeout: 2 * time.Second}})
 	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-node", "bench",
-		"-log-level", "warn", "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-http-port", strconv.Itoa(ports[0]), "-serf-lan-port", strconv.Itoa(ports[1]),
-		"-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Dir = dir
-	cmd.Env = cleanEnv()
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	a := &agent{cmd: cmd, done: make(chan struct{}), addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), version: version}
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(a.done)
-	}()
-	client, err := api.NewClient(&api.Config{Address: a.addr, HttpClient: &http.Client{Timeout: 2 * time.Second}})
-	if err != nil {
-		a.stop()
+		a.Stop()
 		return nil, err
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		leader, err := client.Status().Leader()
-		if err == nil && leader != "" {
-			if nodes, _, err := client.Catalog().Nodes(nil); err == nil && len(nodes) > 0 {
-				return a, nil
-			}
+		if nodes, _, err := client.Catalog().Nodes(nil); err == nil && len(nodes) > 0 {
+			return a, nil
 		}
 		select {
-		case <-a.done:
-			return nil, fmt.Errorf("consul agent exited at startup (log: %s)", filepath.Join(dir, "consul.log"))
 		case <-ctx.Done():
-			a.stop()
+			a.Stop()
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			a.stop()
-			return nil, errors.New("consul agent not ready within 30 s")
+			a.Stop()
+			return nil, errors.New("consul agent's node not in the catalog within 30 s")
 		}
 	}
 }
 
-func (a *agent) stop() {
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(10 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-	}
-}
-
-// freePorts returns n distinct loopback ports free for TCP and UDP (serf
-// uses both) at the time of the call.
-func freePorts(n int) ([]int, error) {
-	var out []int
-	var hold []io.Closer
-	defer func() {
-		for _, c := range hold {
-			c.Close()
-		}
-	}()
-	for tries := 0; len(out) < n && tries < 100; tries++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			l.Close()
-			continue
-		}
-		hold = append(hold, l, u)
-		out = append(out, port)
-	}
-	if len(out) < n {
-		return nil, errors.New("not enough free loopback ports")
-	}
-	return out, nil
-}
-
-// cleanEnv is this process's environment without CONSUL_* and CLOUDRIFT_*.
+// cleanEnv is this process's environment without CONSUL_* and CLOUDRIFT_*,
+// for the servers it starts.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {

@@ -57,10 +57,10 @@ type Options struct {
 	MasterToken string
 }
 
-// Agent is one running (or stopped) consul dev agent. Its methods must be
-// called from the test's goroutine (they may call t.Fatal).
+// Agent is one running (or stopped) consul dev agent. Restart must be
+// called from the test's goroutine (it may call t.Fatal).
 type Agent struct {
-	t      testing.TB
+	t      testing.TB // nil for an agent from Launch
 	bin    string
 	dir    string
 	ports  ports
@@ -77,14 +77,12 @@ type ports struct {
 	http, serfLAN, serfWAN, server int
 }
 
-// Start launches a dev agent on free loopback ports, waits until its HTTP
-// API answers and a leader is elected (and, with ACLs, until the management
-// token works), and registers a cleanup that stops it. It skips the test
-// when no consul binary is found, or fails it under CI=true.
+// Start launches a dev agent on free loopback ports (see Launch), in a
+// directory of the test's, and registers a cleanup that stops it. It skips
+// the test when no consul binary is found, or fails it under CI=true.
 func Start(t testing.TB, opts Options) *Agent {
 	t.Helper()
-	bin, err := Binary()
-	if err != nil {
+	if _, err := Binary(); err != nil {
 		msg := fmt.Sprintf("consultest: %v; build it with `bash tools/consul/build.sh` "+
 			"(writes .bin/consul at the repository root) or set %s to a consul binary", err, EnvBinary)
 		if os.Getenv("CI") == "true" {
@@ -92,31 +90,48 @@ func Start(t testing.TB, opts Options) *Agent {
 		}
 		t.Skip(msg)
 	}
-	a := &Agent{t: t, bin: bin, dir: t.TempDir(), acl: opts.ACL, token: opts.MasterToken}
-	if a.acl && a.token == "" {
-		a.token = newUUID(t)
+	dir := t.TempDir()
+	a, err := Launch(dir, opts)
+	if err != nil {
+		t.Fatalf("consultest: %v", err)
 	}
+	a.t = t
 	t.Cleanup(func() {
 		a.Stop()
 		if t.Failed() {
-			t.Logf("consultest: agent logs are in %s", a.dir)
+			t.Logf("consultest: agent logs are in %s", dir)
 		}
 	})
+	return a
+}
 
+// Launch starts a dev agent on free loopback ports, with its data and logs
+// in dir, and waits until its HTTP API answers and a leader is elected
+// (and, with ACLs, until the management token works). It is Start for
+// programs that are not tests (benchmarks); the caller stops the agent.
+func Launch(dir string, opts Options) (*Agent, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{bin: bin, dir: dir, acl: opts.ACL, token: opts.MasterToken}
+	if a.acl && a.token == "" {
+		if a.token, err = newUUID(); err != nil {
+			return nil, err
+		}
+	}
 	var lastErr error
 	for try := 0; try < startTries; try++ {
 		p, err := freePorts(4)
 		if err != nil {
-			t.Fatalf("consultest: find free ports: %v", err)
+			return nil, fmt.Errorf("find free ports: %w", err)
 		}
 		a.ports = ports{http: p[0], serfLAN: p[1], serfWAN: p[2], server: p[3]}
 		if lastErr = a.start(); lastErr == nil {
-			return a
+			return a, nil
 		}
-		t.Logf("consultest: start attempt %d failed: %v", try+1, lastErr)
 	}
-	t.Fatalf("consultest: start consul agent: %v", lastErr)
-	return nil
+	return nil, fmt.Errorf("start consul agent (%d attempts): %w", startTries, lastErr)
 }
 
 // Addr returns the host:port of the agent's HTTP API.
@@ -150,19 +165,18 @@ func (a *Agent) Running() bool {
 // Stop sends SIGTERM, and SIGKILL when the agent has not exited within
 // 10 s, then waits for the process. Stopping a stopped agent does nothing.
 func (a *Agent) Stop() {
-	a.t.Helper()
 	a.signal(syscall.SIGTERM)
 }
 
 // Kill sends SIGKILL and waits for the process. Killing a stopped agent
 // does nothing.
 func (a *Agent) Kill() {
-	a.t.Helper()
 	a.signal(syscall.SIGKILL)
 }
 
 // Restart stops the agent (if running) and starts it again on the same
-// ports. A dev agent keeps no state: every registration is lost.
+// ports. A dev agent keeps no state: every registration is lost. It
+// needs an agent from Start.
 func (a *Agent) Restart() {
 	a.t.Helper()
 	a.Stop()
@@ -429,14 +443,14 @@ func freePorts(n int) ([]int, error) {
 	return out, nil
 }
 
-func newUUID(t testing.TB) string {
+func newUUID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatalf("consultest: random token: %v", err)
+		return "", fmt.Errorf("random token: %w", err)
 	}
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
 
 // tail returns the last n lines of the file at path.
