@@ -60,7 +60,6 @@ func newClientHub(s *Server) *clientHub {
 		clients: make(map[uint64]*client),
 		fwake:   make(chan struct{}, 1),
 	}
-	applyClientDefaults(&h.cfg)
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: s.links.HandshakeTimeout.D(),
 		ReadBufferSize:   512,
@@ -79,34 +78,6 @@ func newClientHub(s *Server) *clientHub {
 	h.bufs.New = func() any { b := make([]byte, size); return &b }
 	h.wbufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
 	return h
-}
-
-// applyClientDefaults fills zero settings, for Systems built in Go code.
-func applyClientDefaults(c *config.Clients) {
-	if c.Path == "" {
-		c.Path = config.DefaultClientPath
-	}
-	if c.MaxMessageBytes <= 0 {
-		c.MaxMessageBytes = config.DefaultMaxMessageBytes
-	}
-	if c.Rate <= 0 {
-		c.Rate = config.DefaultClientRate
-	}
-	if c.Burst <= 0 {
-		c.Burst = 2 * c.Rate
-	}
-	if c.MaxClients <= 0 {
-		c.MaxClients = config.DefaultMaxClients
-	}
-	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = config.DefaultClientReadTimeout
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = config.DefaultClientWriteTimeout
-	}
-	if c.SendQueueBytes <= 0 {
-		c.SendQueueBytes = config.DefaultSendQueueBytes
-	}
 }
 
 // serve runs the HTTP server on ln until it closes. Connections that do

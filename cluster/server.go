@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -47,7 +48,9 @@ var (
 // Options configure a Server. The zero value of each optional field is a
 // documented default.
 type Options struct {
-	// System is the validated system (config.Load validates). Required.
+	// System is the system (config.Load's, or one built in Go code). New
+	// applies its defaults and checks it as config.Load would, on a copy:
+	// the caller's System is not modified. Required.
 	System *config.System
 	// Group is the name of this server's group in System. Required.
 	Group string
@@ -132,20 +135,27 @@ func New(opts Options) (*Server, error) {
 	if opts.Registry == nil {
 		return nil, fmt.Errorf("%w: no Registry", ErrBadOptions)
 	}
-	g, ok := opts.System.Group(opts.Group)
-	if !ok {
-		return nil, fmt.Errorf("%w: group %q is not in system %q", ErrBadOptions, opts.Group, opts.System.System)
+	// A System built in Go code gets the defaults and the checks of a
+	// system file; the caller's System is left as it is.
+	sys := *opts.System
+	sys.Groups = slices.Clone(sys.Groups)
+	if err := sys.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
 	}
-	if opts.System.Secret == "" {
-		return nil, fmt.Errorf("%w: system %q has no secret", ErrBadOptions, opts.System.System)
+	g, ok := sys.Group(opts.Group)
+	if !ok {
+		return nil, fmt.Errorf("%w: group %q is not in system %q", ErrBadOptions, opts.Group, sys.System)
+	}
+	if sys.Secret == "" {
+		return nil, fmt.Errorf("%w: system %q has no secret", ErrBadOptions, sys.System)
 	}
 	s := &Server{
-		sys:         opts.System,
+		sys:         &sys,
 		group:       g,
-		topo:        groups.New(opts.System),
+		topo:        groups.New(&sys),
 		id:          opts.ID,
-		secret:      []byte(opts.System.Secret),
-		links:       opts.System.Links,
+		secret:      []byte(sys.Secret),
+		links:       sys.Links,
 		reg:         opts.Registry,
 		opts:        opts,
 		related:     make(map[string]*remoteGroup),
@@ -161,7 +171,6 @@ func New(opts Options) (*Server, error) {
 	if s.id == "" {
 		s.id = g.Name + "-" + hex.EncodeToString(rnd[8:])
 	}
-	applyLinkDefaults(&s.links)
 	log := zerolog.Nop()
 	if opts.Logger != nil {
 		log = *opts.Logger
@@ -199,30 +208,6 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
 	}
 	return s, nil
-}
-
-// applyLinkDefaults fills zero link settings, so a System built in Go code
-// without ApplyDefaults still works.
-func applyLinkDefaults(l *config.Links) {
-	def := func(d *config.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = config.Duration(v)
-		}
-	}
-	def(&l.HandshakeTimeout, 5*time.Second)
-	def(&l.Heartbeat, time.Second)
-	def(&l.Timeout, 5*time.Second)
-	def(&l.BackoffMin, 100*time.Millisecond)
-	def(&l.BackoffMax, 5*time.Second)
-	if l.LeaveGrace < 0 {
-		l.LeaveGrace = 0
-	}
-	if l.MaxFrame <= 0 {
-		l.MaxFrame = protocol.DefaultMaxFrame
-	}
-	if l.QueueBytes <= 0 {
-		l.QueueBytes = 8 << 20
-	}
 }
 
 // ID returns the server's ID.
