@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,52 +56,13 @@ func expected(t *testing.T, path string) (servers, links int) {
 	return servers, links
 }
 
-// waitOutput polls out until re matches it or 20 s pass, and returns the
-// submatches.
-func waitOutput(t *testing.T, out *testutil.Buffer, re *regexp.Regexp, done <-chan int) []string {
+// start runs a serving command (dev, run) in the background; the test's
+// cleanup stops it.
+func start(t *testing.T, args ...string) *testutil.Command {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			return m
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("command ended with %d before printing %q; output:\n%s", code, re, out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within 20 s; output:\n%s", re, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// start runs a serving command (dev, run) in the background. stop cancels
-// it and returns its exit code, failing the test if it does not return
-// within 15 s.
-func start(t *testing.T, args ...string) (stdout, stderr *testutil.Buffer, done <-chan int, stop func() int) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr = &testutil.Buffer{}, &testutil.Buffer{}
-	ch := make(chan int, 1)
-	go func() { ch <- Run(ctx, args, stdout, stderr) }()
-	var once sync.Once
-	code := -1
-	stop = func() int {
-		once.Do(func() {
-			cancel()
-			select {
-			case code = <-ch:
-			case <-time.After(15 * time.Second):
-				t.Errorf("%v did not return within 15 s of cancellation", args)
-				code = <-ch // still wait: a leaked Run would hide the failure
-			}
-		})
-		return code
-	}
-	t.Cleanup(func() { stop() })
-	return stdout, stderr, ch, stop
+	return testutil.Start(t, func(ctx context.Context, stdout, stderr io.Writer) int {
+		return Run(ctx, args, stdout, stderr)
+	})
 }
 
 func TestValidateRepositoryFile(t *testing.T) {
@@ -211,8 +172,8 @@ var allUp = regexp.MustCompile(`(?m)^all (\d+) servers? up, (\d+) links?$`)
 
 func TestDevRunsRepositoryFile(t *testing.T) {
 	servers, links := expected(t, repoFile)
-	out, errOut, done, stop := start(t, "dev", "-config", repoFile, "-interval", "100ms")
-	m := waitOutput(t, out, allUp, done)
+	c := start(t, "dev", "-config", repoFile, "-interval", "100ms")
+	m := c.Match(t, &c.Stdout, allUp)
 	if m[1] != strconv.Itoa(servers) || m[2] != strconv.Itoa(links) {
 		t.Errorf("%q, want %d servers and %d links", m[0], servers, links)
 	}
@@ -220,13 +181,13 @@ func TestDevRunsRepositoryFile(t *testing.T) {
 	sys, _ := config.Load(repoFile)
 	for _, g := range sys.Groups {
 		re := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(g.Name) + fmt.Sprintf(`\s+%d/%d\s+`, g.Replicas, g.Replicas))
-		waitOutput(t, out, re, done)
+		c.Match(t, &c.Stdout, re)
 	}
-	if code := stop(); code != 0 {
-		t.Errorf("exit %d after cancel, want 0; stderr:\n%s", code, errOut)
+	if code := c.Stop(t); code != 0 {
+		t.Errorf("exit %d after cancel, want 0; stderr:\n%s", code, &c.Stderr)
 	}
-	if !strings.HasSuffix(out.String(), "stopped\n") {
-		t.Errorf("output does not end with stopped:\n%s", out)
+	if !strings.HasSuffix(c.Stdout.String(), "stopped\n") {
+		t.Errorf("output does not end with stopped:\n%s", &c.Stdout)
 	}
 }
 
@@ -251,32 +212,32 @@ var listening = regexp.MustCompile(`server (\S+) of group "(\w+)" \(system "\w+"
 func TestRunFlagsAndEnvironment(t *testing.T) {
 	t.Setenv("CLOUDRIFT_GROUP", "nosuch") // the flag wins
 	t.Setenv("CLOUDRIFT_ID", "world-from-env")
-	out, errOut, done, stop := start(t, "run", "-config", repoFile, "-group", "world", "-log-level", "disabled")
-	m := waitOutput(t, out, listening, done)
+	c := start(t, "run", "-config", repoFile, "-group", "world", "-log-level", "disabled")
+	m := c.Match(t, &c.Stdout, listening)
 	if m[1] != "world-from-env" || m[2] != "world" {
 		t.Errorf("%q: want server world-from-env of group world", m[0])
 	}
-	if !strings.Contains(errOut.String(), "no other process will see this server") {
-		t.Errorf("no warning about the embedded registry:\n%s", errOut)
+	if !strings.Contains(c.Stderr.String(), "no other process will see this server") {
+		t.Errorf("no warning about the embedded registry:\n%s", &c.Stderr)
 	}
-	if code := stop(); code != 0 {
-		t.Errorf("exit %d after cancel, want 0; stderr:\n%s", code, errOut)
+	if code := c.Stop(t); code != 0 {
+		t.Errorf("exit %d after cancel, want 0; stderr:\n%s", code, &c.Stderr)
 	}
-	if !strings.HasSuffix(out.String(), "stopped\n") {
-		t.Errorf("output does not end with stopped:\n%s", out)
+	if !strings.HasSuffix(c.Stdout.String(), "stopped\n") {
+		t.Errorf("output does not end with stopped:\n%s", &c.Stdout)
 	}
 }
 
 func TestRunGroupFromEnvironment(t *testing.T) {
 	t.Setenv("CLOUDRIFT_GROUP", "social")
 	t.Setenv("CLOUDRIFT_LISTEN", "127.0.0.1:0")
-	out, errOut, done, stop := start(t, "run", "-config", repoFile, "-log-level", "disabled")
-	m := waitOutput(t, out, listening, done)
+	c := start(t, "run", "-config", repoFile, "-log-level", "disabled")
+	m := c.Match(t, &c.Stdout, listening)
 	if m[2] != "social" || !strings.HasPrefix(m[1], "social-") {
 		t.Errorf("%q: want a server of group social with a generated ID", m[0])
 	}
-	if code := stop(); code != 0 {
-		t.Errorf("exit %d after cancel, want 0; stderr:\n%s", code, errOut)
+	if code := c.Stop(t); code != 0 {
+		t.Errorf("exit %d after cancel, want 0; stderr:\n%s", code, &c.Stderr)
 	}
 }
 
@@ -289,26 +250,17 @@ func TestRunUnknownGroup(t *testing.T) {
 
 func TestRunForced(t *testing.T) {
 	// A closed force channel turns the shutdown into an immediate close.
-	ctx, cancel := context.WithCancel(context.Background())
 	force := make(chan struct{})
-	var out, errOut testutil.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, force, "cloudrift", []string{"run", "-config", repoFile, "-group", "world", "-log-level", "disabled"}, &out, &errOut)
-	}()
-	waitOutput(t, &out, listening, done)
+	c := testutil.Start(t, func(ctx context.Context, stdout, stderr io.Writer) int {
+		return run(ctx, force, "cloudrift", []string{"run", "-config", repoFile, "-group", "world", "-log-level", "disabled"}, stdout, stderr)
+	})
+	c.Match(t, &c.Stdout, listening)
 	close(force)
-	cancel()
-	select {
-	case code := <-done:
-		if code != 1 {
-			t.Errorf("forced stop: exit %d, want 1", code)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("forced stop did not return")
+	if code := c.Stop(t); code != 1 {
+		t.Errorf("forced stop: exit %d, want 1", code)
 	}
-	if !strings.Contains(errOut.String(), "second signal") || !strings.HasSuffix(out.String(), "stopped\n") {
-		t.Errorf("stdout:\n%s\nstderr:\n%s", &out, &errOut)
+	if !strings.Contains(c.Stderr.String(), "second signal") || !strings.HasSuffix(c.Stdout.String(), "stopped\n") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", &c.Stdout, &c.Stderr)
 	}
 }
 

@@ -27,19 +27,19 @@ groups:
     visibility: internal
 `, agent.Addr()))
 
-	coreOut, coreErr, coreDone, stopCore := start(t, "run", "-config", path, "-group", "core", "-id", "core-1", "-log-level", "info")
-	waitOutput(t, coreOut, listening, coreDone)
-	edgeOut, edgeErr, edgeDone, stopEdge := start(t, "run", "-config", path, "-group", "edge", "-id", "edge-1", "-log-level", "info")
-	if m := waitOutput(t, edgeOut, listening, edgeDone); !regexp.MustCompile(`listening on \S+, consul registry`).MatchString(edgeOut.String()) {
+	core := start(t, "run", "-config", path, "-group", "core", "-id", "core-1", "-log-level", "info")
+	core.Match(t, &core.Stdout, listening)
+	edge := start(t, "run", "-config", path, "-group", "edge", "-id", "edge-1", "-log-level", "info")
+	if m := edge.Match(t, &edge.Stdout, listening); !regexp.MustCompile(`listening on \S+, consul registry`).MatchString(edge.Stdout.String()) {
 		t.Errorf("run does not say it uses consul: %q", m[0])
 	}
-	waitOutput(t, edgeErr, regexp.MustCompile(`link up.*peer=core-1`), edgeDone)
-	waitOutput(t, coreErr, regexp.MustCompile(`link up.*peer=edge-1`), coreDone)
+	edge.Match(t, &edge.Stderr, regexp.MustCompile(`link up.*peer=core-1`))
+	core.Match(t, &core.Stderr, regexp.MustCompile(`link up.*peer=edge-1`))
 
-	if code := stopEdge(); code != 0 {
-		t.Errorf("edge: exit %d; stderr:\n%s", code, edgeErr)
+	if code := edge.Stop(t); code != 0 {
+		t.Errorf("edge: exit %d; stderr:\n%s", code, &edge.Stderr)
 	}
-	if code := stopCore(); code != 0 {
-		t.Errorf("core: exit %d; stderr:\n%s", code, coreErr)
+	if code := core.Stop(t); code != 0 {
+		t.Errorf("core: exit %d; stderr:\n%s", code, &core.Stderr)
 	}
 }

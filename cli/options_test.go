@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"sync"
@@ -91,13 +92,9 @@ func (h *hookRecorder) hook(ctx context.Context, info DevInfo) {
 
 func TestDevHook(t *testing.T) {
 	var h hookRecorder
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut testutil.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, []string{"dev", "-config", repoFile, "-interval", "50ms", "-bots", "7"}, &out, &errOut, WithDevHook(h.hook))
-	}()
+	c := testutil.Start(t, func(ctx context.Context, stdout, stderr io.Writer) int {
+		return Run(ctx, []string{"dev", "-config", repoFile, "-interval", "50ms", "-bots", "7"}, stdout, stderr, WithDevHook(h.hook))
+	})
 	sys, err := config.Load(repoFile)
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +109,9 @@ func TestDevHook(t *testing.T) {
 		t.Fatal("the repository's cluster.yaml has no external group: the test checks nothing")
 	}
 	line := fmt.Sprintf("hook: 7 bots on %d client servers", external)
-	waitOutput(t, &out, regexp.MustCompile(`(?m)^  `+line+`$`), done)
+	c.Match(t, &c.Stdout, regexp.MustCompile(`(?m)^  `+line+`$`))
 	// The report comes after the all-up line.
-	if s := out.String(); strings.Index(s, "all ") > strings.Index(s, line) {
+	if s := c.Stdout.String(); strings.Index(s, "all ") > strings.Index(s, line) {
 		t.Errorf("the hook reported before every link was up:\n%s", s)
 	}
 	h.mu.Lock()
@@ -125,13 +122,12 @@ func TestDevHook(t *testing.T) {
 	}
 	for _, cs := range info.ClientServers {
 		g, ok := sys.Group(cs.Group)
-		if !ok || g.Visibility != config.External || !regexp.MustCompile(`^ws://127\.0\.0\.1:\d+/`).MatchString(cs.URL) || !strings.Contains(out.String(), strings.TrimPrefix(cs.URL, "ws://")) {
+		if !ok || g.Visibility != config.External || !regexp.MustCompile(`^ws://127\.0\.0\.1:\d+/`).MatchString(cs.URL) || !strings.Contains(c.Stdout.String(), strings.TrimPrefix(cs.URL, "ws://")) {
 			t.Errorf("client server %+v: want a ws:// URL dev printed, of an external group", cs)
 		}
 	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Errorf("exit %d; stderr:\n%s", code, &errOut)
+	if code := c.Stop(t); code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, &c.Stderr)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

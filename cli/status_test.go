@@ -80,10 +80,10 @@ func TestStatusWithConsul(t *testing.T) {
 	agent := consultest.Start(t, consultest.Options{})
 	path := statusFile(t, agent.Addr(), "")
 
-	coreOut, _, coreDone, _ := start(t, "run", "-config", path, "-group", "core", "-id", "core-1", "-log-level", "disabled")
-	core := waitOutput(t, coreOut, listening, coreDone)
-	edgeOut, _, edgeDone, _ := start(t, "run", "-config", path, "-group", "edge", "-id", "edge-1", "-log-level", "disabled")
-	edge := waitOutput(t, edgeOut, listening, edgeDone)
+	coreCmd := start(t, "run", "-config", path, "-group", "core", "-id", "core-1", "-log-level", "disabled")
+	core := coreCmd.Match(t, &coreCmd.Stdout, listening)
+	edgeCmd := start(t, "run", "-config", path, "-group", "edge", "-id", "edge-1", "-log-level", "disabled")
+	edge := edgeCmd.Match(t, &edgeCmd.Stdout, listening)
 
 	// A server of core that crashed: registered with a 1 s TTL check
 	// nobody renews, as the connector would have registered it.
@@ -223,11 +223,11 @@ func TestStatusACL(t *testing.T) {
 // run -log-json writes one JSON object per log line, with a time precise
 // enough to time events across processes.
 func TestRunLogJSON(t *testing.T) {
-	_, errOut, done, stop := start(t, "run", "-config", repoFile, "-group", "world", "-log-json", "-log-level", "info")
-	waitOutput(t, errOut, regexp.MustCompile(`"message":"server starting"`), done)
-	stop()
+	c := start(t, "run", "-config", repoFile, "-group", "world", "-log-json", "-log-level", "info")
+	c.Match(t, &c.Stderr, regexp.MustCompile(`"message":"server starting"`))
+	c.Stop(t)
 	n := 0
-	for _, line := range strings.Split(errOut.String(), "\n") {
+	for _, line := range strings.Split(c.Stderr.String(), "\n") {
 		if !strings.HasPrefix(line, "{") {
 			continue
 		}
@@ -246,9 +246,9 @@ func TestRunLogJSON(t *testing.T) {
 		n++
 	}
 	if n == 0 {
-		t.Fatalf("no JSON log lines in:\n%s", errOut)
+		t.Fatalf("no JSON log lines in:\n%s", &c.Stderr)
 	}
-	if !strings.Contains(errOut.String(), `"server":"world-`) {
-		t.Errorf("no server field in the logs:\n%s", errOut)
+	if !strings.Contains(c.Stderr.String(), `"server":"world-`) {
+		t.Errorf("no server field in the logs:\n%s", &c.Stderr)
 	}
 }

@@ -1,7 +1,12 @@
 package testutil
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"regexp"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -30,5 +35,52 @@ func TestWaitForReturnsOnceTrue(t *testing.T) {
 	}
 	if Context(t).Err() != nil {
 		t.Fatal("a fresh Context has ended")
+	}
+}
+
+func TestCommandMatchAndStop(t *testing.T) {
+	c := Start(t, func(ctx context.Context, stdout, stderr io.Writer) int {
+		fmt.Fprintln(stderr, "starting")
+		fmt.Fprintln(stdout, "ready on port 42")
+		<-ctx.Done()
+		return 7
+	})
+	if m := c.Match(t, &c.Stdout, regexp.MustCompile(`port (\d+)`)); m[1] != "42" {
+		t.Fatalf("submatches %q", m)
+	}
+	if code := c.Stop(t); code != 7 {
+		t.Fatalf("Stop = %d, want 7", code)
+	}
+	if code := c.Stop(t); code != 7 {
+		t.Fatalf("Stop again = %d, want 7", code)
+	}
+}
+
+// fatalTB records a Fatalf and ends the goroutine, as testing.T does.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func TestCommandEndingEarlyFailsTheWait(t *testing.T) {
+	c := Start(t, func(_ context.Context, stdout, _ io.Writer) int {
+		fmt.Fprintln(stdout, "bad flag")
+		return 2
+	})
+	f := &fatalTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Match(f, &c.Stdout, regexp.MustCompile(`listening`))
+	}()
+	<-done
+	if !strings.Contains(f.msg, "returned 2 before") || !strings.Contains(f.msg, "bad flag") {
+		t.Fatalf("failure %q: want the exit code and the output", f.msg)
 	}
 }

@@ -2,8 +2,8 @@ package demotest
 
 import (
 	"context"
+	"io"
 	"testing"
-	"time"
 
 	"github.com/cloudrift/cloudrift/cli"
 	"github.com/cloudrift/cloudrift/internal/testutil"
@@ -16,30 +16,12 @@ import (
 // testutil.Patience (what names the awaited output) or if dev exits non-zero.
 func Dev(t testing.TB, path, what string, until func(stdout string) bool, opts ...cli.Option) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errs testutil.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Run(ctx, []string{"dev", "-config", path, "-bots", "2", "-interval", "100ms"}, &out, &errs, opts...)
-	}()
-	deadline := time.Now().Add(testutil.Patience)
-	for !until(out.String()) {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d before %s\nstdout:\n%s\nstderr:\n%s", code, what, out.String(), errs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatalf("timed out waiting for %s\nstdout:\n%s\nstderr:\n%s", what, out.String(), errs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("dev exited %d\nstderr:\n%s", code, errs.String())
+	dev := testutil.Start(t, func(ctx context.Context, stdout, stderr io.Writer) int {
+		return cli.Run(ctx, []string{"dev", "-config", path, "-bots", "2", "-interval", "100ms"}, stdout, stderr, opts...)
+	})
+	dev.Until(t, what, func() bool { return until(dev.Stdout.String()) })
+	if code := dev.Stop(t); code != 0 {
+		t.Fatalf("dev exited %d\nstderr:\n%s", code, &dev.Stderr)
 	}
 }
 

@@ -3,9 +3,9 @@ package bots
 import (
 	"context"
 	"errors"
+	"io"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,56 +24,12 @@ func TestMain(m *testing.M) {
 const repoFile = "../../../cluster.yaml"
 
 // command runs a command line of a binary with the bots' options in the
-// background; stop cancels it and returns its exit code.
-func command(t *testing.T, args ...string) (out, errOut *testutil.Buffer, done <-chan int, stop func() int) {
+// background; the test's cleanup stops it.
+func command(t *testing.T, args ...string) *testutil.Command {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out, errOut = &testutil.Buffer{}, &testutil.Buffer{}
-	ch := make(chan int, 1) // for waitOutput, which may take the code
-	finished := make(chan struct{})
-	var result int
-	go func() {
-		result = cli.Run(ctx, args, out, errOut, Options()...)
-		ch <- result
-		close(finished)
-	}()
-	var once sync.Once
-	code := -1
-	stop = func() int {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-finished:
-				code = result
-			case <-time.After(20 * time.Second):
-				t.Errorf("%v did not return within 20 s of cancellation", args)
-			}
-		})
-		return code
-	}
-	t.Cleanup(func() { stop() })
-	return out, errOut, ch, stop
-}
-
-// waitOutput polls out until re matches it or 30 s pass, and returns the
-// submatches.
-func waitOutput(t *testing.T, out *testutil.Buffer, re *regexp.Regexp, done <-chan int) []string {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			return m
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("command ended with %d before printing %q; output:\n%s", code, re, out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within 30 s; output:\n%s", re, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return testutil.Start(t, func(ctx context.Context, stdout, stderr io.Writer) int {
+		return cli.Run(ctx, args, stdout, stderr, Options()...)
+	})
 }
 
 // progressLine matches a progress line with every player connected and
@@ -88,53 +44,53 @@ var gameClients = regexp.MustCompile(`game clients: (ws://\S+)`)
 // cluster.yaml with the bots' options: its bots play and report; then the
 // "bots" command plays against the same system until interrupted.
 func TestDevStartsBotsAndBotsCommandRuns(t *testing.T) {
-	out, errOut, done, stop := command(t, "dev", "-config", repoFile, "-interval", "100ms", "-bots", "3", "-log-level", "error")
-	waitOutput(t, out, regexp.MustCompile(`(?m)^  bots: `+progressLine("3").String()), done)
+	dev := command(t, "dev", "-config", repoFile, "-interval", "100ms", "-bots", "3", "-log-level", "error")
+	dev.Match(t, &dev.Stdout, regexp.MustCompile(`(?m)^  bots: `+progressLine("3").String()))
 
 	var urls []string
-	for _, m := range gameClients.FindAllStringSubmatch(out.String(), -1) {
+	for _, m := range gameClients.FindAllStringSubmatch(dev.Stdout.String(), -1) {
 		urls = append(urls, m[1])
 	}
 	if len(urls) < 2 {
-		t.Fatalf("dev printed %d client servers, want the 2 of cluster.yaml:\n%s", len(urls), out)
+		t.Fatalf("dev printed %d client servers, want the 2 of cluster.yaml:\n%s", len(urls), &dev.Stdout)
 	}
 
 	args := []string{"bots", "-n", "4", "-duration", "0", "-interval", "100ms", "-move-every", "20ms", "-chat-every", "50ms"}
 	for _, u := range urls {
 		args = append(args, "-url", u)
 	}
-	bout, berr, bdone, bstop := command(t, args...)
-	waitOutput(t, bout, regexp.MustCompile(`(?m)^4 players on 2 client servers, until interrupted$`), bdone)
-	waitOutput(t, bout, progressLine("4"), bdone)
-	if code := bstop(); code != 0 {
-		t.Errorf("bots: exit %d; stderr:\n%s", code, berr)
+	bots := command(t, args...)
+	bots.Match(t, &bots.Stdout, regexp.MustCompile(`(?m)^4 players on 2 client servers, until interrupted$`))
+	bots.Match(t, &bots.Stdout, progressLine("4"))
+	if code := bots.Stop(t); code != 0 {
+		t.Errorf("bots: exit %d; stderr:\n%s", code, &bots.Stderr)
 	}
 	summary := regexp.MustCompile(`done after \S+: (\d+) joins \(0 failed\), 0 drops, (\d+) sent, (\d+) received \((\d+) chat lines\)\nround trips: \d+, p50`)
-	m := summary.FindStringSubmatch(bout.String())
+	m := summary.FindStringSubmatch(bots.Stdout.String())
 	if m == nil {
-		t.Fatalf("no summary in:\n%s", bout)
+		t.Fatalf("no summary in:\n%s", &bots.Stdout)
 	}
 	if m[1] != "4" || m[2] == "0" || m[3] == "0" {
 		t.Errorf("summary %q: want 4 joins, messages sent and received", m[0])
 	}
 
-	if code := stop(); code != 0 {
-		t.Errorf("dev: exit %d; stderr:\n%s", code, errOut)
+	if code := dev.Stop(t); code != 0 {
+		t.Errorf("dev: exit %d; stderr:\n%s", code, &dev.Stderr)
 	}
-	if !strings.HasSuffix(out.String(), "stopped\n") {
-		t.Errorf("dev output does not end with stopped:\n%s", out)
+	if !strings.HasSuffix(dev.Stdout.String(), "stopped\n") {
+		t.Errorf("dev output does not end with stopped:\n%s", &dev.Stdout)
 	}
 }
 
 func TestDevWithoutBots(t *testing.T) {
-	out, errOut, done, stop := command(t, "dev", "-config", repoFile, "-interval", "50ms", "-bots", "0", "-log-level", "error")
+	dev := command(t, "dev", "-config", repoFile, "-interval", "50ms", "-bots", "0", "-log-level", "error")
 	// Two tables after the all-up line, and no bots line.
-	waitOutput(t, out, regexp.MustCompile(`(?s)all \d+ servers up.*GROUP.*GROUP`), done)
-	if code := stop(); code != 0 {
-		t.Errorf("exit %d; stderr:\n%s", code, errOut)
+	dev.Match(t, &dev.Stdout, regexp.MustCompile(`(?s)all \d+ servers up.*GROUP.*GROUP`))
+	if code := dev.Stop(t); code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, &dev.Stderr)
 	}
-	if strings.Contains(out.String(), "bots:") {
-		t.Errorf("dev -bots 0 started bots:\n%s", out)
+	if strings.Contains(dev.Stdout.String(), "bots:") {
+		t.Errorf("dev -bots 0 started bots:\n%s", &dev.Stdout)
 	}
 }
 
