@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -41,18 +40,6 @@ groups:
 `, addr, tok))
 }
 
-// apiClient is a plain Consul client, to check status against what Consul
-// itself reports and to plant registrations.
-func apiClient(t *testing.T, agent *consultest.Agent) *api.Client {
-	t.Helper()
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	c, err := api.NewClient(&api.Config{Address: agent.Addr(), Token: agent.Token(), HttpClient: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // incarnation returns the incarnation Consul holds for member id of group.
 func incarnation(t *testing.T, c *api.Client, group, id string) string {
 	t.Helper()
@@ -87,8 +74,11 @@ func TestStatusWithConsul(t *testing.T) {
 
 	// A server of core that crashed: registered with a 1 s TTL check
 	// nobody renews, as the connector would have registered it.
-	client := apiClient(t, agent)
-	err := client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+	client, err := agent.API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = client.Agent().ServiceRegister(&api.AgentServiceRegistration{
 		ID: "statustest:core-dead", Name: "cloudrift-statustest-core", Address: "127.0.0.1", Port: 9,
 		Tags: []string{"cloudrift", "system=statustest", "group=core"},
 		Meta: map[string]string{"cloudrift_incarnation": "424242"},

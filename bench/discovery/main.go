@@ -38,7 +38,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +116,7 @@ func run(ctx context.Context, n int, ttl time.Duration) error {
 			return fmt.Errorf("initial mesh: %w", err)
 		}
 	}
-	client, err := api.NewClient(&api.Config{Address: agent.Addr(), HttpClient: &http.Client{Timeout: 5 * time.Second}})
+	client, err := agent.API()
 	if err != nil {
 		return err
 	}
@@ -530,7 +529,7 @@ func startAgent(ctx context.Context, dir string) (*agent, error) {
 		first, _, _ := strings.Cut(string(out), "\n")
 		a.version = strings.TrimPrefix(first, "Consul ")
 	}
-	client, err := api.NewClient(&api.Config{Address: a.Addr(), HttpClient: &http.Client{Timeout: 2 * time.Second}})
+	client, err := a.API()
 	if err != nil {
 		a.Stop()
 		return nil, err

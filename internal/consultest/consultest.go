@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 )
 
 // EnvBinary names the environment variable that overrides the consul binary.
@@ -145,6 +147,15 @@ func (a *Agent) Token() string {
 		return ""
 	}
 	return a.token
+}
+
+// API returns a plain Consul API client for the agent, with its token: to
+// check what Consul itself reports, or to plant registrations. It keeps no
+// idle connections (the agent may be restarted) and gives up on a request
+// after 5 s.
+func (a *Agent) API() (*api.Client, error) {
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	return api.NewClient(&api.Config{Address: a.Addr(), Token: a.Token(), HttpClient: hc})
 }
 
 // Running reports whether the agent process is alive.

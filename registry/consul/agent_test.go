@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -113,18 +112,6 @@ func (w *watcher) sawEmpty(from int) bool {
 	return false
 }
 
-// consulClient is a plain api client to agent for checking what Consul
-// itself reports.
-func consulClient(t *testing.T, agent *consultest.Agent) *api.Client {
-	t.Helper()
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	c, err := api.NewClient(&api.Config{Address: agent.Addr(), Token: agent.Token(), HttpClient: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // statusOf returns the aggregated check status of serviceID in service as
 // the agent reports it ("" when the agent does not know it).
 func statusOf(t *testing.T, c *api.Client, service, serviceID string) string {
@@ -200,7 +187,10 @@ func TestAgentRestartReregisters(t *testing.T) {
 	w := watch(t, b, "g")
 	w.until("a")
 	seen := len(w.seen)
-	client := consulClient(t, agent)
+	client, err := agent.API()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	agent.Restart()
 	up := time.Now()
@@ -264,7 +254,10 @@ func TestCrashedMemberGoesCritical(t *testing.T) {
 	}
 	w := watch(t, b, "g")
 	w.until("a", "b")
-	client := consulClient(t, agent)
+	client, err := agent.API()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	a.crash()
 	start := time.Now()

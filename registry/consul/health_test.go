@@ -111,7 +111,10 @@ func TestHealthACL(t *testing.T) {
 
 	// A token that may read services but not nodes: Consul filters the
 	// entries out and says so.
-	client := consulClient(t, agent)
+	client, err := agent.API()
+	if err != nil {
+		t.Fatal(err)
+	}
 	pol, _, err := client.ACL().PolicyCreate(&api.ACLPolicy{Name: "services-only", Rules: `service_prefix "" { policy = "read" }`}, nil)
 	if err != nil {
 		t.Fatal(err)
