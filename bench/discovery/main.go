@@ -51,6 +51,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/cloudrift/cloudrift/internal/consultest"
+	"github.com/cloudrift/cloudrift/internal/deploytest"
 )
 
 // waitBound bounds every single wait of the bench.
@@ -88,7 +89,7 @@ func run(ctx context.Context, n int, ttl time.Duration) error {
 	}
 	defer os.RemoveAll(dir)
 
-	bin, err := build(dir)
+	bin, err := deploytest.Build(dir, false)
 	if err != nil {
 		return err
 	}
@@ -307,25 +308,6 @@ func untilNotPassing(ctx context.Context, c *api.Client, id string) (time.Time, 
 		index = max(meta.LastIndex, 1)
 	}
 	return time.Time{}, fmt.Errorf("Consul still lists %s as passing after %v", id, waitBound)
-}
-
-// build compiles cmd/cloudrift into dir.
-func build(dir string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run from inside the cloudrift module")
-	}
-	bin := filepath.Join(dir, "cloudrift")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cloudrift")
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/cloudrift: %v\n%s", err, out)
-	}
-	return bin, nil
 }
 
 // bench holds the processes of one run.

@@ -16,5 +16,5 @@
 // the kernel's ephemeral range), and a two-core machine running a dozen
 // race-instrumented servers at once would blur the measurements.
 //
-// The package has no non-test code.
+// Its one non-test function, Build, is shared with bench/discovery.
 package deploytest
