@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
@@ -113,13 +112,7 @@ func benchRuntime(b *testing.B) {
 	send := newRecorder()
 	_, closeA := benchServer(b, h, "g1", "a1", send)
 	defer closeA()
-	deadline := time.Now().Add(10 * time.Second)
-	for !send.connectedTo("b1")() {
-		if time.Now().After(deadline) {
-			b.Fatal("no link")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(b, "the link", send.connectedTo("b1"))
 	peer := send.peer("b1")
 	payload := make([]byte, benchPayload)
 	const window = 32 << 10 // messages in flight, about 2.3 MB of frames

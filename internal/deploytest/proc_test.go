@@ -18,12 +18,13 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/cloudrift/cloudrift/internal/consultest"
+	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/registry/consul"
 )
 
 // wait bounds every wait of these tests. It is a failure deadline, not an
 // expected duration.
-const wait = 20 * time.Second
+const wait = testutil.Patience
 
 // Timings of the test system (see system).
 const (
