@@ -106,8 +106,6 @@ func (r *recorder) count(n int) func() bool {
 	return func() bool { return len(r.all()) >= n }
 }
 
-func rowsOfClient(rows []client.Row) string { return describeRows(rows) }
-
 func TestAcceptSubscriberSeesPostFromOtherServer(t *testing.T) {
 	s := startSystem(t)
 	ctx := testutil.Context(t)
@@ -162,7 +160,7 @@ func TestAcceptSameKeyTwice(t *testing.T) {
 		t.Fatalf("notifications %+v", ns)
 	}
 	res, err := sub.Get(ctx, client.Query{Keys: []key{k}})
-	if err != nil || res.Total != 1 || rowsOfClient(res.Rows) != fmt.Sprintf("twice/1 %s=second", up.Ref()) {
+	if err != nil || res.Total != 1 || describeRows(res.Rows) != fmt.Sprintf("twice/1 %s=second", up.Ref()) {
 		t.Fatalf("Get = %+v, %v", res, err)
 	}
 	time.Sleep(50 * time.Millisecond) // no third notification follows
@@ -226,7 +224,7 @@ func TestAcceptGetAcrossReplicas(t *testing.T) {
 			end = min(end, int(w.off+w.lim))
 		}
 		want := joinRows(all[min(int(w.off), len(all)):end])
-		if got := rowsOfClient(res.Rows); got != want || res.Total != len(all) || res.Partial || res.Truncated {
+		if got := describeRows(res.Rows); got != want || res.Total != len(all) || res.Partial || res.Truncated {
 			t.Fatalf("offset %d limit %d: total %d\n got %s\nwant %s", w.off, w.lim, res.Total, got, want)
 		}
 	}
@@ -254,7 +252,7 @@ func TestAcceptUploaderFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("directory/1 %s=v2, directory/1 world-1#0=world", ups[2].Ref())
-	if got := rowsOfClient(res.Rows); got != want || res.Total != 2 {
+	if got := describeRows(res.Rows); got != want || res.Total != 2 {
 		t.Fatalf("filtered Get %s (total %d), want %s", got, res.Total, want)
 	}
 	for i, u := range ups {
@@ -487,12 +485,12 @@ func TestAcceptQueryFilters(t *testing.T) {
 		t.Fatalf("overwrite = %v", err)
 	}
 	res, err := peer.Get(ctx, client.Query{Keys: []key{k}})
-	if err != nil || rowsOfClient(res.Rows) != fmt.Sprintf("cloud-ok/1 %s=kept", c.Ref()) {
+	if err != nil || describeRows(res.Rows) != fmt.Sprintf("cloud-ok/1 %s=kept", c.Ref()) {
 		t.Fatalf("after a rejected overwrite: %+v %v", res, err)
 	}
 	testutil.WaitFor(t, "client server settled", s.cs[0].settled)
 	res, err = peer.Get(ctx, client.Query{Keys: []key{k}})
-	if err != nil || rowsOfClient(res.Rows) != fmt.Sprintf("cloud-ok/1 %s=kept", c.Ref()) {
+	if err != nil || describeRows(res.Rows) != fmt.Sprintf("cloud-ok/1 %s=kept", c.Ref()) {
 		t.Fatalf("settled after a rejected overwrite: %+v %v", res, err)
 	}
 }
@@ -559,17 +557,7 @@ func TestAcceptReplicaKilledWhilePosting(t *testing.T) {
 		posters[i] = s.dial(i%2, client.Options{})
 	}
 	// The replica that owns the most keys dies while the clients post.
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
-	per := map[string]int{}
-	for _, k := range keys {
-		per[r.owner(k)]++
-	}
-	victim := "cloud-1"
-	for id, n := range per {
-		if n > per[victim] {
-			victim = id
-		}
-	}
+	victim := busiestReplica(keys)
 	const rounds = 25
 	var wg sync.WaitGroup
 	errs := make(chan error, len(posters))
@@ -634,9 +622,9 @@ func TestAcceptReplicaKilledWhilePosting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := rowsOfClient(res.Rows)
+		want := describeRows(res.Rows)
 		testutil.WaitFor(t, fmt.Sprintf("view %d matches a fresh Get", i), func() bool {
-			return rowsOfClient(v.Rows()) == want && v.Complete()
+			return describeRows(v.Rows()) == want && v.Complete()
 		})
 	}
 }
@@ -735,7 +723,7 @@ func TestAcceptGetSubscribeUnderConcurrentPosts(t *testing.T) {
 	if err != nil || res.Total != len(posters) {
 		t.Fatalf("final Get %+v %v", res, err)
 	}
-	testutil.WaitFor(t, "the view matches the final state", func() bool { return rowsOfClient(v.Rows()) == rowsOfClient(res.Rows) })
+	testutil.WaitFor(t, "the view matches the final state", func() bool { return describeRows(v.Rows()) == describeRows(res.Rows) })
 }
 
 func atoi(t *testing.T, b []byte) int {
@@ -867,9 +855,9 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := rowsOfClient(fresh.Rows)
+			want := describeRows(fresh.Rows)
 			testutil.WaitFor(t, fmt.Sprintf("%s: view %d matches", stage, i), func() bool {
-				return rowsOfClient(v.Rows()) == want && v.Complete()
+				return describeRows(v.Rows()) == want && v.Complete()
 			})
 		}
 	}

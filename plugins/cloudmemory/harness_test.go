@@ -279,3 +279,20 @@ func (v view) clone() view {
 	}
 	return c
 }
+
+// busiestReplica returns which of the test system's three replicas owns
+// the most of keys: the one whose death moves the most.
+func busiestReplica(keys []key) string {
+	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	per := map[string]int{}
+	for _, k := range keys {
+		per[r.owner(k)]++
+	}
+	victim := "cloud-1"
+	for id, n := range per {
+		if n > per[victim] {
+			victim = id
+		}
+	}
+	return victim
+}

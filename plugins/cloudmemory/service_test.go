@@ -248,17 +248,7 @@ func TestServerRowsSurviveReplicaKill(t *testing.T) {
 	}
 	got.load(res.Rows)
 	// Pick the replica that owns the most keys.
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
-	per := map[string]int{}
-	for _, k := range keys {
-		per[r.owner(k)]++
-	}
-	victim := "cloud-1"
-	for id, n := range per {
-		if n > per[victim] {
-			victim = id
-		}
-	}
+	victim := busiestReplica(keys)
 	done := make(chan error, 1)
 	go func() {
 		var err error
