@@ -51,13 +51,6 @@ var (
 	ErrCloudShuttingDown         = protocol.ErrCloudShuttingDown
 )
 
-func codeError(code protocol.CloudCode, msg string) error {
-	if code == protocol.CloudOK {
-		return nil
-	}
-	return &CloudError{Code: code, Message: msg}
-}
-
 // Cloud-memory API types, shared with the plugin API.
 type (
 	// CloudError is a cloud-memory operation the server refused or could
@@ -277,7 +270,7 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 			return true, err
 		}
 		if cl := cs.take(m.Req); cl != nil {
-			cl.ch <- cloudAnswer{err: codeError(m.Code, m.Message)}
+			cl.ch <- cloudAnswer{err: protocol.NewCloudError(m.Code, m.Message)}
 		}
 	case protocol.KindCloudResult:
 		var m protocol.CloudResult
@@ -292,7 +285,7 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 		if cl.view != nil {
 			c.applySnapshot(cl.view, &m)
 		}
-		cl.ch <- cloudAnswer{err: codeError(m.Code, m.Message), res: &m}
+		cl.ch <- cloudAnswer{err: protocol.NewCloudError(m.Code, m.Message), res: &m}
 	case protocol.KindCloudNotify:
 		var m protocol.CloudNotice
 		if err := m.Decode(f.Payload); err != nil {

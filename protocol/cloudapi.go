@@ -45,6 +45,15 @@ func (e *CloudError) Is(target error) bool {
 	return s != nil && s == target
 }
 
+// NewCloudError returns nil for CloudOK and a *CloudError of code and msg
+// otherwise: how an answer's code and message become the caller's error.
+func NewCloudError(code CloudCode, msg string) error {
+	if code == CloudOK {
+		return nil
+	}
+	return &CloudError{Code: code, Message: msg}
+}
+
 // CloudCodeError returns the sentinel error of a code, nil for CloudOK and
 // codes without one. CloudNotOwner maps to ErrCloudUnavailable.
 func CloudCodeError(c CloudCode) error {

@@ -28,6 +28,13 @@ func TestCloudErrorIs(t *testing.T) {
 	if CloudCodeError(CloudOK) != nil || errors.Is(&CloudError{Code: CloudOK}, ErrCloudBadRequest) {
 		t.Error("CloudOK has a sentinel")
 	}
+	if err := NewCloudError(CloudOK, "fine"); err != nil {
+		t.Errorf("NewCloudError(CloudOK) = %v, want nil", err)
+	}
+	var ce *CloudError
+	if err := NewCloudError(CloudRejected, "no"); !errors.As(err, &ce) || ce.Message != "no" || !errors.Is(err, ErrCloudRejected) {
+		t.Errorf("NewCloudError(CloudRejected) = %v", err)
+	}
 }
 
 func TestCloudNotificationTypeValues(t *testing.T) {

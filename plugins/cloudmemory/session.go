@@ -88,13 +88,6 @@ func (s *session) drain() {
 	}
 }
 
-func codeErr(code protocol.CloudCode, msg string) error {
-	if code == protocol.CloudOK {
-		return nil
-	}
-	return &plugins.CloudError{Code: code, Message: msg}
-}
-
 func (s *session) ready() error {
 	if !s.c.started.Load() {
 		return &plugins.CloudError{Code: protocol.CloudUnavailable, Message: "the cloud-memory client has not started"}
@@ -126,7 +119,7 @@ func (s *session) Post(ctx context.Context, k plugins.CloudKey, data []byte) err
 		return err
 	}
 	ch := make(chan error, 1)
-	s.c.post(s.c.self, "", k, data, func(code protocol.CloudCode, msg string) { ch <- codeErr(code, msg) })
+	s.c.post(s.c.self, "", k, data, func(code protocol.CloudCode, msg string) { ch <- protocol.NewCloudError(code, msg) })
 	err, werr := wait(ctx, ch)
 	if werr != nil {
 		return werr
@@ -140,7 +133,7 @@ func (s *session) Release(ctx context.Context, keys ...plugins.CloudKey) error {
 		return err
 	}
 	ch := make(chan error, 1)
-	s.c.release(s.c.self, "", keys, func(code protocol.CloudCode, msg string) { ch <- codeErr(code, msg) })
+	s.c.release(s.c.self, "", keys, func(code protocol.CloudCode, msg string) { ch <- protocol.NewCloudError(code, msg) })
 	err, werr := wait(ctx, ch)
 	if werr != nil {
 		return werr
@@ -159,7 +152,7 @@ func (s *session) Get(ctx context.Context, q plugins.CloudQuery) (*plugins.Cloud
 	if err != nil {
 		return nil, err
 	}
-	if err := codeErr(r.code, r.msg); err != nil {
+	if err := protocol.NewCloudError(r.code, r.msg); err != nil {
 		return nil, err
 	}
 	return r.public(), nil
@@ -172,7 +165,7 @@ func (s *session) Unsubscribe(ctx context.Context, keys []plugins.CloudKey, uplo
 	}
 	ch := make(chan error, 1)
 	s.c.unsubscribe(func() *subscriber { return s.sub }, s.c.self, "", keys, uploaders,
-		func(code protocol.CloudCode, msg string) { ch <- codeErr(code, msg) })
+		func(code protocol.CloudCode, msg string) { ch <- protocol.NewCloudError(code, msg) })
 	err, werr := wait(ctx, ch)
 	if werr != nil {
 		return werr
