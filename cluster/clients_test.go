@@ -503,10 +503,16 @@ func TestClientStallsThenCatchesUp(t *testing.T) {
 	// queue behind them. A client that stops reading for a while and then
 	// reads must get every message whole and in order, sizes around the
 	// WebSocket header boundaries included.
+	//
+	// The client answers no ping until it reads its way to it, so the read
+	// timeout must cover the stall plus reading ~7 MB under -race on a
+	// loaded machine (1 s did not, once); the stall is longer than the ping
+	// interval, so a ping falls due while the socket is full.
+	const readTimeout = 6 * time.Second // a ping every 2 s
 	cl := config.Clients{
 		MaxMessageBytes: 1 << 20,
 		SendQueueBytes:  256 << 20,
-		ReadTimeout:     config.Duration(time.Second), // a ping every 333 ms
+		ReadTimeout:     config.Duration(readTimeout),
 	}
 	h := newHarness(t, clientSystem(cl))
 	rec := newClientRecorder()
@@ -535,9 +541,12 @@ func TestClientStallsThenCatchesUp(t *testing.T) {
 		}
 		sent <- nil
 	}()
-	time.Sleep(400 * time.Millisecond) // the client stalls: its socket fills up
+	time.Sleep(readTimeout/3 + 200*time.Millisecond) // the client stalls: its socket fills up
 	for i := range n {
-		f := c.next()
+		f, err := c.tryNext()
+		if err != nil {
+			t.Fatalf("message %d: client read: %v (the server ended it: %v)", i, err, rec.goneReason(c.ref.ID))
+		}
 		if f.Kind != protocol.KindUser || f.Tag != uint16(i) || !bytes.Equal(f.Payload, payload(i)) {
 			t.Fatalf("message %d: got %s tag %d with %d bytes", i, f.Kind, f.Tag, len(f.Payload))
 		}
@@ -560,7 +569,7 @@ func TestSlowClientDoesNotDelayOthersPings(t *testing.T) {
 	cl := config.Clients{
 		MaxMessageBytes: 16 << 20,
 		SendQueueBytes:  64 << 20,
-		ReadTimeout:     config.Duration(time.Second),
+		ReadTimeout:     config.Duration(2 * time.Second), // pings every 667 ms; 2 s leaves room for a loaded machine
 		WriteTimeout:    config.Duration(6 * time.Second),
 	}
 	h := newHarness(t, clientSystem(cl))
@@ -578,7 +587,7 @@ func TestSlowClientDoesNotDelayOthersPings(t *testing.T) {
 	if err := rec.client(t, stalled.ref.ID).Send(1, make([]byte, 12<<20)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3500 * time.Millisecond) // three read timeouts of the idle client
+	time.Sleep(4500 * time.Millisecond) // over two read timeouts of the idle client, within the stalled write
 	if r := rec.goneReason(idle.ref.ID); r != nil {
 		t.Fatalf("the idle client was disconnected while another stalled: %v", r)
 	}
