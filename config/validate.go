@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudrift/cloudrift/internal/yamlx"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -318,7 +319,7 @@ func (c *checker) connections(s *System, first map[string]int) [][]edge {
 				c.add(path, g.Line, ctx, "connectsTo %q is listed twice", target)
 			case !exists:
 				msg := "no such group"
-				if sug := suggest(target, groupNames(s)); sug != "" {
+				if sug := yamlx.Suggest(target, groupNames(s)); sug != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", sug)
 				}
 				c.add(path, g.Line, ctx, "connectsTo %q: %s", target, msg)

@@ -3,11 +3,11 @@ package plugins
 import (
 	"errors"
 	"fmt"
-	"reflect"
-	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cloudrift/cloudrift/internal/yamlx"
 )
 
 // ErrSettings is wrapped by every error about a plugin's name or settings.
@@ -44,7 +44,7 @@ func Provision(spec Spec) (Plugin, error) {
 			spec.where(), spec.Name, ErrSettings, strings.Join(Names(), ", "))
 	}
 	p := info.New()
-	if spec.Settings.Kind != 0 && !isNull(&spec.Settings) {
+	if !yamlx.IsAbsent(&spec.Settings) {
 		if err := DecodeStrict(&spec.Settings, p); err != nil {
 			return nil, fmt.Errorf("%splugin %q: %w: %w", whereNode(spec, &spec.Settings), spec.Name, ErrSettings, err)
 		}
@@ -73,154 +73,11 @@ func whereNode(spec Spec, n *yaml.Node) string {
 	return spec.where()
 }
 
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
 // DecodeStrict decodes n into out (a non-nil pointer) like yaml.v3's
 // Node.Decode, but first rejects any mapping key that out's type does not
-// have, naming the key's line. Maps accept any key; their values are checked
-// against the map's element type.
+// have and any repeated key, naming the key's line ("line N: ..."). Maps
+// accept any key; their values are checked against the map's element type.
+// The system file and registry connector settings follow the same rules.
 func DecodeStrict(n *yaml.Node, out any) error {
-	rv := reflect.ValueOf(out)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return fmt.Errorf("cannot decode settings into %T: need a non-nil pointer", out)
-	}
-	if err := checkKeys(n, rv.Type().Elem(), ""); err != nil {
-		return err
-	}
-	return n.Decode(out)
-}
-
-// checkKeys walks n against type t, reporting the first unknown key.
-func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		return checkKeys(n.Content[0], t, path)
-	}
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		return checkKeys(n.Alias, t, path)
-	}
-	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
-		return nil // the type decodes itself
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return nil // Node.Decode reports the type error with its line
-		}
-		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if k.Value == "<<" {
-				if err := checkKeys(v, t, path); err != nil {
-					return err
-				}
-				continue
-			}
-			ft, ok := fields[k.Value]
-			if !ok {
-				if _, inlineMap := fields["*"]; inlineMap {
-					continue
-				}
-				return fmt.Errorf("line %d: unknown key %q%s (known: %s)", k.Line, k.Value, inPath(path), knownKeys(fields))
-			}
-			if err := checkKeys(v, ft, join(path, k.Value)); err != nil {
-				return err
-			}
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return nil
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
-				return err
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		if n.Kind != yaml.SequenceNode {
-			return nil
-		}
-		for i, c := range n.Content {
-			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	case reflect.Interface:
-		if n.Kind == yaml.MappingNode && t.NumMethod() == 0 {
-			return nil // any: every key is welcome
-		}
-		if n.Kind == yaml.MappingNode {
-			return fmt.Errorf("line %d: cannot decode a mapping%s into %s", n.Line, inPath(path), t)
-		}
-	}
-	return nil
-}
-
-var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
-
-// yamlFields maps each YAML key of struct t to its field type, following
-// yaml.v3's rules: the tag name, else the lower-cased field name; ",inline"
-// structs contribute their fields; "-" is skipped.
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	fields := make(map[string]reflect.Type)
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		tag := f.Tag.Get("yaml")
-		if tag == "-" {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if strings.Contains(","+opts+",", ",inline,") {
-			ft := f.Type
-			for ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				for k, v := range yamlFields(ft) {
-					fields[k] = v
-				}
-			} else {
-				fields["*"] = ft // inline map: anything goes
-			}
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		fields[name] = f.Type
-	}
-	return fields
-}
-
-func knownKeys(fields map[string]reflect.Type) string {
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return "none"
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, ", ")
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func inPath(path string) string {
-	if path == "" {
-		return ""
-	}
-	return " in " + path
+	return yamlx.DecodeStrict(n, out)
 }
