@@ -131,6 +131,29 @@ groups:
       - name: nosuch
 `
 
+// badRegistry names a registry type no connector of this binary has, on
+// line 4.
+const badRegistry = `system: bad
+secret: dev-only-secret-change-me
+registry:
+  type: etcd
+groups:
+  - name: world
+    visibility: internal
+`
+
+// badRegistrySettings has a misspelt consul setting on line 6.
+const badRegistrySettings = `system: bad
+secret: dev-only-secret-change-me
+registry:
+  type: consul
+  settings:
+    adress: 127.0.0.1:8500
+groups:
+  - name: world
+    visibility: internal
+`
+
 func TestValidateBadFiles(t *testing.T) {
 	for _, c := range []struct {
 		name, text string
@@ -138,6 +161,8 @@ func TestValidateBadFiles(t *testing.T) {
 	}{
 		{"topology", badTopology, map[int]string{6: "nowhere", 7: "replicas"}},
 		{"plugins", badPlugins, map[int]string{7: "regions is 0", 9: "nosuch"}},
+		{"registry type", badRegistry, map[int]string{4: `registry type "etcd": registry: unknown registry type: no such connector is compiled into this binary (have: consul, embedded)`}},
+		{"registry settings", badRegistrySettings, map[int]string{6: `unknown key "adress" (did you mean "address"?)`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := writeFile(t, "bad.yaml", c.text)
@@ -154,7 +179,7 @@ func TestValidateBadFiles(t *testing.T) {
 					t.Errorf("no line %d naming %q in stderr:\n%s", line, word, errOut)
 				}
 			}
-			if !strings.Contains(errOut, fmt.Sprintf("%d problems", len(c.want))) {
+			if !strings.Contains(errOut, plural(len(c.want), "problem", "problems")) {
 				t.Errorf("stderr does not count %d problems:\n%s", len(c.want), errOut)
 			}
 		})

@@ -17,7 +17,7 @@ func TestRunWithConsul(t *testing.T) {
 secret: dev-only-secret-change-me
 registry:
   type: consul
-  consul:
+  settings:
     address: %s
 groups:
   - name: edge

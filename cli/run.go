@@ -11,7 +11,6 @@ import (
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/registry"
-	"github.com/cloudrift/cloudrift/registry/consul"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 )
 
@@ -28,9 +27,9 @@ type runOptions struct {
 func (o *runOptions) flagSet(prog string) *flag.FlagSet {
 	fs := newFlagSet(prog, "run", "-group NAME [-config cluster.yaml] [-id ID] [-listen host:port] [-advertise host:port] [-log-level info] [-log-json]", `
 Run runs one server of one group: a replica of a real deployment. It finds
-the other servers through the registry the system file names (consul; the
-embedded registry only sees servers of this process, so a lone "run" with it
-links with nobody). Every flag may also come from the environment variable
+the other servers through the registry the system file names (consul, or a
+connector compiled into this binary; the embedded registry only sees servers
+of this process, so a lone "run" with it links with nobody). Every flag may also come from the environment variable
 named beside it, so one system file and one command line serve every replica;
 a flag given on the command line wins. The first interrupt (Ctrl-C) or SIGTERM
 shuts the server down gracefully; a second one closes it at once.`)
@@ -77,7 +76,7 @@ func runRun(e *env, args []string) int {
 
 	conn, err := e.connector(sys, log)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "%s run: registry: %v\n", e.prog, err)
+		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
 		return exitFail
 	}
 	srv, err := cluster.New(cluster.Options{
@@ -130,44 +129,23 @@ func runRun(e *env, args []string) int {
 	return code
 }
 
-// connector makes the registry connector the system file names.
+// connector opens the registry connector the system file names: one of
+// the connector types compiled into this binary (package registry).
 func (e *env) connector(sys *config.System, log zerolog.Logger) (registry.Connector, error) {
-	switch t := registryType(sys); t {
-	case config.RegistryEmbedded:
-		fmt.Fprintf(e.stderr, "%s run: warning: the embedded registry lives in this process: no other process will see this server, nor this server them (use the consul registry, or \"%s dev\" for the whole system in one process)\n", e.prog, e.prog)
-		return embedded.NewHub().Connector(), nil
-	case config.RegistryConsul:
-		c, err := newConsul(sys, log.With().Str("component", "consul").Logger())
-		if err != nil {
-			return nil, err // not a nil *Connector in a non-nil interface
-		}
-		return c, nil
-	default:
-		return nil, fmt.Errorf("unknown registry type %q", t)
+	t := registryType(sys)
+	if t == embedded.Type {
+		fmt.Fprintf(e.stderr, "%s run: warning: the embedded registry lives in this process: no other process will see this server, nor this server them (use a shared registry such as consul, or \"%s dev\" for the whole system in one process)\n", e.prog, e.prog)
 	}
+	return registry.Open(registrySpec(sys), registry.Options{
+		System: sys.System,
+		Logger: log.With().Str("component", t).Logger(),
+	})
 }
 
-// newConsul makes the Consul connector of the system file's registry block;
-// empty fields fall back to the standard Consul environment.
-func newConsul(sys *config.System, log zerolog.Logger) (*consul.Connector, error) {
-	c := sys.Registry.Consul
-	return consul.New(consul.Config{
-		System:     sys.System,
-		Address:    c.Address,
-		Scheme:     c.Scheme,
-		Datacenter: c.Datacenter,
-		Token:      c.Token,
-		TLS: consul.TLSConfig{
-			CAFile:             c.TLS.CAFile,
-			CertFile:           c.TLS.CertFile,
-			KeyFile:            c.TLS.KeyFile,
-			ServerName:         c.TLS.ServerName,
-			InsecureSkipVerify: c.TLS.InsecureSkipVerify,
-		},
-		TTL:             c.TTL.D(),
-		DeregisterAfter: c.DeregisterAfter.D(),
-		Logger:          log,
-	})
+// registrySpec is the system file's registry block as package registry
+// takes it.
+func registrySpec(sys *config.System) registry.Spec {
+	return registry.Spec{Type: registryType(sys), Settings: sys.Registry.Settings, File: sys.File, Line: sys.Registry.Line}
 }
 
 // jsonLogger writes logs to stderr as JSON lines at level lvl, each with a

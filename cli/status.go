@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/registry"
 	"github.com/cloudrift/cloudrift/registry/consul"
 )
 
@@ -29,13 +29,13 @@ func (o *statusOptions) flagSet(prog string) *flag.FlagSet {
 Status lists, for each group of the system file, the servers registered in
 the system's registry and their health as the registry sees them: every
 registration, not only the passing ones (a crashed server stays listed as
-critical until Consul removes it, registry.consul.deregisterAfter later).
+critical until Consul removes it, registry.settings.deregisterAfter later).
 Health is passing, warning, critical or maintenance; for a server that is
 not passing, Consul's reason follows (a crashed server's is "TTL expired").
 
 Status needs the consul registry (the embedded registry lives inside one
 process, so there is nothing to ask). The agent's address and ACL token come
-from the system file's registry block, else from CONSUL_HTTP_ADDR and
+from the registry block's settings, else from CONSUL_HTTP_ADDR and
 CONSUL_HTTP_TOKEN. Status exits 0 when the registry answered for every
 group, whatever the health of the servers, and 1 when it did not.`)
 	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
@@ -56,17 +56,18 @@ func runStatus(e *env, args []string) int {
 	if !ok {
 		return exitFail
 	}
-	if t := registryType(sys); t != config.RegistryConsul {
+	if t := registryType(sys); t != consul.Type {
 		fmt.Fprintf(e.stderr, "%s status: %s uses the %s registry, which lives inside one process: there is no registry to ask; status needs \"registry: {type: consul}\"\n",
 			e.prog, o.config, t)
 		return exitFail
 	}
-	conn, err := newConsul(sys, zerolog.Nop())
+	c, err := registry.Open(registrySpec(sys), registry.Options{System: sys.System})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "%s status: registry: %v\n", e.prog, err)
+		fmt.Fprintf(e.stderr, "%s status: %v\n", e.prog, err)
 		return exitFail
 	}
-	defer conn.Close()
+	defer c.Close()
+	conn := c.(*consul.Connector) // the consul type opens nothing else
 
 	ctx, cancel := context.WithTimeout(e.ctx, o.timeout)
 	defer cancel()

@@ -27,7 +27,7 @@ func statusFile(t *testing.T, addr, token string) string {
 secret: dev-only-secret-change-me
 registry:
   type: consul
-  consul:
+  settings:
     address: %s%s
 groups:
   - name: edge

@@ -9,6 +9,7 @@ import (
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/groups"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/registry"
 )
 
 type validateOptions struct {
@@ -17,8 +18,9 @@ type validateOptions struct {
 
 func (o *validateOptions) flagSet(prog string) *flag.FlagSet {
 	fs := newFlagSet(prog, "validate", "[-config cluster.yaml]", `
-Validate checks a system file: its syntax, its topology rules and every
-plugin's settings (each plugin must be compiled into this binary). It prints
+Validate checks a system file: its syntax, its topology rules, the registry's
+settings and every plugin's settings (the registry connector and each plugin
+must be compiled into this binary). It prints
 the groups and who dials whom, or every problem with its file and line and
 exits 1.`)
 	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
@@ -35,7 +37,7 @@ func runValidate(e *env, args []string) int {
 	if !ok {
 		return exitFail
 	}
-	if errs := checkPlugins(sys); len(errs) > 0 {
+	if errs := append(checkRegistry(sys), checkPlugins(sys)...); len(errs) > 0 {
 		e.problems(o.config, errs)
 		return exitFail
 	}
@@ -82,6 +84,15 @@ func checkPlugins(sys *config.System) []string {
 		}
 	}
 	return errs
+}
+
+// checkRegistry decodes and validates the registry block's settings, as
+// run does before it opens the connector; one line per problem.
+func checkRegistry(sys *config.System) []string {
+	if err := registry.Check(registrySpec(sys)); err != nil {
+		return []string{err.Error()}
+	}
+	return nil
 }
 
 func registryType(sys *config.System) string {

@@ -85,52 +85,23 @@ func (s *System) Group(name string) (*Group, bool) {
 	return nil, false
 }
 
-// Registry types.
-const (
-	RegistryEmbedded = "embedded" // in-process; dev mode and tests
-	RegistryConsul   = "consul"   // HashiCorp Consul
-)
+// RegistryEmbedded is the registry type a System without one uses: the
+// in-process connector of dev mode and tests.
+const RegistryEmbedded = "embedded"
 
-// Registry selects and configures the registry connector.
+// Registry names the registry connector and holds its raw settings. The
+// connector types a binary knows, and the settings each takes, are
+// registered with package registry; config only checks the block's shape,
+// and the connector decodes Settings strictly when it is opened.
 type Registry struct {
-	// Type is RegistryEmbedded or RegistryConsul; "" means RegistryEmbedded.
+	// Type names a registered connector ("embedded", "consul", or one a
+	// studio's binary imports); "" means RegistryEmbedded.
 	Type string
-	// Consul configures the Consul connector; it is allowed but unused with
-	// the embedded connector.
-	Consul Consul
+	// Settings is the raw `settings:` node, with ${VAR} expanded; Kind 0
+	// when absent.
+	Settings yaml.Node
 	// Line is the line of the registry mapping; 0 when unknown.
 	Line int
-}
-
-// Consul configures the Consul registry connector. Empty strings leave the
-// choice to the connector (which reads the standard CONSUL_* environment
-// variables).
-type Consul struct {
-	Address    string // host:port of the agent; "" means CONSUL_HTTP_ADDR or Consul's default
-	Token      string // ACL token; "" means CONSUL_HTTP_TOKEN
-	Scheme     string // "http" or "https"; "" lets the connector decide
-	Datacenter string // "" means the agent's datacenter
-	// TTL is the service check's TTL; the connector heartbeats at a fraction
-	// of it. Zero means 5s; at least 1s.
-	TTL Duration
-	// DeregisterAfter is Consul's DeregisterCriticalServiceAfter. Zero means
-	// 1m; at least 1m (Consul's minimum).
-	DeregisterAfter Duration
-	// TLS configures the connection to the agent.
-	TLS ConsulTLS
-	// Line is the line of the consul mapping; 0 when unknown.
-	Line int
-}
-
-// ConsulTLS configures TLS to the Consul agent. Empty strings leave the
-// choice to the connector (CONSUL_CACERT and friends). CertFile and KeyFile
-// are given together or not at all.
-type ConsulTLS struct {
-	CAFile             string
-	CertFile           string
-	KeyFile            string
-	ServerName         string
-	InsecureSkipVerify bool
 }
 
 // Links tunes server-to-server links. Every zero field takes its default.

@@ -60,7 +60,7 @@ const full = `system: openworld
 secret: ${SECRET:-0123456789abcdef-default}
 registry:
   type: consul
-  consul:
+  settings:
     address: 10.0.0.1:8500
     token: tok
     scheme: https
@@ -111,15 +111,16 @@ func TestParseFull(t *testing.T) {
 	if s.File != "cluster.yaml" || s.System != "openworld" || s.Secret != "0123456789abcdef-default" || s.Line != 1 {
 		t.Errorf("top level = %q %q %q line %d", s.File, s.System, s.Secret, s.Line)
 	}
-	want := config.Registry{Type: "consul", Line: 4, Consul: config.Consul{
-		Address: "10.0.0.1:8500", Token: "tok", Scheme: "https", Datacenter: "dc1",
-		TTL: config.Duration(3 * time.Second), DeregisterAfter: config.Duration(2 * time.Minute),
-		TLS: config.ConsulTLS{CAFile: "/ca.pem", CertFile: "/cert.pem", KeyFile: "/key.pem",
-			ServerName: "consul.local", InsecureSkipVerify: true},
-		Line: 6,
-	}}
-	if s.Registry != want {
-		t.Errorf("Registry = %+v\nwant %+v", s.Registry, want)
+	var regSettings struct {
+		Address string
+		TLS     map[string]any
+	}
+	if err := s.Registry.Settings.Decode(&regSettings); err != nil {
+		t.Fatalf("registry settings: %v", err)
+	}
+	if s.Registry.Type != "consul" || s.Registry.Line != 4 || s.Registry.Settings.Line != 6 ||
+		regSettings.Address != "10.0.0.1:8500" || regSettings.TLS["serverName"] != "consul.local" {
+		t.Errorf("Registry = %q line %d, settings line %d: %+v", s.Registry.Type, s.Registry.Line, s.Registry.Settings.Line, regSettings)
 	}
 	wantLinks := config.Links{
 		HandshakeTimeout: config.Duration(2 * time.Second), Heartbeat: config.Duration(250 * time.Millisecond),
@@ -203,8 +204,7 @@ groups:
 	if s.Links != wantLinks {
 		t.Errorf("Links = %+v\nwant %+v", s.Links, wantLinks)
 	}
-	if s.Registry.Type != config.RegistryEmbedded || s.Registry.Consul.TTL.D() != 5*time.Second ||
-		s.Registry.Consul.DeregisterAfter.D() != time.Minute {
+	if s.Registry.Type != config.RegistryEmbedded || s.Registry.Settings.Kind != 0 {
 		t.Errorf("Registry = %+v", s.Registry)
 	}
 	g := s.Groups[0]
@@ -346,17 +346,6 @@ groups: [{ name: a, visibility: internal }]
   adress: x #<
 groups: [{ name: a, visibility: internal }]
 `, nil, []string{`registry: unknown key "adress"`}},
-		{"unknown consul key", head + `registry:
-  type: consul
-  consul:
-    adress: x #<
-groups: [{ name: a, visibility: internal }]
-`, nil, []string{`registry: consul: unknown key "adress"`, `did you mean "address"`}},
-		{"unknown tls key", head + `registry:
-  consul:
-    tls: { caFile: x, caPath: y } #<
-groups: [{ name: a, visibility: internal }]
-`, nil, []string{`registry: consul: tls: unknown key "caPath"`}},
 		{"unknown links key", head + `links:
   hearbeat: 1s #<
 groups: [{ name: a, visibility: internal }]
@@ -407,12 +396,6 @@ groups: [{ name: a, visibility: internal }]
   - a #<
   - { name: b, visibility: internal }
 `, nil, []string{`groups: each group is a mapping`}},
-		{"bad bool", head + `registry:
-  consul:
-    tls:
-      insecureSkipVerify: maybe #<
-groups: [{ name: a, visibility: internal }]
-`, nil, []string{`insecureSkipVerify "maybe" is not true or false`}},
 		{"bad visibility", head + `groups:
   - name: a
     visibility: public #<
@@ -462,30 +445,9 @@ groups: [{ name: a, visibility: internal }]
       - name: chat #<
 `, nil, []string{`group "a": plugin "chat" is listed twice (first at line`}},
 		{"registry type", head + `registry:
-  type: etcd #<
+  type: Etcd! #<
 groups: [{ name: a, visibility: internal }]
-`, nil, []string{`registry: type "etcd" is not "embedded" or "consul"`}},
-		{"consul scheme", head + `registry:
-  consul:
-    scheme: ftp #<
-groups: [{ name: a, visibility: internal }]
-`, nil, []string{`registry: consul: scheme "ftp"`}},
-		{"consul ttl", head + `registry:
-  consul:
-    ttl: 500ms #<
-groups: [{ name: a, visibility: internal }]
-`, nil, []string{`registry: consul: ttl "500ms" is below the minimum "1s"`}},
-		{"consul deregisterAfter", head + `registry:
-  consul:
-    deregisterAfter: 30s #<
-groups: [{ name: a, visibility: internal }]
-`, nil, []string{`deregisterAfter "30s" is below Consul's minimum "1m0s"`}},
-		{"consul cert without key", head + `registry:
-  consul:
-    tls:
-      certFile: /c.pem #<
-groups: [{ name: a, visibility: internal }]
-`, nil, []string{`certFile "/c.pem" and keyFile ""`}},
+`, nil, []string{`registry: type "Etcd!" is invalid`}},
 		{"timeout not above heartbeat", head + `links:
   heartbeat: 2s
   timeout: 2s #<
@@ -642,7 +604,7 @@ system: ${SYSTEM:-openworld}
 secret: ${SECRET}
 registry:
   type: ${REGISTRY:-embedded}
-  consul:
+  settings:
     token: "$$ ${EMPTY:-fallback} $"
     address: ${ADDR}
 links:
@@ -672,12 +634,16 @@ groups:
 	if err != nil {
 		t.Fatal(err)
 	}
+	var regSettings map[string]string
+	if err := s.Registry.Settings.Decode(&regSettings); err != nil {
+		t.Fatal(err)
+	}
 	checks := []struct{ name, got, want string }{
 		{"system", s.System, "openworld"},
 		{"secret", s.Secret, "0123456789abcdef$"},
 		{"type", s.Registry.Type, "embedded"},
-		{"token", s.Registry.Consul.Token, "$ fallback $"},
-		{"address", s.Registry.Consul.Address, "${SECRET}"},
+		{"token", regSettings["token"], "$ fallback $"},
+		{"address", regSettings["address"], "${SECRET}"},
 		{"heartbeat", s.Links.Heartbeat.String(), "2s"},
 		{"name", s.Groups[0].Name, "world"},
 		{"listen", s.Groups[0].Listen, "127.0.0.1:9000"},

@@ -36,70 +36,20 @@ func (d *decoder) system(root *yaml.Node) *System {
 func (d *decoder) registry(f yamlx.Field) Registry {
 	const ctx = "registry"
 	r := Registry{Line: yamlx.Resolve(f.Val).Line}
-	known := []string{"type", "consul"}
+	known := []string{"type", "settings"}
 	for _, f := range d.fields(f.Val, ctx) {
 		switch f.Key.Value {
 		case "type":
 			r.Type = d.str(f, ctx, "registry.type")
-		case "consul":
-			r.Consul = d.consul(f)
+		case "settings":
+			if v := yamlx.Resolve(f.Val); !yamlx.IsNull(v) {
+				r.Settings = *v
+			}
 		default:
 			d.unknown(f.Key, ctx, known)
 		}
 	}
 	return r
-}
-
-func (d *decoder) consul(f yamlx.Field) Consul {
-	const ctx = "registry: consul"
-	c := Consul{Line: yamlx.Resolve(f.Val).Line}
-	known := []string{"address", "token", "scheme", "datacenter", "ttl", "deregisterAfter", "tls"}
-	for _, f := range d.fields(f.Val, ctx) {
-		p := "registry.consul." + f.Key.Value
-		switch f.Key.Value {
-		case "address":
-			c.Address = d.str(f, ctx, p)
-		case "token":
-			c.Token = d.str(f, ctx, p)
-		case "scheme":
-			c.Scheme = d.str(f, ctx, p)
-		case "datacenter":
-			c.Datacenter = d.str(f, ctx, p)
-		case "ttl":
-			c.TTL = d.duration(f, ctx, p)
-		case "deregisterAfter":
-			c.DeregisterAfter = d.duration(f, ctx, p)
-		case "tls":
-			c.TLS = d.consulTLS(f)
-		default:
-			d.unknown(f.Key, ctx, known)
-		}
-	}
-	return c
-}
-
-func (d *decoder) consulTLS(f yamlx.Field) ConsulTLS {
-	const ctx = "registry: consul: tls"
-	var t ConsulTLS
-	known := []string{"caFile", "certFile", "keyFile", "serverName", "insecureSkipVerify"}
-	for _, f := range d.fields(f.Val, ctx) {
-		p := "registry.consul.tls." + f.Key.Value
-		switch f.Key.Value {
-		case "caFile":
-			t.CAFile = d.str(f, ctx, p)
-		case "certFile":
-			t.CertFile = d.str(f, ctx, p)
-		case "keyFile":
-			t.KeyFile = d.str(f, ctx, p)
-		case "serverName":
-			t.ServerName = d.str(f, ctx, p)
-		case "insecureSkipVerify":
-			t.InsecureSkipVerify = d.boolean(f, ctx, p)
-		default:
-			d.unknown(f.Key, ctx, known)
-		}
-	}
-	return t
 }
 
 func (d *decoder) links(f yamlx.Field) Links {

@@ -17,10 +17,6 @@ const (
 	DefaultReplicas         = 1
 	MaxReplicas             = 1000
 	MinSecretBytes          = 16
-	DefaultConsulTTL        = Duration(5 * time.Second)
-	MinConsulTTL            = Duration(time.Second)
-	DefaultDeregisterAfter  = Duration(time.Minute)
-	MinDeregisterAfter      = Duration(time.Minute)
 	DefaultHandshakeTimeout = Duration(5 * time.Second)
 	DefaultHeartbeat        = Duration(time.Second)
 	DefaultTimeout          = Duration(5 * time.Second)
@@ -40,13 +36,6 @@ func applyDefaults(s *System, pos positions) {
 	unset := func(path string) bool { return !pos.has(path) }
 	if s.Registry.Type == "" {
 		s.Registry.Type = RegistryEmbedded
-	}
-	c := &s.Registry.Consul
-	if c.TTL == 0 && unset("registry.consul.ttl") {
-		c.TTL = DefaultConsulTTL
-	}
-	if c.DeregisterAfter == 0 && unset("registry.consul.deregisterAfter") {
-		c.DeregisterAfter = DefaultDeregisterAfter
 	}
 	l := &s.Links
 	if l.HandshakeTimeout == 0 && unset("links.handshakeTimeout") {
@@ -133,31 +122,16 @@ func (c *checker) top(s *System) {
 	}
 }
 
+// registry checks the registry type's shape only: which types exist
+// depends on the connectors compiled into the binary (package registry).
 func (c *checker) registry(s *System) {
 	r := &s.Registry
 	line := r.Line
 	if line == 0 {
 		line = s.Line
 	}
-	if r.Type != RegistryEmbedded && r.Type != RegistryConsul {
-		c.add("registry.type", line, "registry", "type %q is not %q or %q", r.Type, RegistryEmbedded, RegistryConsul)
-	}
-	co := &r.Consul
-	if co.Line != 0 {
-		line = co.Line
-	}
-	const ctx = "registry: consul"
-	if co.Scheme != "" && co.Scheme != "http" && co.Scheme != "https" {
-		c.add("registry.consul.scheme", line, ctx, `scheme %q is not "http" or "https"`, co.Scheme)
-	}
-	if co.TTL < MinConsulTTL {
-		c.add("registry.consul.ttl", line, ctx, "ttl %q is below the minimum %q", co.TTL, MinConsulTTL)
-	}
-	if co.DeregisterAfter < MinDeregisterAfter {
-		c.add("registry.consul.deregisterAfter", line, ctx, "deregisterAfter %q is below Consul's minimum %q", co.DeregisterAfter, MinDeregisterAfter)
-	}
-	if (co.TLS.CertFile == "") != (co.TLS.KeyFile == "") {
-		c.add("registry.consul.tls.certFile", line, ctx+": tls", "certFile %q and keyFile %q: give both or neither", co.TLS.CertFile, co.TLS.KeyFile)
+	if !validName(r.Type) {
+		c.add("registry.type", line, "registry", "type %q %s", r.Type, nameRule)
 	}
 }
 

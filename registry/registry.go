@@ -1,8 +1,18 @@
 // Package registry defines how a server finds the other servers of its system:
 // the Connector interface, the Member it registers and watches, and the
-// sentinel errors every connector returns. Implementations live in
-// sub-packages: registry/embedded (in-process, for dev mode and tests) and
-// registry/consul. Every implementation passes registry/registrytest.
+// sentinel errors every connector returns, and the connector types a binary
+// knows by name (Register, Open), which the system file's registry block
+// names:
+//
+//	registry:
+//	  type: consul
+//	  settings: {address: 127.0.0.1:8500}
+//
+// A connector package registers itself in init, so a binary knows the
+// connectors it imports: registry/embedded ("embedded", in-process, for dev
+// mode and tests) and registry/consul ("consul") ship with cloudrift; a
+// studio adds its own with a blank import. Every implementation passes
+// registry/registrytest.
 package registry
 
 import (

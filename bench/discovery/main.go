@@ -222,7 +222,7 @@ func systemFile(addr string, ttl time.Duration) string {
 secret: bench-secret-0123456789abcdef
 registry:
   type: consul
-  consul:
+  settings:
     address: %s
     ttl: %s
 links:

@@ -55,7 +55,7 @@ func system(addr, token string) string {
 secret: deploytest-secret-0123456789
 registry:
   type: consul
-  consul:
+  settings:
     address: %s
     ttl: %s%s
 links:

@@ -343,3 +343,16 @@ func (c *Connector) Close() error {
 	}
 	return nil
 }
+
+// Type is the embedded connector's name in the system file's registry
+// block. It takes no settings.
+const Type = "embedded"
+
+// init registers the embedded connector. Each Open makes a fresh Hub, so a
+// connector opened from a system file sees only its own server: dev mode
+// shares one Hub among all its servers instead.
+func init() {
+	registry.Register(Type, func(*struct{}, registry.Options) (registry.Connector, error) {
+		return NewHub().Connector(), nil
+	})
+}
