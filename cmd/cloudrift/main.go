@@ -7,8 +7,11 @@
 //
 // shows the repository's cluster.yaml at work.
 //
-// A studio builds its own binary instead, importing its own plugin packages;
-// see examples/openworld/cmd/openworld.
+// The registry connectors "embedded" and "consul" come with package cli.
+//
+// A studio builds its own binary instead, importing its own plugin packages
+// and any registry connector of its own; see examples/openworld/cmd/openworld
+// and examples/fileregistry/cmd/fileregistry.
 package main
 
 import (
@@ -17,8 +20,7 @@ import (
 
 	// The open-world example's plugins (gateway, world, chat), so the
 	// repository's cluster.yaml runs out of the box with
-	// "go run ./cmd/cloudrift dev". The built-in plugins (cloud memory,
-	// health, ...) will be imported here too.
+	// "go run ./cmd/cloudrift dev".
 	_ "github.com/cloudrift/cloudrift/examples/openworld"
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory" // the cloud memory: "cloudmemory" and its client
 )
