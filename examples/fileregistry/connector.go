@@ -195,20 +195,20 @@ func (c *Connector) watch(ctx context.Context, group string, pub *registry.Publi
 	}
 }
 
-// Close deregisters (best effort), ends every watch and waits for them.
+// Close deregisters (best effort), ends every watch and waits for them. A
+// second Close returns nil at once.
 func (c *Connector) Close() error {
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
+	first := !c.closed
 	c.closed = true
 	var err error
-	if c.self != nil {
+	if first && c.self != nil {
 		err = c.deregisterLocked()
 	}
 	c.mu.Unlock()
-	c.cancel()
-	c.wg.Wait()
+	if first {
+		c.cancel()
+		c.wg.Wait()
+	}
 	return err
 }
