@@ -3,7 +3,8 @@
 // A system file declares every group of a system: its name, visibility,
 // listen address, the groups it connects to, its replica count and its
 // plugins. Load and Parse decode the file strictly (an unknown key is an
-// error at every level except inside a plugin's settings), expand ${VAR}
+// error at every level; a plugin's and the registry's settings are kept raw
+// and decoded just as strictly by the plugin or connector), expand ${VAR}
 // references from the environment, apply defaults and check the topology
 // rules. Every problem carries the file and line it comes from, and all
 // problems of a file are reported together.
