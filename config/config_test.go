@@ -346,6 +346,12 @@ groups: [{ name: a, visibility: internal }]
   adress: x #<
 groups: [{ name: a, visibility: internal }]
 `, nil, []string{`registry: unknown key "adress"`}},
+		{"old consul block", head + `registry:
+  type: consul
+  consul: #<
+    address: x
+groups: [{ name: a, visibility: internal }]
+`, nil, []string{`registry: unknown key "consul": a connector's settings go under "settings:"`}},
 		{"unknown links key", head + `links:
   hearbeat: 1s #<
 groups: [{ name: a, visibility: internal }]

@@ -45,6 +45,8 @@ func (d *decoder) registry(f yamlx.Field) Registry {
 			if v := yamlx.Resolve(f.Val); !yamlx.IsNull(v) {
 				r.Settings = *v
 			}
+		case "consul": // the block's key before connectors were registered
+			d.errorf(f.Key, ctx, `unknown key "consul": a connector's settings go under "settings:"`)
 		default:
 			d.unknown(f.Key, ctx, known)
 		}
