@@ -33,8 +33,8 @@ critical until Consul removes it, registry.settings.deregisterAfter later).
 Health is passing, warning, critical or maintenance; for a server that is
 not passing, Consul's reason follows (a crashed server's is "TTL expired").
 
-Status needs the consul registry (the embedded registry lives inside one
-process, so there is nothing to ask). The agent's address and ACL token come
+Status needs the consul registry: it reads each server's health from
+Consul's checks, which no other connector keeps. The agent's address and ACL token come
 from the registry block's settings, else from CONSUL_HTTP_ADDR and
 CONSUL_HTTP_TOKEN. Status exits 0 when the registry answered for every
 group, whatever the health of the servers, and 1 when it did not.`)
@@ -57,7 +57,7 @@ func runStatus(e *env, args []string) int {
 		return exitFail
 	}
 	if t := registryType(sys); t != consul.Type {
-		fmt.Fprintf(e.stderr, "%s status: %s uses the %s registry, which lives inside one process: there is no registry to ask; status needs \"registry: {type: consul}\"\n",
+		fmt.Fprintf(e.stderr, "%s status: %s uses the %s registry; status asks Consul for each server's health, so it needs \"registry: {type: consul}\"\n",
 			e.prog, o.config, t)
 		return exitFail
 	}
