@@ -34,9 +34,9 @@ Health is passing, warning, critical or maintenance; for a server that is
 not passing, Consul's reason follows (a crashed server's is "TTL expired").
 
 Status needs the consul registry: it reads each server's health from
-Consul's checks, which no other connector keeps. The agent's address and ACL token come
-from the registry block's settings, else from CONSUL_HTTP_ADDR and
-CONSUL_HTTP_TOKEN. Status exits 0 when the registry answered for every
+Consul's checks, which no other connector keeps. The agent's address and
+ACL token come from the registry block's settings, else from
+CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN. Status exits 0 when the registry answered for every
 group, whatever the health of the servers, and 1 when it did not.`)
 	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on the registry after this `duration`")
