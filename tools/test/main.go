@@ -82,13 +82,17 @@ func run(ctx context.Context, args []string) error {
 			continue
 		}
 		dir := filepath.Join(root, mod)
+		name := mod
+		if mod == "." {
+			name = "root"
+		}
 		modStart := time.Now()
 		outcome := "passed"
-		step(fmt.Sprintf("[%s] go vet %s", mod, strings.Join(pkgs, " ")))
+		step(fmt.Sprintf("[%s] go vet %s", name, strings.Join(pkgs, " ")))
 		if err := command(ctx, dir, env, "go", append([]string{"vet"}, pkgs...)...); err != nil {
 			outcome = "go vet failed"
 		} else {
-			step(fmt.Sprintf("[%s] go %s %s", mod, strings.Join(testArgs, " "), strings.Join(pkgs, " ")))
+			step(fmt.Sprintf("[%s] go %s %s", name, strings.Join(testArgs, " "), strings.Join(pkgs, " ")))
 			if err := command(ctx, dir, env, "go", append(append([]string{}, testArgs...), pkgs...)...); err != nil {
 				outcome = "go test failed"
 			}
@@ -97,7 +101,7 @@ func run(ctx context.Context, args []string) error {
 			return ctx.Err()
 		}
 		failed = failed || outcome != "passed"
-		summary = append(summary, fmt.Sprintf("  %-16s %s in %s", mod, outcome, time.Since(modStart).Round(time.Second)))
+		summary = append(summary, fmt.Sprintf("  %-16s %s in %s", name, outcome, time.Since(modStart).Round(time.Second)))
 	}
 	fmt.Println("==> summary")
 	fmt.Println(strings.Join(summary, "\n"))
