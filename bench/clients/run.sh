@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-go build -o "$dir/benchclients" ./bench/clients
+go -C bench build -o "$dir/benchclients" ./clients
 echo "$(go version), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 # Figures are only comparable on a quiet machine: the load shows how quiet.
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -17,7 +17,7 @@ if ! command -v redis-server >/dev/null; then
 fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-go build -o "$dir/benchcloud" ./bench/cloud
+go -C bench build -o "$dir/benchcloud" ./cloud
 echo "$(go version), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 # Figures are only comparable on a quiet machine: the load shows how quiet.
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -6,9 +6,10 @@
 // The tests build the cmd/cloudrift binary once (with -race when the tests
 // run with -race), launch replicas on free loopback ports, kill them with
 // SIGKILL, and stop, restart or lock down (ACLs) the agent. They measure
-// and log the times the issue asks for (a replica's start until every peer
-// has linked to it, a kill until every peer has dropped it and until Consul
-// reports it critical) and assert only functional bounds.
+// and log the discovery times (a replica's start until every peer has
+// linked to it, a kill until every peer has dropped it and until Consul
+// reports it critical) and assert only functional bounds; the timing
+// targets are checked by bench/discovery, not by tests.
 //
 // The tests run one after the other, not in parallel: two of them stop an
 // agent and start it again on the same ports, which an agent starting

@@ -29,7 +29,7 @@ const wait = testutil.Patience
 // Timings of the test system (see system).
 const (
 	ttl        = 2 * time.Second // registry.consul.ttl
-	leaveGrace = 5 * time.Second // links.leaveGrace, the default, as the issue states it
+	leaveGrace = 5 * time.Second // links.leaveGrace: the default
 )
 
 // topology is the test system's groups: front (external) dials mid, mid

@@ -4,10 +4,17 @@
 //	go run ./tools/test
 //
 // It builds the pinned Consul agent into .bin/ when it is missing (the
-// integration tests start real agents from it), vets the code, and runs every
-// package's tests with the race detector when cgo can build it (without it,
-// and saying so, otherwise). Extra arguments are passed to go test, e.g.
-// `go run ./tools/test -run TestRefusals ./cluster/`.
+// integration tests start real agents from it; building it is also the only
+// check of the tools/consul module), then vets and tests every module of
+// the repository in turn: the framework at the root, examples/stats and
+// bench, each with its own go.mod so that the framework's requirements stay
+// its own. Tests run with the race detector when cgo can build it (without
+// it, and saying so, otherwise). A module that fails does not stop the
+// others; the summary at the end gives each module's outcome.
+//
+// Extra arguments are passed to go test; package patterns are sent to the
+// modules they name, e.g. `go run ./tools/test -run TestRefusals ./cluster/`
+// or `go run ./tools/test ./bench/cloud/`.
 package main
 
 import (
@@ -21,6 +28,11 @@ import (
 	"strings"
 	"time"
 )
+
+// modules are the repository's Go modules that are vetted and tested, by
+// directory relative to the root. tools/consul is not here: it holds no
+// package, only the pinned agent's requirements, and build.sh builds it.
+var modules = []string{".", "examples/stats", "bench"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -38,57 +50,172 @@ func run(ctx context.Context, args []string) error {
 	}
 	start := time.Now()
 	step("building the pinned Consul agent (first time: several minutes)")
-	if err := command(ctx, root, "bash", "tools/consul/build.sh"); err != nil {
+	if err := command(ctx, root, nil, "bash", "tools/consul/build.sh"); err != nil {
 		return fmt.Errorf("building consul: %w", err)
 	}
-	consul := filepath.Join(root, ".bin", "consul")
-	step("go vet ./...")
-	if err := command(ctx, root, "go", "vet", "./..."); err != nil {
-		return fmt.Errorf("go vet: %w", err)
-	}
+	env := append(os.Environ(), "CLOUDRIFT_CONSUL="+filepath.Join(root, ".bin", "consul"))
+
 	testArgs := []string{"test", "-count=1", "-timeout=15m"}
-	if raceAvailable(ctx, root) {
+	if raceAvailable(ctx) {
 		testArgs = append(testArgs, "-race")
 	} else {
 		fmt.Println("NOTE: no C compiler for cgo, so the race detector is off; install gcc to run with -race")
 	}
-	pkgs := []string{"./..."}
-	var flags []string
+	var flags, patterns []string
 	for _, a := range args {
 		if strings.HasPrefix(a, "./") || strings.HasPrefix(a, "github.com/") {
-			if pkgs[0] == "./..." {
-				pkgs = nil
-			}
-			pkgs = append(pkgs, a)
+			patterns = append(patterns, a)
 			continue
 		}
 		flags = append(flags, a)
 	}
-	testArgs = append(append(testArgs, flags...), pkgs...)
-	step("go " + strings.Join(testArgs, " "))
-	cmd := exec.CommandContext(ctx, "go", testArgs...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CLOUDRIFT_CONSUL="+consul)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go test: %w", err)
+	if len(patterns) == 0 {
+		patterns = []string{"./..."}
+	}
+	testArgs = append(testArgs, flags...)
+
+	var summary []string
+	failed := false
+	for _, mod := range modules {
+		pkgs := modulePatterns(mod, patterns)
+		if len(pkgs) == 0 {
+			continue
+		}
+		dir := filepath.Join(root, mod)
+		name := mod
+		if mod == "." {
+			name = "root"
+		}
+		modStart := time.Now()
+		outcome := "passed"
+		step(fmt.Sprintf("[%s] go vet %s", name, strings.Join(pkgs, " ")))
+		if err := command(ctx, dir, env, "go", append([]string{"vet"}, pkgs...)...); err != nil {
+			outcome = "go vet failed"
+		} else {
+			step(fmt.Sprintf("[%s] go %s %s", name, strings.Join(testArgs, " "), strings.Join(pkgs, " ")))
+			if err := command(ctx, dir, env, "go", append(append([]string{}, testArgs...), pkgs...)...); err != nil {
+				outcome = "go test failed"
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		failed = failed || outcome != "passed"
+		summary = append(summary, fmt.Sprintf("  %-16s %s in %s", name, outcome, time.Since(modStart).Round(time.Second)))
+	}
+	fmt.Println("==> summary")
+	fmt.Println(strings.Join(summary, "\n"))
+	if failed {
+		return errors.New("some modules failed (see above)")
 	}
 	fmt.Printf("all tests passed in %s\n", time.Since(start).Round(time.Second))
 	return nil
 }
 
+// modulePatterns returns the package patterns of patterns that fall in the
+// module at dir (relative to the root), rewritten relative to that module.
+// A pattern belongs to the innermost module holding its directory; a
+// pattern ending in "/..." also covers every module below its directory.
+// Import-path patterns (github.com/...) are matched the same way by path.
+func modulePatterns(mod string, patterns []string) []string {
+	var out []string
+	for _, p := range patterns {
+		rel, wild, importPath := splitPattern(p)
+		switch {
+		case owner(rel) == mod:
+			out = append(out, rejoin(mod, rel, wild, importPath))
+		case wild && under(mod, rel):
+			out = append(out, rejoin(mod, mod, true, importPath))
+		}
+	}
+	return out
+}
+
+const modulePath = "github.com/cloudrift/cloudrift"
+
+// splitPattern turns a pattern into a slash-separated directory relative to
+// the root ("." for the root), whether it ends in "/...", and whether it was
+// given as an import path.
+func splitPattern(p string) (rel string, wild, importPath bool) {
+	if strings.HasPrefix(p, modulePath) {
+		importPath = true
+		p = "." + strings.TrimPrefix(p, modulePath)
+		if p == "." {
+			p = "./"
+		}
+	}
+	if p == "..." || strings.HasSuffix(p, "/...") {
+		wild = true
+		p = strings.TrimSuffix(p, "...")
+	}
+	rel = filepath.ToSlash(filepath.Clean(p))
+	return rel, wild, importPath
+}
+
+// owner returns the innermost module holding the directory rel.
+func owner(rel string) string {
+	best := "."
+	for _, m := range modules {
+		if m != "." && under(rel, m) && len(m) > len(best) {
+			best = m
+		}
+	}
+	return best
+}
+
+// under reports whether the directory a is b or below it.
+func under(a, b string) bool {
+	return b == "." || a == b || strings.HasPrefix(a, b+"/")
+}
+
+// rejoin writes the directory rel as a pattern for the module mod.
+func rejoin(mod, rel string, wild, importPath bool) string {
+	sub := rel
+	if mod != "." {
+		sub = strings.TrimPrefix(strings.TrimPrefix(rel, mod), "/")
+		if sub == "" {
+			sub = "."
+		}
+	}
+	var p string
+	if importPath {
+		p = modulePath
+		if mod != "." {
+			p += "/" + mod
+		}
+		if sub != "." {
+			p += "/" + sub
+		}
+		if wild {
+			p += "/..."
+		}
+		return p
+	}
+	p = "./" + sub
+	if sub == "." {
+		p = "."
+	}
+	if wild {
+		p = strings.TrimSuffix(p, "/") + "/..."
+	}
+	return p
+}
+
 func step(s string) { fmt.Printf("==> %s\n", s) }
 
-func command(ctx context.Context, dir, name string, args ...string) error {
+// command runs name in dir with env (nil: this process's), its output
+// going to ours.
+func command(ctx context.Context, dir string, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	return cmd.Run()
 }
 
 // raceAvailable reports whether `go test -race` can build here: it needs cgo
 // and a C compiler.
-func raceAvailable(ctx context.Context, dir string) bool {
+func raceAvailable(ctx context.Context) bool {
 	out, err := exec.CommandContext(ctx, "go", "env", "CGO_ENABLED", "CC").Output()
 	if err != nil {
 		return false
@@ -101,7 +228,7 @@ func raceAvailable(ctx context.Context, dir string) bool {
 	return err == nil
 }
 
-// moduleRoot finds the directory of this module's go.mod.
+// moduleRoot finds the directory of the root module's go.mod.
 func moduleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -109,7 +236,7 @@ func moduleRoot() (string, error) {
 	}
 	for {
 		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(data), "module github.com/cloudrift/cloudrift\n") {
+		if err == nil && strings.HasPrefix(string(data), "module "+modulePath+"\n") {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
