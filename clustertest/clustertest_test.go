@@ -54,6 +54,16 @@ func (w *watcher) count(ev string) int {
 	return n
 }
 
+// remotes returns the servers of group that srv sees, sorted by ID.
+func remotes(t *testing.T, srv *clustertest.Server, group string) []plugins.RemoteServer {
+	t.Helper()
+	rg, err := srv.Host().RemoteGroup(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rg.Servers()
+}
+
 func TestStartRunsAndLinksEveryReplica(t *testing.T) {
 	sys := clustertest.Start(t, exampleYAML)
 	var ids []string
@@ -68,8 +78,10 @@ func TestStartRunsAndLinksEveryReplica(t *testing.T) {
 	if want := []string{"lobby-1", "world-1", "world-2"}; !slices.Equal(ids, want) {
 		t.Fatalf("servers %v, want %v", ids, want)
 	}
-	if st := sys.Server("lobby-1").Cluster().Stats(); st.LinksUp != 2 {
-		t.Errorf("lobby-1 has %d links up after Start, want 2", st.LinksUp)
+	for _, r := range remotes(t, sys.Server("lobby-1"), "world") {
+		if r.State() != plugins.StateConnected {
+			t.Errorf("lobby-1's link with %s is %v after Start, want connected", r.ID(), r.State())
+		}
 	}
 	if got := sys.Replica("world", 1).ID(); got != "world-2" {
 		t.Errorf("Replica(world, 1) = %s, want world-2", got)
@@ -98,17 +110,16 @@ func TestKillIsSeenByPeersAndRestartIsANewIncarnation(t *testing.T) {
 		t.Fatal("world-2 runs after Kill")
 	}
 	sys.WaitFor("lobby-1 to see world-2's link drop", func() bool { return w.count("disconnected world-2") == 1 })
-	if st := sys.Server("lobby-1").Cluster().Stats(); st.LinksUp != 1 {
-		t.Errorf("lobby-1 has %d links up with world-2 killed, want 1", st.LinksUp)
-	}
+	sys.WaitFor("lobby-1 to count one link up", func() bool { return sys.Server("lobby-1").Cluster().Stats().LinksUp == 1 })
 
 	victim.Restart()
 	if victim.Incarnation() == before {
 		t.Error("the restarted world-2 has its old incarnation")
 	}
 	sys.WaitLinked("lobby")
-	if n := w.count("connected world-2"); n != 2 {
-		t.Errorf("lobby-1 saw world-2 connect %d times, want 2 (start and restart)", n)
+	sys.WaitFor("lobby-1 to see world-2 connect again", func() bool { return w.count("connected world-2") == 2 })
+	if r := remotes(t, sys.Server("lobby-1"), "world"); len(r) != 2 || r[1].Incarnation() != victim.Incarnation() {
+		t.Errorf("lobby-1 sees world servers %v, want world-1 and the new world-2", r)
 	}
 }
 
@@ -120,8 +131,8 @@ func TestAddReplicaThenShutdown(t *testing.T) {
 		t.Fatalf("AddReplica gave %s of %s, want world-3 of world", added.ID(), added.Group())
 	}
 	sys.WaitLinkedServer("lobby-1")
-	if n := w.count("connected world-3"); n != 1 {
-		t.Errorf("lobby-1 saw world-3 connect %d times, want 1", n)
+	if r := remotes(t, sys.Server("lobby-1"), "world"); len(r) != 3 || r[2].ID() != "world-3" || r[2].State() != plugins.StateConnected {
+		t.Errorf("lobby-1 sees world servers %v, want world-3 connected too", r)
 	}
 	added.Shutdown()
 	sys.WaitFor("lobby-1 to see world-3 leave", func() bool { return w.count("left world-3") == 1 })

@@ -40,12 +40,16 @@ func Example() {
 	world.Restart() // same ID, new incarnation
 	sys.WaitLinked("lobby")
 	fmt.Println("new incarnation:", world.Incarnation() != before)
-	fmt.Println("lobby-1 links:", lobby.Cluster().Stats().LinksUp)
+	worlds, _ := lobby.Host().RemoteGroup("world")
+	for _, w := range worlds.Servers() {
+		fmt.Println("lobby-1 sees", w.ID(), w.State())
+	}
 	// Output:
 	// welcomed by lobby-1
 	// world-2 running: false
 	// new incarnation: true
-	// lobby-1 links: 2
+	// lobby-1 sees world-1 connected
+	// lobby-1 sees world-2 connected
 }
 
 // exampleT stands in for the *testing.T an Example has not: it runs the

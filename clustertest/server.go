@@ -57,8 +57,8 @@ func (s *Server) Running() bool {
 	return s.running
 }
 
-// Addr returns the host:port the current incarnation listens on, on
-// loopback. A restarted server listens on a new port.
+// Addr returns the host:port the current incarnation listens on (listened
+// on, once stopped), on loopback. A restarted server listens on a new port.
 func (s *Server) Addr() string {
 	s.sys.t.Helper()
 	a := s.Cluster().Addr()
