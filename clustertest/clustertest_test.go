@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/plugins"
@@ -157,6 +158,18 @@ func TestStartSystemLeavesTheCallersSystemAlone(t *testing.T) {
 	}
 	if !sys.Server("solo-1").Running() {
 		t.Error("solo-1 is not running")
+	}
+}
+
+func TestStartServerWithAnotherSecretIsRefused(t *testing.T) {
+	sys := clustertest.New(t, exampleYAML)
+	world := sys.StartServer("world", "world-1")
+	bad := *sys.Config()
+	bad.Secret = "another-secret-of-sufficient-length"
+	sys.StartServerWith(cluster.Options{System: &bad, Group: "lobby", ID: "lobby-bad"})
+	sys.WaitFor("world-1 to refuse lobby-bad", func() bool { return world.Cluster().Stats().Refused > 0 })
+	if n := world.Cluster().Stats().LinksUp; n != 0 {
+		t.Errorf("world-1 has %d links up with a server of another secret", n)
 	}
 }
 

@@ -14,8 +14,9 @@
 //	sys.WaitLinked("lobby")                // every lobby server linked again
 //
 // New, NewSystem and Load prepare a system without starting any server, for
-// tests that start servers one by one (StartServer, StartGroup, AddReplica),
-// often with plugin values of their own.
+// tests that start servers one by one (StartServer, StartGroup, AddReplica,
+// and StartServerWith for any cluster.Options), often with plugin values of
+// their own.
 //
 // Every wait is bounded by the system's patience (DefaultPatience unless
 // WithPatience says otherwise). A wait that runs out fails the test with

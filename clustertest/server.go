@@ -21,8 +21,8 @@ type Server struct {
 	id    string
 	group string
 
-	mu      sync.Mutex // guards the fields below
-	plugins []plugins.Plugin
+	mu      sync.Mutex          // guards the fields below
+	opts    cluster.Options     // what each incarnation starts with
 	srv     *cluster.Server     // the current incarnation
 	conn    *embedded.Connector // its registry connector
 	running bool
@@ -141,7 +141,8 @@ func (s *Server) Shutdown() {
 // the same ID, on a new loopback port. ps, when given, are the plugin
 // values it hosts from now on; otherwise it hosts those it was started
 // with (the same values, which must then take a second Start, or the
-// group's plugins provisioned anew). It returns once the server is
+// group's plugins provisioned anew), and the other options it was started
+// with, but for a Listener: it listens anew. It returns once the server is
 // registered, and fails the test if the server is running or does not
 // start.
 func (s *Server) Restart(ps ...plugins.Plugin) {
@@ -149,7 +150,7 @@ func (s *Server) Restart(ps ...plugins.Plugin) {
 	s.mu.Lock()
 	was := s.running
 	if ps != nil {
-		s.plugins = ps
+		s.opts.Plugins = ps
 	}
 	s.mu.Unlock()
 	if was {
@@ -163,20 +164,26 @@ func (s *Server) start() {
 	t := s.sys.t
 	t.Helper()
 	s.mu.Lock()
-	ps := s.plugins
+	opts := s.opts
+	s.opts.Listener = nil // it serves the first incarnation only
 	s.mu.Unlock()
 	conn := s.sys.hub.Connector()
-	srv, err := cluster.New(cluster.Options{
-		System:   s.sys.cfg,
-		Group:    s.group,
-		ID:       s.id,
-		Listen:   "127.0.0.1:0",
-		Registry: conn,
-		Logger:   s.sys.logger(),
-		Plugins:  ps,
-	})
+	opts.Registry = conn
+	if opts.System == nil {
+		opts.System = s.sys.cfg
+	}
+	if opts.Logger == nil {
+		opts.Logger = s.sys.logger()
+	}
+	if opts.Listen == "" && opts.Listener == nil {
+		opts.Listen = "127.0.0.1:0"
+	}
+	srv, err := cluster.New(opts)
 	if err != nil {
 		conn.Close()
+		if opts.Listener != nil {
+			opts.Listener.Close()
+		}
 		t.Fatalf("clustertest: new server %s: %v", s.id, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.sys.opts.patience)

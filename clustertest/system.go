@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/groups"
 	"github.com/cloudrift/cloudrift/internal/testutil"
@@ -230,14 +231,30 @@ func (s *System) AddReplica(group string, ps ...plugins.Plugin) *Server {
 // the test if the ID is taken or the server does not start.
 func (s *System) StartServer(group, id string, ps ...plugins.Plugin) *Server {
 	s.t.Helper()
-	s.group(group)
-	srv := &Server{sys: s, id: id, group: group, plugins: ps}
-	s.mu.Lock()
-	if _, dup := s.byID[id]; dup {
-		s.mu.Unlock()
-		s.t.Fatalf("clustertest: server %s started twice", id)
+	return s.StartServerWith(cluster.Options{Group: group, ID: id, Plugins: ps})
+}
+
+// StartServerWith starts a server as StartServer does, with opts as given
+// but for what the kit fills in: Registry (a new connector to the hub),
+// System when nil (the system's Config, or another system sharing the hub,
+// as a misconfigured server would), Logger when nil (into the system's
+// logs), and Listen when neither Listen nor Listener is set (loopback, a
+// free port). opts.Group and opts.ID are required.
+func (s *System) StartServerWith(opts cluster.Options) *Server {
+	s.t.Helper()
+	if opts.System == nil {
+		s.group(opts.Group)
 	}
-	s.byID[id] = srv
+	if opts.ID == "" {
+		s.t.Fatalf("clustertest: a server of %s needs an ID", opts.Group)
+	}
+	srv := &Server{sys: s, id: opts.ID, group: opts.Group, opts: opts}
+	s.mu.Lock()
+	if _, dup := s.byID[opts.ID]; dup {
+		s.mu.Unlock()
+		s.t.Fatalf("clustertest: server %s started twice", opts.ID)
+	}
+	s.byID[opts.ID] = srv
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
 	srv.start()
