@@ -36,7 +36,7 @@ func startSystem(t *testing.T) *system {
 	s.Settings("client", GuardPlugin, &s.guard)
 	s.StartGroup("cloud")
 	s.StartGroup("client")
-	s.WaitLinked(3, "client-1", "client-2")
+	s.WaitLinked("client")
 	return s
 }
 
@@ -48,7 +48,7 @@ func (s *system) dial(id, token string, onCloud func(client.Notification)) *clie
 	if token != "" {
 		opts.Header = http.Header{TokenHeader: []string{token}}
 	}
-	return s.DialWith(id, opts)
+	return s.Server(id).DialWith(opts)
 }
 
 // names returns the names of servers, in order.
@@ -184,7 +184,7 @@ func TestDirectory(t *testing.T) {
 	if err := alpha.Post(ctx, key(app, 99), nil); !errors.Is(err, client.ErrCloudRejected) {
 		t.Fatalf("an unknown field: %v", err)
 	}
-	if _, err := client.Dial(ctx, client.Options{URL: s.URL("client-1"), Header: http.Header{TokenHeader: []string{"wrong"}}}); !errors.Is(err, client.ErrAuthRefused) {
+	if _, err := client.Dial(ctx, client.Options{URL: s.Server("client-1").URL(), Header: http.Header{TokenHeader: []string{"wrong"}}}); !errors.Is(err, client.ErrAuthRefused) {
 		t.Fatalf("a wrong token: %v", err)
 	}
 	d, err = Details(ctx, browser, app, alpha.Ref())

@@ -13,11 +13,11 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
-	"github.com/cloudrift/cloudrift/registry/embedded"
 )
 
 func TestMain(m *testing.M) {
@@ -76,10 +76,10 @@ func (w *recWorld) sendFailed(ref ClientRef) []error {
 }
 
 // world is a running open world: social-1, world-1 to world-3 and client-1
-// and client-2, on one embedded hub, over loopback.
+// and client-2, in one clustertest system, over loopback.
 type world struct {
 	t        *testing.T
-	servers  map[string]*cluster.Server
+	sys      *clustertest.System
 	gateways []*recGateway // client-1, client-2
 	worlds   []*recWorld   // world-1 to world-3
 	chat     *Chat
@@ -87,7 +87,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	sys := &config.System{
+	sys := clustertest.NewSystem(t, &config.System{
 		System: "openworld-test",
 		Secret: "test-secret-of-sufficient-length",
 		Groups: []config.Group{
@@ -95,31 +95,34 @@ func newWorld(t *testing.T) *world {
 			{Name: WorldGroup, Visibility: config.Internal},
 			{Name: SocialGroup, Visibility: config.Internal},
 		},
-		Links: config.Links{
-			HandshakeTimeout: config.Duration(2 * time.Second),
-			BackoffMin:       config.Duration(10 * time.Millisecond),
-			BackoffMax:       config.Duration(100 * time.Millisecond),
-		},
-	}
-	if err := sys.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	hub := embedded.NewHub()
-	w := &world{t: t, servers: make(map[string]*cluster.Server), chat: new(Chat)}
+		Links: config.Links{HandshakeTimeout: config.Duration(2 * time.Second)},
+	})
+	w := &world{t: t, sys: sys, chat: new(Chat)}
 	// Upstream groups first, as dev mode starts them.
-	w.start(hub, sys, SocialGroup, "social-1", w.chat)
+	sys.StartServer(SocialGroup, "social-1", w.chat)
 	for i := 1; i <= 3; i++ {
 		rw := &recWorld{World: &World{Regions: testRegions}, failed: make(map[ClientRef][]error)}
 		w.worlds = append(w.worlds, rw)
-		w.start(hub, sys, WorldGroup, fmt.Sprintf("world-%d", i), rw)
+		sys.StartServer(WorldGroup, fmt.Sprintf("world-%d", i), rw)
 	}
 	for i := 1; i <= 2; i++ {
 		rg := &recGateway{Gateway: new(Gateway), gone: make(map[uint64]error)}
 		w.gateways = append(w.gateways, rg)
-		w.start(hub, sys, "client", fmt.Sprintf("client-%d", i), rg)
+		sys.StartServer("client", fmt.Sprintf("client-%d", i), rg)
 	}
+	// The servers leave gracefully, the last started first, so that the
+	// plugins' stop paths run in every test.
+	t.Cleanup(func() {
+		ss := slices.Concat(sys.Servers(SocialGroup), sys.Servers(WorldGroup), sys.Servers("client"))
+		slices.Reverse(ss)
+		for _, s := range ss {
+			if s.Running() {
+				s.Shutdown()
+			}
+		}
+	})
 	for i, g := range w.gateways {
-		testutil.WaitFor(t, fmt.Sprintf("client-%d linked to every world and social server", i+1), func() bool {
+		sys.WaitFor(fmt.Sprintf("client-%d linked to every world and social server", i+1), func() bool {
 			st := g.Stats()
 			return st.Worlds == 3 && st.Socials == 1 && st.Regions == testRegions
 		})
@@ -127,34 +130,11 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-// start runs one server hosting p on loopback and shuts it down when the
-// test ends.
-func (w *world) start(hub *embedded.Hub, sys *config.System, group, id string, p plugins.Plugin) {
-	t := w.t
-	t.Helper()
-	conn := hub.Connector()
-	s, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Listen: "127.0.0.1:0", Registry: conn, Plugins: []plugins.Plugin{p}})
-	if err != nil {
-		t.Fatalf("New %s: %v", id, err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatalf("Start %s: %v", id, err)
-	}
-	w.servers[id] = s
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil && !errors.Is(err, cluster.ErrServerClosed) {
-			t.Errorf("Shutdown %s: %v", id, err)
-		}
-		conn.Close()
-	})
-}
+// server returns the cluster server id.
+func (w *world) server(id string) *cluster.Server { return w.sys.Server(id).Cluster() }
 
 // url is the WebSocket endpoint of a client server.
-func (w *world) url(id string) string {
-	return "ws://" + w.servers[id].Addr().String() + "/"
-}
+func (w *world) url(id string) string { return w.sys.Server(id).URL() }
 
 // ears records the messages a player gets: the refs named in positions and
 // views, and the pongs.
@@ -249,7 +229,7 @@ func TestPlayersNearbySeeEachOtherAcrossClientServers(t *testing.T) {
 	// alice's move (the pings travel from alice's client server behind the
 	// move, on the same links); any position of alice's a world server had
 	// pushed to carol would have reached her before its pong.
-	worlds, err := w.servers["client-1"].Host().RemoteGroup(WorldGroup)
+	worlds, err := w.server("client-1").Host().RemoteGroup(WorldGroup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,11 +294,7 @@ func TestWorldServerStopHandsPlayersOver(t *testing.T) {
 	}
 	testutil.WaitFor(t, "bob sees alice", sees(bob, alice, alice.Position()))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := w.servers["world-2"].Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w.sys.Server("world-2").Shutdown()
 
 	// The heir holds both players where they were, without them moving.
 	for _, p := range []*Player{alice, bob} {
@@ -392,12 +368,12 @@ func TestClientDisconnectSeenByPlugins(t *testing.T) {
 
 	// Sending to her ref now fails: at once on her own server, through
 	// ClientSendFailed on a world server.
-	if err := w.servers["client-1"].Host().SendToClient(ref, PlayerPong, AppendStamp(nil, 1)); !errors.Is(err, plugins.ErrClientGone) {
+	if err := w.server("client-1").Host().SendToClient(ref, PlayerPong, AppendStamp(nil, 1)); !errors.Is(err, plugins.ErrClientGone) {
 		t.Errorf("client-1 SendToClient to alice after she left: %v, want ErrClientGone", err)
 	}
 	ownerID := fmt.Sprintf("world-%d", slices.Index(w.worlds, owner)+1)
 	before := len(owner.sendFailed(ref))
-	if err := w.servers[ownerID].Host().SendToClient(ref, PlayerPong, AppendStamp(nil, 1)); err != nil {
+	if err := w.server(ownerID).Host().SendToClient(ref, PlayerPong, AppendStamp(nil, 1)); err != nil {
 		t.Fatalf("%s SendToClient to alice: %v (the error comes later)", ownerID, err)
 	}
 	testutil.WaitFor(t, ownerID+" told alice is gone", func() bool { return len(owner.sendFailed(ref)) > before })

@@ -36,9 +36,10 @@ func newSystem(t *testing.T) *system {
 	t.Setenv("STATS_DB", db)
 	s := &system{System: demotest.Load(t, "cluster.yaml"), db: db}
 	s.StartGroup("cloud")
-	s.Start("stats", "stats-1")
+	s.StartServer("stats", "stats-1")
 	s.StartGroup("client")
-	s.WaitLinked(3, "stats-1", "client-1", "client-2")
+	s.WaitLinked("stats")
+	s.WaitLinked("client")
 	return s
 }
 
@@ -90,7 +91,7 @@ func TestStats(t *testing.T) {
 	s := newSystem(t)
 	ctx := testutil.Context(t)
 
-	watcher := s.Dial("client-1")
+	watcher := s.Server("client-1").Dial()
 	tot, err := WatchTotal(ctx, watcher)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func TestStats(t *testing.T) {
 	ps := make([]player, players)
 	want := make(map[string]uint64)
 	for i := range ps {
-		c := s.Dial(fmt.Sprintf("client-%d", 1+i%2))
+		c := s.Server(fmt.Sprintf("client-%d", 1+i%2)).Dial()
 		p, err := NewPlayer(c, fmt.Sprintf("p%02d", i))
 		if err != nil {
 			t.Fatal(err)
@@ -158,7 +159,7 @@ func TestStats(t *testing.T) {
 	}
 
 	// A graceful stop flushes: the database holds every kill.
-	s.Shutdown("stats-1")
+	s.Server("stats-1").Shutdown()
 	dbTotal, dbPlayers, dbSum, dbSessions := dbState(t, s.db)
 	if dbTotal != total || dbSum != total || !maps.Equal(dbPlayers, want) {
 		t.Fatalf("database: total %d, sum %d, players %v\nwant total %d, players %v", dbTotal, dbSum, dbPlayers, total, want)
@@ -188,8 +189,8 @@ func TestStats(t *testing.T) {
 	// A new aggregator on the same database starts from its total, counts
 	// what the connected sessions posted since (and nothing twice), and
 	// carries on.
-	s.Start("stats", "stats-2")
-	s.WaitLinked(3, "stats-2")
+	s.StartServer("stats", "stats-2")
+	s.WaitLinkedServer("stats-2")
 	testutil.WaitFor(t, fmt.Sprintf("the total after the restart, %d", total), totalIs(tot, total))
 	for _, pl := range ps[15:] {
 		if err := pl.p.AddKills(ctx, 2); err != nil {
@@ -200,7 +201,7 @@ func TestStats(t *testing.T) {
 		total += 2
 	}
 	testutil.WaitFor(t, fmt.Sprintf("the total after more kills, %d", total), totalIs(tot, total))
-	s.Shutdown("stats-2")
+	s.Server("stats-2").Shutdown()
 	dbTotal, dbPlayers, dbSum, dbSessions = dbState(t, s.db)
 	if dbTotal != total || dbSum != total || !maps.Equal(dbPlayers, want) {
 		t.Fatalf("database after the restart: total %d, sum %d, players %v\nwant total %d, players %v", dbTotal, dbSum, dbPlayers, total, want)

@@ -35,9 +35,10 @@ func newSystem(t *testing.T, coord *Coordinator) *system {
 	s.Settings("client", GuardPlugin, &guard)
 	coord.Job, s.job = guard.Job, guard.Job
 	s.StartGroup("cloud")
-	s.Start("coordinator", "coordinator-1", coord)
+	s.StartServer("coordinator", "coordinator-1", coord)
 	s.StartGroup("client")
-	s.WaitLinked(3, "coordinator-1", "client-1", "client-2")
+	s.WaitLinked("coordinator")
+	s.WaitLinked("client")
 	return s
 }
 
@@ -75,7 +76,7 @@ func TestTasksWithAWorkerCrashing(t *testing.T) {
 	defer cancel()
 	want := naivePrimes(0, 200_000)
 
-	observer := s.Dial("client-2")
+	observer := s.Server("client-2").Dial()
 	progress, err := Watch(ctx, observer, s.job)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +88,7 @@ func TestTasksWithAWorkerCrashing(t *testing.T) {
 
 	// The first worker takes a task and hangs on it.
 	hung := make(chan Task, 1)
-	w1 := &Worker{Client: s.Dial("client-1"), Job: s.job, Name: "hangs",
+	w1 := &Worker{Client: s.Server("client-1").Dial(), Job: s.job, Name: "hangs",
 		OnTask: func(t Task) {
 			select {
 			case hung <- t:
@@ -107,8 +108,8 @@ func TestTasksWithAWorkerCrashing(t *testing.T) {
 	}
 
 	// Two more workers, one on each client server; then the first crashes.
-	w2 := &Worker{Client: s.Dial("client-2"), Job: s.job, Name: "two"}
-	w3 := &Worker{Client: s.Dial("client-1"), Job: s.job, Name: "three"}
+	w2 := &Worker{Client: s.Server("client-2").Dial(), Job: s.job, Name: "two"}
+	w3 := &Worker{Client: s.Server("client-1").Dial(), Job: s.job, Name: "three"}
 	w2err, w3err := run(ctx, w2), run(ctx, w3)
 	w1.Client.Close()
 	if err := <-w1err; !errors.Is(err, client.ErrClosed) {
