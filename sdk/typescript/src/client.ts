@@ -125,6 +125,9 @@ export interface CallOptions {
 
 const OPEN = 1;
 
+/** How long a client waits for the close event that should follow an error event. */
+const errorGraceMs = 1000;
+
 function defaultFactory(url: string, headers?: Record<string, string>): WebSocketLike {
   const WS = (globalThis as { WebSocket?: any }).WebSocket;
   if (typeof WS !== "function") {
@@ -196,9 +199,9 @@ export function connect(opts: ClientOptions): Promise<Client> {
     };
     const timeout = opts.dialTimeoutMs ?? Defaults.dialTimeoutMs;
     const timer = setTimeout(() => settle(new TimeoutError(`dial ${opts.url}: no welcome within ${timeout}ms`)), timeout);
-    ws.onerror = () => {
-      // The close event follows and says more.
-    };
+    // Some WebSocket implementations (Node.js 20's) fire only an error
+    // event, no close, when the connection cannot be made.
+    ws.onerror = () => settle(new ConnectionError(`dial ${opts.url}: the connection failed`));
     ws.onclose = (ev) => {
       settle(new ConnectionError(`dial ${opts.url}: connection closed before the welcome (code ${ev.code}${ev.reason ? " " + ev.reason : ""})`, ev.code));
     };
@@ -258,7 +261,9 @@ export class Client {
       this.finish(why);
     };
     ws.onerror = () => {
-      // The close event follows.
+      // The close event follows; should it not, the client ends anyway.
+      const t = setTimeout(() => this.finish(new ConnectionError("the connection failed")), errorGraceMs);
+      void this.done.then(() => clearTimeout(t));
     };
   }
 
