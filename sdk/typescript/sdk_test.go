@@ -26,6 +26,7 @@ import (
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
@@ -39,6 +40,10 @@ const (
 	tagBurst   = 4 // payload u32 n: send n messages of tagBurstMsg, payload u32 0..n-1
 	tagBurstMs = 5
 )
+
+// kindEchoFrame is the extension kind the echo plugin claims: it sends
+// every such frame back.
+const kindEchoFrame protocol.Kind = 72
 
 // refusedToken makes Authenticate refuse a client, in the query or the
 // X-Token header.
@@ -108,6 +113,16 @@ func (echo) ClientMessage(c plugins.Client, m plugins.Message) error {
 		}
 	}
 	return nil
+}
+
+func (echo) FrameKinds() []protocol.Kind { return []protocol.Kind{kindEchoFrame} }
+
+func (echo) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
+	return fmt.Errorf("echo: %s from server %s", f.Kind, rs.ID())
+}
+
+func (echo) ClientFrame(c plugins.Client, f protocol.Frame) error {
+	return c.SendFrame(f.Kind, f.Tag, f.Payload)
 }
 
 // tool finds a program on PATH, skipping the test without it (failing

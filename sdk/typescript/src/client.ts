@@ -21,6 +21,7 @@ import { CloudSession, Notification, Result } from "./cloud.js";
 import type { View } from "./view.js";
 import {
   ClientRef,
+  Frame,
   Key,
   Kind,
   Query,
@@ -29,6 +30,7 @@ import {
   decodeWS,
   decodeWelcome,
   encodeWS,
+  isExtensionKind,
   isLinkKind,
 } from "./wire.js";
 
@@ -113,6 +115,11 @@ export interface ClientEvents {
   message: Message;
   /** A cloud-memory notification, after the client's views applied it. */
   notification: Notification;
+  /**
+   * A message of an extension kind (64–95) the SDK does not consume itself
+   * (the cloud memory's are): a game plugin's own protocol (see sendFrame).
+   */
+  frame: Frame;
   /** The client ended; the value is why (see Client.err). Emitted once. */
   close: Error;
 }
@@ -284,9 +291,24 @@ export class Client {
    * outside 0..65535.
    */
   send(tag: number, payload: Uint8Array): void {
+    this.sendLimited(Kind.User, tag, payload);
+  }
+
+  /**
+   * Sends a message of an extension kind (64–95) to the server plugin that
+   * claims it, as send does for user messages. A kind no plugin claims
+   * makes the server end the session with Reason.Protocol.
+   */
+  sendFrame(kind: number, tag: number, payload: Uint8Array): void {
+    if (!isExtensionKind(kind)) throw new RangeError(`kind ${kind} is not an extension kind (64-95)`);
+    this.sendLimited(kind, tag, payload);
+  }
+
+  /** Sends a message whose payload must fit maxMessage. */
+  private sendLimited(kind: number, tag: number, payload: Uint8Array): void {
     this.sendable();
     if (this.maxMessage > 0 && payload.length > this.maxMessage) throw new MessageTooLargeError(payload.length, this.maxMessage);
-    this.write(Kind.User, tag, payload);
+    this.write(kind, tag, payload);
   }
 
   /** Sends value as UTF-8 JSON (see send). */
@@ -403,8 +425,10 @@ export class Client {
           this.cloud.onFrame(f.kind, f.payload, !this.closing);
           return;
         default:
-          if (isLinkKind(f.kind) || f.kind === Kind.CloudPost || f.kind === Kind.CloudGet || f.kind === Kind.CloudRelease || f.kind === Kind.CloudUnsubscribe) {
-            throw new ProtocolError(`unexpected message of kind ${f.kind} from the server`);
+          if (isLinkKind(f.kind)) throw new ProtocolError(`unexpected message of kind ${f.kind} from the server`);
+          if (isExtensionKind(f.kind)) {
+            if (!this.closing) this.events.emit("frame", { kind: f.kind, tag: f.tag, payload: f.payload.slice() });
+            return;
           }
         // Kinds this version does not know are ignored, so that a newer
         // server can add messages without breaking older clients.

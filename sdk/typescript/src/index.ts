@@ -39,5 +39,8 @@ export {
   decodeWelcome,
   encodeWelcome,
   WireError,
+  isExtensionKind,
+  FirstExtensionKind,
+  LastExtensionKind,
 } from "./wire.js";
 export type { ClientRef, Key, Row, Query, Frame, Welcome } from "./wire.js";

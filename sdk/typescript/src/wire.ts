@@ -21,11 +21,20 @@ export const Kind = {
 
 /**
  * Kinds that only travel between servers (handshake, link keepalive,
- * routing, replica traffic). A server never sends them to a game client:
- * receiving one is a protocol error.
+ * client routing). A server never sends them to a game client: receiving
+ * one is a protocol error.
  */
 export function isLinkKind(kind: number): boolean {
-  return (kind >= 1 && kind <= 8 && kind !== Kind.Close) || (kind >= 33 && kind <= 36) || (kind >= 80 && kind <= 91);
+  return (kind >= 1 && kind <= 8 && kind !== Kind.Close) || (kind >= 33 && kind <= 36);
+}
+
+/** Extension kinds: the system protocols of server plugins (the cloud memory uses 64–71). */
+export const FirstExtensionKind = 64;
+export const LastExtensionKind = 95;
+
+/** Whether kind is an extension kind (64–95). */
+export function isExtensionKind(kind: number): boolean {
+  return kind >= FirstExtensionKind && kind <= LastExtensionKind;
 }
 
 /** Close reasons (a KindClose message's code). */

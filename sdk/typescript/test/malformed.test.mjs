@@ -113,8 +113,12 @@ test("a bad message ends the client with a ProtocolError", async (t) => {
   }
 });
 
-test("kinds this version does not know are ignored", async () => {
+test("unknown kinds are ignored, extension kinds delivered", async () => {
   const { c, ws } = await fakeClient();
+  const frame = next(c, "frame");
+  ws.deliver(encodeWS(80, 3, new Uint8Array([7])));
+  const f = await frame;
+  assert.deepEqual([f.kind, f.tag, [...f.payload]], [80, 3, [7]]);
   const got = next(c, "message");
   ws.deliver(encodeWS(120, 0, new Uint8Array([1, 2, 3])));
   ws.deliver(encodeWS(Kind.User, 9, new Uint8Array([4])));

@@ -102,6 +102,19 @@ test("the server's close reasons reach the application", async (t) => {
   });
 });
 
+test("extension frames reach the plugin that claims them", { skip: noSystem }, async (t) => {
+  const c = await dial(t);
+  c.sendFrame(72, 9, new Uint8Array([4, 2]));
+  const f = await next(c, "frame");
+  assert.deepEqual([f.kind, f.tag, [...f.payload]], [72, 9, [4, 2]]);
+  assert.throws(() => c.sendFrame(Kind.User, 0, new Uint8Array()), RangeError);
+
+  c.sendFrame(73, 0, new Uint8Array()); // no plugin claims it
+  const err = await within(c.done, "the close");
+  assert.ok(err instanceof CloseError, `${err}`);
+  assert.equal(err.reason, Reason.Protocol);
+});
+
 test("close ends the client with ClosedError", { skip: noSystem }, async (t) => {
   const c = await dial(t);
   await within(c.close(), "close");
