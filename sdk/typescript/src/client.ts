@@ -56,6 +56,7 @@ export type WebSocketFactory = (url: string, headers?: Record<string, string>) =
 export const Defaults = {
   dialTimeoutMs: 10_000,
   closeTimeoutMs: 10_000,
+  callTimeoutMs: 30_000,
   tokenParam: "token",
 } as const;
 
@@ -81,6 +82,13 @@ export interface ClientOptions {
   dialTimeoutMs?: number;
   /** How long close() waits for the server to answer the close. Default 10s. */
   closeTimeoutMs?: number;
+  /**
+   * Bounds the wait for each cloud-memory answer; past it the call rejects
+   * with a TimeoutError (the server may still apply the operation). The
+   * server answers within its own timeouts, except that it holds a Post
+   * while it has no cloud replica yet. Default 30s; 0: no bound.
+   */
+  callTimeoutMs?: number;
   /** Makes the WebSocket. Default: the global WebSocket (browsers; Node.js 22, or 20 with --experimental-websocket). */
   webSocket?: WebSocketFactory;
   /**
@@ -258,7 +266,7 @@ export class Client {
     this.opts = opts;
     const report = opts.onListenerError ?? ((err: unknown) => console.error("cloudrift: listener threw", err));
     this.events = new Emitter<ClientEvents>(report);
-    this.cloud = new CloudSession(this, report, (kind, payload) => this.write(kind, 0, payload));
+    this.cloud = new CloudSession(this, report, (kind, payload) => this.write(kind, 0, payload), opts.callTimeoutMs ?? Defaults.callTimeoutMs);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     ws.onmessage = (ev) => this.onMessage(ev.data);
     ws.onclose = (ev) => {

@@ -4,7 +4,7 @@
 // are applied in the order the server sent them.
 
 import type { CallOptions, Client } from "./client.js";
-import { CloudError, ClosedError, MessageTooLargeError } from "./errors.js";
+import { CloudError, ClosedError, MessageTooLargeError, TimeoutError } from "./errors.js";
 import { View, ViewSet } from "./view.js";
 import {
   ClientRef,
@@ -80,6 +80,7 @@ export class CloudSession {
     private readonly client: Client,
     report: (err: unknown) => void,
     private readonly send: (kind: number, payload: Uint8Array) => void,
+    private readonly callTimeoutMs: number,
   ) {
     this.views = new ViewSet(report);
   }
@@ -148,9 +149,11 @@ export class CloudSession {
     if (max > 0 && payload.length > max) return Promise.reject(new MessageTooLargeError(payload.length, max, `request of kind ${kind}`));
     return new Promise((resolve, reject) => {
       let onAbort: (() => void) | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const done = () => {
         this.pending.delete(req);
         if (onAbort) signal!.removeEventListener("abort", onAbort);
+        clearTimeout(timer);
       };
       this.pending.set(req, {
         resolve: (r) => (done(), resolve(r)),
@@ -160,6 +163,10 @@ export class CloudSession {
       if (signal) {
         onAbort = () => this.pending.get(req)?.reject(signal.reason ?? new Error("aborted"));
         signal.addEventListener("abort", onAbort);
+      }
+      const timeout = this.callTimeoutMs;
+      if (timeout > 0) {
+        timer = setTimeout(() => this.pending.get(req)?.reject(new TimeoutError(`cloud request of kind ${kind}: no answer within ${timeout}ms`)), timeout);
       }
       try {
         this.send(kind, payload);

@@ -73,7 +73,7 @@ export class MessageTooLargeError extends CloudriftError {
   }
 }
 
-/** connect did not get the server's welcome within its timeout. */
+/** connect did not get the welcome, or a cloud call its answer, in time. */
 export class TimeoutError extends CloudriftError {}
 
 /** A cloud-memory operation the server refused or could not complete. */

@@ -150,3 +150,15 @@ test("the connection's end without a reason is a ConnectionError", async () => {
   assert.equal(err.name, "ConnectionError");
   assert.equal(err.code, 1006);
 });
+
+test("a cloud call without an answer times out", async () => {
+  let ws;
+  const p = connect({ url: "ws://fake/", webSocket: (url) => (ws = new FakeWS(url)), callTimeoutMs: 50 });
+  ws.deliver(welcome);
+  const c = await p;
+  await assert.rejects(within(c.post({ primary: "k", secondary: 1 }, new Uint8Array()), "the post"), TimeoutError);
+  assert.equal(c.err, null);
+  // A late answer is ignored.
+  ws.deliver(encodeWS(Kind.CloudReply, 0, new Uint8Array([0, 0, 0, 1, 0, 0, 0, 0])));
+  assert.equal(c.err, null);
+});
