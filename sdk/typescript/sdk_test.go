@@ -1,0 +1,217 @@
+// Package typescript_test builds the TypeScript SDK with tsc and runs its
+// Node tests (test/*.test.mjs) against a real system started in-process:
+// two client servers hosting an echo plugin, and two cloud-memory
+// replicas, over loopback. The Node tests find the client servers' URLs in
+// CLOUDRIFT_TEST_URLS (comma-separated).
+//
+// Without tsc (Debian: apt-get install node-typescript) or node on PATH
+// the test skips, unless CI=true, where it fails.
+package typescript_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/testutil"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/registry/embedded"
+
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
+)
+
+// The echo plugin's tags: what a test client asks the server to do.
+const (
+	tagEcho    = 1 // send the payload back with the same tag
+	tagKick    = 2 // kick the sender, the payload being the message
+	tagWhoAmI  = 3 // answer JSON {ref, header, query}: what Authenticate saw
+	tagBurst   = 4 // payload u32 n: send n messages of tagBurstMsg, payload u32 0..n-1
+	tagBurstMs = 5
+)
+
+// kindEchoFrame is the extension kind the echo plugin claims: it sends
+// every such frame back.
+const kindEchoFrame protocol.Kind = 72
+
+// refusedToken makes Authenticate refuse a client, in the query or the
+// X-Token header.
+const refusedToken = "refuse-me"
+
+// system is the system file of the test; the client group's plugins are
+// given in code (echo).
+const system = `
+system: sdk-test
+secret: sdk-test-secret-of-enough-length
+registry:
+  type: embedded
+groups:
+  - name: client
+    visibility: external
+    listen: "127.0.0.1:0"
+    connectsTo: [cloud]
+    replicas: 2
+    clients:
+      maxMessageBytes: 1024
+      rate: 1000
+      burst: 300
+      readTimeout: 10s
+  - name: cloud
+    visibility: internal
+    replicas: 2
+    plugins:
+      - name: cloudmemory
+        settings:
+          serverGrace: 1s
+`
+
+// echo answers test clients (see the tag constants).
+type echo struct{}
+
+func (echo) Authenticate(info plugins.ClientInfo) error {
+	if info.Query.Get("token") == refusedToken || info.Header.Get("X-Token") == refusedToken {
+		return fmt.Errorf("token %q is refused", refusedToken)
+	}
+	return nil
+}
+
+func (echo) ClientMessage(c plugins.Client, m plugins.Message) error {
+	switch m.Tag {
+	case tagEcho:
+		return c.Send(tagEcho, m.Payload)
+	case tagKick:
+		c.Kick(string(m.Payload))
+	case tagWhoAmI:
+		info := c.Info()
+		b, err := json.Marshal(map[string]string{
+			"ref": c.Ref().String(), "header": info.Header.Get("X-Token"), "query": info.Query.Get("token"),
+		})
+		if err != nil {
+			return err
+		}
+		return c.Send(tagWhoAmI, b)
+	case tagBurst:
+		if len(m.Payload) != 4 {
+			return fmt.Errorf("burst: %d-byte payload", len(m.Payload))
+		}
+		n := binary.BigEndian.Uint32(m.Payload)
+		for i := uint32(0); i < n; i++ {
+			if err := c.Send(tagBurstMs, binary.BigEndian.AppendUint32(nil, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (echo) FrameKinds() []protocol.Kind { return []protocol.Kind{kindEchoFrame} }
+
+func (echo) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
+	return fmt.Errorf("echo: %s from server %s", f.Kind, rs.ID())
+}
+
+func (echo) ClientFrame(c plugins.Client, f protocol.Frame) error {
+	return c.SendFrame(f.Kind, f.Tag, f.Payload)
+}
+
+// tool finds a program on PATH, skipping the test without it (failing
+// it under CI=true).
+func tool(t *testing.T, name, hint string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not on PATH (%s)", name, hint)
+		}
+		t.Skipf("%s is not on PATH (%s)", name, hint)
+	}
+	return p
+}
+
+// startSystem starts the test system and returns its client servers' URLs.
+func startSystem(t *testing.T) []string {
+	t.Helper()
+	sys, err := config.Parse("sdk-test.yaml", []byte(system), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Links.BackoffMin = config.Duration(10 * time.Millisecond)
+	sys.Links.BackoffMax = config.Duration(100 * time.Millisecond)
+	var logs testutil.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server logs:\n%s", logs.String())
+		}
+	})
+	hub := embedded.NewHub()
+	start := func(group, id string, ps []plugins.Plugin) *cluster.Server {
+		conn := hub.Connector()
+		log := zerolog.New(&logs).With().Str("server", id).Logger().Level(zerolog.InfoLevel)
+		srv, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Registry: conn, Logger: &log, Plugins: ps})
+		if err != nil {
+			conn.Close()
+			t.Fatalf("New %s: %v", id, err)
+		}
+		t.Cleanup(func() {
+			srv.Close()
+			conn.Close()
+		})
+		if err := srv.Start(context.Background()); err != nil {
+			t.Fatalf("Start %s: %v", id, err)
+		}
+		return srv
+	}
+	start("cloud", "cloud-1", nil)
+	start("cloud", "cloud-2", nil)
+	var urls []string
+	for _, id := range []string{"client-1", "client-2"} {
+		srv := start("client", id, []plugins.Plugin{echo{}})
+		testutil.WaitFor(t, id+" linked to both replicas", func() bool { return srv.Stats().LinksUp == 2 })
+		urls = append(urls, "ws://"+srv.Addr().String()+"/")
+	}
+	return urls
+}
+
+func TestNodeSDK(t *testing.T) {
+	tsc := tool(t, "tsc", "Debian: apt-get install node-typescript")
+	node := tool(t, "node", "Node.js 20 or later")
+
+	build := exec.Command(tsc, "-p", ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("tsc: %v\n%s", err, out)
+	}
+	tests, err := filepath.Glob(filepath.Join("test", "*.test.mjs"))
+	if err != nil || len(tests) == 0 {
+		t.Fatalf("no Node tests in test/ (%v)", err)
+	}
+
+	urls := startSystem(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	args := append([]string{"--experimental-websocket", "--test"}, tests...)
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Env = append(os.Environ(),
+		"CLOUDRIFT_TEST_URLS="+strings.Join(urls, ","),
+		"CLOUDRIFT_TEST_REFUSED_TOKEN="+refusedToken,
+		"NODE_NO_WARNINGS=1",
+	)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("node tests did not finish in time\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("node tests failed: %v\n%s", err, out)
+	}
+	t.Logf("node tests:\n%s", out)
+}

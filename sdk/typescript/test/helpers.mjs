@@ -1,0 +1,82 @@
+// Shared helpers of the Node tests: the system's URLs (set by sdk_test.go)
+// and bounded waits. Every wait fails the test after its bound instead of
+// hanging.
+
+import { connect } from "../dist/index.js";
+
+/** The client servers' WebSocket URLs. */
+export const urls = (process.env.CLOUDRIFT_TEST_URLS ?? "").split(",").filter(Boolean);
+
+/** Whether a system is running; tests that need one skip without it. */
+export const noSystem = urls.length === 0 ? "CLOUDRIFT_TEST_URLS is not set (run go test ./sdk/typescript)" : false;
+
+/** The token the server's Authenticate refuses. */
+export const refusedToken = process.env.CLOUDRIFT_TEST_REFUSED_TOKEN ?? "refuse-me";
+
+/** The echo plugin's tags (sdk_test.go). */
+export const Tag = { echo: 1, kick: 2, whoami: 3, burst: 4, burstMsg: 5 };
+
+/** The bound of every wait. */
+export const patience = 15_000;
+
+/** Resolves or rejects as p does, or rejects after ms naming what. */
+export function within(p, what, ms = patience) {
+  let t;
+  const timeout = new Promise((_, reject) => {
+    t = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+/** The next event of target (a Client, View or Reconnector) that satisfies pred. */
+export function next(target, event, pred = () => true, ms = patience) {
+  let off;
+  const p = new Promise((resolve) => {
+    off = target.on(event, (v) => {
+      if (pred(v)) resolve(v);
+    });
+  });
+  return within(p, `a ${event} event`, ms).finally(() => off());
+}
+
+/** Polls cond every 5ms until it holds, failing after ms. */
+export async function until(cond, what, ms = patience) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms}ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Connects to urls[i] (bounded); the test closes the client with t.after. */
+export async function dial(t, i = 0, opts = {}) {
+  const c = await within(connect({ url: urls[i], dialTimeoutMs: 5000, closeTimeoutMs: 2000, ...opts }), `connect to ${urls[i]}`);
+  t.after(() => c.close());
+  return c;
+}
+
+/** A 4-byte big-endian u32. */
+export function u32(n) {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}
+
+/** Reads a 4-byte big-endian u32. */
+export function readU32(b) {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0);
+}
+
+/** Resolves to the u32 payloads of the next n messages of tag c receives (bounded). */
+export function collectU32(c, tag, n) {
+  const got = [];
+  let off;
+  const p = new Promise((resolve) => {
+    off = c.on("message", (m) => {
+      if (m.tag !== tag) return;
+      got.push(readU32(m.payload));
+      if (got.length === n) resolve(got);
+    });
+  });
+  return within(p, `${n} messages of tag ${tag}`).finally(() => off());
+}
