@@ -5,7 +5,9 @@
 //
 // It builds the pinned Consul agent into .bin/ when it is missing (the
 // integration tests start real agents from it; building it is also the only
-// check of the tools/consul module), then vets and tests every module of
+// check of the tools/consul module), installs the Debian packages of the
+// programs some tests need when they are missing (Node.js and TypeScript,
+// see packages.go), then vets and tests every module of
 // the repository in turn: the framework at the root, examples/stats and
 // bench, each with its own go.mod so that the framework's requirements stay
 // its own. Tests run with the race detector when cgo can build it (without
@@ -52,6 +54,10 @@ func run(ctx context.Context, args []string) error {
 	step("building the pinned Consul agent (first time: several minutes)")
 	if err := command(ctx, root, nil, "bash", "tools/consul/build.sh"); err != nil {
 		return fmt.Errorf("building consul: %w", err)
+	}
+	step("system packages the tests need")
+	if err := installTools(ctx); err != nil {
+		return fmt.Errorf("installing test tools: %w", err)
 	}
 	env := append(os.Environ(), "CLOUDRIFT_CONSUL="+filepath.Join(root, ".bin", "consul"))
 
