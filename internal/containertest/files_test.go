@@ -324,3 +324,98 @@ func matches(sel, labels map[string]string) bool {
 	}
 	return true
 }
+
+// composeFile is the part of a compose file the test reads.
+type composeFile struct {
+	Version  string
+	Services map[string]struct {
+		Image           string
+		Command         []string
+		Environment     map[string]string
+		Networks        []string
+		StopGracePeriod string `yaml:"stop_grace_period"`
+		Deploy          struct {
+			Replicas     *int
+			UpdateConfig struct {
+				Parallelism   int
+				Order         string
+				FailureAction string `yaml:"failure_action"`
+			} `yaml:"update_config"`
+			RestartPolicy struct {
+				Condition string
+			} `yaml:"restart_policy"`
+		}
+	}
+	Networks map[string]any
+}
+
+// TestComposeFile holds deploy/compose/docker-compose.yml to the system
+// file and to what docker stack deploy needs, with no Docker at hand: a
+// service per group with the group's replica count, one update at a time
+// (the new replica first), a restart policy, a stop grace period longer
+// than the drain, and three Consul servers; every service on the file's
+// own network.
+func TestComposeFile(t *testing.T) {
+	sys := loadSystem(t)
+	data, err := os.ReadFile(filepath.Join(deployDir, "compose", "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f composeFile
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Version != "3.8" {
+		t.Errorf("version %q, want 3.8 (docker-compose 1.29, compose v2 and stack deploy all read it)", f.Version)
+	}
+	if len(f.Networks) != 1 {
+		t.Errorf("%d networks, want the file's own", len(f.Networks))
+	}
+	consuls := 0
+	for name, s := range f.Services {
+		if len(s.Networks) != 1 || f.Networks[s.Networks[0]] == nil {
+			t.Errorf("service %s: networks %q, want the file's network", name, s.Networks)
+		}
+		if s.Deploy.Replicas == nil {
+			t.Errorf("service %s: no deploy.replicas", name)
+		}
+		if s.Deploy.UpdateConfig.Parallelism != 1 || s.Deploy.RestartPolicy.Condition != "on-failure" {
+			t.Errorf("service %s: update parallelism %d, restart %q; want 1, on-failure",
+				name, s.Deploy.UpdateConfig.Parallelism, s.Deploy.RestartPolicy.Condition)
+		}
+		if grace, err := time.ParseDuration(s.StopGracePeriod); err != nil || grace <= cli.ShutdownTimeout {
+			t.Errorf("service %s: stop_grace_period %q, want longer than the drain (%v)", name, s.StopGracePeriod, cli.ShutdownTimeout)
+		}
+		if strings.HasPrefix(name, "consul") {
+			consuls++
+			if !strings.HasPrefix(s.Image, "${CONSUL_IMAGE") || !slices.Contains(s.Command, "-bootstrap-expect=3") {
+				t.Errorf("service %s: image %q, command %q: want CONSUL_IMAGE, a server of three", name, s.Image, s.Command)
+			}
+			continue
+		}
+		g, ok := sys.Group(name)
+		if !ok {
+			t.Errorf("service %s: no such group in the system file", name)
+			continue
+		}
+		if s.Environment["CLOUDRIFT_GROUP"] != name || !strings.HasPrefix(s.Environment["CLOUDRIFT_SECRET"], "${CLOUDRIFT_SECRET:?") ||
+			!strings.HasPrefix(s.Environment["CONSUL_HTTP_ADDR"], "consul") {
+			t.Errorf("service %s: environment %v: want its group, the required secret and one Consul server", name, s.Environment)
+		}
+		if s.Deploy.Replicas != nil && *s.Deploy.Replicas != g.Replicas {
+			t.Errorf("service %s: %d replicas, system file's %d", name, *s.Deploy.Replicas, g.Replicas)
+		}
+		if s.Deploy.UpdateConfig.Order != "start-first" || s.Deploy.UpdateConfig.FailureAction != "rollback" {
+			t.Errorf("service %s: update order %q, failure action %q; want start-first, rollback",
+				name, s.Deploy.UpdateConfig.Order, s.Deploy.UpdateConfig.FailureAction)
+		}
+	}
+	for _, g := range sys.Groups {
+		if _, ok := f.Services[g.Name]; !ok {
+			t.Errorf("group %s has no service", g.Name)
+		}
+	}
+	if consuls != 3 {
+		t.Errorf("%d Consul servers, want 3", consuls)
+	}
+}
