@@ -237,6 +237,25 @@ func (p *project) settled(sys *config.System, want map[string]int) (map[string][
 	return passing, ""
 }
 
+// waitLeader waits until the Consul servers have elected a leader.
+func (p *project) waitLeader() {
+	p.t.Helper()
+	deadline := time.Now().Add(patience)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.consul + "/v1/status/leader")
+		if err == nil {
+			var leader string
+			err = json.NewDecoder(resp.Body).Decode(&leader)
+			resp.Body.Close()
+			if err == nil && leader != "" {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.t.Fatalf("no Consul leader after %v\n%s", patience, p.compose("logs", "--no-color", "--tail", "10", "consul1"))
+}
+
 // waitSettled waits until settled holds and returns the passing IDs by
 // group.
 func (p *project) waitSettled(sys *config.System, want map[string]int) map[string][]string {
@@ -255,7 +274,8 @@ func (p *project) waitSettled(sys *config.System, want map[string]int) map[strin
 	return nil
 }
 
-// TestComposeUpAndScale builds the images, brings deploy/compose up as a
+// TestComposeUpAndScale builds the images (of the open-world example's
+// own binary, and of Consul), brings deploy/compose up as a
 // project of its own, waits until every server of every group is passing
 // in Consul and linked to every server it dials, scales world up while it
 // runs, and waits until the new world servers are linked too, the others
@@ -299,7 +319,9 @@ func TestComposeUpAndScale(t *testing.T) {
 		}
 	})
 	start := time.Now()
-	p.run(filepath.Join(root, "deploy/build.sh"), "-t", image, "-c", consulImage)
+	// A studio's binary, as a studio deploys it (the stock one differs only
+	// in its package).
+	p.run(filepath.Join(root, "deploy/build.sh"), "-p", "./examples/openworld/cmd/openworld", "-t", image, "-c", consulImage)
 	t.Logf("images built in %v", time.Since(start).Round(time.Millisecond))
 
 	t.Cleanup(func() { p.down() })
@@ -314,6 +336,8 @@ func TestComposeUpAndScale(t *testing.T) {
 	}
 	port := strings.TrimSpace(p.compose("port", "consul1", "8500"))
 	p.consul = "http://" + port
+	p.waitLeader()
+	t.Logf("up: Consul has a leader %v after docker-compose up", time.Since(start).Round(time.Millisecond))
 	before := p.waitSettled(sys, want)
 	t.Logf("up: every server passing and linked %v after docker-compose up", time.Since(start).Round(time.Millisecond))
 
