@@ -88,6 +88,15 @@ func (a autoAdvertise) host(listen *net.TCPAddr, registry string) (net.IP, error
 	return net.IPv4(127, 0, 0, 1), nil
 }
 
+// isWildcard reports whether a listen host means every interface.
+func isWildcard(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
 // routeTo returns the local address the kernel picks to reach addr. Connecting
 // a UDP socket only chooses the route; nothing is sent.
 func routeTo(addr string) (net.IP, error) {
@@ -162,18 +171,23 @@ func listenAuto(a autoAdvertise, addr, registry string) (net.Listener, string, e
 // server's listen address (o.listen, else the group's, else 127.0.0.1:0,
 // as cluster.Server would) and replaces o.advertise with the derived
 // address. It returns nil, nil when o.advertise is not automatic; the
-// caller hands a returned listener to the server, or closes it.
+// caller hands a returned listener to the server, or closes it. With no
+// -advertise at all, a wildcard listen address is an error that names
+// the choices.
 func (o *runOptions) listenForAdvertise(g *config.Group, conn registry.Connector) (net.Listener, error) {
-	a, ok := parseAutoAdvertise(o.advertise)
-	if !ok {
-		return nil, nil
-	}
 	addr := o.listen
 	if addr == "" {
 		addr = g.Listen
 	}
 	if addr == "" {
 		addr = "127.0.0.1:0"
+	}
+	a, ok := parseAutoAdvertise(o.advertise)
+	if !ok {
+		if host, _, err := net.SplitHostPort(addr); o.advertise == "" && err == nil && isWildcard(host) {
+			return nil, fmt.Errorf("%w: listening on every interface (%s), peers need an address to dial: set -advertise host:port, or -advertise auto (env CLOUDRIFT_ADVERTISE)", ErrAdvertise, addr)
+		}
+		return nil, nil
 	}
 	var reg string
 	if c, ok := conn.(interface{ Address() string }); ok {

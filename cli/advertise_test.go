@@ -186,3 +186,12 @@ func TestRunAdvertiseAutoBadInterface(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s\nwant 1 and the interface named", code, errOut)
 	}
 }
+
+func TestRunWildcardNeedsAdvertise(t *testing.T) {
+	for _, listen := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
+		code, _, errOut := runSync(t, "run", "-config", repoFile, "-group", "world", "-listen", listen, "-log-level", "disabled")
+		if code != 1 || !strings.Contains(errOut, "-advertise auto") {
+			t.Errorf("-listen %s: exit %d, stderr:\n%s\nwant 1 and the -advertise choices", listen, code, errOut)
+		}
+	}
+}
