@@ -37,7 +37,7 @@ shuts the server down gracefully; a second one closes it at once.`)
 	fs.StringVar(&o.group, "group", envDefault("CLOUDRIFT_GROUP", ""), "the `name` of this server's group; required (env CLOUDRIFT_GROUP)")
 	fs.StringVar(&o.id, "id", envDefault("CLOUDRIFT_ID", ""), "this server's `ID`, unique in the system; empty: <group>-<random> (env CLOUDRIFT_ID)")
 	fs.StringVar(&o.listen, "listen", envDefault("CLOUDRIFT_LISTEN", ""), "`host:port` to listen on; empty: the group's listen (env CLOUDRIFT_LISTEN)")
-	fs.StringVar(&o.advertise, "advertise", envDefault("CLOUDRIFT_ADVERTISE", ""), "`host:port` other servers dial; empty: the listen address, which then needs a host (env CLOUDRIFT_ADVERTISE)")
+	fs.StringVar(&o.advertise, "advertise", envDefault("CLOUDRIFT_ADVERTISE", ""), "`host:port` other servers dial; empty: the listen address, which then needs a host; \"auto\": this host's address on the route to the registry, \"auto:IFACE\": the interface's, with the listen port (env CLOUDRIFT_ADVERTISE)")
 	fs.StringVar(&o.logLevel, "log-level", envDefault("CLOUDRIFT_LOG_LEVEL", "info"), "log `level`: "+logLevels+" (env CLOUDRIFT_LOG_LEVEL)")
 	fs.BoolVar(&o.logJSON, "log-json", envDefault("CLOUDRIFT_LOG_JSON", "") == "true", "write logs as JSON lines (one object per line, RFC 3339 times with nanoseconds) for machines; true when CLOUDRIFT_LOG_JSON=true")
 	return fs
@@ -79,16 +79,26 @@ func runRun(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
 		return exitFail
 	}
+	ln, err := o.listenForAdvertise(g, conn)
+	if err != nil {
+		conn.Close()
+		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
+		return exitFail
+	}
 	srv, err := cluster.New(cluster.Options{
 		System:    sys,
 		Group:     o.group,
 		ID:        o.id,
+		Listener:  ln,
 		Listen:    o.listen,
 		Advertise: o.advertise,
 		Registry:  conn,
 		Logger:    &log,
 	})
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		conn.Close()
 		for _, l := range splitErrors(err) {
 			fmt.Fprintln(e.stderr, l)
