@@ -48,7 +48,7 @@ func TestDeploySystemMatchesRepository(t *testing.T) {
 	if dep.System != repo.System {
 		t.Errorf("system %q, repository's %q", dep.System, repo.System)
 	}
-	if dep.Registry.Type != config.RegistryConsul {
+	if dep.Registry.Type != "consul" {
 		t.Errorf("registry %q, want consul", dep.Registry.Type)
 	}
 	if len(dep.Groups) != len(repo.Groups) {
