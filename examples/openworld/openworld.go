@@ -1,5 +1,6 @@
 // Package openworld is the example system of the repository's cluster.yaml:
-// the open world of the DarkRift clustering text. Players connect to client
+// the open world that the DarkRift 2 clustering documentation takes as its
+// example. Players connect to client
 // servers over WebSocket and walk a map shared by all of them; world servers
 // each own some regions of the map and tell players where the players near
 // them are; social servers carry chat between players on different client

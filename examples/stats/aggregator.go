@@ -35,7 +35,7 @@ const (
 )
 
 // Aggregator is the "stats-aggregator" plugin: the local client of RakNet's
-// text that mirrors the players' kills into a database. Run it on one
+// cloud computing documentation that mirrors the players' kills into a database. Run it on one
 // server of an internal group that connects to the cloud-memory group (one
 // server: two would both count every kill).
 //

@@ -1,4 +1,5 @@
-// Package stats is the in-game statistics example of RakNet's cloud text:
+// Package stats is the in-game statistics example of RakNet's cloud
+// computing documentation (CloudServer and CloudClient):
 // many game clients post their kills to the cloud memory; a plugin on the
 // server side subscribes to the posts, aggregates them, writes the totals
 // to an embedded SQLite database, and posts the running total back for the

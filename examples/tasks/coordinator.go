@@ -31,7 +31,7 @@ const (
 )
 
 // Coordinator is the "tasks-coordinator" plugin: the local client of
-// RakNet's text that holds the problem. Run it on one server of an internal
+// RakNet's cloud computing documentation that holds the problem. Run it on one server of an internal
 // group that connects to the cloud-memory group.
 //
 // It splits [From, To) into tasks of Chunk numbers, subscribes to the

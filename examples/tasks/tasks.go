@@ -1,5 +1,5 @@
-// Package tasks is the distributed-tasks example of RakNet's cloud text
-// ("cloud computing"): the cloud memory as a distributed event coordinator
+// Package tasks is the distributed-tasks example of RakNet's cloud
+// computing documentation (CloudServer and CloudClient): the cloud memory as a distributed event coordinator
 // that splits a problem across many clients.
 //
 // Workers are game clients. Each subscribes to its own task key, then posts
