@@ -1,6 +1,7 @@
 // Package directory is the server-directory example of RakNet's cloud
-// text: dedicated game servers list themselves in the cloud memory, and
-// game clients list, filter and watch them.
+// computing documentation (CloudServer and CloudClient): dedicated game
+// servers list themselves in the cloud memory, and game clients list,
+// filter and watch them.
 //
 // A game server is a game client of the system (it dials a client server
 // with the client SDK, like a player). It lists itself under a secret

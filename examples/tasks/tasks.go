@@ -1,6 +1,7 @@
 // Package tasks is the distributed-tasks example of RakNet's cloud
-// computing documentation (CloudServer and CloudClient): the cloud memory as a distributed event coordinator
-// that splits a problem across many clients.
+// computing documentation (CloudServer and CloudClient): the cloud memory
+// as a distributed event coordinator that splits a problem across many
+// clients.
 //
 // Workers are game clients. Each subscribes to its own task key, then posts
 // a "ready" row (RakNet's ID_SIGNAL_READY). A coordinator, the
