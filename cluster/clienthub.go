@@ -36,15 +36,15 @@ type clientHub struct {
 	wbufs    sync.Pool     // write batches of corked connections (*[]byte)
 
 	mu      sync.Mutex // guards clients
-	clients map[uint64]*client
+	clients map[uint64]*session
 
 	// The flusher writes what is sent to clients, in non-blocking writes,
 	// so that senders (hooks, often holding their own locks) never wait on
 	// a socket and no goroutine starts per message.
 	fwake    chan struct{} // cap 1: dirty went from empty to non-empty
 	fmu      sync.Mutex    // guards the fields below
-	dirty    []*client     // clients with queued messages the flusher owns
-	spare    []*client
+	dirty    []*session    // clients with queued messages the flusher owns
+	spare    []*session
 	fstopped bool // the flusher has ended: writers take over
 }
 
@@ -53,7 +53,7 @@ func newClientHub(s *Server) *clientHub {
 		s:       s,
 		cfg:     s.group.Clients,
 		idBase:  (s.incarnation & 0xffff_ffff) << 32,
-		clients: make(map[uint64]*client),
+		clients: make(map[uint64]*session),
 		fwake:   make(chan struct{}, 1),
 	}
 	h.upgrader = websocket.Upgrader{
@@ -107,17 +107,17 @@ func (h *clientHub) abort() {
 	}
 }
 
-func (h *clientHub) snapshot() []*client {
+func (h *clientHub) snapshot() []*session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	cs := make([]*client, 0, len(h.clients))
+	cs := make([]*session, 0, len(h.clients))
 	for _, c := range h.clients {
 		cs = append(cs, c)
 	}
 	return cs
 }
 
-func (h *clientHub) lookup(id uint64) *client {
+func (h *clientHub) lookup(id uint64) *session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.clients[id]
@@ -155,7 +155,7 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	id := h.idBase | (h.seq.Add(1) & 0xffff_ffff)
 	cc, _ := conn.NetConn().(*clientConn)
-	c := &client{
+	c := &session{
 		h:       h,
 		id:      id,
 		ref:     plugins.ClientRef{Server: s.id, ID: id},
@@ -200,7 +200,7 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.goTracked(c.readLoop)
 }
 
-func (h *clientHub) remove(c *client) {
+func (h *clientHub) remove(c *session) {
 	h.mu.Lock()
 	if h.clients[c.id] == c {
 		delete(h.clients, c.id)

@@ -33,7 +33,7 @@ func (h *clientHub) flushLoop() {
 
 // markDirty hands c, whose writing flag the caller set, to the flusher
 // (or, once it has ended, to a writer goroutine).
-func (h *clientHub) markDirty(c *client) {
+func (h *clientHub) markDirty(c *session) {
 	h.fmu.Lock()
 	if h.fstopped {
 		h.fmu.Unlock()
@@ -55,7 +55,7 @@ func (h *clientHub) markDirty(c *client) {
 // non-blocking write. What the socket does not take at once, a Close, and
 // whatever else needs to block go to a writer goroutine; messages queued
 // meanwhile make c dirty again.
-func (c *client) flush() {
+func (c *session) flush() {
 	c.mu.Lock()
 	batch := c.queue
 	switch {

@@ -34,7 +34,7 @@ func (r *remote) SendFrame(kind protocol.Kind, tag uint16, payload []byte) error
 }
 
 // SendFrame implements plugins.Client.
-func (c *client) SendFrame(kind protocol.Kind, tag uint16, payload []byte) error {
+func (c *session) SendFrame(kind protocol.Kind, tag uint16, payload []byte) error {
 	if err := checkExtensionKind(kind); err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (s *Server) sendFrameToClient(ref plugins.ClientRef, kind protocol.Kind, ta
 		return err
 	}
 	var head [9]byte
-	return l.send2(protocol.KindClientFrame, tag, protocol.AppendClientFrame(head[:0], ref.ID, kind, nil), payload)
+	return l.sendPrefixed(protocol.KindClientFrame, tag, protocol.AppendClientFrame(head[:0], ref.ID, kind, nil), payload)
 }
 
 // sendFrameToClients implements plugins.Host.SendFrameToClients: local
@@ -125,7 +125,7 @@ func (hs *hookSet) serverFrame(r *remote, f protocol.Frame) error {
 
 // clientFrame hands an extension-kind message from a game client to its
 // handler. An error means the client must be closed as a protocol error.
-func (hs *hookSet) clientFrame(c *client, f protocol.Frame) error {
+func (hs *hookSet) clientFrame(c *session, f protocol.Frame) error {
 	h := hs.frameHook(f.Kind)
 	if h == nil {
 		return fmt.Errorf("unexpected message kind %s from a client", f.Kind)

@@ -67,12 +67,12 @@ func newLink(s *Server, r *remote, conn net.Conn, rd *protocol.Reader) *link {
 
 // send queues one frame. It never blocks on the network.
 func (l *link) send(kind protocol.Kind, tag uint16, payload []byte) error {
-	return l.send2(kind, tag, nil, payload)
+	return l.sendPrefixed(kind, tag, nil, payload)
 }
 
-// send2 queues one frame whose payload is head followed by body, so callers
-// can prefix a payload without copying it first.
-func (l *link) send2(kind protocol.Kind, tag uint16, head, body []byte) error {
+// sendPrefixed queues one frame whose payload is head followed by body,
+// so callers can prefix a payload without copying it first.
+func (l *link) sendPrefixed(kind protocol.Kind, tag uint16, head, body []byte) error {
 	n := len(head) + len(body)
 	if n+3 > l.s.links.MaxFrame {
 		return fmt.Errorf("%w: %d bytes, limit %d", plugins.ErrMessageTooLarge, n, l.s.links.MaxFrame-3)

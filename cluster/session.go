@@ -12,9 +12,9 @@ import (
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
-// client is one game client on this external server. It implements
-// plugins.Client.
-type client struct {
+// session is the server side of one game client's connection to this
+// external server. It implements plugins.Client.
+type session struct {
 	h       *clientHub
 	id      uint64
 	ref     plugins.ClientRef
@@ -33,18 +33,18 @@ type client struct {
 	flushed chan struct{} // closed once our Close is written (or failed)
 }
 
-var _ plugins.Client = (*client)(nil)
+var _ plugins.Client = (*session)(nil)
 
-func (c *client) Ref() plugins.ClientRef   { return c.ref }
-func (c *client) Info() plugins.ClientInfo { return c.info }
-func (c *client) RemoteAddr() string       { return c.addr }
+func (c *session) Ref() plugins.ClientRef   { return c.ref }
+func (c *session) Info() plugins.ClientInfo { return c.info }
+func (c *session) RemoteAddr() string       { return c.addr }
 
 // Send implements plugins.Client.
-func (c *client) Send(tag uint16, payload []byte) error {
+func (c *session) Send(tag uint16, payload []byte) error {
 	return c.enqueue(protocol.AppendWS(make([]byte, 0, protocol.WSHeaderSize+len(payload)), protocol.KindUser, tag, payload))
 }
 
-func (c *client) enqueue(msg []byte) error {
+func (c *session) enqueue(msg []byte) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -71,7 +71,7 @@ func (c *client) enqueue(msg []byte) error {
 // connection is busy (a write in progress, or part of a frame still to
 // go) it goes with the next batch, so one slow client never delays the
 // pings of the others (and their read deadlines).
-func (c *client) ping() {
+func (c *session) ping() {
 	if c.cc == nil || c.cc.nb == nil { // no non-blocking writes here
 		c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.cfg.WriteTimeout.D()))
 		return
@@ -91,7 +91,7 @@ func (c *client) ping() {
 
 // startWriterLocked starts a writer goroutine unless one runs. Idle
 // clients have none, which keeps their memory small.
-func (c *client) startWriterLocked() {
+func (c *session) startWriterLocked() {
 	if c.writing {
 		return
 	}
@@ -100,14 +100,14 @@ func (c *client) startWriterLocked() {
 }
 
 // Kick implements plugins.Client.
-func (c *client) Kick(message string) {
+func (c *session) Kick(message string) {
 	c.close(protocol.ReasonKicked, message, nil)
 }
 
 // close ends the session: pending messages are dropped, the client is sent
 // a Close with the reason, then a WebSocket close frame, and the
 // connection closes, which ends the read loop. The first reason wins.
-func (c *client) close(reason protocol.Reason, msg string, err error) {
+func (c *session) close(reason protocol.Reason, msg string, err error) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -123,7 +123,7 @@ func (c *client) close(reason protocol.Reason, msg string, err error) {
 }
 
 // closedByPeer records that the client ended the session.
-func (c *client) closedByPeer(reason protocol.Reason, msg string, err error) {
+func (c *session) closedByPeer(reason protocol.Reason, msg string, err error) {
 	c.mu.Lock()
 	if !c.closing {
 		c.closing = true
@@ -133,7 +133,7 @@ func (c *client) closedByPeer(reason protocol.Reason, msg string, err error) {
 	c.mu.Unlock()
 }
 
-func (c *client) closeReason() *plugins.CloseError {
+func (c *session) closeReason() *plugins.CloseError {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reason

@@ -15,7 +15,7 @@ import (
 
 // readLoop reads the client's messages and hands them to the plugins, in
 // order, until the session ends; then it reports the disconnect.
-func (c *client) readLoop() {
+func (c *session) readLoop() {
 	h := c.h
 	s := h.s
 	rt := h.cfg.ReadTimeout.D()
@@ -51,7 +51,7 @@ func (c *client) readLoop() {
 // client still sends after this side's Close.
 const clientLinger = 250 * time.Millisecond
 
-func (c *client) isClosing() bool {
+func (c *session) isClosing() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closing
@@ -61,7 +61,7 @@ func (c *client) isClosing() bool {
 // connection readable: closing it outright while the client still sends (a
 // pong, its own close frame) makes the kernel answer with a reset, which
 // discards the Close before the client has read it.
-func (c *client) halfClose() {
+func (c *session) halfClose() {
 	nc := c.conn.NetConn()
 	if cc, ok := nc.(*clientConn); ok {
 		nc = cc.Conn
@@ -75,7 +75,7 @@ func (c *client) halfClose() {
 
 // linger reads and discards what the client still sends after this side's
 // Close, until it closes too or clientLinger passes.
-func (c *client) linger() {
+func (c *session) linger() {
 	c.conn.SetReadDeadline(time.Now().Add(clientLinger))
 	for i := 0; i < 1000; i++ {
 		if _, _, err := c.conn.NextReader(); err != nil {
@@ -85,7 +85,7 @@ func (c *client) linger() {
 }
 
 // readOne reads and dispatches one message; false ends the session.
-func (c *client) readOne(rt time.Duration) bool {
+func (c *session) readOne(rt time.Duration) bool {
 	h := c.h
 	if c.isClosing() {
 		return false
@@ -140,7 +140,7 @@ func (c *client) readOne(rt time.Duration) bool {
 	return true
 }
 
-func (c *client) readFailed(err error) {
+func (c *session) readFailed(err error) {
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {

@@ -14,7 +14,7 @@ import (
 // writeLoop writes queued messages until the queue is empty, then ends.
 // Everything queued at once goes out in one write: the connection is corked
 // while gorilla frames the batch, then flushed.
-func (c *client) writeLoop() {
+func (c *session) writeLoop() {
 	wt := c.h.cfg.WriteTimeout.D()
 	cc := c.cc
 	for {
@@ -73,7 +73,7 @@ func (c *client) writeLoop() {
 }
 
 // writeFailed ends the session after a failed write.
-func (c *client) writeFailed(err error) {
+func (c *session) writeFailed(err error) {
 	reason := protocol.ReasonIO
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -96,7 +96,7 @@ func (c *client) writeFailed(err error) {
 
 // writeClose tells the client why it is being disconnected: a KindClose
 // message, then a WebSocket close frame. Callers own the write side.
-func (c *client) writeClose(reason protocol.Reason, msg string) {
+func (c *session) writeClose(reason protocol.Reason, msg string) {
 	wt := c.h.cfg.WriteTimeout.D()
 	cl := protocol.Close{Reason: reason, Message: msg}
 	c.conn.SetWriteDeadline(time.Now().Add(wt))
