@@ -22,6 +22,14 @@ const flushTimeout = 2 * time.Second
 // maxKeptBuffer is the largest write buffer a link keeps between writes.
 const maxKeptBuffer = 4 << 20
 
+// frameKindTagSize is what a frame's length field counts besides the
+// payload: the kind (1 byte) and the tag (2 bytes). links.maxFrame bounds
+// the length field, so a payload may hold MaxFrame-frameKindTagSize bytes.
+const frameKindTagSize = protocol.HeaderSize - 4 // minus the length field
+
+// maxFramePayload returns the largest payload a frame on a link may carry.
+func (s *Server) maxFramePayload() int { return s.links.MaxFrame - frameKindTagSize }
+
 // link is one authenticated connection to a remote server. One read loop
 // (running on the goroutine that made the link) and one write loop own the
 // connection. Producers never write to the socket: they append frames to
@@ -74,8 +82,8 @@ func (l *link) send(kind protocol.Kind, tag uint16, payload []byte) error {
 // so callers can prefix a payload without copying it first.
 func (l *link) sendPrefixed(kind protocol.Kind, tag uint16, head, body []byte) error {
 	n := len(head) + len(body)
-	if n+3 > l.s.links.MaxFrame {
-		return fmt.Errorf("%w: %d bytes, limit %d", plugins.ErrMessageTooLarge, n, l.s.links.MaxFrame-3)
+	if limit := l.s.maxFramePayload(); n > limit {
+		return fmt.Errorf("%w: %d bytes, limit %d", plugins.ErrMessageTooLarge, n, limit)
 	}
 	l.mu.Lock()
 	if l.closed {

@@ -82,8 +82,9 @@ func (s *Server) sendToClients(refs []plugins.ClientRef, tag uint16, payload []b
 			errs = append(errs, err)
 			continue
 		}
-		// Each frame holds as many IDs as fit beside the payload.
-		per := (s.links.MaxFrame - 3 - 2 - len(payload)) / 8
+		// Each frame holds as many IDs as fit beside the payload, after
+		// the u16 count that leads the ID list.
+		per := (s.maxFramePayload() - 2 - len(payload)) / 8
 		per = min(per, protocol.MaxClientsPerFrame)
 		if per < 1 {
 			errs = append(errs, fmt.Errorf("%w: %d bytes to many clients", plugins.ErrMessageTooLarge, len(payload)))
