@@ -3,9 +3,9 @@ package cluster
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
+	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
@@ -47,36 +47,23 @@ func permanentRefusal(reason protocol.Reason) bool {
 
 // dialLoop dials r, serves the link, and redials with jittered exponential
 // backoff, until ctx ends (the registry dropped r, or shutdown), the peer
-// refuses for good, or the peer said it is leaving.
+// refuses for good, or the peer said it is leaving. The wait grows with
+// every redial and falls back to links.backoffMin once a link outlived
+// links.backoffMax.
 func (r *remote) dialLoop(ctx context.Context) {
 	s := r.s
 	log := s.log.With().Str("peer", r.id).Str("peer_group", r.g.name).Logger()
-	minB, maxB := s.links.BackoffMin.D(), s.links.BackoffMax.D()
-	backoff := minB
-	failures := 0
+	policy := backoff.Policy{Min: s.links.BackoffMin.D(), Max: s.links.BackoffMax.D()}
+	waits := 0    // redials since the last long-lived link
+	failures := 0 // consecutive failed dials, for the log
 	for ctx.Err() == nil && s.running() && !r.leaving.Load() {
 		l, err := s.dial(ctx, r)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var le *plugins.CloseError
-			if errors.As(err, &le) && permanentRefusal(le.Reason) {
-				log.Error().Err(err).Msg("peer refuses this server for good; not redialling this incarnation")
-				return
-			}
-			failures++
-			ev := log.Debug()
-			if failures == 1 || failures%20 == 0 {
-				ev = log.Warn()
-			}
-			ev.Err(err).Int("failures", failures).Dur("retry_in", backoff).Msg("dial failed")
-		} else {
+		if err == nil {
 			failures = 0
 			start := time.Now()
 			l.run()
-			if time.Since(start) > maxB {
-				backoff = minB
+			if time.Since(start) > policy.Max {
+				waits = 0
 			}
 			// The registry dropped the server while the link was up:
 			// do not redial it. A later snapshot listing it again
@@ -91,29 +78,26 @@ func (r *remote) dialLoop(ctx context.Context) {
 				return
 			}
 		}
-		if !sleepCtx(ctx, jitter(backoff)) {
+		waits++
+		delay := policy.Delay(waits)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var le *plugins.CloseError
+			if errors.As(err, &le) && permanentRefusal(le.Reason) {
+				log.Error().Err(err).Msg("peer refuses this server for good; not redialling this incarnation")
+				return
+			}
+			failures++
+			ev := log.Debug()
+			if failures == 1 || failures%20 == 0 {
+				ev = log.Warn()
+			}
+			ev.Err(err).Int("failures", failures).Dur("retry_in", delay).Msg("dial failed")
+		}
+		if !backoff.Sleep(ctx, delay) {
 			return
 		}
-		backoff = min(backoff*2, maxB)
-	}
-}
-
-// jitter returns a duration in [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(half)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

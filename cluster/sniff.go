@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -28,20 +29,20 @@ func newSniffListener(s *Server, ln net.Listener) *sniffListener {
 
 func (l *sniffListener) acceptLoop() {
 	defer l.Close()
-	var delay time.Duration
+	failures := 0
 	for {
 		conn, err := l.Listener.Accept()
 		if err != nil {
 			if !l.s.running() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			if !sleepCtx(l.s.ctx, delay) {
+			failures++
+			if !backoff.Sleep(l.s.ctx, backoff.Policy{Min: acceptRetryMin, Max: acceptRetryMax}.Delay(failures)) {
 				return
 			}
 			continue
 		}
-		delay = 0
+		failures = 0
 		l.s.goTracked(func() { l.sniff(conn) })
 	}
 }
