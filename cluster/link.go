@@ -192,8 +192,12 @@ func (l *link) writeLoop() {
 		if len(buf) == 0 {
 			continue
 		}
-		if _, err := l.conn.Write(buf); err != nil {
-			l.close(protocol.ReasonIO, "write failed", err, false)
+		if err := l.write(buf); err != nil {
+			reason, msg := protocol.ReasonIO, "write failed"
+			if errors.Is(err, errWriteStalled) {
+				reason, msg = protocol.ReasonWriteStalled, fmt.Sprintf("a write made no progress for %s", l.s.links.Timeout.D())
+			}
+			l.close(reason, msg, err, false)
 			l.finalFlush(nil)
 			return
 		}
@@ -201,6 +205,45 @@ func (l *link) writeLoop() {
 			buf = nil
 		}
 	}
+}
+
+// errWriteStalled is returned by link.write when the peer took nothing
+// for links.timeout.
+var errWriteStalled = errors.New("cluster: link write stalled")
+
+// write writes b, bounding each step by links.timeout: a peer that keeps
+// taking bytes, however slowly, is served, and one that stops reading
+// gets errWriteStalled. Once the link is closing, the deadline close set
+// (flushTimeout) bounds the write instead.
+func (l *link) write(b []byte) error {
+	timeout := l.s.links.Timeout.D()
+	for len(b) > 0 {
+		select {
+		case <-l.quit:
+			_, err := l.conn.Write(b)
+			return err
+		default:
+		}
+		l.conn.SetWriteDeadline(time.Now().Add(timeout))
+		n, err := l.conn.Write(b)
+		b = b[n:]
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return err
+		}
+		if n == 0 {
+			select {
+			case <-l.quit: // close's deadline ended it
+				return err
+			default:
+				return fmt.Errorf("%w: %w", errWriteStalled, err)
+			}
+		}
+	}
+	return nil
 }
 
 // finalFlush writes what is still pending and, if asked, a Close frame, then
