@@ -81,9 +81,10 @@ func newClientHub(s *Server) *clientHub {
 // are refused with a logged reason before HTTP sees them.
 func (h *clientHub) serve(ln net.Listener) {
 	sl := newSniffListener(h.s, ln)
-	h.s.goTracked(sl.acceptLoop)
-	h.s.goTracked(h.pingLoop)
-	h.s.goTracked(h.flushLoop)
+	if !h.s.goTracked(sl.acceptLoop) || !h.s.goTracked(h.pingLoop) || !h.s.goTracked(h.flushLoop) {
+		sl.Close() // the server is closing
+		return
+	}
 	if err := h.http.Serve(sl); err != nil && !errors.Is(err, http.ErrServerClosed) && h.s.running() {
 		h.s.log.Error().Err(err).Msg("client listener failed")
 	}
@@ -197,7 +198,10 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	h.clients[id] = c
 	h.mu.Unlock()
-	s.goTracked(c.readLoop)
+	if !s.goTracked(c.readLoop) {
+		h.remove(c)
+		c.conn.Close()
+	}
 }
 
 func (h *clientHub) remove(c *session) {

@@ -21,7 +21,9 @@ func (r *remote) startDialer() {
 	ctx, cancel := context.WithCancel(s.ctx)
 	r.dialCancel = cancel
 	s.mu.Unlock()
-	s.goTracked(func() { r.dialLoop(ctx) })
+	if !s.goTracked(func() { r.dialLoop(ctx) }) {
+		r.stopDialer()
+	}
 }
 
 func (r *remote) stopDialer() {

@@ -1,7 +1,9 @@
 package cluster
 
 // flushLoop writes the queues of dirty clients until the server stops;
-// then writer goroutines take over the clients still dirty.
+// then writer goroutines take over the clients still dirty (or, when the
+// server starts no more goroutines, the flusher writes them itself, so
+// that a Close queued at shutdown is still delivered).
 func (h *clientHub) flushLoop() {
 	for {
 		select {
@@ -13,7 +15,9 @@ func (h *clientHub) flushLoop() {
 			h.dirty = nil
 			h.fmu.Unlock()
 			for _, c := range left {
-				h.s.goTracked(c.writeLoop)
+				if !h.s.goTracked(c.writeLoop) {
+					c.writeLoop()
+				}
 			}
 			return
 		}
@@ -37,7 +41,7 @@ func (h *clientHub) markDirty(c *session) {
 	h.fmu.Lock()
 	if h.fstopped {
 		h.fmu.Unlock()
-		h.s.goTracked(c.writeLoop)
+		c.runWriter()
 		return
 	}
 	wasEmpty := len(h.dirty) == 0
@@ -64,7 +68,7 @@ func (c *session) flush() {
 		c.mu.Unlock()
 		return
 	case c.closing || c.cc == nil:
-		c.h.s.goTracked(c.writeLoop)
+		c.runWriterLocked()
 		c.mu.Unlock()
 		return
 	}
@@ -82,13 +86,13 @@ func (c *session) flush() {
 		// socket): the flusher does not wait for it; a writer does.
 		c.queue = append(batch, c.queue...)
 		c.queued += queued
-		c.h.s.goTracked(c.writeLoop)
+		c.runWriterLocked()
 		c.mu.Unlock()
 		return
 	}
 	switch {
 	case rest || c.closing:
-		c.h.s.goTracked(c.writeLoop)
+		c.runWriterLocked()
 	case len(c.queue) > 0:
 		c.mu.Unlock()
 		c.h.markDirty(c)

@@ -168,7 +168,11 @@ func (s *Server) acceptLoop() {
 			conn.Close()
 			return
 		}
-		s.goTracked(func() { s.serveAccepted(conn) })
+		if !s.goTracked(func() { s.serveAccepted(conn) }) {
+			s.untrackConn(conn)
+			conn.Close()
+			return
+		}
 	}
 }
 

@@ -344,11 +344,13 @@ func (l *link) run() {
 		close(l.done)
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		l.writeLoop()
-	}()
+	if !s.goTracked(l.writeLoop) {
+		// The server stopped starting goroutines: it is closing.
+		s.removeLink(l)
+		l.conn.Close()
+		close(l.done)
+		return
+	}
 	if l.r.attach(l) {
 		l.log.Info().Str("direction", l.r.g.dir.String()).Msg("link up")
 		l.readLoop()

@@ -24,13 +24,14 @@ type session struct {
 	info    plugins.ClientInfo
 	limiter *rate.Limiter
 
-	mu      sync.Mutex // guards the fields below
-	queue   [][]byte   // whole client messages waiting to be written
-	queued  int        // bytes in queue
-	writing bool       // the flusher or a writer goroutine owns the queue
-	closing bool       // a Close is queued or written: accept no more sends
-	reason  *plugins.CloseError
-	flushed chan struct{} // closed once our Close is written (or failed)
+	mu        sync.Mutex // guards the fields below
+	queue     [][]byte   // whole client messages waiting to be written
+	queued    int        // bytes in queue
+	writing   bool       // the flusher or a writer goroutine owns the queue
+	closing   bool       // a Close is queued or written: accept no more sends
+	reason    *plugins.CloseError
+	flushed   chan struct{} // closed once our Close is written (or failed)
+	flushDone bool          // flushed is closed
 }
 
 var _ plugins.Client = (*session)(nil)
@@ -96,7 +97,7 @@ func (c *session) startWriterLocked() {
 		return
 	}
 	c.writing = true
-	c.h.s.goTracked(c.writeLoop)
+	c.runWriterLocked()
 }
 
 // Kick implements plugins.Client.

@@ -55,8 +55,8 @@ func (c *session) writeLoop() {
 				c.halfClose()
 				c.mu.Lock()
 				c.writing = false
+				c.markFlushedLocked(flushed)
 				c.mu.Unlock()
-				close(flushed)
 				return
 			}
 			if err := c.conn.WriteMessage(websocket.BinaryMessage, m); err != nil {
@@ -89,9 +89,43 @@ func (c *session) writeFailed(err error) {
 	c.writing = false
 	c.mu.Unlock()
 	c.conn.Close()
-	if flushed != nil {
+	c.mu.Lock()
+	c.markFlushedLocked(flushed)
+	c.mu.Unlock()
+}
+
+// markFlushedLocked closes flushed, the channel of this side's Close,
+// once: the Close was written, its write failed, or it was dropped.
+func (c *session) markFlushedLocked(flushed chan struct{}) {
+	if flushed != nil && !c.flushDone {
+		c.flushDone = true
 		close(flushed)
 	}
+}
+
+// runWriterLocked runs writeLoop on a tracked goroutine for the queue the
+// caller owns (writing is set). When the server starts no more goroutines
+// the session ends instead: the queue is dropped, the connection closes,
+// and a queued Close counts as flushed.
+func (c *session) runWriterLocked() {
+	if c.h.s.goTracked(c.writeLoop) {
+		return
+	}
+	if !c.closing {
+		c.closing = true
+		c.reason = &plugins.CloseError{Reason: protocol.ReasonShutdown, Message: "server closed"}
+	}
+	c.queue, c.queued = nil, 0
+	c.writing = false
+	c.conn.Close()
+	c.markFlushedLocked(c.flushed)
+}
+
+// runWriter is runWriterLocked for a caller that does not hold c.mu.
+func (c *session) runWriter() {
+	c.mu.Lock()
+	c.runWriterLocked()
+	c.mu.Unlock()
 }
 
 // writeClose tells the client why it is being disconnected: a KindClose

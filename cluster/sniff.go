@@ -43,7 +43,10 @@ func (l *sniffListener) acceptLoop() {
 			continue
 		}
 		failures = 0
-		l.s.goTracked(func() { l.sniff(conn) })
+		if !l.s.goTracked(func() { l.sniff(conn) }) {
+			conn.Close()
+			return
+		}
 	}
 }
 
