@@ -76,6 +76,7 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) (*hookSet, error
 			name = names[i]
 		}
 		slots[i] = pluginSlot{name: name, p: p, log: s.log.With().Str("plugin", name).Logger()}
+		warnMisnamedHooks(&slots[i])
 	}
 	hs := &hookSet{
 		s:            s,
@@ -114,6 +115,16 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) (*hookSet, error
 		}
 	}
 	return hs, nil
+}
+
+// warnMisnamedHooks logs each method of slot's plugin that is named like
+// a hook but does not implement it, which the server would otherwise
+// silently never call.
+func warnMisnamedHooks(slot *pluginSlot) {
+	for _, m := range plugins.MisnamedHooks(slot.p) {
+		slot.log.Warn().Str("method", m.Method).Str("hook", m.Hook).Str("has", m.Has).Str("want", m.Want).
+			Msg("plugin method is named like a hook but does not implement it; the server never calls it")
+	}
 }
 
 // call runs one hook, recovering a panic. Errors and panics are logged and
