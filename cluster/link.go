@@ -214,7 +214,8 @@ var errWriteStalled = errors.New("cluster: link write stalled")
 // write writes b, bounding each step by links.timeout: a peer that keeps
 // taking bytes, however slowly, is served, and one that stops reading
 // gets errWriteStalled. Once the link is closing, the deadline close set
-// (flushTimeout) bounds the write instead.
+// (flushTimeout) bounds the write instead; a step that began before
+// close keeps its own bound.
 func (l *link) write(b []byte) error {
 	timeout := l.s.links.Timeout.D()
 	for len(b) > 0 {
@@ -258,7 +259,10 @@ func (l *link) finalFlush(buf []byte) {
 		buf = protocol.AppendFrame(buf, protocol.KindClose, 0, c.AppendTo(nil))
 	}
 	if len(buf) > 0 {
-		l.conn.Write(buf) // best effort; the deadline bounds it
+		// Best effort, bounded anew: write may have moved close's
+		// deadline while it raced it.
+		l.conn.SetWriteDeadline(time.Now().Add(flushTimeout))
+		l.conn.Write(buf)
 	}
 	l.conn.Close()
 }
