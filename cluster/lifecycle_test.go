@@ -146,6 +146,8 @@ func TestShutdownReturnsAtDeadlineAndCloseFinishes(t *testing.T) {
 	closeErr := make(chan error, 1)
 	go func() { closeErr <- a1.Close() }()
 	testutil.WaitFor(t, "link closed", func() bool { return r2.count("disconnected", "a1") >= 1 })
+	// Only Close marks the server closed while the Stop blocks.
+	testutil.WaitFor(t, "Close begun", func() bool { return serverState(a1.state.Load()) == stateClosed })
 	select {
 	case err := <-closeErr:
 		t.Fatalf("Close returned (%v) while a plugin's Stop still runs", err)
