@@ -462,9 +462,15 @@ func (s *Server) Close() error {
 			s.hardClose()
 			<-s.stopped
 			return nil
+		default: // stateRunning
+			s.closeRunning()
+			return nil
 		}
-		break
 	}
+}
+
+// closeRunning is Close's work on a running server.
+func (s *Server) closeRunning() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s.deregister(ctx)
@@ -472,7 +478,6 @@ func (s *Server) Close() error {
 	s.hooks.stop(ctx)
 	s.goroutine.closeAndWait()
 	close(s.stopped)
-	return nil
 }
 
 func (s *Server) deregister(ctx context.Context) {
