@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
@@ -133,13 +134,20 @@ func writeClose(conn net.Conn, reason protocol.Reason, msg string) {
 	conn.Write(protocol.AppendFrame(nil, protocol.KindClose, 0, c.AppendTo(nil)))
 }
 
+// acceptRetryMin and acceptRetryMax bound the waits of a listener whose
+// Accept fails (out of file descriptors and the like).
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
+
 // acceptLoop accepts connections from downstream servers until the
 // listener closes.
 func (s *Server) acceptLoop() {
 	s.mu.Lock()
 	ln := s.ln
 	s.mu.Unlock()
-	var delay time.Duration
+	failures := 0
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -147,19 +155,24 @@ func (s *Server) acceptLoop() {
 				return
 			}
 			// Out of file descriptors and the like: back off, keep serving.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			failures++
+			delay := backoff.Policy{Min: acceptRetryMin, Max: acceptRetryMax}.Delay(failures)
 			s.log.Warn().Err(err).Dur("retry_in", delay).Msg("accept failed")
-			if !sleepCtx(s.ctx, delay) {
+			if !backoff.Sleep(s.ctx, delay) {
 				return
 			}
 			continue
 		}
-		delay = 0
+		failures = 0
 		if !s.trackConn(conn) {
 			conn.Close()
 			return
 		}
-		s.goTracked(func() { s.serveAccepted(conn) })
+		if !s.goTracked(func() { s.serveAccepted(conn) }) {
+			s.untrackConn(conn)
+			conn.Close()
+			return
+		}
 	}
 }
 

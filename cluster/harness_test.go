@@ -71,6 +71,17 @@ func (h *harness) start(group, id string, ps ...plugins.Plugin) *Server {
 
 func (h *harness) startWith(opts Options) *Server {
 	h.t.Helper()
+	s := h.newServer(opts)
+	if err := s.Start(context.Background()); err != nil {
+		h.t.Fatalf("Start: %v", err)
+	}
+	return s
+}
+
+// newServer makes a server that is not started yet, with its own registry
+// connector; both are closed when the test ends.
+func (h *harness) newServer(opts Options) *Server {
+	h.t.Helper()
 	conn := h.hub.Connector()
 	log := zerolog.New(h.logs).With().Timestamp().Logger()
 	opts.Registry = conn
@@ -78,9 +89,6 @@ func (h *harness) startWith(opts Options) *Server {
 	s, err := New(opts)
 	if err != nil {
 		h.t.Fatalf("New: %v", err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		h.t.Fatalf("Start: %v", err)
 	}
 	h.t.Cleanup(func() {
 		s.Close()

@@ -25,20 +25,20 @@ type pluginSlot struct {
 
 // hookSet holds, per hook, the plugins that implement it, in plugin order.
 type hookSet struct {
-	s       *Server
-	slots   []pluginSlot
-	onJoin  []hook[plugins.ServerJoinedHandler]
-	onLeft  []hook[plugins.ServerLeftHandler]
-	onConn  []hook[plugins.ServerConnectedHandler]
-	onDisc  []hook[plugins.ServerDisconnectedHandler]
-	onMsg   []hook[plugins.ServerMessageHandler]
-	onAuth  []hook[plugins.ClientAuthenticator]
-	onCConn []hook[plugins.ClientConnectedHandler]
-	onCMsg  []hook[plugins.ClientMessageHandler]
-	onCDisc []hook[plugins.ClientDisconnectedHandler]
-	onCFail []hook[plugins.ClientSendFailedHandler]
-	onPeers []hook[plugins.PeersHandler]
-	filters []hook[plugins.CloudFilter]
+	s            *Server
+	slots        []pluginSlot
+	onJoin       []hook[plugins.ServerJoinedHandler]
+	onLeft       []hook[plugins.ServerLeftHandler]
+	onServerConn []hook[plugins.ServerConnectedHandler]
+	onServerDisc []hook[plugins.ServerDisconnectedHandler]
+	onServerMsg  []hook[plugins.ServerMessageHandler]
+	onAuth       []hook[plugins.ClientAuthenticator]
+	onClientConn []hook[plugins.ClientConnectedHandler]
+	onClientMsg  []hook[plugins.ClientMessageHandler]
+	onClientDisc []hook[plugins.ClientDisconnectedHandler]
+	onClientFail []hook[plugins.ClientSendFailedHandler]
+	onPeers      []hook[plugins.PeersHandler]
+	filters      []hook[plugins.CloudFilter]
 	// frames maps each extension kind (index kind-FirstExtensionKind) to
 	// the plugin that claims it.
 	frames [protocol.LastExtensionKind - protocol.FirstExtensionKind + 1]*hook[plugins.FrameHandler]
@@ -76,22 +76,23 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) (*hookSet, error
 			name = names[i]
 		}
 		slots[i] = pluginSlot{name: name, p: p, log: s.log.With().Str("plugin", name).Logger()}
+		warnMisnamedHooks(&slots[i])
 	}
 	hs := &hookSet{
-		s:       s,
-		slots:   slots,
-		onJoin:  collect[plugins.ServerJoinedHandler](slots),
-		onLeft:  collect[plugins.ServerLeftHandler](slots),
-		onConn:  collect[plugins.ServerConnectedHandler](slots),
-		onDisc:  collect[plugins.ServerDisconnectedHandler](slots),
-		onMsg:   collect[plugins.ServerMessageHandler](slots),
-		onAuth:  collect[plugins.ClientAuthenticator](slots),
-		onCConn: collect[plugins.ClientConnectedHandler](slots),
-		onCMsg:  collect[plugins.ClientMessageHandler](slots),
-		onCDisc: collect[plugins.ClientDisconnectedHandler](slots),
-		onCFail: collect[plugins.ClientSendFailedHandler](slots),
-		onPeers: collect[plugins.PeersHandler](slots),
-		filters: collect[plugins.CloudFilter](slots),
+		s:            s,
+		slots:        slots,
+		onJoin:       collect[plugins.ServerJoinedHandler](slots),
+		onLeft:       collect[plugins.ServerLeftHandler](slots),
+		onServerConn: collect[plugins.ServerConnectedHandler](slots),
+		onServerDisc: collect[plugins.ServerDisconnectedHandler](slots),
+		onServerMsg:  collect[plugins.ServerMessageHandler](slots),
+		onAuth:       collect[plugins.ClientAuthenticator](slots),
+		onClientConn: collect[plugins.ClientConnectedHandler](slots),
+		onClientMsg:  collect[plugins.ClientMessageHandler](slots),
+		onClientDisc: collect[plugins.ClientDisconnectedHandler](slots),
+		onClientFail: collect[plugins.ClientSendFailedHandler](slots),
+		onPeers:      collect[plugins.PeersHandler](slots),
+		filters:      collect[plugins.CloudFilter](slots),
 	}
 	for _, h := range collect[plugins.FrameHandler](slots) {
 		for _, k := range h.h.FrameKinds() {
@@ -114,6 +115,16 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) (*hookSet, error
 		}
 	}
 	return hs, nil
+}
+
+// warnMisnamedHooks logs each method of slot's plugin that is named like
+// a hook but does not implement it, which the server would otherwise
+// silently never call.
+func warnMisnamedHooks(slot *pluginSlot) {
+	for _, m := range plugins.MisnamedHooks(slot.p) {
+		slot.log.Warn().Str("method", m.Method).Str("hook", m.Hook).Str("has", m.Has).Str("want", m.Want).
+			Msg("plugin method is named like a hook but does not implement it; the server never calls it")
+	}
 }
 
 // call runs one hook, recovering a panic. Errors and panics are logged and
@@ -181,21 +192,21 @@ func (hs *hookSet) left(r *remote) {
 }
 
 func (hs *hookSet) connected(r *remote) {
-	for _, h := range hs.onConn {
+	for _, h := range hs.onServerConn {
 		_ = hs.call(h.slot, "ServerConnected", func() error { return h.h.ServerConnected(r) })
 	}
 }
 
 func (hs *hookSet) disconnected(r *remote, le *plugins.CloseError) {
-	for _, h := range hs.onDisc {
+	for _, h := range hs.onServerDisc {
 		_ = hs.call(h.slot, "ServerDisconnected", func() error { return h.h.ServerDisconnected(r, le) })
 	}
 }
 
 // message is on the hot path: one call per plugin message received.
 func (hs *hookSet) message(r *remote, m plugins.Message) {
-	for i := range hs.onMsg {
-		h := &hs.onMsg[i]
+	for i := range hs.onServerMsg {
+		h := &hs.onServerMsg[i]
 		hs.messageOne(h, r, m)
 	}
 }
@@ -233,32 +244,32 @@ func (hs *hookSet) authenticate(info plugins.ClientInfo) error {
 	return nil
 }
 
-func (hs *hookSet) clientConnected(c *client) {
-	for _, h := range hs.onCConn {
+func (hs *hookSet) clientConnected(c *session) {
+	for _, h := range hs.onClientConn {
 		_ = hs.call(h.slot, "ClientConnected", func() error { return h.h.ClientConnected(c) })
 	}
 }
 
-func (hs *hookSet) clientDisconnected(c *client, le *plugins.CloseError) {
-	for _, h := range hs.onCDisc {
+func (hs *hookSet) clientDisconnected(c *session, le *plugins.CloseError) {
+	for _, h := range hs.onClientDisc {
 		_ = hs.call(h.slot, "ClientDisconnected", func() error { return h.h.ClientDisconnected(c, le) })
 	}
 }
 
 func (hs *hookSet) clientSendFailed(ref plugins.ClientRef, err error) {
-	for _, h := range hs.onCFail {
+	for _, h := range hs.onClientFail {
 		_ = hs.call(h.slot, "ClientSendFailed", func() error { return h.h.ClientSendFailed(ref, err) })
 	}
 }
 
 // clientMessage is on the hot path: one call per client message.
-func (hs *hookSet) clientMessage(c *client, m plugins.Message) {
-	for i := range hs.onCMsg {
-		hs.clientMessageOne(&hs.onCMsg[i], c, m)
+func (hs *hookSet) clientMessage(c *session, m plugins.Message) {
+	for i := range hs.onClientMsg {
+		hs.clientMessageOne(&hs.onClientMsg[i], c, m)
 	}
 }
 
-func (hs *hookSet) clientMessageOne(h *hook[plugins.ClientMessageHandler], c *client, m plugins.Message) {
+func (hs *hookSet) clientMessageOne(h *hook[plugins.ClientMessageHandler], c *session, m plugins.Message) {
 	defer func() {
 		if v := recover(); v != nil {
 			hs.s.hookPanics.Add(1)

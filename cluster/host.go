@@ -69,7 +69,7 @@ func (h *host) SendFrameToClients(refs []plugins.ClientRef, kind protocol.Kind, 
 	return h.s.sendFrameToClients(refs, kind, tag, payload)
 }
 
-func (h *host) MaxFramePayload() int { return h.s.links.MaxFrame - 3 }
+func (h *host) MaxFramePayload() int { return h.s.maxFramePayload() }
 
 func (h *host) CloudMemory() (plugins.CloudMemory, error) { return h.s.hooks.cloudSession(h.slot) }
 

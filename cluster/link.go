@@ -22,6 +22,14 @@ const flushTimeout = 2 * time.Second
 // maxKeptBuffer is the largest write buffer a link keeps between writes.
 const maxKeptBuffer = 4 << 20
 
+// frameKindTagSize is what a frame's length field counts besides the
+// payload: the kind (1 byte) and the tag (2 bytes). links.maxFrame bounds
+// the length field, so a payload may hold MaxFrame-frameKindTagSize bytes.
+const frameKindTagSize = protocol.HeaderSize - 4 // minus the length field
+
+// maxFramePayload returns the largest payload a frame on a link may carry.
+func (s *Server) maxFramePayload() int { return s.links.MaxFrame - frameKindTagSize }
+
 // link is one authenticated connection to a remote server. One read loop
 // (running on the goroutine that made the link) and one write loop own the
 // connection. Producers never write to the socket: they append frames to
@@ -67,15 +75,15 @@ func newLink(s *Server, r *remote, conn net.Conn, rd *protocol.Reader) *link {
 
 // send queues one frame. It never blocks on the network.
 func (l *link) send(kind protocol.Kind, tag uint16, payload []byte) error {
-	return l.send2(kind, tag, nil, payload)
+	return l.sendPrefixed(kind, tag, nil, payload)
 }
 
-// send2 queues one frame whose payload is head followed by body, so callers
-// can prefix a payload without copying it first.
-func (l *link) send2(kind protocol.Kind, tag uint16, head, body []byte) error {
+// sendPrefixed queues one frame whose payload is head followed by body,
+// so callers can prefix a payload without copying it first.
+func (l *link) sendPrefixed(kind protocol.Kind, tag uint16, head, body []byte) error {
 	n := len(head) + len(body)
-	if n+3 > l.s.links.MaxFrame {
-		return fmt.Errorf("%w: %d bytes, limit %d", plugins.ErrMessageTooLarge, n, l.s.links.MaxFrame-3)
+	if limit := l.s.maxFramePayload(); n > limit {
+		return fmt.Errorf("%w: %d bytes, limit %d", plugins.ErrMessageTooLarge, n, limit)
 	}
 	l.mu.Lock()
 	if l.closed {
@@ -184,8 +192,12 @@ func (l *link) writeLoop() {
 		if len(buf) == 0 {
 			continue
 		}
-		if _, err := l.conn.Write(buf); err != nil {
-			l.close(protocol.ReasonIO, "write failed", err, false)
+		if err := l.write(buf); err != nil {
+			reason, msg := protocol.ReasonIO, "write failed"
+			if errors.Is(err, errWriteStalled) {
+				reason, msg = protocol.ReasonWriteStalled, fmt.Sprintf("a write made no progress for %s", l.s.links.Timeout.D())
+			}
+			l.close(reason, msg, err, false)
 			l.finalFlush(nil)
 			return
 		}
@@ -193,6 +205,46 @@ func (l *link) writeLoop() {
 			buf = nil
 		}
 	}
+}
+
+// errWriteStalled is returned by link.write when the peer took nothing
+// for links.timeout.
+var errWriteStalled = errors.New("cluster: link write stalled")
+
+// write writes b, bounding each step by links.timeout: a peer that keeps
+// taking bytes, however slowly, is served, and one that stops reading
+// gets errWriteStalled. Once the link is closing, the deadline close set
+// (flushTimeout) bounds the write instead; a step that began before
+// close keeps its own bound.
+func (l *link) write(b []byte) error {
+	timeout := l.s.links.Timeout.D()
+	for len(b) > 0 {
+		select {
+		case <-l.quit:
+			_, err := l.conn.Write(b)
+			return err
+		default:
+		}
+		l.conn.SetWriteDeadline(time.Now().Add(timeout))
+		n, err := l.conn.Write(b)
+		b = b[n:]
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return err
+		}
+		if n == 0 {
+			select {
+			case <-l.quit: // close's deadline ended it
+				return err
+			default:
+				return fmt.Errorf("%w: %w", errWriteStalled, err)
+			}
+		}
+	}
+	return nil
 }
 
 // finalFlush writes what is still pending and, if asked, a Close frame, then
@@ -207,7 +259,10 @@ func (l *link) finalFlush(buf []byte) {
 		buf = protocol.AppendFrame(buf, protocol.KindClose, 0, c.AppendTo(nil))
 	}
 	if len(buf) > 0 {
-		l.conn.Write(buf) // best effort; the deadline bounds it
+		// Best effort, bounded anew: write may have moved close's
+		// deadline while it raced it.
+		l.conn.SetWriteDeadline(time.Now().Add(flushTimeout))
+		l.conn.Write(buf)
 	}
 	l.conn.Close()
 }
@@ -293,11 +348,13 @@ func (l *link) run() {
 		close(l.done)
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		l.writeLoop()
-	}()
+	if !s.goTracked(l.writeLoop) {
+		// The server stopped starting goroutines: it is closing.
+		s.removeLink(l)
+		l.conn.Close()
+		close(l.done)
+		return
+	}
 	if l.r.attach(l) {
 		l.log.Info().Str("direction", l.r.g.dir.String()).Msg("link up")
 		l.readLoop()

@@ -39,7 +39,7 @@ func (s *Server) sendToClient(ref plugins.ClientRef, tag uint16, payload []byte)
 		return err
 	}
 	var head [8]byte
-	return l.send2(protocol.KindClientSend, tag, protocol.AppendClientSend(head[:0], ref.ID, nil), payload)
+	return l.sendPrefixed(protocol.KindClientSend, tag, protocol.AppendClientSend(head[:0], ref.ID, nil), payload)
 }
 
 // routeTo returns the link to the external server id.
@@ -82,8 +82,9 @@ func (s *Server) sendToClients(refs []plugins.ClientRef, tag uint16, payload []b
 			errs = append(errs, err)
 			continue
 		}
-		// Each frame holds as many IDs as fit beside the payload.
-		per := (s.links.MaxFrame - 3 - 2 - len(payload)) / 8
+		// Each frame holds as many IDs as fit beside the payload, after
+		// the u16 count that leads the ID list.
+		per := (s.maxFramePayload() - 2 - len(payload)) / 8
 		per = min(per, protocol.MaxClientsPerFrame)
 		if per < 1 {
 			errs = append(errs, fmt.Errorf("%w: %d bytes to many clients", plugins.ErrMessageTooLarge, len(payload)))
@@ -92,7 +93,7 @@ func (s *Server) sendToClients(refs []plugins.ClientRef, tag uint16, payload []b
 		for len(ids) > 0 {
 			n := min(per, len(ids))
 			head := protocol.AppendClientMulti(make([]byte, 0, 2+8*n), ids[:n], nil)
-			if err := l.send2(protocol.KindClientMulti, tag, head, payload); err != nil {
+			if err := l.sendPrefixed(protocol.KindClientMulti, tag, head, payload); err != nil {
 				errs = append(errs, err)
 				break
 			}
@@ -102,7 +103,7 @@ func (s *Server) sendToClients(refs []plugins.ClientRef, tag uint16, payload []b
 	return errors.Join(errs...)
 }
 
-func (s *Server) localClient(id uint64) *client {
+func (s *Server) localClient(id uint64) *session {
 	if s.clients == nil {
 		return nil
 	}

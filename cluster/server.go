@@ -81,9 +81,10 @@ type Options struct {
 type serverState int32
 
 const (
-	stateNew serverState = iota
+	stateNew      serverState = iota
+	stateStarting             // Start is running; Shutdown and Close wait for it
 	stateRunning
-	stateDraining
+	stateDraining // Shutdown is running
 	stateClosed
 )
 
@@ -103,9 +104,10 @@ type Server struct {
 	opts        Options
 	hooks       *hookSet
 
-	ctx    context.Context // cancelled on shutdown: ends watchers and dialers
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine the server starts
+	ctx       context.Context // cancelled on shutdown: ends watchers and dialers
+	cancel    context.CancelFunc
+	goroutine tracker       // every goroutine the server starts
+	startDone chan struct{} // closed when Start has returned
 
 	state atomic.Int32 // serverState
 
@@ -162,7 +164,11 @@ func New(opts Options) (*Server, error) {
 		linkSet:     make(map[*link]struct{}),
 		handshaking: make(map[net.Conn]struct{}),
 		stopped:     make(chan struct{}),
+		startDone:   make(chan struct{}),
 	}
+	// Made here, not in Start, so that Shutdown and Close racing Start
+	// always find them.
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var rnd [12]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("cluster: incarnation: %w", err)
@@ -236,13 +242,14 @@ func (s *Server) Done() <-chan struct{} { return s.stopped }
 // Start opens the listener, starts the plugins, registers in the registry
 // and starts watching the related groups. It returns once the server is
 // registered; links come up in the background. On error everything started
-// is undone.
+// is undone. Shutdown and Close called meanwhile wait for it to return.
 func (s *Server) Start(ctx context.Context) (err error) {
-	if !s.state.CompareAndSwap(int32(stateNew), int32(stateRunning)) {
+	if !s.state.CompareAndSwap(int32(stateNew), int32(stateStarting)) {
 		return ErrServerClosed
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer func() {
+		s.state.Store(int32(stateRunning))
+		close(s.startDone)
 		if err != nil {
 			s.Close()
 		}
@@ -336,30 +343,61 @@ func (s *Server) sortedRelated() []*remoteGroup {
 	return gs
 }
 
-// goTracked runs f on a goroutine the server waits for on shutdown.
-func (s *Server) goTracked(f func()) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-}
+// goTracked runs f on a goroutine the server waits for on shutdown, and
+// reports true. Once the server has stopped starting goroutines it reports
+// false and f does not run: the caller cleans up instead.
+func (s *Server) goTracked(f func()) bool { return s.goroutine.run(f) }
 
-func (s *Server) running() bool { return serverState(s.state.Load()) == stateRunning }
+// running reports whether the server serves: it is starting or started,
+// and neither Shutdown nor Close has begun.
+func (s *Server) running() bool {
+	st := serverState(s.state.Load())
+	return st == stateStarting || st == stateRunning
+}
 
 // Shutdown stops the server gracefully: it deregisters, tells linked peers
 // it is leaving, stops accepting links, stops the plugins, flushes and
-// closes every link, and waits for its goroutines. When ctx ends first, the
-// rest is done as by Close and ctx's error is returned. Calling it again, or
+// closes every link, and waits for its goroutines. When ctx ends first it
+// closes every connection at once and returns ctx's error without waiting
+// further (as net/http.Server.Shutdown does); Close then waits for the
+// rest, such as a plugin's Stop that ignores its context. Called during
+// Start, it waits for Start to return (within ctx). Calling it again, or
 // after Close, returns ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if !s.state.CompareAndSwap(int32(stateRunning), int32(stateDraining)) {
-		if s.state.CompareAndSwap(int32(stateNew), int32(stateClosed)) {
-			close(s.stopped)
-			return nil
+	for {
+		switch serverState(s.state.Load()) {
+		case stateNew:
+			if s.state.CompareAndSwap(int32(stateNew), int32(stateClosed)) {
+				s.endUnstarted()
+				return nil
+			}
+		case stateStarting:
+			select {
+			case <-s.startDone:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case stateRunning:
+			if s.state.CompareAndSwap(int32(stateRunning), int32(stateDraining)) {
+				go s.drain(ctx)
+				select {
+				case <-s.stopped:
+					return nil
+				case <-ctx.Done():
+					s.log.Warn().Err(ctx.Err()).Msg("shutdown deadline passed; closing every connection")
+					s.hardClose()
+					return ctx.Err()
+				}
+			}
+		default:
+			return ErrServerClosed
 		}
-		return ErrServerClosed
 	}
+}
+
+// drain is Shutdown's work. It closes stopped when done, even when
+// Shutdown returned at its deadline.
+func (s *Server) drain(ctx context.Context) {
 	s.log.Info().Msg("server shutting down")
 	s.deregister(ctx)
 	s.closeListener()
@@ -374,52 +412,72 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.close(protocol.ReasonShutdown, "server shutting down", nil, true)
 	}
 	s.cancel()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		s.log.Warn().Err(err).Msg("shutdown deadline passed; closing every connection")
-		s.hardClose()
-		<-done
-	}
+	s.goroutine.closeAndWait()
 	s.state.Store(int32(stateClosed))
 	close(s.stopped)
 	s.log.Info().Msg("server stopped")
-	return err
+}
+
+// endUnstarted ends a server that was never started.
+func (s *Server) endUnstarted() {
+	s.cancel()
+	s.goroutine.close()
+	close(s.stopped)
 }
 
 // Close stops the server at once: it closes the listener and every
 // connection without telling peers, and waits for its goroutines. Plugins'
-// Stop hooks still run, with an expired context. Calling it again returns
+// Stop hooks still run, with an expired context. After a Shutdown that
+// returned at its deadline, Close closes what is left and waits for
+// Shutdown's work to end. Called during Start, it cancels what Start
+// waits on and waits for it to return. Calling it again returns
 // ErrServerClosed.
 func (s *Server) Close() error {
-	prev := serverState(s.state.Swap(int32(stateClosed)))
-	switch prev {
-	case stateClosed:
-		return ErrServerClosed
-	case stateDraining:
-		// Shutdown is running; make it finish now.
-		s.hardClose()
-		<-s.stopped
-		return nil
-	case stateNew:
-		close(s.stopped)
-		return nil
+	waitedStart := false
+	for {
+		st := serverState(s.state.Load())
+		switch st {
+		case stateStarting:
+			s.cancel()
+			<-s.startDone
+			waitedStart = true
+			continue
+		case stateClosed:
+			if waitedStart {
+				// Start failed and closed the server itself.
+				<-s.stopped
+				return nil
+			}
+			return ErrServerClosed
+		}
+		if !s.state.CompareAndSwap(int32(st), int32(stateClosed)) {
+			continue
+		}
+		switch st {
+		case stateNew:
+			s.endUnstarted()
+			return nil
+		case stateDraining:
+			// Shutdown's work is running; make it finish now.
+			s.hardClose()
+			<-s.stopped
+			return nil
+		default: // stateRunning
+			s.closeRunning()
+			return nil
+		}
 	}
+}
+
+// closeRunning is Close's work on a running server.
+func (s *Server) closeRunning() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s.deregister(ctx)
 	s.hardClose()
 	s.hooks.stop(ctx)
-	s.wg.Wait()
+	s.goroutine.closeAndWait()
 	close(s.stopped)
-	return nil
 }
 
 func (s *Server) deregister(ctx context.Context) {
@@ -454,9 +512,7 @@ func (s *Server) closeListener() {
 // hardClose closes the listener, every handshaking connection and every
 // link at once, and cancels the server's context.
 func (s *Server) hardClose() {
-	if s.cancel != nil {
-		s.cancel()
-	}
+	s.cancel()
 	s.closeListener()
 	s.mu.Lock()
 	for c := range s.handshaking {
@@ -501,51 +557,6 @@ func (s *Server) untrackConn(c net.Conn) {
 	s.mu.Lock()
 	delete(s.handshaking, c)
 	s.mu.Unlock()
-}
-
-// Stats is a snapshot of a server's counters.
-type Stats struct {
-	// LinksUp counts links past the handshake.
-	LinksUp int
-	// Remotes counts remote servers that joined and have not left.
-	Remotes int
-	// MessagesIn and MessagesOut count messages received and sent over
-	// links since start: messages between plugins, messages routed to game
-	// clients (one per frame, however many clients it reaches), and
-	// extension frames such as cloud-memory operations.
-	MessagesIn, MessagesOut uint64
-	// Refused counts connections refused during the handshake.
-	Refused uint64
-	// Clients counts game clients connected (external groups).
-	Clients int
-	// HookErrors and HookPanics count plugin hooks that failed.
-	HookErrors, HookPanics uint64
-}
-
-// Stats returns the server's counters.
-func (s *Server) Stats() Stats {
-	s.mu.Lock()
-	st := Stats{LinksUp: len(s.linkSet), MessagesIn: s.closedIn, MessagesOut: s.closedOut}
-	links := make([]*link, 0, len(s.linkSet))
-	for l := range s.linkSet {
-		links = append(links, l)
-	}
-	for _, g := range s.related {
-		st.Remotes += len(g.servers)
-	}
-	s.mu.Unlock()
-	for _, l := range links {
-		in, out := l.counts()
-		st.MessagesIn += in
-		st.MessagesOut += out
-	}
-	st.Refused = s.refused.Load()
-	if s.clients != nil {
-		st.Clients = int(s.clients.count.Load())
-	}
-	st.HookErrors = s.hookErrors.Load()
-	st.HookPanics = s.hookPanics.Load()
-	return st
 }
 
 // Host returns the API the server hands its plugins, for embedding code

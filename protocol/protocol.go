@@ -110,6 +110,7 @@ const (
 	ReasonPeerLeft         Reason = 13 // the registry no longer lists the peer
 	ReasonIO               Reason = 14 // the connection failed (reset, EOF)
 	ReasonUnknownPeer      Reason = 15 // the acceptor's identity did not match the dialed member
+	ReasonWriteStalled     Reason = 24 // a write to the peer made no progress for the link timeout
 
 	// Client reasons: sent to a game client in a Close before it is
 	// disconnected.
@@ -148,6 +149,7 @@ var reasonNames = [...]string{
 	ReasonAuthRefused:      "authentication refused",
 	ReasonKicked:           "kicked",
 	ReasonWriteTimeout:     "write timeout",
+	ReasonWriteStalled:     "write stalled",
 }
 
 func (r Reason) String() string {

@@ -1,0 +1,214 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// The client runtime of an external server: game clients connect over
+// WebSocket, each message `u8 kind | u16 tag | payload`. A client gets a
+// ClientWelcome with its ClientRef, then exchanges KindUser messages; the
+// server ends a session with a KindClose naming the reason, then a
+// WebSocket close frame.
+
+// clientHub holds an external server's clients.
+type clientHub struct {
+	s        *Server
+	cfg      config.Clients
+	upgrader websocket.Upgrader
+	http     *http.Server
+	idBase   uint64        // random high bits, so refs of an earlier incarnation miss
+	seq      atomic.Uint64 // low bits of the next client ID
+	count    atomic.Int64  // clients connected
+	bufs     sync.Pool     // read buffers of MaxMessageBytes+header+1
+	wbufs    sync.Pool     // write batches of corked connections (*[]byte)
+
+	mu      sync.Mutex // guards clients
+	clients map[uint64]*session
+
+	// The flusher writes what is sent to clients, in non-blocking writes,
+	// so that senders (hooks, often holding their own locks) never wait on
+	// a socket and no goroutine starts per message.
+	fwake    chan struct{} // cap 1: dirty went from empty to non-empty
+	fmu      sync.Mutex    // guards the fields below
+	dirty    []*session    // clients with queued messages the flusher owns
+	spare    []*session
+	fstopped bool // the flusher has ended: writers take over
+}
+
+func newClientHub(s *Server) *clientHub {
+	h := &clientHub{
+		s:       s,
+		cfg:     s.group.Clients,
+		idBase:  (s.incarnation & 0xffff_ffff) << 32,
+		clients: make(map[uint64]*session),
+		fwake:   make(chan struct{}, 1),
+	}
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: s.links.HandshakeTimeout.D(),
+		ReadBufferSize:   512,
+		WriteBufferSize:  1024,
+		WriteBufferPool:  &sync.Pool{},
+		// Game clients are not browsers on a web origin; a plugin's
+		// Authenticate decides who may connect.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(h.cfg.Path, h.serveWS)
+	// Built here, not in serve, so shutdown and abort may close it at any
+	// time after New without racing its creation.
+	h.http = &http.Server{Handler: mux, ReadHeaderTimeout: s.links.HandshakeTimeout.D()}
+	size := h.cfg.MaxMessageBytes + protocol.WSHeaderSize + 1
+	h.bufs.New = func() any { b := make([]byte, size); return &b }
+	h.wbufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
+	return h
+}
+
+// serve runs the HTTP server on ln until it closes. Connections that do
+// not start with an HTTP request (a server link dialling an external port)
+// are refused with a logged reason before HTTP sees them.
+func (h *clientHub) serve(ln net.Listener) {
+	sl := newSniffListener(h.s, ln)
+	if !h.s.goTracked(sl.acceptLoop) || !h.s.goTracked(h.pingLoop) || !h.s.goTracked(h.flushLoop) {
+		sl.Close() // the server is closing
+		return
+	}
+	if err := h.http.Serve(sl); err != nil && !errors.Is(err, http.ErrServerClosed) && h.s.running() {
+		h.s.log.Error().Err(err).Msg("client listener failed")
+	}
+}
+
+// shutdown stops accepting clients and tells each connected client why it
+// is being disconnected.
+func (h *clientHub) shutdown(reason protocol.Reason, msg string) {
+	h.http.Close()
+	for _, c := range h.snapshot() {
+		c.close(reason, msg, nil)
+	}
+}
+
+// abort closes every client connection at once.
+func (h *clientHub) abort() {
+	h.http.Close()
+	for _, c := range h.snapshot() {
+		c.close(protocol.ReasonShutdown, "server closed", nil)
+		c.conn.NetConn().Close()
+	}
+}
+
+func (h *clientHub) snapshot() []*session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cs := make([]*session, 0, len(h.clients))
+	for _, c := range h.clients {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+func (h *clientHub) lookup(id uint64) *session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.clients[id]
+}
+
+// pingLoop pings every client at a third of the read timeout; a pong
+// extends the client's read deadline.
+func (h *clientHub) pingLoop() {
+	t := time.NewTicker(h.cfg.ReadTimeout.D() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, c := range h.snapshot() {
+			c.ping()
+		}
+	}
+}
+
+// serveWS upgrades a game client, admits or refuses it, and hands it to its
+// own read goroutine (so the HTTP handler's stack is released).
+func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
+	s := h.s
+	if !websocket.IsWebSocketUpgrade(r) {
+		http.Error(w, "cloudrift: game clients connect with a WebSocket upgrade", http.StatusUpgradeRequired)
+		return
+	}
+	conn, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug().Err(err).Str("remote_addr", r.RemoteAddr).Msg("client upgrade failed")
+		return
+	}
+	id := h.idBase | (h.seq.Add(1) & 0xffff_ffff)
+	cc, _ := conn.NetConn().(*clientConn)
+	c := &session{
+		h:       h,
+		id:      id,
+		ref:     plugins.ClientRef{Server: s.id, ID: id},
+		conn:    conn,
+		addr:    r.RemoteAddr,
+		cc:      cc,
+		limiter: rate.NewLimiter(rate.Limit(h.cfg.Rate), h.cfg.Burst),
+	}
+	refuse := func(reason protocol.Reason, msg string) {
+		s.log.Warn().Str("remote_addr", c.addr).Str("reason", reason.String()).Str("detail", msg).Msg("refused a client")
+		c.writeClose(reason, msg)
+		conn.Close()
+	}
+	if !s.running() {
+		refuse(protocol.ReasonShutdown, "server shutting down")
+		return
+	}
+	if n := h.count.Add(1); n > int64(h.cfg.MaxClients) {
+		h.count.Add(-1)
+		refuse(protocol.ReasonServerFull, fmt.Sprintf("server holds its maximum of %d clients", h.cfg.MaxClients))
+		return
+	}
+	c.info = plugins.ClientInfo{Ref: c.ref, RemoteAddr: c.addr, Header: r.Header.Clone(), Query: r.URL.Query()}
+	if err := s.hooks.authenticate(c.info); err != nil {
+		h.count.Add(-1)
+		refuse(protocol.ReasonAuthRefused, err.Error())
+		return
+	}
+	// The welcome goes first through the queue, so no message routed to
+	// the client can overtake it.
+	welcome := protocol.ClientWelcome{ServerID: s.id, ClientID: id, MaxMessage: uint32(h.cfg.MaxMessageBytes)}
+	c.enqueue(protocol.AppendWS(nil, protocol.KindClientWelcome, 0, welcome.AppendTo(nil)))
+	h.mu.Lock()
+	if !s.running() {
+		h.mu.Unlock()
+		h.count.Add(-1)
+		c.close(protocol.ReasonShutdown, "server shutting down", nil)
+		return
+	}
+	h.clients[id] = c
+	h.mu.Unlock()
+	if !s.goTracked(c.readLoop) {
+		h.remove(c)
+		c.conn.Close()
+	}
+}
+
+func (h *clientHub) remove(c *session) {
+	h.mu.Lock()
+	if h.clients[c.id] == c {
+		delete(h.clients, c.id)
+		h.count.Add(-1)
+	}
+	h.mu.Unlock()
+}

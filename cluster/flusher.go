@@ -1,0 +1,104 @@
+package cluster
+
+// flushLoop writes the queues of dirty clients until the server stops;
+// then writer goroutines take over the clients still dirty (or, when the
+// server starts no more goroutines, the flusher writes them itself, so
+// that a Close queued at shutdown is still delivered).
+func (h *clientHub) flushLoop() {
+	for {
+		select {
+		case <-h.fwake:
+		case <-h.s.ctx.Done():
+			h.fmu.Lock()
+			h.fstopped = true
+			left := h.dirty
+			h.dirty = nil
+			h.fmu.Unlock()
+			for _, c := range left {
+				if !h.s.goTracked(c.writeLoop) {
+					c.writeLoop()
+				}
+			}
+			return
+		}
+		h.fmu.Lock()
+		batch := h.dirty
+		h.dirty = h.spare[:0]
+		h.fmu.Unlock()
+		for _, c := range batch {
+			c.flush()
+		}
+		clear(batch)
+		h.fmu.Lock()
+		h.spare = batch[:0]
+		h.fmu.Unlock()
+	}
+}
+
+// markDirty hands c, whose writing flag the caller set, to the flusher
+// (or, once it has ended, to a writer goroutine).
+func (h *clientHub) markDirty(c *session) {
+	h.fmu.Lock()
+	if h.fstopped {
+		h.fmu.Unlock()
+		c.runWriter()
+		return
+	}
+	wasEmpty := len(h.dirty) == 0
+	h.dirty = append(h.dirty, c)
+	h.fmu.Unlock()
+	if wasEmpty {
+		select {
+		case h.fwake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flush writes c's queue for the flusher: everything queued in one
+// non-blocking write. What the socket does not take at once, a Close, and
+// whatever else needs to block go to a writer goroutine; messages queued
+// meanwhile make c dirty again.
+func (c *session) flush() {
+	c.mu.Lock()
+	batch := c.queue
+	switch {
+	case len(batch) == 0: // the client went away meanwhile
+		c.writing = false
+		c.mu.Unlock()
+		return
+	case c.closing || c.cc == nil:
+		c.runWriterLocked()
+		c.mu.Unlock()
+		return
+	}
+	queued := c.queued
+	c.queue, c.queued = nil, 0
+	c.mu.Unlock()
+	wrote, rest, err := c.cc.tryWrite(batch)
+	if err != nil {
+		c.writeFailed(err)
+		return
+	}
+	c.mu.Lock()
+	if !wrote {
+		// A blocking write holds the connection (a ping to a full
+		// socket): the flusher does not wait for it; a writer does.
+		c.queue = append(batch, c.queue...)
+		c.queued += queued
+		c.runWriterLocked()
+		c.mu.Unlock()
+		return
+	}
+	switch {
+	case rest || c.closing:
+		c.runWriterLocked()
+	case len(c.queue) > 0:
+		c.mu.Unlock()
+		c.h.markDirty(c)
+		return
+	default:
+		c.writing = false
+	}
+	c.mu.Unlock()
+}

@@ -1,0 +1,154 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
+)
+
+// readLoop reads the client's messages and hands them to the plugins, in
+// order, until the session ends; then it reports the disconnect.
+func (c *session) readLoop() {
+	h := c.h
+	s := h.s
+	rt := h.cfg.ReadTimeout.D()
+	c.conn.SetPongHandler(func(string) error {
+		if !c.isClosing() {
+			c.conn.SetReadDeadline(time.Now().Add(rt))
+		}
+		return nil
+	})
+	s.hooks.clientConnected(c)
+	for c.readOne(rt) {
+	}
+	// When this side closed, let the writer deliver the reason first; the
+	// write deadline bounds the wait.
+	c.mu.Lock()
+	flushed := c.flushed
+	c.mu.Unlock()
+	if flushed != nil {
+		<-flushed
+	}
+	h.remove(c)
+	le := c.closeReason()
+	s.log.Debug().Str("client", c.ref.String()).Str("reason", le.Reason.String()).Bool("by_client", le.ByPeer).
+		Str("detail", le.Message).Msg("client disconnected")
+	s.hooks.clientDisconnected(c, le)
+	if flushed != nil {
+		c.linger()
+	}
+	c.conn.Close()
+}
+
+// clientLinger bounds how long a closing session keeps reading what the
+// client still sends after this side's Close.
+const clientLinger = 250 * time.Millisecond
+
+func (c *session) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// halfClose ends this side's writes once the Close is out, but keeps the
+// connection readable: closing it outright while the client still sends (a
+// pong, its own close frame) makes the kernel answer with a reset, which
+// discards the Close before the client has read it.
+func (c *session) halfClose() {
+	nc := c.conn.NetConn()
+	if cc, ok := nc.(*clientConn); ok {
+		nc = cc.Conn
+	}
+	if tc, ok := nc.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
+		nc.SetReadDeadline(time.Now().Add(clientLinger))
+		return
+	}
+	c.conn.Close()
+}
+
+// linger reads and discards what the client still sends after this side's
+// Close, until it closes too or clientLinger passes.
+func (c *session) linger() {
+	c.conn.SetReadDeadline(time.Now().Add(clientLinger))
+	for i := 0; i < 1000; i++ {
+		if _, _, err := c.conn.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+// readOne reads and dispatches one message; false ends the session.
+func (c *session) readOne(rt time.Duration) bool {
+	h := c.h
+	if c.isClosing() {
+		return false
+	}
+	c.conn.SetReadDeadline(time.Now().Add(rt))
+	mt, r, err := c.conn.NextReader()
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	if mt != websocket.BinaryMessage {
+		c.close(protocol.ReasonProtocol, "only binary messages are accepted", nil)
+		return false
+	}
+	bp := h.bufs.Get().(*[]byte)
+	defer h.bufs.Put(bp)
+	buf := *bp
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == nil:
+		// The buffer holds one byte more than the limit allows.
+		c.close(protocol.ReasonMessageTooLarge, fmt.Sprintf("messages are limited to %d bytes", h.cfg.MaxMessageBytes), nil)
+		return false
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+	default:
+		c.readFailed(err)
+		return false
+	}
+	f, err := protocol.DecodeWS(buf[:n])
+	if err != nil {
+		c.close(protocol.ReasonProtocol, "message shorter than its header", err)
+		return false
+	}
+	if !c.limiter.Allow() {
+		c.close(protocol.ReasonRateLimited, fmt.Sprintf("more than %d messages/s (burst %d)", h.cfg.Rate, h.cfg.Burst), nil)
+		return false
+	}
+	switch f.Kind {
+	case protocol.KindUser:
+		h.s.hooks.clientMessage(c, plugins.Message{Tag: f.Tag, Payload: f.Payload})
+	default:
+		if protocol.IsExtensionKind(f.Kind) {
+			if err := h.s.hooks.clientFrame(c, f); err != nil {
+				c.close(protocol.ReasonProtocol, fmt.Sprintf("bad %s message", f.Kind), err)
+				return false
+			}
+			return true
+		}
+		c.close(protocol.ReasonProtocol, fmt.Sprintf("unexpected message kind %s from a client", f.Kind), nil)
+		return false
+	}
+	return true
+}
+
+func (c *session) readFailed(err error) {
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		c.closedByPeer(protocol.ReasonNone, fmt.Sprintf("client closed (%d %s)", ce.Code, ce.Text), nil)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.close(protocol.ReasonReadTimeout, fmt.Sprintf("silent for %s", c.h.cfg.ReadTimeout.D()), nil)
+	default:
+		c.closedByPeer(protocol.ReasonIO, "connection failed", err)
+	}
+}
