@@ -29,6 +29,7 @@ import (
 	"hash/fnv"
 	"unicode/utf8"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -36,7 +37,7 @@ import (
 type ClientRef = protocol.ClientRef
 
 // Key is a cloud-memory key.
-type Key = protocol.CloudKey
+type Key = cloud.Key
 
 // Keys of the statistics.
 const (

@@ -10,8 +10,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
 
 // Client is the "cloudmemory-client" plugin: the cloud-memory client of a
@@ -160,7 +162,7 @@ type call struct {
 }
 
 // doneFunc receives an operation's outcome; it runs with Client.mu held.
-type doneFunc func(code protocol.CloudCode, msg string)
+type doneFunc func(code cloud.Code, msg string)
 
 // waiter is an operation waiting for confirmation.
 type waiter struct {
@@ -211,21 +213,21 @@ func (c *Client) Stop(context.Context) error {
 		return nil
 	}
 	c.stopped = true
-	bye := (&protocol.CloudSrvSync{Op: protocol.CloudSyncBye}).AppendTo(nil)
+	bye := (&cloudwire.SrvSync{Op: cloudwire.SyncBye}).AppendTo(nil)
 	for _, rep := range c.replicas {
 		_ = rep.rs.SendFrame(protocol.KindCloudSrvSync, 0, bye)
 	}
 	for _, r := range c.rows {
-		c.resolveLocked(r, ^uint64(0), protocol.CloudShuttingDown, "server shutting down")
+		c.resolveLocked(r, ^uint64(0), cloud.CodeShuttingDown, "server shutting down")
 	}
 	for op := range c.ops {
-		c.finishGetLocked(op, protocol.CloudShuttingDown, "server shutting down")
+		c.finishGetLocked(op, cloud.CodeShuttingDown, "server shutting down")
 	}
 	calls := c.calls
 	c.calls = make(map[uint64]*call)
 	for _, cl := range calls {
 		if cl.rel != nil {
-			cl.rel.fail(protocol.CloudShuttingDown, "server shutting down")
+			cl.rel.fail(cloud.CodeShuttingDown, "server shutting down")
 			c.releaseDoneLocked(cl.rel)
 		}
 	}
@@ -278,7 +280,7 @@ func (c *Client) ServerConnected(rs plugins.RemoteServer) error {
 	}
 	c.replicas[rs.ID()] = rep
 	c.ring = c.ringLocked()
-	_ = rs.SendFrame(protocol.KindCloudSrvSync, 0, (&protocol.CloudSrvSync{Op: protocol.CloudSyncStart}).AppendTo(nil))
+	_ = rs.SendFrame(protocol.KindCloudSrvSync, 0, (&cloudwire.SrvSync{Op: cloudwire.SyncStart}).AppendTo(nil))
 	for id := range c.rows {
 		if c.ring.owner(id.k) == rs.ID() {
 			rep.session[id] = struct{}{}
@@ -339,7 +341,7 @@ func (c *Client) dropReplicaLocked(rep *replica) {
 		case callRelease:
 			// The rows there are gone, or the sync session of the next
 			// link deletes them.
-			cl.rel.reply(protocol.CloudOK, "")
+			cl.rel.reply(cloud.CodeOK, "")
 			c.releaseDoneLocked(cl.rel)
 		case callGet:
 			cl.part.op.partFailedLocked(cl.part, now)
@@ -449,7 +451,7 @@ func (c *Client) syncLocked(now time.Time) {
 		}
 		if len(rep.session) == 0 {
 			rep.session = nil
-			_ = rep.rs.SendFrame(protocol.KindCloudSrvSync, 0, (&protocol.CloudSrvSync{Op: protocol.CloudSyncEnd}).AppendTo(nil))
+			_ = rep.rs.SendFrame(protocol.KindCloudSrvSync, 0, (&cloudwire.SrvSync{Op: cloudwire.SyncEnd}).AppendTo(nil))
 		}
 	}
 	c.syncSubsLocked(now)
@@ -464,7 +466,7 @@ func (c *Client) syncLocked(now time.Time) {
 func (c *Client) sendPostLocked(r *crow, o *replica, background bool) {
 	req := c.nextReqLocked()
 	cl := &call{kind: callPost, to: o.at, sync: background, row: r, version: r.version, data: r.data, addr: r.addr}
-	m := protocol.CloudSrvPost{Req: req, Sync: r.ackedVersion == r.version, Key: r.id.k, Uploader: r.id.up, Addr: r.addr, Data: r.data}
+	m := cloudwire.SrvPost{Req: req, Sync: r.ackedVersion == r.version, Key: r.id.k, Uploader: r.id.up, Addr: r.addr, Data: r.data}
 	delete(c.unplaced, r.id)
 	delete(o.session, r.id)
 	if err := o.rs.SendFrame(protocol.KindCloudSrvPost, 0, m.AppendTo(make([]byte, 0, 64+len(r.data)))); err != nil {
@@ -486,12 +488,12 @@ func (c *Client) newWaiterLocked(version uint64, done doneFunc) *waiter {
 	w.timer = time.AfterFunc(c.cfg.OpTimeout.D(), func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.fireLocked(w, protocol.CloudTimeout, fmt.Sprintf("not confirmed within %s", c.cfg.OpTimeout.D()))
+		c.fireLocked(w, cloud.CodeTimeout, fmt.Sprintf("not confirmed within %s", c.cfg.OpTimeout.D()))
 	})
 	return w
 }
 
-func (c *Client) fireLocked(w *waiter, code protocol.CloudCode, msg string) {
+func (c *Client) fireLocked(w *waiter, code cloud.Code, msg string) {
 	if w.fired {
 		return
 	}
@@ -501,7 +503,7 @@ func (c *Client) fireLocked(w *waiter, code protocol.CloudCode, msg string) {
 }
 
 // resolveLocked answers r's waiters up to version.
-func (c *Client) resolveLocked(r *crow, version uint64, code protocol.CloudCode, msg string) {
+func (c *Client) resolveLocked(r *crow, version uint64, code cloud.Code, msg string) {
 	keep := r.waiters[:0]
 	for _, w := range r.waiters {
 		if w.version <= version {
@@ -521,16 +523,16 @@ func (c *Client) post(up ref, addr string, k key, data []byte, done doneFunc) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case code != protocol.CloudOK:
+	case code != cloud.CodeOK:
 	case c.stopped:
-		code, msg = protocol.CloudShuttingDown, "server shutting down"
+		code, msg = cloud.CodeShuttingDown, "server shutting down"
 	case c.ring.empty() && c.gen > 0:
 		// Every replica linked since Start is gone: fail at once. Before
 		// the first one links (the system is starting), the row waits
 		// for it like a row whose owner is unreachable.
-		code, msg = protocol.CloudUnavailable, fmt.Sprintf("no replica of cloud group %q is linked", c.Group)
+		code, msg = cloud.CodeUnavailable, fmt.Sprintf("no replica of cloud group %q is linked", c.Group)
 	}
-	if code != protocol.CloudOK {
+	if code != cloud.CodeOK {
 		done(code, msg)
 		return
 	}
@@ -547,7 +549,7 @@ func (c *Client) post(up ref, addr string, k key, data []byte, done doneFunc) {
 			used = u.bytes
 		}
 		if used-old+len(data) > c.cfg.MaxUploadBytesPerClient {
-			done(protocol.CloudUploadLimit, fmt.Sprintf("rows would hold %d bytes, limit %d", used-old+len(data), c.cfg.MaxUploadBytesPerClient))
+			done(cloud.CodeUploadLimit, fmt.Sprintf("rows would hold %d bytes, limit %d", used-old+len(data), c.cfg.MaxUploadBytesPerClient))
 			return
 		}
 	}
@@ -573,12 +575,12 @@ func (c *Client) post(up ref, addr string, k key, data []byte, done doneFunc) {
 }
 
 // checkPost runs the checks that need no lock: key, size, filters.
-func (c *Client) checkPost(up ref, addr string, k key, data []byte) (protocol.CloudCode, string) {
+func (c *Client) checkPost(up ref, addr string, k key, data []byte) (cloud.Code, string) {
 	if err := k.Validate(); err != nil {
-		return protocol.CloudBadRequest, err.Error()
+		return cloud.CodeBadRequest, err.Error()
 	}
 	if len(data) > c.cfg.MaxRowBytes {
-		return protocol.CloudRowTooLarge, fmt.Sprintf("row of %d bytes, limit %d", len(data), c.cfg.MaxRowBytes)
+		return cloud.CodeRowTooLarge, fmt.Sprintf("row of %d bytes, limit %d", len(data), c.cfg.MaxRowBytes)
 	}
 	return filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpPost, Uploader: up, Addr: addr, Keys: []key{k}, Data: data})
 }
@@ -586,14 +588,14 @@ func (c *Client) checkPost(up ref, addr string, k key, data []byte) (protocol.Cl
 // filter runs the query filters of h's plugins on op: CloudRejected with
 // the first refusal, else CloudOK. Filters are plugin code: callers hold
 // no lock of this package.
-func filter(h plugins.Host, op *plugins.CloudOp) (protocol.CloudCode, string) {
+func filter(h plugins.Host, op *plugins.CloudOp) (cloud.Code, string) {
 	if err := h.FilterCloud(op); err != nil {
-		return protocol.CloudRejected, err.Error()
+		return cloud.CodeRejected, err.Error()
 	}
-	return protocol.CloudOK, ""
+	return cloud.CodeOK, ""
 }
 
-func (c *Client) onPostReplyLocked(req uint64, cl *call, code protocol.CloudCode, msg string) {
+func (c *Client) onPostReplyLocked(req uint64, cl *call, code cloud.Code, msg string) {
 	if cl.sync {
 		if o := c.replicas[cl.to.id]; o != nil && o.at == cl.to {
 			o.inflight--
@@ -609,7 +611,7 @@ func (c *Client) onPostReplyLocked(req uint64, cl *call, code protocol.CloudCode
 	}
 	now := time.Now()
 	switch code {
-	case protocol.CloudOK:
+	case cloud.CodeOK:
 		if latest {
 			r.placed = cl.to
 			r.attempts = 0
@@ -622,8 +624,8 @@ func (c *Client) onPostReplyLocked(req uint64, cl *call, code protocol.CloudCode
 		if cl.version > r.ackedVersion {
 			r.acked, r.ackedAddr, r.ackedVersion = cl.data, cl.addr, cl.version
 		}
-		c.resolveLocked(r, cl.version, protocol.CloudOK, "")
-	case protocol.CloudNotOwner, protocol.CloudUnavailable:
+		c.resolveLocked(r, cl.version, cloud.CodeOK, "")
+	case cloud.CodeNotOwner, cloud.CodeUnavailable:
 		if latest {
 			r.placed = place{}
 			c.unplaced[r.id] = struct{}{}
@@ -667,29 +669,29 @@ func (c *Client) deleteRowLocked(r *crow) {
 			delete(c.uploaders, r.id.up)
 		}
 	}
-	c.resolveLocked(r, ^uint64(0), protocol.CloudOK, "")
+	c.resolveLocked(r, ^uint64(0), cloud.CodeOK, "")
 }
 
 // releaseOp is a Release waiting for the replicas that held the rows.
 type releaseOp struct {
 	pending  int
-	code     protocol.CloudCode
+	code     cloud.Code
 	msg      string
 	versions map[*crow]uint64
 	w        *waiter
 	finished bool
 }
 
-func (op *releaseOp) reply(code protocol.CloudCode, msg string) {
+func (op *releaseOp) reply(code cloud.Code, msg string) {
 	op.pending--
-	if code != protocol.CloudOK && op.code == protocol.CloudOK {
+	if code != cloud.CodeOK && op.code == cloud.CodeOK {
 		op.code, op.msg = code, msg
 	}
 }
 
-func (op *releaseOp) fail(code protocol.CloudCode, msg string) {
+func (op *releaseOp) fail(code cloud.Code, msg string) {
 	op.pending = 0
-	if op.code == protocol.CloudOK {
+	if op.code == cloud.CodeOK {
 		op.code, op.msg = code, msg
 	}
 }
@@ -697,15 +699,15 @@ func (op *releaseOp) fail(code protocol.CloudCode, msg string) {
 // release deletes up's rows under keys at the replicas that hold them.
 func (c *Client) release(up ref, addr string, keys []key, done doneFunc) {
 	code, msg := c.checkKeys(keys)
-	if code == protocol.CloudOK {
+	if code == cloud.CodeOK {
 		code, msg = filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpRelease, Uploader: up, Addr: addr, Keys: keys})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if code == protocol.CloudOK && c.stopped {
-		code, msg = protocol.CloudShuttingDown, "server shutting down"
+	if code == cloud.CodeOK && c.stopped {
+		code, msg = cloud.CodeShuttingDown, "server shutting down"
 	}
-	if code != protocol.CloudOK {
+	if code != cloud.CodeOK {
 		done(code, msg)
 		return
 	}
@@ -740,7 +742,7 @@ func (c *Client) release(up ref, addr string, keys []key, done doneFunc) {
 			continue // that link is gone: so are the rows there
 		}
 		req := c.nextReqLocked()
-		m := protocol.CloudSrvRelease{Req: req, Uploader: up, Addr: addr, Keys: ks}
+		m := cloudwire.SrvRelease{Req: req, Uploader: up, Addr: addr, Keys: ks}
 		if rep.rs.SendFrame(protocol.KindCloudSrvRelease, 0, m.AppendTo(nil)) != nil {
 			continue
 		}
@@ -766,7 +768,7 @@ func (c *Client) releaseDoneLocked(op *releaseOp) {
 		if c.rows[r.id] != r {
 			continue
 		}
-		if op.code == protocol.CloudOK && r.version == v {
+		if op.code == cloud.CodeOK && r.version == v {
 			c.deleteRowLocked(r)
 			continue
 		}
@@ -778,19 +780,19 @@ func (c *Client) releaseDoneLocked(op *releaseOp) {
 }
 
 // checkKeys validates the keys of an operation.
-func (c *Client) checkKeys(keys []key) (protocol.CloudCode, string) {
+func (c *Client) checkKeys(keys []key) (cloud.Code, string) {
 	if len(keys) == 0 {
-		return protocol.CloudBadRequest, "no keys"
+		return cloud.CodeBadRequest, "no keys"
 	}
 	if len(keys) > c.cfg.MaxKeysPerQuery {
-		return protocol.CloudTooManyKeys, fmt.Sprintf("%d keys, limit %d", len(keys), c.cfg.MaxKeysPerQuery)
+		return cloud.CodeTooManyKeys, fmt.Sprintf("%d keys, limit %d", len(keys), c.cfg.MaxKeysPerQuery)
 	}
 	for _, k := range keys {
 		if err := k.Validate(); err != nil {
-			return protocol.CloudBadRequest, err.Error()
+			return cloud.CodeBadRequest, err.Error()
 		}
 	}
-	return protocol.CloudOK, ""
+	return cloud.CodeOK, ""
 }
 
 // dropUploader deletes every row of up (it disconnected) here and at every
@@ -808,7 +810,7 @@ func (c *Client) dropUploader(up ref) {
 		}
 	}
 	delete(c.uploaders, up)
-	drop := (&protocol.CloudSrvDrop{Uploader: up}).AppendTo(nil)
+	drop := (&cloudwire.SrvDrop{Uploader: up}).AppendTo(nil)
 	for _, rep := range c.replicas {
 		_ = rep.rs.SendFrame(protocol.KindCloudSrvDrop, 0, drop)
 	}
@@ -843,7 +845,7 @@ func (c *Client) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 	}
 	switch f.Kind {
 	case protocol.KindCloudSrvReply:
-		var m protocol.CloudSrvReply
+		var m cloudwire.SrvReply
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
@@ -861,7 +863,7 @@ func (c *Client) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 			c.releaseDoneLocked(cl.rel)
 		}
 	case protocol.KindCloudSrvResult:
-		var m protocol.CloudSrvResult
+		var m cloudwire.SrvResult
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
@@ -878,7 +880,7 @@ func (c *Client) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 			c.onResyncLocked(m.Req, cl, &m)
 		}
 	case protocol.KindCloudSrvNotify:
-		var m protocol.CloudNotice
+		var m cloudwire.Notice
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
@@ -886,7 +888,7 @@ func (c *Client) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		defer c.mu.Unlock()
 		c.onNoticeLocked(rs, f.Payload, &m)
 	case protocol.KindCloudSrvMoved:
-		var m protocol.CloudSrvMoved
+		var m cloudwire.SrvMoved
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}

@@ -3,7 +3,7 @@ package cloudmemory
 import (
 	"slices"
 
-	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/cloud"
 )
 
 // Key ownership: rendezvous (highest random weight) hashing over the live
@@ -33,7 +33,7 @@ func (r ring) empty() bool { return len(r.ids) == 0 }
 
 // owner returns the replica that owns key, or "" for an empty ring. Ties
 // (vanishingly rare) go to the smaller ID.
-func (r ring) owner(key protocol.CloudKey) string {
+func (r ring) owner(key cloud.Key) string {
 	if len(r.ids) == 0 {
 		return ""
 	}
@@ -69,7 +69,7 @@ func fnv64(h uint64, s string) uint64 {
 
 // keyHash hashes a key; the primary's length is mixed in so that
 // ("ab", n) and ("a", m) never share a prefix of hashed bytes.
-func keyHash(k protocol.CloudKey) uint64 {
+func keyHash(k cloud.Key) uint64 {
 	h := fnv64(fnvOffset, k.Primary)
 	h ^= uint64(len(k.Primary))<<32 | uint64(k.Secondary)
 	h *= fnvPrime

@@ -8,10 +8,12 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
 
 // fakeHost is the part of plugins.Host a Service uses.
@@ -67,14 +69,14 @@ func startService(t *testing.T, grace time.Duration) *Service {
 	return s
 }
 
-func servicePost(t *testing.T, s *Service, from *fakeRemote, k key, up ref, data string) protocol.CloudSrvReply {
+func servicePost(t *testing.T, s *Service, from *fakeRemote, k key, up ref, data string) cloudwire.SrvReply {
 	t.Helper()
-	m := protocol.CloudSrvPost{Req: 1, Key: k, Uploader: up, Data: []byte(data)}
+	m := cloudwire.SrvPost{Req: 1, Key: k, Uploader: up, Data: []byte(data)}
 	if err := s.ServerFrame(from, protocol.Frame{Kind: protocol.KindCloudSrvPost, Payload: m.AppendTo(nil)}); err != nil {
 		t.Fatal(err)
 	}
 	fs := from.frames(protocol.KindCloudSrvReply)
-	var r protocol.CloudSrvReply
+	var r cloudwire.SrvReply
 	if err := r.Decode(fs[len(fs)-1].Payload); err != nil {
 		t.Fatal(err)
 	}
@@ -85,15 +87,15 @@ func TestServiceGrace(t *testing.T) {
 	s := startService(t, 100*time.Millisecond)
 	k := key{Primary: "g", Secondary: 1}
 	e1 := &fakeRemote{id: "e1", inc: 7}
-	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != protocol.CloudUnavailable {
+	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != cloud.CodeUnavailable {
 		t.Fatalf("before membership: %v", r.Code)
 	}
 	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}})
 	s.ServerConnected(e1)
-	if r := servicePost(t, s, e1, k, ref{Server: "e2", ID: 1}, "x"); r.Code != protocol.CloudBadRequest {
+	if r := servicePost(t, s, e1, k, ref{Server: "e2", ID: 1}, "x"); r.Code != cloud.CodeBadRequest {
 		t.Fatalf("posting for another server's client: %v", r.Code)
 	}
-	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != protocol.CloudOK {
+	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != cloud.CodeOK {
 		t.Fatalf("post: %v %s", r.Code, r.Message)
 	}
 	rows := func() int { _, n, _ := s.Stats(); return n }
@@ -138,7 +140,7 @@ func TestServiceHandsKeysOver(t *testing.T) {
 		keys = append(keys, k)
 		servicePost(t, s, e1, k, ref{Server: "e1"}, "v")
 	}
-	sub := protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: keys}
+	sub := cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: keys}
 	if err := s.ServerFrame(e1, protocol.Frame{Kind: protocol.KindCloudSrvSub, Payload: sub.AppendTo(nil)}); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +154,7 @@ func TestServiceHandsKeysOver(t *testing.T) {
 	}
 	var moved []key
 	for _, f := range e1.frames(protocol.KindCloudSrvMoved) {
-		var m protocol.CloudSrvMoved
+		var m cloudwire.SrvMoved
 		if err := m.Decode(f.Payload); err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +173,7 @@ func TestServiceHandsKeysOver(t *testing.T) {
 		t.Fatalf("left %d keys %d rows %d subscriptions", keysLeft, rowsLeft, subsLeft)
 	}
 	// A post for a moved key is refused.
-	if rep := servicePost(t, s, e1, moved[0], ref{Server: "e1"}, "v"); rep.Code != protocol.CloudNotOwner {
+	if rep := servicePost(t, s, e1, moved[0], ref{Server: "e1"}, "v"); rep.Code != cloud.CodeNotOwner {
 		t.Fatalf("post to a moved key: %v", rep.Code)
 	}
 }
