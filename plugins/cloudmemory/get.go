@@ -28,7 +28,7 @@ import (
 // answered within GetTimeout leave their keys missing (partial).
 
 type getOp struct {
-	c         *Client
+	c         *Caller
 	keys      []key // distinct, in query order
 	ups       []ref
 	offset    uint32
@@ -79,8 +79,8 @@ func (r *getResult) public() *cloud.Result {
 }
 
 // get runs a Get for asker. sub returns the subscriber for a subscribing
-// Get (called with Client.mu held). done receives the result.
-func (c *Client) get(sub func() *subscriber, asker ref, addr string, q cloud.Query, done func(*getResult)) {
+// Get (called with Caller.mu held). done receives the result.
+func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Query, done func(*getResult)) {
 	fail := func(code cloud.Code, msg string) { done(&getResult{code: code, msg: msg}) }
 	code, msg := c.checkKeys(q.Keys)
 	if code == cloud.CodeOK && len(q.Uploaders) > cloud.MaxKeys {
@@ -328,7 +328,7 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 // the keys that answered (the others are missing). A subscribing Get's
 // entries become active (their held notifications follow the answer), or
 // wait for a resync when their snapshot is missing or stale.
-func (c *Client) finishGetLocked(op *getOp, code cloud.Code, msg string) {
+func (c *Caller) finishGetLocked(op *getOp, code cloud.Code, msg string) {
 	if op.finished {
 		return
 	}

@@ -176,12 +176,12 @@ func (p *probe) changes() []cloud.Notification {
 }
 
 // client returns the cloud-memory client behind the probe's session.
-func (p *probe) client() *Client { return p.cm.(*session).c }
+func (p *probe) caller() *Caller { return p.cm.(*session).c }
 
 // linked reports whether the probe's server is linked to n replicas.
 func (p *probe) linked(n int) func() bool {
 	return func() bool {
-		c := p.client()
+		c := p.caller()
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.replicas) == n
@@ -190,7 +190,7 @@ func (p *probe) linked(n int) func() bool {
 
 // settled reports whether the probe's client has nothing left to place.
 func (p *probe) settled() bool {
-	c := p.client()
+	c := p.caller()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.unplaced) > 0 || len(c.resync) > 0 {

@@ -20,7 +20,7 @@ const maxSessionQueue = 8192
 // and handed to the plugin's handler on a goroutine of the session's, in
 // order.
 type session struct {
-	c      *Client
+	c      *Caller
 	name   string
 	notify func(cloud.Notification)
 	sub    *subscriber
@@ -33,15 +33,15 @@ type session struct {
 var _ plugins.CloudMemory = (*session)(nil)
 
 // CloudSession implements plugins.CloudMemoryProvider.
-func (c *Client) CloudSession(name string, notify func(cloud.Notification)) plugins.CloudMemory {
+func (c *Caller) CloudSession(name string, notify func(cloud.Notification)) plugins.CloudMemory {
 	s := &session{c: c, name: name, notify: notify}
 	s.sub = &subscriber{sess: s, entries: make(map[key]*subEntry)}
 	return s
 }
 
-// pushLocked queues a notification (Client.mu held). A queue at its limit
+// pushLocked queues a notification (Caller.mu held). A queue at its limit
 // is dropped and every subscription of the session resyncs.
-func (s *session) pushLocked(c *Client, n cloud.Notification) {
+func (s *session) pushLocked(c *Caller, n cloud.Notification) {
 	if s.notify == nil || c.stopped {
 		return
 	}
@@ -177,7 +177,7 @@ func (s *session) Unsubscribe(ctx context.Context, keys []cloud.Key, uploaders .
 
 // ClientFrame implements plugins.FrameHandler: the cloud-memory operations
 // of this (external) server's game clients, forwarded with their identity.
-func (c *Client) ClientFrame(pc plugins.Client, f protocol.Frame) error {
+func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 	switch f.Kind {
 	case protocol.KindCloudPost:
 		var m cloudwire.Post
@@ -230,7 +230,7 @@ func replyTo(pc plugins.Client, req uint32) doneFunc {
 }
 
 // clientSubLocked returns the subscriber of a game client, making it.
-func (c *Client) clientSubLocked(pc plugins.Client) *subscriber {
+func (c *Caller) clientSubLocked(pc plugins.Client) *subscriber {
 	s := c.clientSub[pc.Ref().ID]
 	if s == nil {
 		s = &subscriber{client: pc, limited: true, entries: make(map[key]*subEntry)}

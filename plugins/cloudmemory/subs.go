@@ -117,7 +117,7 @@ func (ks *ksub) union() (cloudwire.SubMode, []ref) {
 
 // sendSubLocked tells the key's placed owner the current union, and
 // forgets the ksub when no entry is left.
-func (c *Client) sendSubLocked(ks *ksub) {
+func (c *Caller) sendSubLocked(ks *ksub) {
 	mode, ups := ks.union()
 	if rep := c.replicas[ks.placed.id]; rep != nil && rep.at == ks.placed {
 		m := cloudwire.SrvSub{Mode: mode, Keys: []key{ks.k}, Uploaders: ups}
@@ -131,7 +131,7 @@ func (c *Client) sendSubLocked(ks *ksub) {
 
 // placeSubLocked makes rep hold the subscription. Moving it from another
 // place means the entries' state may be behind: they resync.
-func (c *Client) placeSubLocked(ks *ksub, rep *replica) {
+func (c *Caller) placeSubLocked(ks *ksub, rep *replica) {
 	moved := ks.placed != rep.at
 	ks.placed = rep.at
 	c.sendSubLocked(ks)
@@ -164,7 +164,7 @@ func (ks *ksub) needsResync() bool {
 
 // syncSubsLocked places the subscriptions marked for it and starts the
 // resync reads their entries wait for.
-func (c *Client) syncSubsLocked(now time.Time) {
+func (c *Caller) syncSubsLocked(now time.Time) {
 	for k := range c.resync {
 		ks := c.subs[k]
 		if ks == nil {
@@ -192,7 +192,7 @@ func (c *Client) syncSubsLocked(now time.Time) {
 
 // sendResyncLocked reads the key's rows matching the union filter, for the
 // entries that wait for a snapshot.
-func (c *Client) sendResyncLocked(ks *ksub, rep *replica) {
+func (c *Caller) sendResyncLocked(ks *ksub, rep *replica) {
 	req := c.nextReqLocked()
 	_, ups := ks.union()
 	m := cloudwire.SrvGet{Req: req, Sync: true, Asker: c.self, Keys: []key{ks.k}, Uploaders: ups, MaxBytes: uint32(c.budget)}
@@ -204,7 +204,7 @@ func (c *Client) sendResyncLocked(ks *ksub, rep *replica) {
 	ks.resyncReq = req
 }
 
-func (c *Client) onResyncLocked(req uint64, cl *call, m *cloudwire.SrvResult) {
+func (c *Caller) onResyncLocked(req uint64, cl *call, m *cloudwire.SrvResult) {
 	ks := c.subs[cl.key]
 	if ks == nil || ks.resyncReq != req {
 		return
@@ -249,7 +249,7 @@ func copyRows(rows []cloud.Row) []cloud.Row {
 
 // deliverResyncLocked sends e's subscriber the rows of k matching its
 // filter, replacing whatever it holds for k.
-func (c *Client) deliverResyncLocked(e *subEntry, k key, rows []cloud.Row, truncated bool) {
+func (c *Caller) deliverResyncLocked(e *subEntry, k key, rows []cloud.Row, truncated bool) {
 	mine := rows
 	if !e.all {
 		mine = nil
@@ -277,7 +277,7 @@ type heldNote struct {
 
 // onNoticeLocked fans a replica's notification out to the entries that
 // want it.
-func (c *Client) onNoticeLocked(rs plugins.RemoteServer, payload []byte, m *cloudwire.Notice) {
+func (c *Caller) onNoticeLocked(rs plugins.RemoteServer, payload []byte, m *cloudwire.Notice) {
 	ks := c.subs[m.Row.Key]
 	rep := c.replicas[rs.ID()]
 	if ks == nil || rep == nil || ks.placed != rep.at {
@@ -332,7 +332,7 @@ func noteOf(m *cloudwire.Notice) cloud.Notification {
 
 // deliverHeldLocked delivers a notification that waited for its entry's
 // Get to be answered.
-func (c *Client) deliverHeldLocked(h heldNote) {
+func (c *Caller) deliverHeldLocked(h heldNote) {
 	if pc := h.e.sub.client; pc != nil {
 		_ = pc.SendFrame(protocol.KindCloudNotify, 0, h.payload)
 		return
@@ -341,14 +341,14 @@ func (c *Client) deliverHeldLocked(h heldNote) {
 }
 
 // removeEntryLocked drops e and updates the key's union at its owner.
-func (c *Client) removeEntryLocked(ks *ksub, e *subEntry) {
+func (c *Caller) removeEntryLocked(ks *ksub, e *subEntry) {
 	delete(ks.entries, e.sub)
 	delete(e.sub.entries, ks.k)
 	c.sendSubLocked(ks)
 }
 
 // dropSubscriberLocked removes every entry of sub.
-func (c *Client) dropSubscriberLocked(sub *subscriber) {
+func (c *Caller) dropSubscriberLocked(sub *subscriber) {
 	for k, e := range sub.entries {
 		if ks := c.subs[k]; ks != nil {
 			c.removeEntryLocked(ks, e)
@@ -358,7 +358,7 @@ func (c *Client) dropSubscriberLocked(sub *subscriber) {
 
 // resyncSubscriberLocked makes every entry of sub wait for a resync
 // snapshot (its notifications had to be dropped).
-func (c *Client) resyncSubscriberLocked(sub *subscriber) {
+func (c *Caller) resyncSubscriberLocked(sub *subscriber) {
 	for k, e := range sub.entries {
 		switch e.state {
 		case entryActive:
@@ -373,7 +373,7 @@ func (c *Client) resyncSubscriberLocked(sub *subscriber) {
 
 // unsubscribe removes sub's subscription to keys, or the named uploaders
 // from it. Nothing changes unless every key can be unsubscribed.
-func (c *Client) unsubscribe(sub func() *subscriber, asker ref, addr string, keys []key, ups []ref, done doneFunc) {
+func (c *Caller) unsubscribe(sub func() *subscriber, asker ref, addr string, keys []key, ups []ref, done doneFunc) {
 	code, msg := c.checkKeys(keys)
 	if code == cloud.CodeOK {
 		code, msg = filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpUnsubscribe, Uploader: asker, Addr: addr, Keys: keys, Uploaders: ups})
