@@ -20,6 +20,7 @@ import (
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // The acceptance tests of the cloud memory: three cloud replicas, two
@@ -176,10 +177,10 @@ func TestAcceptSameKeyTwice(t *testing.T) {
 func spreadKeys(t *testing.T, prefix string, n int) []key {
 	keys := make([]key, n)
 	owners := map[string]bool{}
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3"})
 	for i := range keys {
 		keys[i] = key{Primary: prefix, Secondary: uint32(i)}
-		owners[r.owner(keys[i])] = true
+		owners[ownerOf(r, keys[i])] = true
 	}
 	if len(owners) < 2 {
 		t.Fatalf("the keys are all owned by one replica")
@@ -767,11 +768,11 @@ func TestAcceptPartialGetAndLateResync(t *testing.T) {
 	s := startSystem(t)
 	ctx := testutil.Context(t)
 	keys := spreadKeys(t, "slow", 6)
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
-	slow := r.owner(keys[0])
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	slow := ownerOf(r, keys[0])
 	var slowKeys []key
 	for _, k := range keys {
-		if r.owner(k) == slow {
+		if ownerOf(r, k) == slow {
 			slowKeys = append(slowKeys, k)
 		}
 	}
@@ -866,10 +867,10 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 	post(0)
 	// A fourth replica takes over some keys.
 	s.start("cloud", "cloud-4", &Service{Config: testConfig})
-	r4 := newRing([]string{"cloud-1", "cloud-2", "cloud-3", "cloud-4"})
+	r4 := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3", "cloud-4"})
 	took := 0
 	for _, k := range keys {
-		if r4.owner(k) == "cloud-4" {
+		if ownerOf(r4, k) == "cloud-4" {
 			took++
 		}
 	}

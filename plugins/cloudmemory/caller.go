@@ -13,6 +13,7 @@ import (
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // Caller is the caller side of the cloud memory: the plugin, registered as
@@ -64,7 +65,7 @@ type Caller struct {
 	stopped   bool
 	gen       uint64 // generation of the latest replica link; 0 until one links
 	replicas  map[string]*replica
-	ring      ring
+	ring      rendezvous.Ring
 	seq       uint64 // request IDs
 	rows      map[rowID]*placedRow
 	uploaders map[ref]*uploader

@@ -20,6 +20,7 @@ import (
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/registry/embedded"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 func TestMain(m *testing.M) {
@@ -283,10 +284,10 @@ func (v view) clone() view {
 // busiestReplica returns which of the test system's three replicas owns
 // the most of keys: the one whose death moves the most.
 func busiestReplica(keys []key) string {
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3"})
 	per := map[string]int{}
 	for _, k := range keys {
-		per[r.owner(k)]++
+		per[ownerOf(r, k)]++
 	}
 	victim := "cloud-1"
 	for id, n := range per {

@@ -7,6 +7,7 @@ import (
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // Placement: which replica owns a key, the replica links coming and
@@ -15,7 +16,7 @@ import (
 
 // ownerLocked returns the replica owning k in this server's view, or nil.
 func (c *Caller) ownerLocked(k key) *replica {
-	return c.replicas[c.ring.owner(k)]
+	return c.replicas[ownerOf(c.ring, k)]
 }
 
 func (c *Caller) isCloud(rs plugins.RemoteServer) bool {
@@ -43,22 +44,22 @@ func (c *Caller) ServerConnected(rs plugins.RemoteServer) error {
 	c.ring = c.ringLocked()
 	_ = rs.SendFrame(protocol.KindCloudSrvSync, 0, (&cloudwire.SrvSync{Op: cloudwire.SyncStart}).AppendTo(nil))
 	for id := range c.rows {
-		if c.ring.owner(id.k) == rs.ID() {
+		if ownerOf(c.ring, id.k) == rs.ID() {
 			rep.session[id] = struct{}{}
 		}
 	}
 	c.reconcileLocked()
-	c.log.Debug().Str("replica", rs.ID()).Strs("ring", c.ring.ids).Int("rows", len(rep.session)).Msg("cloud replica linked")
+	c.log.Debug().Str("replica", rs.ID()).Strs("ring", c.ring.IDs()).Int("rows", len(rep.session)).Msg("cloud replica linked")
 	c.kick()
 	return nil
 }
 
-func (c *Caller) ringLocked() ring {
+func (c *Caller) ringLocked() rendezvous.Ring {
 	ids := make([]string, 0, len(c.replicas))
 	for id := range c.replicas {
 		ids = append(ids, id)
 	}
-	return newRing(ids)
+	return rendezvous.NewRing(ids)
 }
 
 // ServerDisconnected implements plugins.ServerDisconnectedHandler.
@@ -76,7 +77,7 @@ func (c *Caller) ServerDisconnected(rs plugins.RemoteServer, _ error) error {
 	c.ring = c.ringLocked()
 	c.dropReplicaLocked(rep)
 	c.reconcileLocked()
-	c.log.Debug().Str("replica", rs.ID()).Strs("ring", c.ring.ids).Msg("cloud replica unlinked")
+	c.log.Debug().Str("replica", rs.ID()).Strs("ring", c.ring.IDs()).Msg("cloud replica unlinked")
 	c.kick()
 	return nil
 }
@@ -206,7 +207,7 @@ func (c *Caller) syncLocked(now time.Time) {
 		}
 		for id := range rep.session {
 			r := c.rows[id]
-			if r == nil || r.releasing != nil || c.ring.owner(id.k) != rep.at.id {
+			if r == nil || r.releasing != nil || ownerOf(c.ring, id.k) != rep.at.id {
 				delete(rep.session, id)
 			}
 		}

@@ -97,7 +97,7 @@ func (c *Caller) post(up ref, addr string, k key, data []byte, done doneFunc) {
 	case code != cloud.CodeOK:
 	case c.stopped:
 		code, msg = cloud.CodeShuttingDown, "server shutting down"
-	case c.ring.empty() && c.gen > 0:
+	case (c.ring.Len() == 0) && c.gen > 0:
 		// Every replica linked since Start is gone: fail at once. Before
 		// the first one links (the system is starting), the row waits
 		// for it like a row whose owner is unreachable.

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // Service is the "cloudmemory" plugin: one replica of a cloud-memory
@@ -34,7 +35,7 @@ type Service struct {
 	st   *store
 
 	mu      sync.RWMutex
-	ring    ring
+	ring    rendezvous.Ring
 	ready   bool                   // a membership list arrived
 	servers map[string]*downstream // linked (or in grace) servers by ID
 	byKey   map[string]*downstream // the same by subscription key
@@ -206,7 +207,7 @@ func (s *Service) owns(keys []key) (cloud.Code, string) {
 	}
 	self := s.host.ServerID()
 	for _, k := range keys {
-		if o := s.ring.owner(k); o != self {
+		if o := ownerOf(s.ring, k); o != self {
 			return cloud.CodeNotOwner, fmt.Sprintf("%s is owned by %s", k, o)
 		}
 	}
@@ -294,7 +295,7 @@ func (s *Service) subscribe(rs plugins.RemoteServer, m *cloudwire.SrvSub) {
 		s.mu.RLock()
 		self := s.host.ServerID()
 		for _, k := range m.Keys {
-			if s.ready && s.ring.owner(k) == self {
+			if s.ready && ownerOf(s.ring, k) == self {
 				owned = append(owned, k)
 			}
 		}
@@ -312,16 +313,16 @@ func (s *Service) PeersChanged(peers []plugins.Peer) error {
 	for i, p := range peers {
 		ids[i] = p.ID
 	}
-	r := newRing(ids)
+	r := rendezvous.NewRing(ids)
 	s.mu.Lock()
-	if s.ready && s.ring.equal(r) {
+	if s.ready && s.ring.Equal(r) {
 		s.mu.Unlock()
 		return nil
 	}
 	s.ring, s.ready = r, true
 	s.mu.Unlock()
 	self := s.host.ServerID()
-	tell := s.st.moveOut(func(k key) bool { return r.owner(k) == self })
+	tell := s.st.moveOut(func(k key) bool { return ownerOf(r, k) == self })
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	// The store names servers by ID (rows) or subscription key.
@@ -345,7 +346,7 @@ func (s *Service) PeersChanged(peers []plugins.Peer) error {
 			keys = keys[n:]
 		}
 	}
-	s.log.Info().Strs("replicas", r.ids).Int("servers_told", len(tell)).Msg("cloud replica set changed")
+	s.log.Info().Strs("replicas", r.IDs()).Int("servers_told", len(tell)).Msg("cloud replica set changed")
 	return nil
 }
 

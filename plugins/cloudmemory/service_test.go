@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/internal/testutil"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // cluster3 starts three cloud replicas, a world server and a client
@@ -117,10 +118,10 @@ func TestServerGetAcrossReplicas(t *testing.T) {
 	ctx := testutil.Context(t)
 	keys := make([]key, 8)
 	owners := make(map[string]bool)
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3"})
 	for i := range keys {
 		keys[i] = key{Primary: fmt.Sprintf("spread-%d", i), Secondary: uint32(i)}
-		owners[r.owner(keys[i])] = true
+		owners[ownerOf(r, keys[i])] = true
 	}
 	if len(owners) < 2 {
 		t.Fatalf("keys all on one replica: %v", owners)

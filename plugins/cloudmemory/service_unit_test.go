@@ -14,6 +14,7 @@ import (
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // fakeHost is the part of plugins.Host a Service uses.
@@ -145,10 +146,10 @@ func TestServiceHandsKeysOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}, {ID: "cloud-2"}})
-	r := newRing([]string{"cloud-1", "cloud-2"})
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2"})
 	var movedWant int
 	for _, k := range keys {
-		if r.owner(k) == "cloud-2" {
+		if ownerOf(r, k) == "cloud-2" {
 			movedWant++
 		}
 	}
@@ -164,7 +165,7 @@ func TestServiceHandsKeysOver(t *testing.T) {
 		t.Fatalf("moved %d keys, want %d", len(moved), movedWant)
 	}
 	for _, k := range moved {
-		if r.owner(k) != "cloud-2" {
+		if ownerOf(r, k) != "cloud-2" {
 			t.Fatalf("%s moved but still owned here", k)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // notices records what a store notified, by server.
@@ -332,22 +333,25 @@ func TestStoreConcurrentPostsKeepOrderPerKey(t *testing.T) {
 	}
 }
 
-func TestRing(t *testing.T) {
-	r3 := newRing([]string{"c3", "c1", "c2", "c1"})
-	if len(r3.ids) != 3 || !r3.has("c2") || r3.has("c4") {
-		t.Fatalf("ring %v", r3.ids)
+// TestKeyOwnership checks keyHash on the rendezvous ring: owners do not
+// depend on the order of IDs, removing a replica moves only its keys, and
+// keys spread evenly.
+func TestKeyOwnership(t *testing.T) {
+	r3 := rendezvous.NewRing([]string{"c3", "c1", "c2", "c1"})
+	if len(r3.IDs()) != 3 || !r3.Has("c2") || r3.Has("c4") {
+		t.Fatalf("ring %v", r3.IDs())
 	}
-	if (ring{}).owner(k("a", 1)) != "" {
+	if ownerOf(rendezvous.Ring{}, k("a", 1)) != "" {
 		t.Fatal("empty ring owns")
 	}
-	r2 := newRing([]string{"c1", "c3"})
+	r2 := rendezvous.NewRing([]string{"c1", "c3"})
 	per := make(map[string]int)
 	moved := 0
 	const n = 3000
 	for i := range n {
 		kk := k(fmt.Sprintf("key-%d", i), uint32(i%7))
-		o3, o2 := r3.owner(kk), r2.owner(kk)
-		if o3 != newRing([]string{"c2", "c3", "c1"}).owner(kk) {
+		o3, o2 := ownerOf(r3, kk), ownerOf(r2, kk)
+		if o3 != ownerOf(rendezvous.NewRing([]string{"c2", "c3", "c1"}), kk) {
 			t.Fatal("owner depends on the order of IDs")
 		}
 		per[o3]++
