@@ -16,8 +16,6 @@ import (
 //   - kinds 64–71 travel between a game client and its external server;
 //   - kinds 80–91 travel between a server and a cloud-memory replica.
 
-// is allocated for it.
-
 // Extension kinds: frames of these kinds are handed to the plugin that
 // claims them (plugins.FrameHandler); a server closes a connection that
 // sends one nobody claims.
@@ -85,6 +83,7 @@ func CompareRefs(a, b ClientRef) int {
 	return cmp.Compare(a.ID, b.ID)
 }
 
+// The link kind that carries an extension-kind message to a game client
 // held by another server:
 //
 //	ClientFrame: u64 clientID | u8 kind | payload    (frame tag = the message's tag)

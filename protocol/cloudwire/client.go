@@ -9,6 +9,10 @@ import (
 	"github.com/cloudrift/cloudrift/protocol/internal/wire"
 )
 
+// Messages between a game client and its external server (kinds 64–71).
+// Request IDs are the client's; the server answers each with a Reply or a
+// Result, and pushes Notices and Resyncs of the client's subscriptions.
+
 // Post is a client's Post.
 type Post struct {
 	Req  uint32
@@ -137,7 +141,7 @@ func (m *Reply) Decode(b []byte) error {
 }
 
 // Result answers a client's Get. Rows come in query key order, then
-// uploader order (CompareRefs), after Offset and within Limit.
+// uploader order (protocol.CompareRefs), after Offset and within Limit.
 type Result struct {
 	Req     uint32
 	Code    cloud.Code
@@ -281,7 +285,3 @@ func (m *Resync) Decode(b []byte) error {
 	*m = v
 	return nil
 }
-
-// SrvPost is a Post forwarded to the key's owner replica, with the
-// uploader's identity. Sync marks a re-post of a row the replica may
-// already hold (after a link or replica-set change): an identical row is

@@ -8,6 +8,13 @@ import (
 	"github.com/cloudrift/cloudrift/protocol/internal/wire"
 )
 
+// Messages between a server and a cloud-memory replica (kinds 80–91).
+// Request IDs are the server's; a replica answers with SrvReply or
+// SrvResult, and pushes Notices (KindCloudSrvNotify) and SrvMoved.
+
+// SrvPost is a Post forwarded to the key's owner replica, with the
+// uploader's identity. Sync marks a re-post of a row the replica may
+// already hold (after a link or replica-set change): an identical row is
 // then not notified again.
 type SrvPost struct {
 	Req      uint64
