@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/cloud"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
@@ -96,6 +97,12 @@ const (
 	retryMax        = 250 * time.Millisecond // retry backoff cap
 	maxSyncInflight = 512                    // background re-posts in flight per replica
 )
+
+// retryDelay returns the wait before retrying what an owner refused
+// attempts times in a row: jittered, doubling from retryMin to retryMax.
+func retryDelay(attempts int) time.Duration {
+	return backoff.Policy{Min: retryMin, Max: retryMax}.Delay(attempts)
+}
 
 // place is where a row or subscription lives: a replica's link generation.
 type place struct {

@@ -241,7 +241,7 @@ func (op *getOp) window(keys []key) (off, lim uint32) {
 
 func (op *getOp) backoffLocked(now time.Time) {
 	op.attempts++
-	op.retryAt = now.Add(min(retryMin<<min(op.attempts, 10), retryMax))
+	op.retryAt = now.Add(retryDelay(op.attempts))
 }
 
 // retryLocked plans again the keys whose part failed, once their backoff

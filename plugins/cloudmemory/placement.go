@@ -160,8 +160,7 @@ func (c *Caller) unplaceLocked(r *placedRow, now time.Time) {
 // backoff delays a retry after an owner refused.
 func (r *placedRow) backoff(now time.Time) {
 	r.attempts++
-	d := min(retryMin<<min(r.attempts, 10), retryMax)
-	r.retryAt = now.Add(d)
+	r.retryAt = now.Add(retryDelay(r.attempts))
 }
 
 // syncLoop places rows and subscriptions and retries Gets, every tick

@@ -212,7 +212,7 @@ func (c *Caller) onResyncLocked(req uint64, cl *call, m *cloudwire.SrvResult) {
 	ks.resyncReq = 0
 	if m.Code != cloud.CodeOK {
 		ks.attempts++
-		ks.retryAt = time.Now().Add(min(retryMin<<min(ks.attempts, 10), retryMax))
+		ks.retryAt = time.Now().Add(retryDelay(ks.attempts))
 		c.resync[ks.k] = struct{}{}
 		return
 	}
