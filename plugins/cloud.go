@@ -10,7 +10,7 @@ import (
 
 // The cloud memory as plugins see it. A group whose servers run the
 // CloudMemoryPlugin is a cloud-memory group; every server whose group
-// connects to one gets a cloud-memory client, provisioned by the runtime
+// connects to one gets a cloud-memory caller, provisioned by the runtime
 // under CloudMemoryClientPlugin, and its plugins reach it with
 // Host.CloudMemory. Rows posted through it belong to the server itself
 // (uploader ClientRef{Server: its ID, ID: 0}) and live as long as the
@@ -128,7 +128,7 @@ type CloudFilter interface {
 	FilterCloud(op *CloudOp) error
 }
 
-// CloudMemoryProvider is implemented by the cloud-memory client plugin:
+// CloudMemoryProvider is implemented by the cloud-memory caller plugin:
 // Host.CloudMemory returns a session of it.
 type CloudMemoryProvider interface {
 	// CloudSession returns the CloudMemory of one plugin, called name in

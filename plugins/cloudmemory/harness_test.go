@@ -176,7 +176,7 @@ func (p *probe) changes() []cloud.Notification {
 	return out
 }
 
-// client returns the cloud-memory client behind the probe's session.
+// caller returns the cloud-memory caller behind the probe's session.
 func (p *probe) caller() *Caller { return p.cm.(*session).c }
 
 // linked reports whether the probe's server is linked to n replicas.

@@ -92,7 +92,7 @@ func (s *session) drain() {
 
 func (s *session) ready() error {
 	if !s.c.started.Load() {
-		return &cloud.Error{Code: cloud.CodeUnavailable, Message: "the cloud-memory client has not started"}
+		return &cloud.Error{Code: cloud.CodeUnavailable, Message: "the cloud-memory caller has not started"}
 	}
 	return nil
 }
