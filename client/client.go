@@ -27,6 +27,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -97,7 +98,7 @@ type Options struct {
 	// apply: it must not block for long, and must not call Close. When
 	// OnCloud is nil, notifications go to the channel Notifications
 	// returns, once it has been called.
-	OnCloud func(Notification)
+	OnCloud func(cloud.Notification)
 }
 
 // withDefaults validates o and fills in its zero values.

@@ -829,26 +829,22 @@ func TestReconnectorStopsOnAuthRefused(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	var r Reconnector
-	if lo, hi := r.backoffBounds(); lo != DefaultMinBackoff || hi != DefaultMaxBackoff {
-		t.Errorf("zero bounds = %v, %v", lo, hi)
+	if p := r.policy(); p.Min != DefaultMinBackoff || p.Max != DefaultMaxBackoff {
+		t.Errorf("zero bounds = %v, %v", p.Min, p.Max)
 	}
 	r.MinBackoff, r.MaxBackoff = time.Second, time.Millisecond
-	if lo, hi := r.backoffBounds(); lo != time.Second || hi != time.Second {
-		t.Errorf("inverted bounds = %v, %v", lo, hi)
+	if p := r.policy(); p.Min != time.Second || p.Max != time.Second {
+		t.Errorf("inverted bounds = %v, %v", p.Min, p.Max)
 	}
-	for _, d := range []time.Duration{1, 2, 3, time.Millisecond, 10 * time.Second} {
-		lo, hi := d, time.Duration(0)
-		for range 1000 {
-			j := jitter(d)
-			if j < d/2 || j > d {
-				t.Fatalf("jitter(%v) = %v, outside [%v, %v]", d, j, d/2, d)
+	// The waits double from MinBackoff up to MaxBackoff, each jittered
+	// down by up to half.
+	r.MinBackoff, r.MaxBackoff = 100*time.Millisecond, time.Second
+	p := r.policy()
+	for n, ceil := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second} {
+		for range 100 {
+			if d := p.Delay(n + 1); d < ceil/2 || d > ceil {
+				t.Fatalf("wait after %d failures = %v, outside [%v, %v]", n+1, d, ceil/2, ceil)
 			}
-			lo, hi = min(lo, j), max(hi, j)
-		}
-		// 1000 uniform draws all landing in one quarter of the range is
-		// practically impossible.
-		if d >= time.Millisecond && (lo > d*5/8 || hi < d*7/8) {
-			t.Errorf("jitter(%v) spans only [%v, %v]", d, lo, hi)
 		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
 
 // Cloud memory: rows of shared memory that live while their uploader is
@@ -16,70 +18,12 @@ import (
 // Get, Unsubscribe and View.
 //
 // Every operation is answered by the server (or fails with the client's
-// end, or ctx's): an error the server returned is a *CloudError, which
-// matches the ErrCloud sentinel of its code with errors.Is.
+// end, or ctx's): an error the server returned is a *cloud.Error, which
+// matches the cloud.Err sentinel of its code with errors.Is.
 
-// Cloud-memory types, shared with the wire format.
-type (
-	// Key names what a row is about.
-	Key = protocol.CloudKey
-	// Row is one row: its key, its uploader's ClientRef and address, the
-	// server it came through, and its data.
-	Row = protocol.CloudRow
-	// Query selects rows: keys (in the order results come back), an
-	// optional uploader filter (RakNet's specificSystems), offset, limit,
-	// and Subscribe.
-	Query = protocol.CloudQuery
-	// ClientRef is the system-wide address of a client (or, with ID 0, a
-	// server).
-	ClientRef = protocol.ClientRef
-)
-
-// Cloud-memory errors: a *CloudError matches the one of its code. They
-// are protocol's, shared with the plugin API.
-var (
-	ErrCloudBadRequest           = protocol.ErrCloudBadRequest
-	ErrCloudUnavailable          = protocol.ErrCloudUnavailable
-	ErrCloudRejected             = protocol.ErrCloudRejected
-	ErrCloudUploadLimit          = protocol.ErrCloudUploadLimit
-	ErrCloudRowTooLarge          = protocol.ErrCloudRowTooLarge
-	ErrCloudTooManyKeys          = protocol.ErrCloudTooManyKeys
-	ErrCloudTooManySubscriptions = protocol.ErrCloudTooManySubscriptions
-	ErrCloudNotSubscribed        = protocol.ErrCloudNotSubscribed
-	ErrCloudSubscribedToAll      = protocol.ErrCloudSubscribedToAll
-	ErrCloudTimeout              = protocol.ErrCloudTimeout
-	ErrCloudShuttingDown         = protocol.ErrCloudShuttingDown
-)
-
-// Cloud-memory API types, shared with the plugin API.
-type (
-	// CloudError is a cloud-memory operation the server refused or could
-	// not complete: its code and message. Its Is matches the ErrCloud
-	// sentinel of its code.
-	CloudError = protocol.CloudError
-	// Result is the answer to Get: rows in query key order, then uploader
-	// order (server ID, then client ID), after Offset and within Limit,
-	// with Total, Truncated, Partial and Missing.
-	Result = protocol.CloudGetResult
-	// NotificationType says what a Notification is about.
-	NotificationType = protocol.CloudNotificationType
-	// Notification is one change to a subscribed key. Its rows belong to
-	// the receiver.
-	Notification = protocol.CloudNotification
-)
-
-// Notification types (see protocol.CloudNotificationType).
-const (
-	// Updated: Row was created (Created) or overwritten.
-	Updated = protocol.CloudNotifyUpdated
-	// Deleted: Row was deleted (released, or its uploader disconnected,
-	// or the uploader's server is gone); Row holds its last value.
-	Deleted = protocol.CloudNotifyDeleted
-	// Resync: Rows replace everything known about Key that matches the
-	// subscription (the subscription moved to another replica, a partial
-	// Get's missing key arrived, or notifications had to be dropped).
-	Resync = protocol.CloudNotifyResync
-)
+// ClientRef is the system-wide address of a client (or, with ID 0, a
+// server).
+type ClientRef = protocol.ClientRef
 
 // cloudState is a client's cloud-memory bookkeeping. Its mutex comes
 // after no other lock of the client.
@@ -87,8 +31,8 @@ type cloudState struct {
 	mu      sync.Mutex
 	seq     uint32
 	pending map[uint32]*cloudCall
-	notes   chan Notification // nil until Notifications is called
-	views   map[Key][]*View
+	notes   chan cloud.Notification // nil until Notifications is called
+	views   map[cloud.Key][]*View
 	ended   bool // the client ended: notes is closed
 }
 
@@ -102,7 +46,7 @@ type cloudCall struct {
 
 type cloudAnswer struct {
 	err error
-	res *protocol.CloudResult
+	res *cloudwire.Result
 }
 
 // Notifications returns the channel on which cloud-memory notifications
@@ -111,14 +55,14 @@ type cloudAnswer struct {
 // the client stops reading from the server while the channel is full, and
 // the channel is closed when the client ends. It returns nil when OnCloud
 // is set.
-func (c *Client) Notifications() <-chan Notification {
+func (c *Client) Notifications() <-chan cloud.Notification {
 	if c.opts.OnCloud != nil {
 		return nil
 	}
 	c.cloud.mu.Lock()
 	defer c.cloud.mu.Unlock()
 	if c.cloud.notes == nil {
-		c.cloud.notes = make(chan Notification, c.opts.QueueSize)
+		c.cloud.notes = make(chan cloud.Notification, c.opts.QueueSize)
 		if c.cloud.ended {
 			close(c.cloud.notes)
 		}
@@ -128,16 +72,16 @@ func (c *Client) Notifications() <-chan Notification {
 
 // Post creates or overwrites this client's row under key with data (the
 // SDK does not keep data). Subscribers get Updated. It returns once the
-// key's owner confirmed. An ErrCloudTimeout means the server keeps the
+// key's owner confirmed. An cloud.ErrTimeout means the server keeps the
 // row and keeps placing it; every other error means nothing changed. A
 // server still waiting for its first cloud replica holds the Post until
-// one links; ErrCloudUnavailable means every replica it had is gone.
-func (c *Client) Post(ctx context.Context, key Key, data []byte) error {
+// one links; cloud.ErrUnavailable means every replica it had is gone.
+func (c *Client) Post(ctx context.Context, key cloud.Key, data []byte) error {
 	if err := key.Validate(); err != nil {
-		return &CloudError{Code: protocol.CloudBadRequest, Message: err.Error()}
+		return &cloud.Error{Code: cloud.CodeBadRequest, Message: err.Error()}
 	}
 	_, err := c.cloudCall(ctx, protocol.KindCloudPost, nil, func(req uint32) []byte {
-		m := protocol.CloudPost{Req: req, Key: key, Data: data}
+		m := cloudwire.Post{Req: req, Key: key, Data: data}
 		return m.AppendTo(make([]byte, 0, 8+len(key.Primary)+len(data)))
 	})
 	return err
@@ -145,12 +89,12 @@ func (c *Client) Post(ctx context.Context, key Key, data []byte) error {
 
 // Release deletes this client's rows under keys (rows of other uploaders
 // are untouched); subscribers get Deleted with the last value.
-func (c *Client) Release(ctx context.Context, keys ...Key) error {
+func (c *Client) Release(ctx context.Context, keys ...cloud.Key) error {
 	if err := validKeys(keys); err != nil {
 		return err
 	}
 	_, err := c.cloudCall(ctx, protocol.KindCloudRelease, nil, func(req uint32) []byte {
-		return (&protocol.CloudRelease{Req: req, Keys: keys}).AppendTo(nil)
+		return (&cloudwire.Release{Req: req, Keys: keys}).AppendTo(nil)
 	})
 	return err
 }
@@ -161,12 +105,12 @@ func (c *Client) Release(ctx context.Context, keys ...Key) error {
 // replaces its uploader filter. Notifications that follow the snapshot
 // may reach the OnCloud handler before Get returns; a View applies them in
 // the right order for you.
-func (c *Client) Get(ctx context.Context, q Query) (*Result, error) {
+func (c *Client) Get(ctx context.Context, q cloud.Query) (*cloud.Result, error) {
 	if err := validKeys(q.Keys); err != nil {
 		return nil, err
 	}
 	ans, err := c.cloudCall(ctx, protocol.KindCloudGet, nil, func(req uint32) []byte {
-		return (&protocol.CloudGet{Req: req, Query: q}).AppendTo(nil)
+		return (&cloudwire.Get{Req: req, Query: q}).AppendTo(nil)
 	})
 	if err != nil {
 		return nil, err
@@ -174,35 +118,35 @@ func (c *Client) Get(ctx context.Context, q Query) (*Result, error) {
 	return resultOf(ans.res), nil
 }
 
-func resultOf(r *protocol.CloudResult) *Result {
-	return &Result{Rows: r.Rows, Total: int(r.Total), Truncated: r.Truncated, Partial: r.Partial, Missing: r.Missing}
+func resultOf(r *cloudwire.Result) *cloud.Result {
+	return &cloud.Result{Rows: r.Rows, Total: int(r.Total), Truncated: r.Truncated, Partial: r.Partial, Missing: r.Missing}
 }
 
 // Unsubscribe ends the subscription to each key or, with uploaders,
 // removes those uploaders from it. Unsubscribing a key (or an uploader)
-// that is not subscribed is ErrCloudNotSubscribed, and removing uploaders
-// from a subscription to every uploader is ErrCloudSubscribedToAll; in
+// that is not subscribed is cloud.ErrNotSubscribed, and removing uploaders
+// from a subscription to every uploader is cloud.ErrSubscribedToAll; in
 // both cases nothing changes.
-func (c *Client) Unsubscribe(ctx context.Context, keys []Key, uploaders ...ClientRef) error {
+func (c *Client) Unsubscribe(ctx context.Context, keys []cloud.Key, uploaders ...ClientRef) error {
 	if err := validKeys(keys); err != nil {
 		return err
 	}
 	_, err := c.cloudCall(ctx, protocol.KindCloudUnsubscribe, nil, func(req uint32) []byte {
-		return (&protocol.CloudUnsubscribe{Req: req, Keys: keys, Uploaders: uploaders}).AppendTo(nil)
+		return (&cloudwire.Unsubscribe{Req: req, Keys: keys, Uploaders: uploaders}).AppendTo(nil)
 	})
 	return err
 }
 
-func validKeys(keys []Key) error {
+func validKeys(keys []cloud.Key) error {
 	if len(keys) == 0 {
-		return &CloudError{Code: protocol.CloudBadRequest, Message: "no keys"}
+		return &cloud.Error{Code: cloud.CodeBadRequest, Message: "no keys"}
 	}
-	if len(keys) > protocol.MaxCloudKeys {
-		return &CloudError{Code: protocol.CloudTooManyKeys, Message: fmt.Sprintf("%d keys", len(keys))}
+	if len(keys) > cloud.MaxKeys {
+		return &cloud.Error{Code: cloud.CodeTooManyKeys, Message: fmt.Sprintf("%d keys", len(keys))}
 	}
 	for _, k := range keys {
 		if err := k.Validate(); err != nil {
-			return &CloudError{Code: protocol.CloudBadRequest, Message: err.Error()}
+			return &cloud.Error{Code: cloud.CodeBadRequest, Message: err.Error()}
 		}
 	}
 	return nil
@@ -265,15 +209,15 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 	cs := &c.cloud
 	switch f.Kind {
 	case protocol.KindCloudReply:
-		var m protocol.CloudReply
+		var m cloudwire.Reply
 		if err := m.Decode(f.Payload); err != nil {
 			return true, err
 		}
 		if cl := cs.take(m.Req); cl != nil {
-			cl.ch <- cloudAnswer{err: protocol.NewCloudError(m.Code, m.Message)}
+			cl.ch <- cloudAnswer{err: cloud.NewError(m.Code, m.Message)}
 		}
 	case protocol.KindCloudResult:
-		var m protocol.CloudResult
+		var m cloudwire.Result
 		if err := m.Decode(f.Payload); err != nil {
 			return true, err
 		}
@@ -285,26 +229,26 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 		if cl.view != nil {
 			c.applySnapshot(cl.view, &m)
 		}
-		cl.ch <- cloudAnswer{err: protocol.NewCloudError(m.Code, m.Message), res: &m}
+		cl.ch <- cloudAnswer{err: cloud.NewError(m.Code, m.Message), res: &m}
 	case protocol.KindCloudNotify:
-		var m protocol.CloudNotice
+		var m cloudwire.Notice
 		if err := m.Decode(f.Payload); err != nil {
 			return true, err
 		}
 		row := m.Row
 		row.Data = append([]byte(nil), row.Data...)
-		n := Notification{Type: Updated, Key: row.Key, Row: row, Created: m.Created}
-		if m.Type == protocol.CloudDeleted {
-			n.Type = Deleted
+		n := cloud.Notification{Type: cloud.NotifyUpdated, Key: row.Key, Row: row, Created: m.Created}
+		if m.Type == cloudwire.Deleted {
+			n.Type = cloud.NotifyDeleted
 		}
 		c.applyNotification(&n)
 		return c.deliverNotification(n), nil
 	case protocol.KindCloudResync:
-		var m protocol.CloudResync
+		var m cloudwire.Resync
 		if err := m.Decode(f.Payload); err != nil {
 			return true, err
 		}
-		n := Notification{Type: Resync, Key: m.Key, Rows: copyRows(m.Rows), Truncated: m.Truncated}
+		n := cloud.Notification{Type: cloud.NotifyResync, Key: m.Key, Rows: copyRows(m.Rows), Truncated: m.Truncated}
 		c.applyNotification(&n)
 		return c.deliverNotification(n), nil
 	}
@@ -320,7 +264,7 @@ func (cs *cloudState) take(req uint32) *cloudCall {
 }
 
 // copyRows copies rows whose data alias a read buffer into one block.
-func copyRows(rows []Row) []Row {
+func copyRows(rows []cloud.Row) []cloud.Row {
 	n := 0
 	for _, r := range rows {
 		n += len(r.Data)
@@ -335,7 +279,7 @@ func copyRows(rows []Row) []Row {
 }
 
 // deliverNotification hands n to OnCloud or the Notifications channel.
-func (c *Client) deliverNotification(n Notification) bool {
+func (c *Client) deliverNotification(n cloud.Notification) bool {
 	select {
 	case <-c.quit:
 		return false

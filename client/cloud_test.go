@@ -14,7 +14,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
 
 // miniCloud is a one-connection cloud memory in a fake server: it stores
@@ -24,24 +26,24 @@ import (
 // make it answer specific codes (fail) or send raw messages (raw).
 type miniCloud struct {
 	mu   sync.Mutex
-	rows map[protocol.CloudKey]map[protocol.ClientRef][]byte
-	subs map[protocol.CloudKey][]protocol.ClientRef // nil slice: all uploaders
-	sub  map[protocol.CloudKey]bool
+	rows map[cloud.Key]map[protocol.ClientRef][]byte
+	subs map[cloud.Key][]protocol.ClientRef // nil slice: all uploaders
+	sub  map[cloud.Key]bool
 	conn *websocket.Conn
 	wmu  sync.Mutex
-	fail map[protocol.Kind]protocol.CloudCode
+	fail map[protocol.Kind]cloud.Code
 	// partial makes Get report these keys missing.
-	partial map[protocol.CloudKey]bool
+	partial map[cloud.Key]bool
 	self    protocol.ClientRef
 }
 
 func newMiniCloud() *miniCloud {
 	return &miniCloud{
-		rows:    make(map[protocol.CloudKey]map[protocol.ClientRef][]byte),
-		subs:    make(map[protocol.CloudKey][]protocol.ClientRef),
-		sub:     make(map[protocol.CloudKey]bool),
-		fail:    make(map[protocol.Kind]protocol.CloudCode),
-		partial: make(map[protocol.CloudKey]bool),
+		rows:    make(map[cloud.Key]map[protocol.ClientRef][]byte),
+		subs:    make(map[cloud.Key][]protocol.ClientRef),
+		sub:     make(map[cloud.Key]bool),
+		fail:    make(map[protocol.Kind]cloud.Code),
+		partial: make(map[cloud.Key]bool),
 		self:    protocol.ClientRef{Server: "ext-1", ID: 9},
 	}
 }
@@ -72,23 +74,23 @@ func (m *miniCloud) handle(f protocol.Frame) {
 	code := m.fail[f.Kind]
 	switch f.Kind {
 	case protocol.KindCloudPost:
-		var p protocol.CloudPost
+		var p cloudwire.Post
 		p.Decode(f.Payload)
 		if code == 0 {
 			m.setLocked(p.Key, m.self, append([]byte(nil), p.Data...))
 		}
-		m.send(protocol.KindCloudReply, (&protocol.CloudReply{Req: p.Req, Code: code, Message: "scripted"}).AppendTo(nil))
+		m.send(protocol.KindCloudReply, (&cloudwire.Reply{Req: p.Req, Code: code, Message: "scripted"}).AppendTo(nil))
 	case protocol.KindCloudRelease:
-		var p protocol.CloudRelease
+		var p cloudwire.Release
 		p.Decode(f.Payload)
 		for _, k := range p.Keys {
 			m.deleteLocked(k, m.self)
 		}
-		m.send(protocol.KindCloudReply, (&protocol.CloudReply{Req: p.Req}).AppendTo(nil))
+		m.send(protocol.KindCloudReply, (&cloudwire.Reply{Req: p.Req}).AppendTo(nil))
 	case protocol.KindCloudGet:
-		var g protocol.CloudGet
+		var g cloudwire.Get
 		g.Decode(f.Payload)
-		res := protocol.CloudResult{Req: g.Req, Code: code}
+		res := cloudwire.Result{Req: g.Req, Code: code}
 		for _, k := range g.Query.Keys {
 			if m.partial[k] {
 				res.Partial = true
@@ -108,54 +110,54 @@ func (m *miniCloud) handle(f protocol.Frame) {
 		}
 		m.send(protocol.KindCloudResult, res.AppendTo(nil))
 	case protocol.KindCloudUnsubscribe:
-		var u protocol.CloudUnsubscribe
+		var u cloudwire.Unsubscribe
 		u.Decode(f.Payload)
 		for _, k := range u.Keys {
 			delete(m.sub, k)
 		}
-		m.send(protocol.KindCloudReply, (&protocol.CloudReply{Req: u.Req}).AppendTo(nil))
+		m.send(protocol.KindCloudReply, (&cloudwire.Reply{Req: u.Req}).AppendTo(nil))
 	}
 }
 
-func (m *miniCloud) sortedLocked(k protocol.CloudKey) []protocol.CloudRow {
-	var rows []protocol.CloudRow
+func (m *miniCloud) sortedLocked(k cloud.Key) []cloud.Row {
+	var rows []cloud.Row
 	for up, d := range m.rows[k] {
-		rows = append(rows, protocol.CloudRow{Key: k, Uploader: up, Via: up.Server, Data: d})
+		rows = append(rows, cloud.Row{Key: k, Uploader: up, Via: up.Server, Data: d})
 	}
 	sort.Slice(rows, func(i, j int) bool { return protocol.CompareRefs(rows[i].Uploader, rows[j].Uploader) < 0 })
 	return rows
 }
 
-func (m *miniCloud) wants(k protocol.CloudKey, up protocol.ClientRef) bool {
+func (m *miniCloud) wants(k cloud.Key, up protocol.ClientRef) bool {
 	return m.sub[k] && (len(m.subs[k]) == 0 || slices.Contains(m.subs[k], up))
 }
 
-func (m *miniCloud) setLocked(k protocol.CloudKey, up protocol.ClientRef, d []byte) {
+func (m *miniCloud) setLocked(k cloud.Key, up protocol.ClientRef, d []byte) {
 	if m.rows[k] == nil {
 		m.rows[k] = make(map[protocol.ClientRef][]byte)
 	}
 	_, existed := m.rows[k][up]
 	m.rows[k][up] = d
 	if m.wants(k, up) {
-		n := protocol.CloudNotice{Type: protocol.CloudUpdated, Created: !existed, Row: protocol.CloudRow{Key: k, Uploader: up, Via: up.Server, Data: d}}
+		n := cloudwire.Notice{Type: cloudwire.Updated, Created: !existed, Row: cloud.Row{Key: k, Uploader: up, Via: up.Server, Data: d}}
 		m.send(protocol.KindCloudNotify, n.AppendTo(nil))
 	}
 }
 
-func (m *miniCloud) deleteLocked(k protocol.CloudKey, up protocol.ClientRef) {
+func (m *miniCloud) deleteLocked(k cloud.Key, up protocol.ClientRef) {
 	d, ok := m.rows[k][up]
 	if !ok {
 		return
 	}
 	delete(m.rows[k], up)
 	if m.wants(k, up) {
-		n := protocol.CloudNotice{Type: protocol.CloudDeleted, Row: protocol.CloudRow{Key: k, Uploader: up, Via: up.Server, Data: d}}
+		n := cloudwire.Notice{Type: cloudwire.Deleted, Row: cloud.Row{Key: k, Uploader: up, Via: up.Server, Data: d}}
 		m.send(protocol.KindCloudNotify, n.AppendTo(nil))
 	}
 }
 
 // inject posts (or, with nil data, deletes) a row of another uploader.
-func (m *miniCloud) inject(k protocol.CloudKey, up protocol.ClientRef, data []byte) {
+func (m *miniCloud) inject(k cloud.Key, up protocol.ClientRef, data []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if data == nil {
@@ -166,11 +168,11 @@ func (m *miniCloud) inject(k protocol.CloudKey, up protocol.ClientRef, data []by
 }
 
 // resync sends a resync of k with its current rows.
-func (m *miniCloud) resync(k protocol.CloudKey) {
+func (m *miniCloud) resync(k cloud.Key) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.partial, k)
-	r := protocol.CloudResync{Key: k, Rows: m.sortedLocked(k)}
+	r := cloudwire.Resync{Key: k, Rows: m.sortedLocked(k)}
 	m.send(protocol.KindCloudResync, r.AppendTo(nil))
 }
 
@@ -180,7 +182,7 @@ func cloudCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func rowsString(rows []Row) string {
+func rowsString(rows []cloud.Row) string {
 	var parts []string
 	for _, r := range rows {
 		parts = append(parts, fmt.Sprintf("%s %s=%s", r.Key, r.Uploader, r.Data))
@@ -192,17 +194,17 @@ func TestCloudOps(t *testing.T) {
 	mc := newMiniCloud()
 	f := newFakeServer(t, mc.script)
 	var mu sync.Mutex
-	var notes []Notification
-	c := dial(t, Options{URL: f.url, OnCloud: func(n Notification) {
+	var notes []cloud.Notification
+	c := dial(t, Options{URL: f.url, OnCloud: func(n cloud.Notification) {
 		mu.Lock()
 		notes = append(notes, n)
 		mu.Unlock()
 	}})
 	ctx := cloudCtx(t)
-	k := Key{Primary: "app", Secondary: 1}
+	k := cloud.Key{Primary: "app", Secondary: 1}
 	other := ClientRef{Server: "ext-2", ID: 1}
 	mc.inject(k, other, []byte("theirs"))
-	res, err := c.Get(ctx, Query{Keys: []Key{k}, Subscribe: true})
+	res, err := c.Get(ctx, cloud.Query{Keys: []cloud.Key{k}, Subscribe: true})
 	if err != nil || res.Total != 1 || rowsString(res.Rows) != "app/1 ext-2#1=theirs" {
 		t.Fatalf("Get = %+v, %v", res, err)
 	}
@@ -215,31 +217,31 @@ func TestCloudOps(t *testing.T) {
 	mu.Lock()
 	got := slices.Clone(notes)
 	mu.Unlock()
-	if len(got) != 2 || got[0].Type != Updated || !got[0].Created || string(got[0].Row.Data) != "mine" ||
-		got[1].Type != Deleted || string(got[1].Row.Data) != "mine" || got[1].Row.Uploader != c.Ref() {
+	if len(got) != 2 || got[0].Type != cloud.NotifyUpdated || !got[0].Created || string(got[0].Row.Data) != "mine" ||
+		got[1].Type != cloud.NotifyDeleted || string(got[1].Row.Data) != "mine" || got[1].Row.Uploader != c.Ref() {
 		t.Fatalf("notifications %+v", got)
 	}
-	if err := c.Unsubscribe(ctx, []Key{k}); err != nil {
+	if err := c.Unsubscribe(ctx, []cloud.Key{k}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Errors carry their code and match their sentinel.
 	mc.mu.Lock()
-	mc.fail[protocol.KindCloudPost] = protocol.CloudUploadLimit
+	mc.fail[protocol.KindCloudPost] = cloud.CodeUploadLimit
 	mc.mu.Unlock()
 	err = c.Post(ctx, k, []byte("x"))
-	var ce *CloudError
-	if !errors.Is(err, ErrCloudUploadLimit) || !errors.As(err, &ce) || ce.Message != "scripted" {
+	var ce *cloud.Error
+	if !errors.Is(err, cloud.ErrUploadLimit) || !errors.As(err, &ce) || ce.Message != "scripted" {
 		t.Fatalf("Post = %v", err)
 	}
-	if errors.Is(err, ErrCloudRejected) {
-		t.Fatal("an upload-limit error matches ErrCloudRejected")
+	if errors.Is(err, cloud.ErrRejected) {
+		t.Fatal("an upload-limit error matches cloud.ErrRejected")
 	}
 	// Checked before sending.
-	if err := c.Post(ctx, Key{Primary: strings.Repeat("k", 300)}, nil); !errors.Is(err, ErrCloudBadRequest) {
+	if err := c.Post(ctx, cloud.Key{Primary: strings.Repeat("k", 300)}, nil); !errors.Is(err, cloud.ErrBadRequest) {
 		t.Fatalf("long key: %v", err)
 	}
-	if _, err := c.Get(ctx, Query{}); !errors.Is(err, ErrCloudBadRequest) {
+	if _, err := c.Get(ctx, cloud.Query{}); !errors.Is(err, cloud.ErrBadRequest) {
 		t.Fatalf("no keys: %v", err)
 	}
 	if err := c.Post(ctx, k, make([]byte, 5000)); !errors.Is(err, ErrMessageTooLarge) {
@@ -262,22 +264,22 @@ func TestCloudNotificationsChannel(t *testing.T) {
 		t.Fatal("Notifications made a second channel")
 	}
 	ctx := cloudCtx(t)
-	k := Key{Primary: "ch", Secondary: 2}
-	if _, err := c.Get(ctx, Query{Keys: []Key{k}, Subscribe: true}); err != nil {
+	k := cloud.Key{Primary: "ch", Secondary: 2}
+	if _, err := c.Get(ctx, cloud.Query{Keys: []cloud.Key{k}, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 	mc.inject(k, ClientRef{Server: "x", ID: 1}, []byte("a"))
-	if n := recv(t, ch); n.Type != Updated || string(n.Row.Data) != "a" || n.Key != k {
+	if n := recv(t, ch); n.Type != cloud.NotifyUpdated || string(n.Row.Data) != "a" || n.Key != k {
 		t.Fatalf("notification %+v", n)
 	}
 	mc.resync(k)
-	if n := recv(t, ch); n.Type != Resync || len(n.Rows) != 1 {
+	if n := recv(t, ch); n.Type != cloud.NotifyResync || len(n.Rows) != 1 {
 		t.Fatalf("resync %+v", n)
 	}
 	c.Close()
 	for range ch {
 	}
-	if _, err := c.Get(ctx, Query{Keys: []Key{k}}); !errors.Is(err, ErrClosed) {
+	if _, err := c.Get(ctx, cloud.Query{Keys: []cloud.Key{k}}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Get after Close = %v", err)
 	}
 }
@@ -292,7 +294,7 @@ func TestCloudPendingFailsWhenClientEnds(t *testing.T) {
 		drain(conn)
 	})
 	c := dial(t, Options{URL: f.url, Handler: func(Message) {}})
-	err := c.Post(cloudCtx(t), Key{Primary: "p"}, nil)
+	err := c.Post(cloudCtx(t), cloud.Key{Primary: "p"}, nil)
 	<-entered
 	if !errors.Is(err, ErrClosed) || !errors.Is(err, ErrKicked) {
 		t.Fatalf("Post = %v", err)
@@ -304,7 +306,7 @@ func TestView(t *testing.T) {
 	f := newFakeServer(t, mc.script)
 	c := dial(t, Options{URL: f.url, Handler: func(Message) {}})
 	ctx := cloudCtx(t)
-	k1, k2 := Key{Primary: "v", Secondary: 1}, Key{Primary: "v", Secondary: 2}
+	k1, k2 := cloud.Key{Primary: "v", Secondary: 1}, cloud.Key{Primary: "v", Secondary: 2}
 	a, b := ClientRef{Server: "a", ID: 1}, ClientRef{Server: "b", ID: 1}
 	mc.inject(k1, b, []byte("b1"))
 	mc.inject(k1, a, []byte("a1"))
@@ -313,7 +315,7 @@ func TestView(t *testing.T) {
 	mc.partial[k2] = true
 	mc.mu.Unlock()
 
-	all, err := c.View(ctx, []Key{k2, k1})
+	all, err := c.View(ctx, []cloud.Key{k2, k1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +329,7 @@ func TestView(t *testing.T) {
 		t.Fatal("incomplete after the resync")
 	}
 	// A second view with a filter shares the subscription.
-	onlyB, err := c.View(ctx, []Key{k1}, b)
+	onlyB, err := c.View(ctx, []cloud.Key{k1}, b)
 	if err != nil {
 		t.Fatal(err)
 	}

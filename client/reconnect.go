@@ -3,9 +3,10 @@ package client
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/cloudrift/cloudrift/internal/backoff"
 )
 
 // Defaults for the zero values of Reconnector.
@@ -54,8 +55,8 @@ func (r *Reconnector) Run(ctx context.Context) error {
 	if _, err := r.Options.withDefaults(); err != nil {
 		return err
 	}
-	minB, maxB := r.backoffBounds()
-	backoff := minB
+	policy := r.policy()
+	failures := 0 // consecutive connections that ended early, or dials that failed
 	for {
 		c, err := Dial(ctx, r.Options)
 		if err == nil {
@@ -71,8 +72,8 @@ func (r *Reconnector) Run(ctx context.Context) error {
 			r.setCurrent(nil)
 			c.Close()
 			err = c.Err()
-			if time.Since(connected) >= maxB {
-				backoff = minB
+			if time.Since(connected) >= policy.Max {
+				failures = 0
 			}
 		}
 		if ctx.Err() != nil {
@@ -81,14 +82,10 @@ func (r *Reconnector) Run(ctx context.Context) error {
 		if errors.Is(err, ErrAuthRefused) {
 			return err
 		}
-		t := time.NewTimer(jitter(backoff))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		failures++
+		if !backoff.Sleep(ctx, policy.Delay(failures)) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		backoff = min(2*backoff, maxB)
 	}
 }
 
@@ -106,20 +103,15 @@ func (r *Reconnector) setCurrent(c *Client) {
 	r.mu.Unlock()
 }
 
-// backoffBounds returns MinBackoff and MaxBackoff with defaults applied.
-func (r *Reconnector) backoffBounds() (minB, maxB time.Duration) {
-	minB, maxB = r.MinBackoff, r.MaxBackoff
+// policy returns the backoff of MinBackoff and MaxBackoff, with defaults
+// applied and MaxBackoff raised to MinBackoff.
+func (r *Reconnector) policy() backoff.Policy {
+	minB, maxB := r.MinBackoff, r.MaxBackoff
 	if minB <= 0 {
 		minB = DefaultMinBackoff
 	}
 	if maxB <= 0 {
 		maxB = DefaultMaxBackoff
 	}
-	return minB, max(minB, maxB)
-}
-
-// jitter returns a random duration in [d/2, d].
-func jitter(d time.Duration) time.Duration {
-	half := d / 2
-	return half + rand.N(d-half+1)
+	return backoff.Policy{Min: minB, Max: max(minB, maxB)}
 }

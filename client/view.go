@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
 
 // View is a live copy of the rows of some keys: it subscribes to them and
@@ -29,34 +31,34 @@ import (
 // use.
 type View struct {
 	c    *Client
-	keys []Key
+	keys []cloud.Key
 	ups  map[ClientRef]struct{} // nil: every uploader
 
 	mu        sync.Mutex
-	rows      map[Key]map[ClientRef]Row
-	missing   map[Key]bool // no snapshot yet (a partial Get; a resync follows)
-	truncated map[Key]bool // the snapshot was cut by the download limit
+	rows      map[cloud.Key]map[ClientRef]cloud.Row
+	missing   map[cloud.Key]bool // no snapshot yet (a partial Get; a resync follows)
+	truncated map[cloud.Key]bool // the snapshot was cut by the download limit
 	changed   chan struct{}
 	closed    bool
 }
 
 // viewGet is a Get that snapshots keys for every view of them.
 type viewGet struct {
-	keys []Key
+	keys []cloud.Key
 }
 
 // View subscribes to keys (limited to uploaders, when given) and returns
 // a view of their rows once the snapshot has arrived. On error nothing is
 // subscribed for this view.
-func (c *Client) View(ctx context.Context, keys []Key, uploaders ...ClientRef) (*View, error) {
+func (c *Client) View(ctx context.Context, keys []cloud.Key, uploaders ...ClientRef) (*View, error) {
 	if err := validKeys(keys); err != nil {
 		return nil, err
 	}
 	v := &View{
 		c:         c,
-		rows:      make(map[Key]map[ClientRef]Row),
-		missing:   make(map[Key]bool),
-		truncated: make(map[Key]bool),
+		rows:      make(map[cloud.Key]map[ClientRef]cloud.Row),
+		missing:   make(map[cloud.Key]bool),
+		truncated: make(map[cloud.Key]bool),
 		changed:   make(chan struct{}, 1),
 	}
 	for _, k := range keys {
@@ -74,7 +76,7 @@ func (c *Client) View(ctx context.Context, keys []Key, uploaders ...ClientRef) (
 	cs := &c.cloud
 	cs.mu.Lock()
 	if cs.views == nil {
-		cs.views = make(map[Key][]*View)
+		cs.views = make(map[cloud.Key][]*View)
 	}
 	for _, k := range v.keys {
 		cs.views[k] = append(cs.views[k], v)
@@ -94,13 +96,13 @@ func (c *Client) View(ctx context.Context, keys []Key, uploaders ...ClientRef) (
 
 // unionGroup is keys whose views' filters have the same union.
 type unionGroup struct {
-	keys []Key
+	keys []cloud.Key
 	ups  []ClientRef // nil: every uploader
 }
 
 // unionGroupsLocked groups keys by the union of the filters of the views
 // on each (cs.mu held).
-func (cs *cloudState) unionGroupsLocked(keys []Key) []unionGroup {
+func (cs *cloudState) unionGroupsLocked(keys []cloud.Key) []unionGroup {
 	var groups []unionGroup
 	index := make(map[string]int)
 	for _, k := range keys {
@@ -148,20 +150,20 @@ func (cs *cloudState) unionGroupsLocked(keys []Key) []unionGroup {
 // viewSubscribe subscribes to a group's keys with its union filter; the
 // snapshot is applied to every view of the keys on the read goroutine.
 func (c *Client) viewSubscribe(ctx context.Context, g unionGroup) error {
-	q := Query{Keys: g.keys, Uploaders: g.ups, Subscribe: true}
+	q := cloud.Query{Keys: g.keys, Uploaders: g.ups, Subscribe: true}
 	_, err := c.cloudCall(ctx, protocol.KindCloudGet, &viewGet{keys: g.keys}, func(req uint32) []byte {
-		return (&protocol.CloudGet{Req: req, Query: q}).AppendTo(nil)
+		return (&cloudwire.Get{Req: req, Query: q}).AppendTo(nil)
 	})
 	return err
 }
 
 // applySnapshot replaces the rows of the snapshot's keys in every view of
 // them (read goroutine).
-func (c *Client) applySnapshot(vg *viewGet, m *protocol.CloudResult) {
-	if m.Code != protocol.CloudOK {
+func (c *Client) applySnapshot(vg *viewGet, m *cloudwire.Result) {
+	if m.Code != cloud.CodeOK {
 		return
 	}
-	byKey := make(map[Key][]Row)
+	byKey := make(map[cloud.Key][]cloud.Row)
 	for _, r := range m.Rows {
 		byKey[r.Key] = append(byKey[r.Key], r)
 	}
@@ -188,13 +190,13 @@ func (c *Client) applySnapshot(vg *viewGet, m *protocol.CloudResult) {
 }
 
 // applyNotification applies n to every view of its key (read goroutine).
-func (c *Client) applyNotification(n *Notification) {
+func (c *Client) applyNotification(n *cloud.Notification) {
 	cs := &c.cloud
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for _, v := range cs.views[n.Key] {
 		switch n.Type {
-		case Resync:
+		case cloud.NotifyResync:
 			v.replace(n.Key, n.Rows, n.Truncated)
 		default:
 			v.apply(n)
@@ -211,9 +213,9 @@ func (v *View) matches(up ClientRef) bool {
 }
 
 // replace sets the rows of k to those of rows v's filter matches.
-func (v *View) replace(k Key, rows []Row, truncated bool) {
+func (v *View) replace(k cloud.Key, rows []cloud.Row, truncated bool) {
 	v.mu.Lock()
-	m := make(map[ClientRef]Row, len(rows))
+	m := make(map[ClientRef]cloud.Row, len(rows))
 	for _, r := range rows {
 		if v.matches(r.Uploader) {
 			m[r.Uploader] = r
@@ -226,18 +228,18 @@ func (v *View) replace(k Key, rows []Row, truncated bool) {
 	v.signal()
 }
 
-func (v *View) apply(n *Notification) {
+func (v *View) apply(n *cloud.Notification) {
 	if !v.matches(n.Row.Uploader) {
 		return
 	}
 	v.mu.Lock()
 	switch n.Type {
-	case Updated:
+	case cloud.NotifyUpdated:
 		if v.rows[n.Key] == nil {
-			v.rows[n.Key] = make(map[ClientRef]Row)
+			v.rows[n.Key] = make(map[ClientRef]cloud.Row)
 		}
 		v.rows[n.Key][n.Row.Uploader] = n.Row
-	case Deleted:
+	case cloud.NotifyDeleted:
 		delete(v.rows[n.Key], n.Row.Uploader)
 	}
 	v.mu.Unlock()
@@ -252,14 +254,14 @@ func (v *View) signal() {
 }
 
 // Keys returns the view's keys.
-func (v *View) Keys() []Key { return slices.Clone(v.keys) }
+func (v *View) Keys() []cloud.Key { return slices.Clone(v.keys) }
 
 // Rows returns the view's rows in key order (the order View was given),
 // then uploader order. Their Data must not be modified.
-func (v *View) Rows() []Row {
+func (v *View) Rows() []cloud.Row {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	var out []Row
+	var out []cloud.Row
 	for _, k := range v.keys {
 		start := len(out)
 		for _, r := range v.rows[k] {
@@ -272,7 +274,7 @@ func (v *View) Rows() []Row {
 }
 
 // Row returns the row of uploader under k, if the view holds one.
-func (v *View) Row(k Key, uploader ClientRef) (Row, bool) {
+func (v *View) Row(k cloud.Key, uploader ClientRef) (cloud.Row, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	r, ok := v.rows[k][uploader]
@@ -318,7 +320,7 @@ func (v *View) Close(ctx context.Context) error {
 	}
 	v.closed = true
 	v.mu.Unlock()
-	var gone []Key
+	var gone []cloud.Key
 	for _, k := range v.keys {
 		vs := slices.DeleteFunc(cs.views[k], func(o *View) bool { return o == v })
 		if len(vs) == 0 {
@@ -335,7 +337,7 @@ func (v *View) Close(ctx context.Context) error {
 	}
 	var errs []error
 	if len(gone) > 0 {
-		if err := v.c.Unsubscribe(ctx, gone); err != nil && !errors.Is(err, ErrCloudNotSubscribed) {
+		if err := v.c.Unsubscribe(ctx, gone); err != nil && !errors.Is(err, cloud.ErrNotSubscribed) {
 			errs = append(errs, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
 )
 
@@ -44,9 +45,9 @@ func (hs *hookSet) cloudSession(slot *pluginSlot) (plugins.CloudMemory, error) {
 		return hs.embedCloud, nil
 	}
 	slot.cloudOnce.Do(func() {
-		var notify func(plugins.CloudNotification)
+		var notify func(cloud.Notification)
 		if h, ok := slot.p.(plugins.CloudNotificationHandler); ok {
-			notify = func(n plugins.CloudNotification) {
+			notify = func(n cloud.Notification) {
 				_ = hs.call(slot, "CloudNotification", func() error { return h.CloudNotification(n) })
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"gopkg.in/yaml.v3"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
@@ -200,10 +201,10 @@ type fakeCloudClient struct {
 	Group    string
 	Settings map[string]any
 	sessions []string
-	notify   []func(plugins.CloudNotification)
+	notify   []func(cloud.Notification)
 }
 
-func (f *fakeCloudClient) CloudSession(name string, notify func(plugins.CloudNotification)) plugins.CloudMemory {
+func (f *fakeCloudClient) CloudSession(name string, notify func(cloud.Notification)) plugins.CloudMemory {
 	f.sessions = append(f.sessions, name)
 	f.notify = append(f.notify, notify)
 	return fakeSession(name)
@@ -211,23 +212,23 @@ func (f *fakeCloudClient) CloudSession(name string, notify func(plugins.CloudNot
 
 type fakeSession string
 
-func (fakeSession) Ref() plugins.ClientRef                               { return plugins.ClientRef{} }
-func (fakeSession) Post(context.Context, plugins.CloudKey, []byte) error { return nil }
-func (fakeSession) Release(context.Context, ...plugins.CloudKey) error   { return nil }
-func (fakeSession) Unsubscribe(context.Context, []plugins.CloudKey, ...plugins.ClientRef) error {
+func (fakeSession) Ref() plugins.ClientRef                        { return plugins.ClientRef{} }
+func (fakeSession) Post(context.Context, cloud.Key, []byte) error { return nil }
+func (fakeSession) Release(context.Context, ...cloud.Key) error   { return nil }
+func (fakeSession) Unsubscribe(context.Context, []cloud.Key, ...plugins.ClientRef) error {
 	return nil
 }
-func (fakeSession) Get(context.Context, plugins.CloudQuery) (*plugins.CloudResult, error) {
+func (fakeSession) Get(context.Context, cloud.Query) (*cloud.Result, error) {
 	return nil, nil
 }
 
 type noteTaker struct {
 	host  plugins.Host
-	notes []plugins.CloudNotification
+	notes []cloud.Notification
 }
 
 func (n *noteTaker) Start(_ context.Context, h plugins.Host) error { n.host = h; return nil }
-func (n *noteTaker) CloudNotification(x plugins.CloudNotification) error {
+func (n *noteTaker) CloudNotification(x cloud.Notification) error {
 	n.notes = append(n.notes, x)
 	return nil
 }
@@ -274,7 +275,7 @@ func TestCloudClientIsProvisioned(t *testing.T) {
 	if fc.Group != "g2" || fc.Settings["maxRowBytes"] != 100 || len(fc.sessions) != 1 || fc.notify[0] == nil {
 		t.Fatalf("client %+v", fc)
 	}
-	fc.notify[0](plugins.CloudNotification{Type: plugins.CloudResync})
+	fc.notify[0](cloud.Notification{Type: cloud.NotifyResync})
 	if len(nt.notes) != 1 {
 		t.Fatal("notification not delivered to the plugin's hook")
 	}

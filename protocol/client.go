@@ -3,6 +3,8 @@ package protocol
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/cloudrift/cloudrift/protocol/internal/wire"
 )
 
 // Client payloads. On a game client's WebSocket a binary message is
@@ -44,21 +46,21 @@ type ClientWelcome struct {
 
 // AppendTo appends the encoded welcome to dst.
 func (w *ClientWelcome) AppendTo(dst []byte) []byte {
-	dst = appendStr8(dst, w.ServerID)
+	dst = wire.AppendStr8(dst, w.ServerID)
 	dst = binary.BigEndian.AppendUint64(dst, w.ClientID)
 	return binary.BigEndian.AppendUint32(dst, w.MaxMessage)
 }
 
 // Decode decodes a welcome; strings are copies.
 func (w *ClientWelcome) Decode(b []byte) error {
-	d := decoder{b: b, msg: "client welcome"}
+	d := wire.NewDecoder(b, "client welcome")
 	var v ClientWelcome
-	v.ServerID = d.str8("server ID")
-	v.ClientID = d.u64("client ID")
-	if p, ok := d.take(4, "max message"); ok {
+	v.ServerID = d.Str8("server ID")
+	v.ClientID = d.U64("client ID")
+	if p, ok := d.Take(4, "max message"); ok {
 		v.MaxMessage = binary.BigEndian.Uint32(p)
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return err
 	}
 	*w = v
@@ -154,19 +156,19 @@ func (r ClientRef) IsZero() bool { return r.Server == "" && r.ID == 0 }
 
 // AppendClientRef appends r as str8 server | u64 id.
 func AppendClientRef(dst []byte, r ClientRef) []byte {
-	dst = appendStr8(dst, r.Server)
+	dst = wire.AppendStr8(dst, r.Server)
 	return binary.BigEndian.AppendUint64(dst, r.ID)
 }
 
 // DecodeClientRef reads a ref from the start of b and returns the bytes
 // after it.
 func DecodeClientRef(b []byte) (ClientRef, []byte, error) {
-	d := decoder{b: b, msg: "client ref"}
+	d := wire.NewDecoder(b, "client ref")
 	var r ClientRef
-	r.Server = d.str8("server")
-	r.ID = d.u64("id")
-	if d.err != nil {
-		return ClientRef{}, b, d.err
+	r.Server = d.Str8("server")
+	r.ID = d.U64("id")
+	if d.Err() != nil {
+		return ClientRef{}, b, d.Err()
 	}
-	return r, b[d.off:], nil
+	return r, b[d.Off():], nil
 }

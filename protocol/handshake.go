@@ -7,7 +7,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/cloudrift/cloudrift/protocol/internal/wire"
 )
 
 // The link handshake. The dialer sends Hello (KindHello); the acceptor
@@ -59,9 +60,9 @@ type Hello struct {
 // AppendTo appends the encoded Hello to dst and returns the extended slice.
 func (h *Hello) AppendTo(dst []byte) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, h.Version)
-	dst = appendStr8(dst, h.System)
-	dst = appendStr8(dst, h.Group)
-	dst = appendStr8(dst, h.ServerID)
+	dst = wire.AppendStr8(dst, h.System)
+	dst = wire.AppendStr8(dst, h.Group)
+	dst = wire.AppendStr8(dst, h.ServerID)
 	dst = binary.BigEndian.AppendUint64(dst, h.Incarnation)
 	return append(dst, h.Nonce[:]...)
 }
@@ -69,16 +70,16 @@ func (h *Hello) AppendTo(dst []byte) []byte {
 // Decode sets h from b, a whole Hello payload. On error, which wraps
 // ErrMalformed, h is unchanged. Decoded strings do not alias b.
 func (h *Hello) Decode(b []byte) error {
-	d := decoder{b: b, msg: "hello"}
+	d := wire.NewDecoder(b, "hello")
 	v := Hello{
-		Version:     d.u16("version"),
-		System:      d.str8("system"),
-		Group:       d.str8("group"),
-		ServerID:    d.str8("server ID"),
-		Incarnation: d.u64("incarnation"),
-		Nonce:       d.bytes32("nonce"),
+		Version:     d.U16("version"),
+		System:      d.Str8("system"),
+		Group:       d.Str8("group"),
+		ServerID:    d.Str8("server ID"),
+		Incarnation: d.U64("incarnation"),
+		Nonce:       d.Bytes32("nonce"),
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return err
 	}
 	*h = v
@@ -104,8 +105,8 @@ type Challenge struct {
 // bytes.
 func (c *Challenge) Body(dst []byte) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, c.Version)
-	dst = appendStr8(dst, c.ServerID)
-	dst = appendStr8(dst, c.Group)
+	dst = wire.AppendStr8(dst, c.ServerID)
+	dst = wire.AppendStr8(dst, c.Group)
 	dst = binary.BigEndian.AppendUint64(dst, c.Incarnation)
 	return append(dst, c.Nonce[:]...)
 }
@@ -120,16 +121,16 @@ func (c *Challenge) AppendTo(dst []byte) []byte {
 // ErrMalformed, c is unchanged. Decoded strings do not alias b. Decode does
 // not verify the MAC.
 func (c *Challenge) Decode(b []byte) error {
-	d := decoder{b: b, msg: "challenge"}
+	d := wire.NewDecoder(b, "challenge")
 	v := Challenge{
-		Version:     d.u16("version"),
-		ServerID:    d.str8("server ID"),
-		Group:       d.str8("group"),
-		Incarnation: d.u64("incarnation"),
-		Nonce:       d.bytes32("nonce"),
-		MAC:         d.bytes32("mac"),
+		Version:     d.U16("version"),
+		ServerID:    d.Str8("server ID"),
+		Group:       d.Str8("group"),
+		Incarnation: d.U64("incarnation"),
+		Nonce:       d.Bytes32("nonce"),
+		MAC:         d.Bytes32("mac"),
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return err
 	}
 	*c = v
@@ -150,9 +151,9 @@ func (a *Auth) AppendTo(dst []byte) []byte {
 // Decode sets a from b, a whole Auth payload. On error, which wraps
 // ErrMalformed, a is unchanged.
 func (a *Auth) Decode(b []byte) error {
-	d := decoder{b: b, msg: "auth"}
-	mac := d.bytes32("mac")
-	if err := d.finish(); err != nil {
+	d := wire.NewDecoder(b, "auth")
+	mac := d.Bytes32("mac")
+	if err := d.Finish(); err != nil {
 		return err
 	}
 	a.MAC = mac
@@ -171,7 +172,7 @@ type Close struct {
 // MaxCloseMessage bytes is cut at a rune boundary, so the result always
 // decodes.
 func (c *Close) AppendTo(dst []byte) []byte {
-	msg := truncateUTF8(strings.ToValidUTF8(c.Message, "\uFFFD"), MaxCloseMessage)
+	msg := wire.TruncateUTF8(strings.ToValidUTF8(c.Message, "\uFFFD"), MaxCloseMessage)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(c.Reason))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(msg)))
 	return append(dst, msg...)
@@ -182,12 +183,12 @@ func (c *Close) AppendTo(dst []byte) []byte {
 // Reasons this package does not name are accepted (they print as
 // "reason(N)").
 func (c *Close) Decode(b []byte) error {
-	d := decoder{b: b, msg: "close"}
+	d := wire.NewDecoder(b, "close")
 	v := Close{
-		Reason:  Reason(d.u16("reason")),
-		Message: d.str16("message", MaxCloseMessage),
+		Reason:  Reason(d.U16("reason")),
+		Message: d.Str16("message", MaxCloseMessage),
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return err
 	}
 	*c = v
@@ -248,116 +249,4 @@ func transcriptMAC(secret []byte, label string, hello, challengeBody []byte) [32
 	var sum [32]byte
 	m.Sum(sum[:0])
 	return sum
-}
-
-// appendStr8 appends s with a u8 length prefix, cut to MaxNameLen bytes at a
-// rune boundary.
-func appendStr8(dst []byte, s string) []byte {
-	s = truncateUTF8(s, MaxNameLen)
-	dst = append(dst, byte(len(s)))
-	return append(dst, s...)
-}
-
-// truncateUTF8 returns s cut to at most n bytes without splitting a rune.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i]
-}
-
-// decoder reads fields from a payload. The first failure sticks: later reads
-// return zero values and finish reports the first error.
-type decoder struct {
-	b   []byte
-	off int
-	msg string // message name for errors
-	err error
-}
-
-// take returns the next n bytes, or false after an error (recording a
-// truncation error if there was none).
-func (d *decoder) take(n int, field string) ([]byte, bool) {
-	if d.err != nil {
-		return nil, false
-	}
-	if len(d.b)-d.off < n {
-		d.err = fmt.Errorf("%w: %s: %s truncated (need %d bytes, have %d)", ErrMalformed, d.msg, field, n, len(d.b)-d.off)
-		return nil, false
-	}
-	p := d.b[d.off : d.off+n]
-	d.off += n
-	return p, true
-}
-
-func (d *decoder) u16(field string) uint16 {
-	if p, ok := d.take(2, field); ok {
-		return binary.BigEndian.Uint16(p)
-	}
-	return 0
-}
-
-func (d *decoder) u64(field string) uint64 {
-	if p, ok := d.take(8, field); ok {
-		return binary.BigEndian.Uint64(p)
-	}
-	return 0
-}
-
-func (d *decoder) bytes32(field string) (v [32]byte) {
-	if p, ok := d.take(32, field); ok {
-		copy(v[:], p)
-	}
-	return v
-}
-
-// str8 reads a u8-length-prefixed UTF-8 string.
-func (d *decoder) str8(field string) string {
-	p, ok := d.take(1, field+" length")
-	if !ok {
-		return ""
-	}
-	return d.text(int(p[0]), field)
-}
-
-// str16 reads a u16-length-prefixed UTF-8 string of at most limit bytes.
-func (d *decoder) str16(field string, limit int) string {
-	p, ok := d.take(2, field+" length")
-	if !ok {
-		return ""
-	}
-	n := int(binary.BigEndian.Uint16(p))
-	if n > limit {
-		d.err = fmt.Errorf("%w: %s: %s is %d bytes, limit %d", ErrMalformed, d.msg, field, n, limit)
-		return ""
-	}
-	return d.text(n, field)
-}
-
-// text reads n bytes of UTF-8 as a string that does not alias the payload.
-func (d *decoder) text(n int, field string) string {
-	p, ok := d.take(n, field)
-	if !ok {
-		return ""
-	}
-	if !utf8.Valid(p) {
-		d.err = fmt.Errorf("%w: %s: %s is not valid UTF-8", ErrMalformed, d.msg, field)
-		return ""
-	}
-	return string(p)
-}
-
-// finish returns the first error, or an error if bytes remain.
-func (d *decoder) finish() error {
-	if d.err != nil {
-		return d.err
-	}
-	if rest := len(d.b) - d.off; rest > 0 {
-		return fmt.Errorf("%w: %s: %d trailing bytes", ErrMalformed, d.msg, rest)
-	}
-	return nil
 }

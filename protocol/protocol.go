@@ -13,6 +13,8 @@ package protocol
 import (
 	"errors"
 	"fmt"
+
+	"github.com/cloudrift/cloudrift/protocol/internal/wire"
 )
 
 // Version is the link protocol version carried in the handshake.
@@ -174,5 +176,5 @@ var (
 	// ErrShortFrame: a frame's length field is below 3 (kind and tag).
 	ErrShortFrame = errors.New("protocol: frame shorter than its header")
 	// ErrMalformed: a handshake or system payload does not decode.
-	ErrMalformed = errors.New("protocol: malformed payload")
+	ErrMalformed = wire.ErrMalformed
 )

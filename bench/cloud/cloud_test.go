@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cloud"
 )
 
 // The benchmarks run only with -bench; the Redis ones skip when
@@ -72,7 +73,7 @@ func TestHarness(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := cs[1].Get(ctx, client.Query{Keys: []client.Key{postKey(0), postKey(3)}})
+	res, err := cs[1].Get(ctx, cloud.Query{Keys: []cloud.Key{postKey(0), postKey(3)}})
 	if err != nil || res.Total != 2 {
 		t.Fatalf("posted rows: %+v, %v", res, err)
 	}

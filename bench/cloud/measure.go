@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cloud"
 )
 
 // loadResult is one closed-loop run: every worker has one operation in
@@ -126,12 +127,12 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // read one of getKeys keys, loaded beforehand.
 const getKeys = 16
 
-func postKey(i int) client.Key { return client.Key{Primary: "bench/post", Secondary: uint32(i)} }
-func getKey(i int) client.Key {
-	return client.Key{Primary: "bench/get", Secondary: uint32(i % getKeys)}
+func postKey(i int) cloud.Key { return cloud.Key{Primary: "bench/post", Secondary: uint32(i)} }
+func getKey(i int) cloud.Key {
+	return cloud.Key{Primary: "bench/get", Secondary: uint32(i % getKeys)}
 }
 
-var fanKey = client.Key{Primary: "bench/fan"}
+var fanKey = cloud.Key{Primary: "bench/fan"}
 
 const fanChannel = "bench:fan"
 
@@ -163,7 +164,7 @@ func cloudPost(cs []*client.Client, payload []byte) func(context.Context, int) e
 // cloudGet is the Get workload: worker i reads one key of one row.
 func cloudGet(cs []*client.Client, size int) func(context.Context, int) error {
 	return func(ctx context.Context, w int) error {
-		res, err := cs[w].Get(ctx, client.Query{Keys: []client.Key{getKey(w)}})
+		res, err := cs[w].Get(ctx, cloud.Query{Keys: []cloud.Key{getKey(w)}})
 		if err != nil {
 			return err
 		}
@@ -273,9 +274,9 @@ type cloudFan struct {
 
 func newCloudFan(r *cloudRig, n int) (*cloudFan, error) {
 	f := &cloudFan{counter: fanCounter{n: int64(n)}}
-	subs, err := r.dialMany(n, func(int) func(client.Notification) {
-		return func(nt client.Notification) {
-			if nt.Type == client.Updated && nt.Key == fanKey && len(nt.Row.Data) == 8 {
+	subs, err := r.dialMany(n, func(int) func(cloud.Notification) {
+		return func(nt cloud.Notification) {
+			if nt.Type == cloud.NotifyUpdated && nt.Key == fanKey && len(nt.Row.Data) == 8 {
 				f.counter.receive(binary.BigEndian.Uint64(nt.Row.Data))
 			}
 		}
@@ -294,7 +295,7 @@ func newCloudFan(r *cloudRig, n int) (*cloudFan, error) {
 			defer func() { <-sem; wg.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_, errs[i] = c.Get(ctx, client.Query{Keys: []client.Key{fanKey}, Subscribe: true})
+			_, errs[i] = c.Get(ctx, cloud.Query{Keys: []cloud.Key{fanKey}, Subscribe: true})
 		}()
 	}
 	wg.Wait()

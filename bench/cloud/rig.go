@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/plugins"
@@ -137,13 +138,13 @@ func startCloud(replicas int) (*cloudRig, error) {
 		return nil, err
 	}
 	defer c.Close()
-	keys := make([]client.Key, 32)
+	keys := make([]cloud.Key, 32)
 	for i := range keys {
-		keys[i] = client.Key{Primary: "bench/ready", Secondary: uint32(i)}
+		keys[i] = cloud.Key{Primary: "bench/ready", Secondary: uint32(i)}
 	}
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := c.Get(ctx, client.Query{Keys: keys})
+		res, err := c.Get(ctx, cloud.Query{Keys: keys})
 		cancel()
 		if err == nil && !res.Partial {
 			return r, nil
@@ -156,7 +157,7 @@ func startCloud(replicas int) (*cloudRig, error) {
 	}
 }
 
-func errPartial(res *client.Result) error {
+func errPartial(res *cloud.Result) error {
 	if res != nil && res.Partial {
 		return fmt.Errorf("partial result, missing %v", res.Missing)
 	}
@@ -164,7 +165,7 @@ func errPartial(res *client.Result) error {
 }
 
 // dial connects one game client; onCloud receives its notifications.
-func (r *cloudRig) dial(onCloud func(client.Notification)) (*client.Client, error) {
+func (r *cloudRig) dial(onCloud func(cloud.Notification)) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return client.Dial(ctx, client.Options{URL: r.URL, OnCloud: onCloud, QueueSize: 1024})
@@ -172,7 +173,7 @@ func (r *cloudRig) dial(onCloud func(client.Notification)) (*client.Client, erro
 
 // dialMany connects n clients, 32 at a time; onCloud(i) gives the i-th its
 // handler (nil: none).
-func (r *cloudRig) dialMany(n int, onCloud func(i int) func(client.Notification)) ([]*client.Client, error) {
+func (r *cloudRig) dialMany(n int, onCloud func(i int) func(cloud.Notification)) ([]*client.Client, error) {
 	cs := make([]*client.Client, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -182,7 +183,7 @@ func (r *cloudRig) dialMany(n int, onCloud func(i int) func(client.Notification)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			var h func(client.Notification)
+			var h func(cloud.Notification)
 			if onCloud != nil {
 				h = onCloud(i)
 			}

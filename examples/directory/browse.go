@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cloud"
 )
 
 // maxPages bounds the Gets of one List when the download byte limit cuts
@@ -17,7 +18,7 @@ const maxPages = 1000
 // When some replicas did not answer in time, List returns the servers it
 // could read and an error wrapping ErrPartial.
 func List(ctx context.Context, c *client.Client, app string, filter Filter) ([]Server, error) {
-	rows, partial, err := getAll(ctx, c, client.Query{Keys: keys(app, summaryFields)})
+	rows, partial, err := getAll(ctx, c, cloud.Query{Keys: keys(app, summaryFields)})
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +33,7 @@ func List(ctx context.Context, c *client.Client, app string, filter Filter) ([]S
 // included: a Get limited to that uploader (RakNet's specificSystems). It
 // returns an error wrapping ErrNotListed when the server is not listed.
 func Details(ctx context.Context, c *client.Client, app string, server ClientRef) (Server, error) {
-	rows, partial, err := getAll(ctx, c, client.Query{Keys: keys(app, allFields), Uploaders: []ClientRef{server}})
+	rows, partial, err := getAll(ctx, c, cloud.Query{Keys: keys(app, allFields), Uploaders: []ClientRef{server}})
 	if err != nil {
 		return Server{}, err
 	}
@@ -48,7 +49,7 @@ func Details(ctx context.Context, c *client.Client, app string, server ClientRef
 }
 
 // getAll runs q, then pages on while the result is truncated.
-func getAll(ctx context.Context, c *client.Client, q client.Query) (rows []client.Row, partial bool, err error) {
+func getAll(ctx context.Context, c *client.Client, q cloud.Query) (rows []cloud.Row, partial bool, err error) {
 	for range maxPages {
 		res, err := c.Get(ctx, q)
 		if err != nil {

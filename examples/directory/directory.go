@@ -35,7 +35,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -163,10 +163,10 @@ func All(filters ...Filter) Filter {
 }
 
 // key returns the cloud key of a field under app.
-func key(app string, field uint32) client.Key { return client.Key{Primary: app, Secondary: field} }
+func key(app string, field uint32) cloud.Key { return cloud.Key{Primary: app, Secondary: field} }
 
-func keys(app string, fields []uint32) []client.Key {
-	ks := make([]client.Key, len(fields))
+func keys(app string, fields []uint32) []cloud.Key {
+	ks := make([]cloud.Key, len(fields))
 	for i, f := range fields {
 		ks[i] = key(app, f)
 	}
@@ -239,7 +239,7 @@ func checkField(field uint32, data []byte) error {
 // assemble groups rows (of one application key) by uploader into servers,
 // sorted by name then ref. A server is listed once its name and game port
 // rows exist; rows of a half-announced server are skipped.
-func assemble(rows []client.Row, filter Filter) []Server {
+func assemble(rows []cloud.Row, filter Filter) []Server {
 	byRef := make(map[ClientRef]*Server)
 	var order []ClientRef
 	for _, r := range rows {

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudrift/cloudrift/examples/internal/demotest"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
@@ -42,7 +43,7 @@ func startSystem(t *testing.T) *system {
 
 // dial connects a game client to a client server; token, when set, is
 // presented as the host token. The client is closed when the test ends.
-func (s *system) dial(id, token string, onCloud func(client.Notification)) *client.Client {
+func (s *system) dial(id, token string, onCloud func(cloud.Notification)) *client.Client {
 	s.t.Helper()
 	opts := client.Options{OnCloud: onCloud}
 	if token != "" {
@@ -63,16 +64,16 @@ func names(ss []Server) []string {
 // notes records cloud notifications.
 type notes struct {
 	mu sync.Mutex
-	ns []client.Notification
+	ns []cloud.Notification
 }
 
-func (n *notes) add(x client.Notification) {
+func (n *notes) add(x cloud.Notification) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.ns = append(n.ns, x)
 }
 
-func (n *notes) all() []client.Notification {
+func (n *notes) all() []cloud.Notification {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return slices.Clone(n.ns)
@@ -98,7 +99,7 @@ func TestDirectory(t *testing.T) {
 	}
 	var seen notes
 	follower := s.dial("client-1", "", seen.add)
-	if _, err := follower.Get(ctx, client.Query{Keys: []client.Key{key(app, FieldName)}, Subscribe: true}); err != nil {
+	if _, err := follower.Get(ctx, cloud.Query{Keys: []cloud.Key{key(app, FieldName)}, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -175,13 +176,13 @@ func TestDirectory(t *testing.T) {
 
 	// The guard: a player may not list itself, a game server may not post
 	// a malformed field, a wrong token is refused; nothing changes.
-	if err := Announce(ctx, browser, app, Listing{Name: "rogue", GamePort: 1}); !errors.Is(err, client.ErrCloudRejected) {
+	if err := Announce(ctx, browser, app, Listing{Name: "rogue", GamePort: 1}); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("a player announcing: %v", err)
 	}
-	if err := alpha.Post(ctx, key(app, FieldPlayers), []byte{1, 2, 3}); !errors.Is(err, client.ErrCloudRejected) {
+	if err := alpha.Post(ctx, key(app, FieldPlayers), []byte{1, 2, 3}); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("a 3-byte player count: %v", err)
 	}
-	if err := alpha.Post(ctx, key(app, 99), nil); !errors.Is(err, client.ErrCloudRejected) {
+	if err := alpha.Post(ctx, key(app, 99), nil); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("an unknown field: %v", err)
 	}
 	if _, err := client.Dial(ctx, client.Options{URL: s.Server("client-1").URL(), Header: http.Header{TokenHeader: []string{"wrong"}}}); !errors.Is(err, client.ErrAuthRefused) {
@@ -217,7 +218,7 @@ func TestDirectory(t *testing.T) {
 	testutil.WaitFor(t, "the follower sees both names deleted", func() bool {
 		deleted := map[string]ClientRef{}
 		for _, n := range seen.all() {
-			if n.Type == client.Deleted {
+			if n.Type == cloud.NotifyDeleted {
 				deleted[string(n.Row.Data)] = n.Row.Uploader
 			}
 		}
@@ -225,7 +226,7 @@ func TestDirectory(t *testing.T) {
 	})
 	var created int
 	for _, n := range seen.all() {
-		if n.Type == client.Updated && n.Created {
+		if n.Type == cloud.NotifyUpdated && n.Created {
 			created++
 		}
 	}

@@ -86,10 +86,8 @@
 package openworld
 
 import (
-	"encoding/binary"
-	"hash/fnv"
-
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // Tags of the plugin messages between servers.
@@ -171,60 +169,14 @@ func clamp(v int32) int32 {
 	return min(max(v, 0), MapSize-1)
 }
 
-// Server is what Owner needs of a candidate: its ID.
-// plugins.RemoteServer is one.
-type Server interface {
-	ID() string
-}
-
-// Owner returns the server among candidates that owns key (a region), by
-// rendezvous (highest random weight) hashing: each candidate's weight is the
-// 64-bit FNV-1a hash of its ID followed by the key as a big-endian u32,
-// passed through a bit mixer, and the heaviest wins (ties go to the smaller
-// ID). Every caller that sees the same candidates picks the same owner, in
-// any order, and removing a candidate moves only the keys it owned. Owner
-// returns the zero S (nil for an interface) when candidates is empty.
-func Owner[S Server](candidates []S, key int) S {
-	var best S
-	var bestW uint64
-	found := false
-	for _, s := range candidates {
-		w := weight(s.ID(), key)
-		if !found || w > bestW || (w == bestW && s.ID() < best.ID()) {
-			best, bestW, found = s, w, true
-		}
-	}
-	return best
-}
-
-func weight(id string, key int) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], uint32(key))
-	h.Write(b[:])
-	return mix(h.Sum64())
-}
-
-// mix is MurmurHash3's 64-bit finalizer. FNV-1a only carries a change in its
-// last bytes into the high bits weakly, so without it IDs that differ in one
-// character (world-1, world-2) would compare almost by prefix alone and one
-// server would own nearly every region.
-func mix(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
+// Owner returns the server among candidates that owns key (a region, or a
+// player's refKey) by rendezvous hashing (rendezvous.Pick): every caller
+// that sees the same candidates picks the same owner, in any order, and
+// removing a candidate moves only the keys it owned. Owner returns the
+// zero S (nil for an interface) when candidates is empty.
+func Owner[S rendezvous.Identified](candidates []S, key int) S {
+	return rendezvous.Pick(candidates, rendezvous.Hash64(uint64(key)))
 }
 
 // refKey spreads players over servers (Owner's key) by their ref.
-func refKey(r ClientRef) int {
-	h := fnv.New32a()
-	h.Write([]byte(r.Server))
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], r.ID)
-	h.Write(b[:])
-	return int(h.Sum32())
-}
+func refKey(r ClientRef) int { return int(rendezvous.Hash(r.String())) }

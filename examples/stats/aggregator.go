@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/plugins"
 )
@@ -75,7 +76,7 @@ type Aggregator struct {
 	wake  chan struct{}
 
 	mu    sync.Mutex
-	queue []plugins.CloudNotification
+	queue []cloud.Notification
 
 	// Owned by the loop goroutine.
 	seen      map[ClientRef]*session
@@ -176,7 +177,7 @@ func (a *Aggregator) Stop(context.Context) error {
 
 // CloudNotification implements plugins.CloudNotificationHandler: it queues
 // the notification for the loop.
-func (a *Aggregator) CloudNotification(n plugins.CloudNotification) error {
+func (a *Aggregator) CloudNotification(n cloud.Notification) error {
 	a.mu.Lock()
 	a.queue = append(a.queue, n)
 	a.mu.Unlock()
@@ -238,14 +239,14 @@ func (a *Aggregator) subscribe() bool {
 	wait := retryMin
 	for {
 		ctx, cancel := a.opCtx()
-		res, err := a.cm.Get(ctx, plugins.CloudQuery{Keys: killKeys(), Subscribe: true})
+		res, err := a.cm.Get(ctx, cloud.Query{Keys: killKeys(), Subscribe: true})
 		cancel()
 		if err == nil {
 			missing := make(map[Key]bool, len(res.Missing))
 			for _, k := range res.Missing {
 				missing[k] = true
 			}
-			byKey := make(map[Key][]plugins.CloudRow)
+			byKey := make(map[Key][]cloud.Row)
 			for _, r := range res.Rows {
 				byKey[r.Key] = append(byKey[r.Key], r)
 			}
@@ -279,7 +280,7 @@ func (a *Aggregator) subscribe() bool {
 func (a *Aggregator) readRest(keys []Key, offset uint32) {
 	for range maxPages {
 		ctx, cancel := a.opCtx()
-		res, err := a.cm.Get(ctx, plugins.CloudQuery{Keys: keys, Offset: offset})
+		res, err := a.cm.Get(ctx, cloud.Query{Keys: keys, Offset: offset})
 		cancel()
 		if err != nil {
 			a.log.Warn().Err(err).Msg("reading the rest of a truncated snapshot")
@@ -303,11 +304,11 @@ func (a *Aggregator) drain() {
 	a.mu.Unlock()
 	for _, n := range q {
 		switch n.Type {
-		case plugins.CloudUpdated:
+		case cloud.NotifyUpdated:
 			a.count(n.Row, false)
-		case plugins.CloudDeleted:
+		case cloud.NotifyDeleted:
 			a.count(n.Row, true)
-		case plugins.CloudResync:
+		case cloud.NotifyResync:
 			a.resync(n.Key, n.Rows, n.Truncated)
 			if n.Truncated {
 				a.readRest([]Key{n.Key}, uint32(len(n.Rows)))
@@ -317,7 +318,7 @@ func (a *Aggregator) drain() {
 }
 
 // count adds the growth of one kill row; ended forgets its session after.
-func (a *Aggregator) count(r plugins.CloudRow, ended bool) {
+func (a *Aggregator) count(r cloud.Row, ended bool) {
 	kills, player, err := decodeKills(r.Data)
 	if err != nil || r.Key.Primary != KillsPrimary {
 		a.log.Warn().Err(err).Str("uploader", r.Uploader.String()).Msg("ignoring a malformed kill row")
@@ -349,7 +350,7 @@ func (a *Aggregator) end(up ClientRef) {
 
 // resync counts the rows of a snapshot of key and, unless it was cut short,
 // ends the sessions of that key it does not list.
-func (a *Aggregator) resync(k Key, rows []plugins.CloudRow, truncated bool) {
+func (a *Aggregator) resync(k Key, rows []cloud.Row, truncated bool) {
 	listed := make(map[ClientRef]bool, len(rows))
 	for _, r := range rows {
 		if r.Key == k {

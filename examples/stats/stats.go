@@ -30,6 +30,7 @@ import (
 	"hash/fnv"
 	"unicode/utf8"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -37,7 +38,7 @@ import (
 type ClientRef = protocol.ClientRef
 
 // Key is a cloud-memory key.
-type Key = protocol.CloudKey
+type Key = cloud.Key
 
 // Keys of the statistics.
 const (

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudrift/cloudrift/examples/internal/demotest"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
@@ -144,17 +145,17 @@ func TestStats(t *testing.T) {
 	// The guard: a player cannot post the total, another shard, or a
 	// count that goes down; nothing changes.
 	c, p := ps[10].c, ps[10].p
-	if err := c.Post(ctx, TotalKey, encodeTotal(1_000_000)); !errors.Is(err, client.ErrCloudRejected) {
+	if err := c.Post(ctx, TotalKey, encodeTotal(1_000_000)); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("a player posting the total: %v", err)
 	}
 	other := KillsKey((ShardOf(c.Ref()) + 1) % Shards)
-	if err := c.Post(ctx, other, encodeKills(1, "x")); !errors.Is(err, client.ErrCloudRejected) {
+	if err := c.Post(ctx, other, encodeKills(1, "x")); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("a player posting in another shard: %v", err)
 	}
-	if err := c.Post(ctx, KillsKey(ShardOf(c.Ref())), encodeKills(p.Kills()-1, "p10")); !errors.Is(err, client.ErrCloudRejected) {
+	if err := c.Post(ctx, KillsKey(ShardOf(c.Ref())), encodeKills(p.Kills()-1, "p10")); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("a count going down: %v", err)
 	}
-	if err := c.Post(ctx, KillsKey(ShardOf(c.Ref())), encodeKills(p.Kills()+5000, "p10")); !errors.Is(err, client.ErrCloudRejected) {
+	if err := c.Post(ctx, KillsKey(ShardOf(c.Ref())), encodeKills(p.Kills()+5000, "p10")); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("a count jumping: %v", err)
 	}
 
@@ -182,7 +183,7 @@ func TestStats(t *testing.T) {
 	delete(wantSessions, ps[7].c.Ref())
 	wantSessions[ps[6].c.Ref()] += 3
 	testutil.WaitFor(t, "p07's row gone", func() bool {
-		res, err := watcher.Get(ctx, client.Query{Keys: []Key{KillsKey(ShardOf(ps[7].c.Ref()))}, Uploaders: []ClientRef{ps[7].c.Ref()}})
+		res, err := watcher.Get(ctx, cloud.Query{Keys: []Key{KillsKey(ShardOf(ps[7].c.Ref()))}, Uploaders: []ClientRef{ps[7].c.Ref()}})
 		return err == nil && res.Total == 0
 	})
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -67,7 +68,7 @@ type Coordinator struct {
 	wake chan struct{}
 
 	mu     sync.Mutex
-	queue  []plugins.CloudNotification
+	queue  []cloud.Notification
 	status Status // a copy of the loop's state for Status
 
 	// Owned by the loop goroutine.
@@ -177,7 +178,7 @@ func (c *Coordinator) Status() Status {
 
 // CloudNotification implements plugins.CloudNotificationHandler: it queues
 // the notification for the loop.
-func (c *Coordinator) CloudNotification(n plugins.CloudNotification) error {
+func (c *Coordinator) CloudNotification(n cloud.Notification) error {
 	c.mu.Lock()
 	c.queue = append(c.queue, n)
 	c.mu.Unlock()
@@ -255,10 +256,10 @@ func (c *Coordinator) subscribe() bool {
 	wait := retryMin
 	for {
 		ctx, cancel := c.opCtx()
-		res, err := c.cm.Get(ctx, plugins.CloudQuery{Keys: keys, Subscribe: true})
+		res, err := c.cm.Get(ctx, cloud.Query{Keys: keys, Subscribe: true})
 		cancel()
 		if err == nil {
-			byKey := make(map[Key][]plugins.CloudRow)
+			byKey := make(map[Key][]cloud.Row)
 			for _, r := range res.Rows {
 				byKey[r.Key] = append(byKey[r.Key], r)
 			}
@@ -291,13 +292,13 @@ func (c *Coordinator) step() {
 	c.mu.Unlock()
 	for _, n := range q {
 		switch n.Type {
-		case plugins.CloudUpdated:
+		case cloud.NotifyUpdated:
 			c.updated(n.Row)
-		case plugins.CloudDeleted:
+		case cloud.NotifyDeleted:
 			if n.Key == ReadyKey(c.Job) {
 				c.gone(n.Row.Uploader, "left")
 			}
-		case plugins.CloudResync:
+		case cloud.NotifyResync:
 			c.resync(n.Key, n.Rows, n.Truncated)
 		}
 	}
@@ -314,7 +315,7 @@ func (c *Coordinator) step() {
 }
 
 // updated handles a ready or result row.
-func (c *Coordinator) updated(r plugins.CloudRow) {
+func (c *Coordinator) updated(r cloud.Row) {
 	switch r.Key {
 	case ReadyKey(c.Job):
 		if r.Uploader.ID == 0 {
@@ -362,7 +363,7 @@ func (c *Coordinator) gone(ref ClientRef, why string) {
 }
 
 // resync applies a snapshot of the ready or result key.
-func (c *Coordinator) resync(k Key, rows []plugins.CloudRow, truncated bool) {
+func (c *Coordinator) resync(k Key, rows []cloud.Row, truncated bool) {
 	listed := make(map[ClientRef]bool, len(rows))
 	for _, r := range rows {
 		if r.Key == k {

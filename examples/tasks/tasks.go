@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -36,7 +37,7 @@ import (
 type ClientRef = protocol.ClientRef
 
 // Key is a cloud-memory key.
-type Key = protocol.CloudKey
+type Key = cloud.Key
 
 // MaxJobBytes bounds a job name, the prefix of its keys.
 const MaxJobBytes = 64

@@ -11,6 +11,7 @@ import (
 	"github.com/cloudrift/cloudrift/examples/internal/demotest"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
@@ -143,16 +144,16 @@ func TestTasksWithAWorkerCrashing(t *testing.T) {
 
 	// The guard keeps workers to their keys.
 	c := w2.Client
-	if err := c.Post(ctx, TaskKey(s.job, w3.Client.Ref()), Task{Round: 1, Hi: 1}.encode()); !errors.Is(err, client.ErrCloudRejected) {
+	if err := c.Post(ctx, TaskKey(s.job, w3.Client.Ref()), Task{Round: 1, Hi: 1}.encode()); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("posting a task to another worker: %v", err)
 	}
-	if err := c.Post(ctx, ProgressKey(s.job), Progress{}.encode()); !errors.Is(err, client.ErrCloudRejected) {
+	if err := c.Post(ctx, ProgressKey(s.job), Progress{}.encode()); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("posting the progress: %v", err)
 	}
-	if _, err := c.Get(ctx, client.Query{Keys: []Key{TaskKey(s.job, w3.Client.Ref())}}); !errors.Is(err, client.ErrCloudRejected) {
+	if _, err := c.Get(ctx, cloud.Query{Keys: []Key{TaskKey(s.job, w3.Client.Ref())}}); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("reading another worker's task: %v", err)
 	}
-	if err := c.Post(ctx, ResultKey(s.job), []byte("junk")); !errors.Is(err, client.ErrCloudRejected) {
+	if err := c.Post(ctx, ResultKey(s.job), []byte("junk")); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("a malformed result: %v", err)
 	}
 

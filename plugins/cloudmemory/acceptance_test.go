@@ -13,11 +13,14 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // The acceptance tests of the cloud memory: three cloud replicas, two
@@ -87,16 +90,16 @@ func (s *system) dial(i int, opts client.Options) *client.Client {
 // recorder collects a client's notifications.
 type recorder struct {
 	mu    sync.Mutex
-	notes []client.Notification
+	notes []cloud.Notification
 }
 
-func (r *recorder) on(n client.Notification) {
+func (r *recorder) on(n cloud.Notification) {
 	r.mu.Lock()
 	r.notes = append(r.notes, n)
 	r.mu.Unlock()
 }
 
-func (r *recorder) all() []client.Notification {
+func (r *recorder) all() []cloud.Notification {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.notes)
@@ -113,7 +116,7 @@ func TestAcceptSubscriberSeesPostFromOtherServer(t *testing.T) {
 	sub := s.dial(0, client.Options{OnCloud: rec.on})
 	up := s.dial(1, client.Options{})
 	k := key{Primary: "room", Secondary: 7}
-	if _, err := sub.Get(ctx, client.Query{Keys: []key{k}, Subscribe: true}); err != nil {
+	if _, err := sub.Get(ctx, cloud.Query{Keys: []key{k}, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := up.Post(ctx, k, []byte("hello")); err != nil {
@@ -121,7 +124,7 @@ func TestAcceptSubscriberSeesPostFromOtherServer(t *testing.T) {
 	}
 	testutil.WaitFor(t, "Updated", rec.count(1))
 	n := rec.all()[0]
-	if n.Type != client.Updated || !n.Created || n.Key != k || string(n.Row.Data) != "hello" {
+	if n.Type != cloud.NotifyUpdated || !n.Created || n.Key != k || string(n.Row.Data) != "hello" {
 		t.Fatalf("notification %+v", n)
 	}
 	if n.Row.Uploader != up.Ref() || n.Row.Via != "client-2" || !strings.HasPrefix(n.Row.Addr, "127.0.0.1:") {
@@ -130,10 +133,10 @@ func TestAcceptSubscriberSeesPostFromOtherServer(t *testing.T) {
 	up.Close()
 	testutil.WaitFor(t, "Deleted", rec.count(2))
 	d := rec.all()[1]
-	if d.Type != client.Deleted || d.Row.Uploader != up.Ref() || string(d.Row.Data) != "hello" {
+	if d.Type != cloud.NotifyDeleted || d.Row.Uploader != up.Ref() || string(d.Row.Data) != "hello" {
 		t.Fatalf("deletion %+v", d)
 	}
-	res, err := sub.Get(ctx, client.Query{Keys: []key{k}})
+	res, err := sub.Get(ctx, cloud.Query{Keys: []key{k}})
 	if err != nil || len(res.Rows) != 0 || res.Total != 0 {
 		t.Fatalf("Get after the uploader left = %+v, %v", res, err)
 	}
@@ -146,7 +149,7 @@ func TestAcceptSameKeyTwice(t *testing.T) {
 	sub := s.dial(1, client.Options{OnCloud: rec.on})
 	up := s.dial(0, client.Options{})
 	k := key{Primary: "twice", Secondary: 1}
-	if _, err := sub.Get(ctx, client.Query{Keys: []key{k}, Subscribe: true}); err != nil {
+	if _, err := sub.Get(ctx, cloud.Query{Keys: []key{k}, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{"first", "second"} {
@@ -159,7 +162,7 @@ func TestAcceptSameKeyTwice(t *testing.T) {
 	if len(ns) != 2 || !ns[0].Created || ns[1].Created || string(ns[0].Row.Data) != "first" || string(ns[1].Row.Data) != "second" {
 		t.Fatalf("notifications %+v", ns)
 	}
-	res, err := sub.Get(ctx, client.Query{Keys: []key{k}})
+	res, err := sub.Get(ctx, cloud.Query{Keys: []key{k}})
 	if err != nil || res.Total != 1 || describeRows(res.Rows) != fmt.Sprintf("twice/1 %s=second", up.Ref()) {
 		t.Fatalf("Get = %+v, %v", res, err)
 	}
@@ -169,20 +172,29 @@ func TestAcceptSameKeyTwice(t *testing.T) {
 	}
 }
 
-// spreadKeys returns n keys and checks that they are owned by at least
-// two of the replicas.
+// spreadKeys returns n keys under prefix (or, when those all fall on one
+// replica, under prefix with a suffix) owned by at least two of the
+// replicas, so that the tests do not depend on where the hash puts a
+// given key.
 func spreadKeys(t *testing.T, prefix string, n int) []key {
-	keys := make([]key, n)
-	owners := map[string]bool{}
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
-	for i := range keys {
-		keys[i] = key{Primary: prefix, Secondary: uint32(i)}
-		owners[r.owner(keys[i])] = true
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	for try := range 100 {
+		p := prefix
+		if try > 0 {
+			p = fmt.Sprintf("%s-%d", prefix, try)
+		}
+		keys := make([]key, n)
+		owners := map[string]bool{}
+		for i := range keys {
+			keys[i] = key{Primary: p, Secondary: uint32(i)}
+			owners[ownerOf(r, keys[i])] = true
+		}
+		if len(owners) >= 2 {
+			return keys
+		}
 	}
-	if len(owners) < 2 {
-		t.Fatalf("the keys are all owned by one replica")
-	}
-	return keys
+	t.Fatalf("no %d keys under %q spread over two replicas", n, prefix)
+	return nil
 }
 
 func TestAcceptGetAcrossReplicas(t *testing.T) {
@@ -215,7 +227,7 @@ func TestAcceptGetAcrossReplicas(t *testing.T) {
 		all = append(all, fmt.Sprintf("%s %s=s%d", k, second.Ref(), i))
 	}
 	for _, w := range []struct{ off, lim uint32 }{{0, 0}, {0, 4}, {3, 3}, {4, 0}, {8, 5}, {9, 1}} {
-		res, err := a.Get(ctx, client.Query{Keys: q, Offset: w.off, Limit: w.lim})
+		res, err := a.Get(ctx, cloud.Query{Keys: q, Offset: w.off, Limit: w.lim})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +259,7 @@ func TestAcceptUploaderFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	named := []client.ClientRef{ups[2].Ref(), {Server: "world-1"}}
-	res, err := sub.Get(ctx, client.Query{Keys: []key{k}, Uploaders: named, Subscribe: true})
+	res, err := sub.Get(ctx, cloud.Query{Keys: []key{k}, Uploaders: named, Subscribe: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +278,7 @@ func TestAcceptUploaderFilter(t *testing.T) {
 	testutil.WaitFor(t, "two notifications", rec.count(2))
 	time.Sleep(50 * time.Millisecond)
 	ns := rec.all()
-	if len(ns) != 2 || ns[0].Row.Uploader != ups[2].Ref() || ns[1].Type != client.Deleted || ns[1].Row.Uploader.Server != "world-1" {
+	if len(ns) != 2 || ns[0].Row.Uploader != ups[2].Ref() || ns[1].Type != cloud.NotifyDeleted || ns[1].Row.Uploader.Server != "world-1" {
 		t.Fatalf("notifications %+v", ns)
 	}
 	// Removing a named uploader narrows the subscription; removing one
@@ -277,13 +289,13 @@ func TestAcceptUploaderFilter(t *testing.T) {
 	if err := ups[2].Post(ctx, k, []byte("unseen")); err != nil {
 		t.Fatal(err)
 	}
-	if err := sub.Unsubscribe(ctx, []key{k}, ups[0].Ref()); !errors.Is(err, client.ErrCloudNotSubscribed) {
+	if err := sub.Unsubscribe(ctx, []key{k}, ups[0].Ref()); !errors.Is(err, cloud.ErrNotSubscribed) {
 		t.Fatalf("unsubscribing an uploader not subscribed: %v", err)
 	}
-	if _, err := sub.Get(ctx, client.Query{Keys: []key{k}, Subscribe: true}); err != nil {
+	if _, err := sub.Get(ctx, cloud.Query{Keys: []key{k}, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sub.Unsubscribe(ctx, []key{k}, ups[0].Ref()); !errors.Is(err, client.ErrCloudSubscribedToAll) {
+	if err := sub.Unsubscribe(ctx, []key{k}, ups[0].Ref()); !errors.Is(err, cloud.ErrSubscribedToAll) {
 		t.Fatalf("unsubscribing an uploader from all: %v", err)
 	}
 	if n := len(rec.all()); n != 2 {
@@ -298,7 +310,7 @@ func TestAcceptRelease(t *testing.T) {
 	var rec recorder
 	sub := s.dial(1, client.Options{OnCloud: rec.on})
 	mine, theirs := s.dial(0, client.Options{}), s.dial(1, client.Options{})
-	if _, err := sub.Get(ctx, client.Query{Keys: keys, Subscribe: true}); err != nil {
+	if _, err := sub.Get(ctx, cloud.Query{Keys: keys, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
@@ -315,11 +327,11 @@ func TestAcceptRelease(t *testing.T) {
 	}
 	testutil.WaitFor(t, "2 deletions", rec.count(8))
 	for _, n := range rec.all()[6:] {
-		if n.Type != client.Deleted || n.Row.Uploader != mine.Ref() || string(n.Row.Data) != "mine-"+n.Key.String() {
+		if n.Type != cloud.NotifyDeleted || n.Row.Uploader != mine.Ref() || string(n.Row.Data) != "mine-"+n.Key.String() {
 			t.Fatalf("deletion %+v", n)
 		}
 	}
-	res, err := sub.Get(ctx, client.Query{Keys: keys})
+	res, err := sub.Get(ctx, cloud.Query{Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +339,7 @@ func TestAcceptRelease(t *testing.T) {
 	for _, r := range res.Rows {
 		left = append(left, fmt.Sprintf("%s %t", r.Key, r.Uploader == mine.Ref()))
 	}
-	if got, want := strings.Join(left, ", "), "rel/0 false, rel/1 true, rel/1 false, rel/2 false"; res.Total != 4 || !sameSet(got, want) {
+	if got, want := strings.Join(left, ", "), fmt.Sprintf("%s false, %s true, %s false, %s false", keys[0], keys[1], keys[1], keys[2]); res.Total != 4 || !sameSet(got, want) {
 		t.Fatalf("left %s", got)
 	}
 }
@@ -355,7 +367,7 @@ func TestAcceptLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	snapshot := func() string {
-		res, err := other.Get(ctx, client.Query{Keys: keys})
+		res, err := other.Get(ctx, cloud.Query{Keys: keys})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,7 +380,7 @@ func TestAcceptLimits(t *testing.T) {
 	before := snapshot()
 	check := func(what string, err, want error) {
 		t.Helper()
-		var ce *client.CloudError
+		var ce *cloud.Error
 		if !errors.Is(err, want) || !errors.As(err, &ce) {
 			t.Fatalf("%s: %v, want %v", what, err, want)
 		}
@@ -378,29 +390,29 @@ func TestAcceptLimits(t *testing.T) {
 	}
 	// Upload bytes per uploader, counted across rows: a third row of 300
 	// passes 1000; overwriting a row with a larger one too.
-	check("upload limit", c.Post(ctx, keys[3], make([]byte, 300)), client.ErrCloudUploadLimit)
+	check("upload limit", c.Post(ctx, keys[3], make([]byte, 300)), cloud.ErrUploadLimit)
 	check("upload limit on overwrite", func() error {
 		if err := c.Post(ctx, keys[3], make([]byte, 150)); err != nil {
 			return err
 		}
 		before = snapshot()
 		return c.Post(ctx, keys[3], make([]byte, 300)) // 950 - 150 + 300
-	}(), client.ErrCloudUploadLimit)
-	check("row size", c.Post(ctx, keys[4], make([]byte, 401)), client.ErrCloudRowTooLarge)
+	}(), cloud.ErrUploadLimit)
+	check("row size", c.Post(ctx, keys[4], make([]byte, 401)), cloud.ErrRowTooLarge)
 	nine := append(slices.Clone(keys), key{Primary: "limit", Secondary: 99})
-	_, err := c.Get(ctx, client.Query{Keys: nine})
-	check("keys per query", err, client.ErrCloudTooManyKeys)
-	check("keys per release", c.Release(ctx, nine...), client.ErrCloudTooManyKeys)
+	_, err := c.Get(ctx, cloud.Query{Keys: nine})
+	check("keys per query", err, cloud.ErrTooManyKeys)
+	check("keys per release", c.Release(ctx, nine...), cloud.ErrTooManyKeys)
 	for _, k := range keys[:4] {
-		if _, err := c.Get(ctx, client.Query{Keys: []key{k}, Subscribe: true}); err != nil {
+		if _, err := c.Get(ctx, cloud.Query{Keys: []key{k}, Subscribe: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = c.Get(ctx, client.Query{Keys: keys[4:5], Subscribe: true})
-	check("subscriptions per client", err, client.ErrCloudTooManySubscriptions)
+	_, err = c.Get(ctx, cloud.Query{Keys: keys[4:5], Subscribe: true})
+	check("subscriptions per client", err, cloud.ErrTooManySubscriptions)
 	// Subscribing again to a key already subscribed is no new
 	// subscription.
-	if _, err := c.Get(ctx, client.Query{Keys: keys[:1], Subscribe: true}); err != nil {
+	if _, err := c.Get(ctx, cloud.Query{Keys: keys[:1], Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 	// Bytes per download: rows of 400 and 200 bytes with a 2000-byte
@@ -411,20 +423,20 @@ func TestAcceptLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := other.Get(ctx, client.Query{Keys: keys})
+	res, err := other.Get(ctx, cloud.Query{Keys: keys})
 	if err != nil || !res.Truncated || len(res.Rows) == 0 || len(res.Rows) >= res.Total {
 		t.Fatalf("download limit: truncated %v, %d of %d rows, %v", res.Truncated, len(res.Rows), res.Total, err)
 	}
 	size := 0
 	for _, r := range res.Rows {
-		size += r.EncodedSize()
+		size += cloudwire.RowSize(&r)
 	}
 	if size > 2000 {
 		t.Fatalf("%d bytes downloaded, limit 2000", size)
 	}
 	// At least one row, even past the limit: the 4th row is 400 bytes and
 	// the limit is cut at 2000 by the rows before it.
-	res, err = other.Get(ctx, client.Query{Keys: keys[5:], Offset: 1})
+	res, err = other.Get(ctx, cloud.Query{Keys: keys[5:], Offset: 1})
 	if err != nil || len(res.Rows) == 0 {
 		t.Fatalf("offset download: %+v %v", res, err)
 	}
@@ -456,16 +468,16 @@ func TestAcceptQueryFilters(t *testing.T) {
 	peer := s.dial(1, client.Options{})
 	for _, k := range []key{{Primary: "forbidden", Secondary: 1}, {Primary: "cloud-no", Secondary: 1}} {
 		err := c.Post(ctx, k, []byte("x"))
-		var ce *client.CloudError
-		if !errors.Is(err, client.ErrCloudRejected) || !errors.As(err, &ce) || ce.Message == "" {
+		var ce *cloud.Error
+		if !errors.Is(err, cloud.ErrRejected) || !errors.As(err, &ce) || ce.Message == "" {
 			t.Fatalf("Post %s = %v", k, err)
 		}
-		res, err := peer.Get(ctx, client.Query{Keys: []key{k}})
+		res, err := peer.Get(ctx, cloud.Query{Keys: []key{k}})
 		if err != nil || res.Total != 0 {
 			t.Fatalf("stored after rejection: %+v %v", res, err)
 		}
 	}
-	if _, err := c.Get(ctx, client.Query{Keys: []key{{Primary: "secret"}}}); !errors.Is(err, client.ErrCloudRejected) {
+	if _, err := c.Get(ctx, cloud.Query{Keys: []key{{Primary: "secret"}}}); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("Get secret = %v", err)
 	}
 	// A rejected overwrite leaves the earlier row in place.
@@ -481,15 +493,15 @@ func TestAcceptQueryFilters(t *testing.T) {
 			return nil
 		})
 	}
-	if err := c.Post(ctx, k, []byte("lost")); !errors.Is(err, client.ErrCloudRejected) {
+	if err := c.Post(ctx, k, []byte("lost")); !errors.Is(err, cloud.ErrRejected) {
 		t.Fatalf("overwrite = %v", err)
 	}
-	res, err := peer.Get(ctx, client.Query{Keys: []key{k}})
+	res, err := peer.Get(ctx, cloud.Query{Keys: []key{k}})
 	if err != nil || describeRows(res.Rows) != fmt.Sprintf("cloud-ok/1 %s=kept", c.Ref()) {
 		t.Fatalf("after a rejected overwrite: %+v %v", res, err)
 	}
 	testutil.WaitFor(t, "client server settled", s.cs[0].settled)
-	res, err = peer.Get(ctx, client.Query{Keys: []key{k}})
+	res, err = peer.Get(ctx, cloud.Query{Keys: []key{k}})
 	if err != nil || describeRows(res.Rows) != fmt.Sprintf("cloud-ok/1 %s=kept", c.Ref()) {
 		t.Fatalf("settled after a rejected overwrite: %+v %v", res, err)
 	}
@@ -501,7 +513,7 @@ func TestAcceptClientServerKilled(t *testing.T) {
 	keys := spreadKeys(t, "srv", 4)
 	var rec recorder
 	sub := s.dial(0, client.Options{OnCloud: rec.on})
-	if _, err := sub.Get(ctx, client.Query{Keys: keys, Subscribe: true}); err != nil {
+	if _, err := sub.Get(ctx, cloud.Query{Keys: keys, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 	var victims []client.ClientRef
@@ -523,7 +535,7 @@ func TestAcceptClientServerKilled(t *testing.T) {
 	testutil.WaitFor(t, "12 deletions", rec.count(25))
 	deleted := map[string]bool{}
 	for _, n := range rec.all()[13:] {
-		if n.Type != client.Deleted || !slices.Contains(victims, n.Row.Uploader) {
+		if n.Type != cloud.NotifyDeleted || !slices.Contains(victims, n.Row.Uploader) {
 			t.Fatalf("notification %+v", n)
 		}
 		deleted[n.Key.String()+" "+n.Row.Uploader.String()] = true
@@ -531,7 +543,7 @@ func TestAcceptClientServerKilled(t *testing.T) {
 	if len(deleted) != 12 {
 		t.Fatalf("%d distinct deletions", len(deleted))
 	}
-	res, err := sub.Get(ctx, client.Query{Keys: keys})
+	res, err := sub.Get(ctx, cloud.Query{Keys: keys})
 	if err != nil || res.Total != 1 || res.Rows[0].Uploader != survivor.Ref() {
 		t.Fatalf("after the kill: %+v %v", res, err)
 	}
@@ -594,7 +606,7 @@ func TestAcceptReplicaKilledWhilePosting(t *testing.T) {
 	}
 	// Every row of a connected uploader is present exactly once, with its
 	// last value.
-	res, err := posters[0].Get(ctx, client.Query{Keys: keys})
+	res, err := posters[0].Get(ctx, cloud.Query{Keys: keys})
 	if err != nil || res.Partial {
 		t.Fatalf("Get = %+v, %v", res, err)
 	}
@@ -618,7 +630,7 @@ func TestAcceptReplicaKilledWhilePosting(t *testing.T) {
 	}
 	// The live views converge to the rows of a fresh Get.
 	for i, v := range views {
-		res, err := posters[0].Get(ctx, client.Query{Keys: v.Keys()})
+		res, err := posters[0].Get(ctx, cloud.Query{Keys: v.Keys()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -660,7 +672,7 @@ func TestAcceptGetSubscribeUnderConcurrentPosts(t *testing.T) {
 	// values must continue the snapshot's one by one: nothing lost,
 	// nothing doubled.
 	conn := rawClient(t, s.csrv[0])
-	get := protocol.CloudGet{Req: 1, Query: protocol.CloudQuery{Keys: []key{k}, Subscribe: true}}
+	get := cloudwire.Get{Req: 1, Query: cloud.Query{Keys: []key{k}, Subscribe: true}}
 	if err := conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, protocol.KindCloudGet, 0, get.AppendTo(nil))); err != nil {
 		t.Fatal(err)
 	}
@@ -687,8 +699,8 @@ func TestAcceptGetSubscribeUnderConcurrentPosts(t *testing.T) {
 		f := readRaw(t, conn)
 		switch f.Kind {
 		case protocol.KindCloudResult:
-			var m protocol.CloudResult
-			if err := m.Decode(f.Payload); err != nil || m.Code != protocol.CloudOK {
+			var m cloudwire.Result
+			if err := m.Decode(f.Payload); err != nil || m.Code != cloud.CodeOK {
 				t.Fatalf("result %+v %v", m, err)
 			}
 			for _, r := range m.Rows {
@@ -699,7 +711,7 @@ func TestAcceptGetSubscribeUnderConcurrentPosts(t *testing.T) {
 			if !gotResult {
 				t.Fatal("a notification before the snapshot")
 			}
-			var m protocol.CloudNotice
+			var m cloudwire.Notice
 			if err := m.Decode(f.Payload); err != nil {
 				t.Fatal(err)
 			}
@@ -719,7 +731,7 @@ func TestAcceptGetSubscribeUnderConcurrentPosts(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	res, err := vc.Get(ctx, client.Query{Keys: []key{k}})
+	res, err := vc.Get(ctx, cloud.Query{Keys: []key{k}})
 	if err != nil || res.Total != len(posters) {
 		t.Fatalf("final Get %+v %v", res, err)
 	}
@@ -765,11 +777,11 @@ func TestAcceptPartialGetAndLateResync(t *testing.T) {
 	s := startSystem(t)
 	ctx := testutil.Context(t)
 	keys := spreadKeys(t, "slow", 6)
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
-	slow := r.owner(keys[0])
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	slow := ownerOf(r, keys[0])
 	var slowKeys []key
 	for _, k := range keys {
-		if r.owner(k) == slow {
+		if ownerOf(r, k) == slow {
 			slowKeys = append(slowKeys, k)
 		}
 	}
@@ -787,7 +799,7 @@ func TestAcceptPartialGetAndLateResync(t *testing.T) {
 		return nil
 	})
 	c := s.dial(0, client.Options{})
-	res, err := c.Get(ctx, client.Query{Keys: keys})
+	res, err := c.Get(ctx, cloud.Query{Keys: keys})
 	if err != nil || !res.Partial || !slices.Equal(res.Missing, slowKeys) || res.Total != len(keys)-len(slowKeys) {
 		t.Fatalf("Get = partial %v missing %v total %d (%v); want missing %v", res.Partial, res.Missing, res.Total, err, slowKeys)
 	}
@@ -835,7 +847,7 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 			testutil.WaitFor(t, stage+": callers see the replicas", p.linked(replicas))
 			testutil.WaitFor(t, stage+": callers settled", p.settled)
 		}
-		res, err := posters[0].Get(ctx, client.Query{Keys: keys})
+		res, err := posters[0].Get(ctx, cloud.Query{Keys: keys})
 		if err != nil || res.Partial || res.Total != 2*len(keys)+1 || len(res.Rows) != res.Total {
 			t.Fatalf("%s: Get total %d rows %d partial %v (%v)", stage, res.Total, len(res.Rows), res.Partial, err)
 		}
@@ -851,7 +863,7 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 			}
 		}
 		for i, v := range views {
-			fresh, err := posters[0].Get(ctx, client.Query{Keys: v.Keys()})
+			fresh, err := posters[0].Get(ctx, cloud.Query{Keys: v.Keys()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -864,10 +876,10 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 	post(0)
 	// A fourth replica takes over some keys.
 	s.start("cloud", "cloud-4", &Service{Config: testConfig})
-	r4 := newRing([]string{"cloud-1", "cloud-2", "cloud-3", "cloud-4"})
+	r4 := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3", "cloud-4"})
 	took := 0
 	for _, k := range keys {
-		if r4.owner(k) == "cloud-4" {
+		if ownerOf(r4, k) == "cloud-4" {
 			took++
 		}
 	}

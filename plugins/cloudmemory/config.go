@@ -10,7 +10,7 @@
 //     registry lists; the owner stores the key's rows (one per uploader),
 //     serializes every change to it, and notifies the servers that
 //     subscribe to it.
-//   - "cloudmemory-client" (Client), which the runtime provisions on every
+//   - "cloudmemory-client" (Caller), which the runtime provisions on every
 //     server whose group connects to a cloud-memory group, with the cloud
 //     plugin's settings. It gives the server's plugins the
 //     plugins.CloudMemory API (Host.CloudMemory), forwards the operations
@@ -52,7 +52,7 @@ import (
 
 func init() {
 	plugins.Register(plugins.Info{Name: plugins.CloudMemoryPlugin, New: func() plugins.Plugin { return new(Service) }})
-	plugins.Register(plugins.Info{Name: plugins.CloudMemoryClientPlugin, New: func() plugins.Plugin { return new(Client) }})
+	plugins.Register(plugins.Info{Name: plugins.CloudMemoryClientPlugin, New: func() plugins.Plugin { return new(Caller) }})
 }
 
 // Defaults of Config's zero values.

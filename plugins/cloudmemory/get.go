@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
 
 // A Get across replicas. The keys are grouped by owner and each group is
@@ -26,7 +28,7 @@ import (
 // answered within GetTimeout leave their keys missing (partial).
 
 type getOp struct {
-	c         *Client
+	c         *Caller
 	keys      []key // distinct, in query order
 	ups       []ref
 	offset    uint32
@@ -57,42 +59,42 @@ type getPart struct {
 
 type keyRes struct {
 	count uint32
-	rows  []protocol.CloudRow
+	rows  []cloud.Row
 	cut   bool
 }
 
 // getResult is a Get's outcome.
 type getResult struct {
-	code      protocol.CloudCode
+	code      cloud.Code
 	msg       string
-	rows      []protocol.CloudRow
+	rows      []cloud.Row
 	total     uint32
 	truncated bool
 	partial   bool
 	missing   []key
 }
 
-func (r *getResult) public() *plugins.CloudResult {
-	return &plugins.CloudResult{Rows: r.rows, Total: int(r.total), Truncated: r.truncated, Partial: r.partial, Missing: r.missing}
+func (r *getResult) public() *cloud.Result {
+	return &cloud.Result{Rows: r.rows, Total: int(r.total), Truncated: r.truncated, Partial: r.partial, Missing: r.missing}
 }
 
 // get runs a Get for asker. sub returns the subscriber for a subscribing
-// Get (called with Client.mu held). done receives the result.
-func (c *Client) get(sub func() *subscriber, asker ref, addr string, q protocol.CloudQuery, done func(*getResult)) {
-	fail := func(code protocol.CloudCode, msg string) { done(&getResult{code: code, msg: msg}) }
+// Get (called with Caller.mu held). done receives the result.
+func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Query, done func(*getResult)) {
+	fail := func(code cloud.Code, msg string) { done(&getResult{code: code, msg: msg}) }
 	code, msg := c.checkKeys(q.Keys)
-	if code == protocol.CloudOK && len(q.Uploaders) > protocol.MaxCloudKeys {
-		code, msg = protocol.CloudBadRequest, fmt.Sprintf("%d uploaders, limit %d", len(q.Uploaders), protocol.MaxCloudKeys)
+	if code == cloud.CodeOK && len(q.Uploaders) > cloud.MaxKeys {
+		code, msg = cloud.CodeBadRequest, fmt.Sprintf("%d uploaders, limit %d", len(q.Uploaders), cloud.MaxKeys)
 	}
-	if code == protocol.CloudOK {
+	if code == cloud.CodeOK {
 		code, msg = filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpGet, Uploader: asker, Addr: addr, Keys: q.Keys, Query: &q})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if code == protocol.CloudOK && c.stopped {
-		code, msg = protocol.CloudShuttingDown, "server shutting down"
+	if code == cloud.CodeOK && c.stopped {
+		code, msg = cloud.CodeShuttingDown, "server shutting down"
 	}
-	if code != protocol.CloudOK {
+	if code != cloud.CodeOK {
 		fail(code, msg)
 		return
 	}
@@ -117,7 +119,7 @@ func (c *Client) get(sub func() *subscriber, asker ref, addr string, q protocol.
 			}
 		}
 		if n := len(op.sub.entries) + added; op.sub.limited && n > c.cfg.MaxSubscriptionsPerClient {
-			fail(protocol.CloudTooManySubscriptions, fmt.Sprintf("%d subscriptions, limit %d", n, c.cfg.MaxSubscriptionsPerClient))
+			fail(cloud.CodeTooManySubscriptions, fmt.Sprintf("%d subscriptions, limit %d", n, c.cfg.MaxSubscriptionsPerClient))
 			return
 		}
 		op.prev = make(map[key]*subEntry)
@@ -147,7 +149,7 @@ func (c *Client) get(sub func() *subscriber, asker ref, addr string, q protocol.
 	op.timer = time.AfterFunc(c.cfg.GetTimeout.D(), func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.finishGetLocked(op, protocol.CloudOK, "")
+		c.finishGetLocked(op, cloud.CodeOK, "")
 	})
 	c.ops[op] = struct{}{}
 	op.planLocked(op.keys)
@@ -172,7 +174,7 @@ func (op *getOp) planLocked(keys []key) {
 	for _, rep := range order {
 		ks := groups[rep]
 		req := c.nextReqLocked()
-		m := protocol.CloudSrvGet{Req: req, Asker: op.asker, Addr: op.addr, Keys: ks, Uploaders: op.ups, MaxBytes: uint32(c.budget)}
+		m := cloudwire.SrvGet{Req: req, Asker: op.asker, Addr: op.addr, Keys: ks, Uploaders: op.ups, MaxBytes: uint32(c.budget)}
 		switch {
 		case op.phase == 1:
 			m.CountOnly = true
@@ -239,7 +241,7 @@ func (op *getOp) window(keys []key) (off, lim uint32) {
 
 func (op *getOp) backoffLocked(now time.Time) {
 	op.attempts++
-	op.retryAt = now.Add(min(retryMin<<min(op.attempts, 10), retryMax))
+	op.retryAt = now.Add(retryDelay(op.attempts))
 }
 
 // retryLocked plans again the keys whose part failed, once their backoff
@@ -271,20 +273,20 @@ func (op *getOp) partFailedLocked(part *getPart, now time.Time) {
 	op.retryAt = now
 }
 
-func (op *getOp) partResultLocked(part *getPart, m *protocol.CloudSrvResult) {
+func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 	c := op.c
 	delete(op.parts, part)
 	if op.finished {
 		return
 	}
 	switch {
-	case m.Code == protocol.CloudNotOwner || m.Code == protocol.CloudUnavailable || (m.Code == protocol.CloudOK && len(m.Counts) != len(part.keys)):
+	case m.Code == cloud.CodeNotOwner || m.Code == cloud.CodeUnavailable || (m.Code == cloud.CodeOK && len(m.Counts) != len(part.keys)):
 		for _, k := range part.keys {
 			op.unplanned[k] = struct{}{}
 		}
 		op.backoffLocked(time.Now())
 		return
-	case m.Code != protocol.CloudOK:
+	case m.Code != cloud.CodeOK:
 		c.finishGetLocked(op, m.Code, m.Message)
 		return
 	}
@@ -318,7 +320,7 @@ func (op *getOp) partResultLocked(part *getPart, m *protocol.CloudSrvResult) {
 		}
 	}
 	if len(op.parts) == 0 && len(op.unplanned) == 0 {
-		c.finishGetLocked(op, protocol.CloudOK, "")
+		c.finishGetLocked(op, cloud.CodeOK, "")
 	}
 }
 
@@ -326,7 +328,7 @@ func (op *getOp) partResultLocked(part *getPart, m *protocol.CloudSrvResult) {
 // the keys that answered (the others are missing). A subscribing Get's
 // entries become active (their held notifications follow the answer), or
 // wait for a resync when their snapshot is missing or stale.
-func (c *Client) finishGetLocked(op *getOp, code protocol.CloudCode, msg string) {
+func (c *Caller) finishGetLocked(op *getOp, code cloud.Code, msg string) {
 	if op.finished {
 		return
 	}
@@ -336,7 +338,7 @@ func (c *Client) finishGetLocked(op *getOp, code protocol.CloudCode, msg string)
 	for _, req := range op.parts {
 		delete(c.calls, req)
 	}
-	if code != protocol.CloudOK {
+	if code != cloud.CodeOK {
 		if op.subscribe {
 			for _, k := range op.keys {
 				ks := c.subs[k]
@@ -402,8 +404,8 @@ func (c *Client) finishGetLocked(op *getOp, code protocol.CloudCode, msg string)
 // snapshotNote is the Resync that carries key k's part of a subscribing
 // Get's answer; its rows are copies. It is truncated when the answer may
 // not hold every row of k: a window (offset, limit) or the byte limit cut.
-func snapshotNote(k key, res *getResult, op *getOp) plugins.CloudNotification {
-	var rows []protocol.CloudRow
+func snapshotNote(k key, res *getResult, op *getOp) cloud.Notification {
+	var rows []cloud.Row
 	for _, r := range res.rows {
 		if r.Key == k {
 			r.Data = append([]byte(nil), r.Data...)
@@ -411,13 +413,13 @@ func snapshotNote(k key, res *getResult, op *getOp) plugins.CloudNotification {
 		}
 	}
 	cut := res.truncated || op.offset > 0 || (op.limit > 0 && int(res.total) > len(res.rows))
-	return plugins.CloudNotification{Type: plugins.CloudResync, Key: k, Rows: rows, Truncated: cut}
+	return cloud.Notification{Type: cloud.NotifyResync, Key: k, Rows: rows, Truncated: cut}
 }
 
 // merge assembles the answer from the keys' results: query key order, the
 // global window, the download byte limit.
 func (op *getOp) merge() *getResult {
-	res := &getResult{code: protocol.CloudOK}
+	res := &getResult{code: cloud.CodeOK}
 	lo := uint64(op.offset)
 	hi := ^uint64(0)
 	if op.limit > 0 {
@@ -446,7 +448,7 @@ func (op *getOp) merge() *getResult {
 		}
 		take := min(uint64(len(kr.rows)), want)
 		for _, r := range kr.rows[:take] {
-			size := r.EncodedSize()
+			size := cloudwire.RowSize(&r)
 			if len(res.rows) > 0 && bytes+size > maxBytes {
 				res.truncated, stopped = true, true
 				break

@@ -14,12 +14,13 @@ import (
 	"go.uber.org/goleak"
 	"gopkg.in/yaml.v3"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
-	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 func TestMain(m *testing.M) {
@@ -119,7 +120,7 @@ type probe struct {
 	mu    sync.Mutex
 	host  plugins.Host
 	cm    plugins.CloudMemory
-	notes []plugins.CloudNotification
+	notes []cloud.Notification
 	// filter, when set, is this server's query filter.
 	filter func(op *plugins.CloudOp) error
 }
@@ -135,7 +136,7 @@ func (p *probe) Start(_ context.Context, h plugins.Host) error {
 	return nil
 }
 
-func (p *probe) CloudNotification(n plugins.CloudNotification) error {
+func (p *probe) CloudNotification(n cloud.Notification) error {
 	p.mu.Lock()
 	p.notes = append(p.notes, n)
 	p.mu.Unlock()
@@ -158,30 +159,30 @@ func (p *probe) setFilter(f func(op *plugins.CloudOp) error) {
 	p.mu.Unlock()
 }
 
-func (p *probe) notifications() []plugins.CloudNotification {
+func (p *probe) notifications() []cloud.Notification {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.notes)
 }
 
 // changes returns the notifications but Resyncs (snapshots).
-func (p *probe) changes() []plugins.CloudNotification {
-	var out []plugins.CloudNotification
+func (p *probe) changes() []cloud.Notification {
+	var out []cloud.Notification
 	for _, n := range p.notifications() {
-		if n.Type != plugins.CloudResync {
+		if n.Type != cloud.NotifyResync {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-// client returns the cloud-memory client behind the probe's session.
-func (p *probe) client() *Client { return p.cm.(*session).c }
+// caller returns the cloud-memory caller behind the probe's session.
+func (p *probe) caller() *Caller { return p.cm.(*session).c }
 
 // linked reports whether the probe's server is linked to n replicas.
 func (p *probe) linked(n int) func() bool {
 	return func() bool {
-		c := p.client()
+		c := p.caller()
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.replicas) == n
@@ -190,7 +191,7 @@ func (p *probe) linked(n int) func() bool {
 
 // settled reports whether the probe's client has nothing left to place.
 func (p *probe) settled() bool {
-	c := p.client()
+	c := p.caller()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.unplaced) > 0 || len(c.resync) > 0 {
@@ -220,7 +221,7 @@ func (p *probe) settled() bool {
 }
 
 // describeRows prints rows as "key uploader=data" in their order.
-func describeRows(rows []protocol.CloudRow) string {
+func describeRows(rows []cloud.Row) string {
 	var parts []string
 	for _, r := range rows {
 		parts = append(parts, fmt.Sprintf("%s %s=%s", r.Key, r.Uploader, r.Data))
@@ -232,16 +233,16 @@ func describeRows(rows []protocol.CloudRow) string {
 // its state: key → uploader → data.
 type view map[key]map[ref]string
 
-func (v view) apply(n plugins.CloudNotification) {
+func (v view) apply(n cloud.Notification) {
 	switch n.Type {
-	case plugins.CloudUpdated:
+	case cloud.NotifyUpdated:
 		if v[n.Key] == nil {
 			v[n.Key] = make(map[ref]string)
 		}
 		v[n.Key][n.Row.Uploader] = string(n.Row.Data)
-	case plugins.CloudDeleted:
+	case cloud.NotifyDeleted:
 		delete(v[n.Key], n.Row.Uploader)
-	case plugins.CloudResync:
+	case cloud.NotifyResync:
 		v[n.Key] = make(map[ref]string)
 		for _, r := range n.Rows {
 			v[n.Key][r.Uploader] = string(r.Data)
@@ -249,7 +250,7 @@ func (v view) apply(n plugins.CloudNotification) {
 	}
 }
 
-func (v view) load(rows []protocol.CloudRow) {
+func (v view) load(rows []cloud.Row) {
 	for _, r := range rows {
 		if v[r.Key] == nil {
 			v[r.Key] = make(map[ref]string)
@@ -283,10 +284,10 @@ func (v view) clone() view {
 // busiestReplica returns which of the test system's three replicas owns
 // the most of keys: the one whose death moves the most.
 func busiestReplica(keys []key) string {
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3"})
 	per := map[string]int{}
 	for _, k := range keys {
-		per[r.owner(k)]++
+		per[ownerOf(r, k)]++
 	}
 	victim := "cloud-1"
 	for id, n := range per {

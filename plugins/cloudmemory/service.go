@@ -10,8 +10,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // Service is the "cloudmemory" plugin: one replica of a cloud-memory
@@ -32,7 +35,7 @@ type Service struct {
 	st   *store
 
 	mu      sync.RWMutex
-	ring    ring
+	ring    rendezvous.Ring
 	ready   bool                   // a membership list arrived
 	servers map[string]*downstream // linked (or in grace) servers by ID
 	byKey   map[string]*downstream // the same by subscription key
@@ -129,37 +132,37 @@ func (s *Service) ClientFrame(_ plugins.Client, f protocol.Frame) error {
 func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 	switch f.Kind {
 	case protocol.KindCloudSrvPost:
-		var m protocol.CloudSrvPost
+		var m cloudwire.SrvPost
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
 		code, msg := s.post(rs, &m)
 		s.reply(rs, m.Req, code, msg)
 	case protocol.KindCloudSrvRelease:
-		var m protocol.CloudSrvRelease
+		var m cloudwire.SrvRelease
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
 		code, msg := s.release(rs, &m)
 		s.reply(rs, m.Req, code, msg)
 	case protocol.KindCloudSrvGet:
-		var m protocol.CloudSrvGet
+		var m cloudwire.SrvGet
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
-		s.get(&m, func(res *protocol.CloudSrvResult) {
+		s.get(&m, func(res *cloudwire.SrvResult) {
 			// A failed send means the link is going down; the server
 			// resynchronises when it comes back.
 			_ = rs.SendFrame(protocol.KindCloudSrvResult, 0, res.AppendTo(nil))
 		})
 	case protocol.KindCloudSrvSub:
-		var m protocol.CloudSrvSub
+		var m cloudwire.SrvSub
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
 		s.subscribe(rs, &m)
 	case protocol.KindCloudSrvDrop:
-		var m protocol.CloudSrvDrop
+		var m cloudwire.SrvDrop
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
@@ -168,18 +171,18 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		}
 		s.st.dropUploader(m.Uploader)
 	case protocol.KindCloudSrvSync:
-		var m protocol.CloudSrvSync
+		var m cloudwire.SrvSync
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
 		switch m.Op {
-		case protocol.CloudSyncStart:
+		case cloudwire.SyncStart:
 			s.st.syncStart(rs.ID())
-		case protocol.CloudSyncEnd:
+		case cloudwire.SyncEnd:
 			if n := s.st.syncEnd(rs.ID()); n > 0 {
 				s.log.Debug().Str("peer", rs.ID()).Int("rows", n).Msg("deleted rows the server did not post again")
 			}
-		case protocol.CloudSyncBye:
+		case cloudwire.SyncBye:
 			s.st.dropServer(rs.ID(), 0)
 		}
 	default:
@@ -190,86 +193,86 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 
 // reply answers a post or release. A failed send means the link is going
 // down; the server resynchronises when it comes back.
-func (s *Service) reply(rs plugins.RemoteServer, req uint64, code protocol.CloudCode, msg string) {
-	r := protocol.CloudSrvReply{Req: req, Code: code, Message: msg}
+func (s *Service) reply(rs plugins.RemoteServer, req uint64, code cloud.Code, msg string) {
+	r := cloudwire.SrvReply{Req: req, Code: code, Message: msg}
 	_ = rs.SendFrame(protocol.KindCloudSrvReply, 0, r.AppendTo(nil))
 }
 
 // owns reports whether this replica owns every key, or the code to answer.
-func (s *Service) owns(keys []key) (protocol.CloudCode, string) {
+func (s *Service) owns(keys []key) (cloud.Code, string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if !s.ready {
-		return protocol.CloudUnavailable, "replica starting: membership not known yet"
+		return cloud.CodeUnavailable, "replica starting: membership not known yet"
 	}
 	self := s.host.ServerID()
 	for _, k := range keys {
-		if o := s.ring.owner(k); o != self {
-			return protocol.CloudNotOwner, fmt.Sprintf("%s is owned by %s", k, o)
+		if o := ownerOf(s.ring, k); o != self {
+			return cloud.CodeNotOwner, fmt.Sprintf("%s is owned by %s", k, o)
 		}
 	}
-	return protocol.CloudOK, ""
+	return cloud.CodeOK, ""
 }
 
-func (s *Service) post(rs plugins.RemoteServer, m *protocol.CloudSrvPost) (protocol.CloudCode, string) {
+func (s *Service) post(rs plugins.RemoteServer, m *cloudwire.SrvPost) (cloud.Code, string) {
 	if m.Uploader.Server != rs.ID() {
-		return protocol.CloudBadRequest, fmt.Sprintf("%s posts for %s", rs.ID(), m.Uploader)
+		return cloud.CodeBadRequest, fmt.Sprintf("%s posts for %s", rs.ID(), m.Uploader)
 	}
 	if err := m.Key.Validate(); err != nil {
-		return protocol.CloudBadRequest, err.Error()
+		return cloud.CodeBadRequest, err.Error()
 	}
 	if len(m.Data) > s.MaxRowBytes {
-		return protocol.CloudRowTooLarge, fmt.Sprintf("row of %d bytes, limit %d", len(m.Data), s.MaxRowBytes)
+		return cloud.CodeRowTooLarge, fmt.Sprintf("row of %d bytes, limit %d", len(m.Data), s.MaxRowBytes)
 	}
-	if code, msg := s.owns([]key{m.Key}); code != protocol.CloudOK {
+	if code, msg := s.owns([]key{m.Key}); code != cloud.CodeOK {
 		return code, msg
 	}
 	if !m.Sync {
 		op := plugins.CloudOp{Kind: plugins.CloudOpPost, Uploader: m.Uploader, Addr: m.Addr, Keys: []key{m.Key}, Data: m.Data}
-		if code, msg := filter(s.host, &op); code != protocol.CloudOK {
+		if code, msg := filter(s.host, &op); code != cloud.CodeOK {
 			return code, msg
 		}
 	}
 	s.st.post(m, rs.Incarnation())
-	return protocol.CloudOK, ""
+	return cloud.CodeOK, ""
 }
 
-func (s *Service) release(rs plugins.RemoteServer, m *protocol.CloudSrvRelease) (protocol.CloudCode, string) {
+func (s *Service) release(rs plugins.RemoteServer, m *cloudwire.SrvRelease) (cloud.Code, string) {
 	if m.Uploader.Server != rs.ID() {
-		return protocol.CloudBadRequest, fmt.Sprintf("%s releases for %s", rs.ID(), m.Uploader)
+		return cloud.CodeBadRequest, fmt.Sprintf("%s releases for %s", rs.ID(), m.Uploader)
 	}
 	op := plugins.CloudOp{Kind: plugins.CloudOpRelease, Uploader: m.Uploader, Addr: m.Addr, Keys: m.Keys}
-	if code, msg := filter(s.host, &op); code != protocol.CloudOK {
+	if code, msg := filter(s.host, &op); code != cloud.CodeOK {
 		return code, msg
 	}
 	// No ownership check: the server releases where it placed the rows.
 	s.st.release(m.Uploader, m.Keys)
-	return protocol.CloudOK, ""
+	return cloud.CodeOK, ""
 }
 
 // frameBudget is the encoded row bytes a result for n keys may carry.
 func (s *Service) frameBudget(n int) int {
-	return s.host.MaxFramePayload() - 8 - 2 - 2 - protocol.MaxCloudMessage - 1 - 2 - 4*n - 4
+	return s.host.MaxFramePayload() - 8 - 2 - 2 - cloudwire.MaxMessage - 1 - 2 - 4*n - 4
 }
 
 // get answers a read with send: at once for a refusal, else with the
 // keys' shards locked, so that the snapshot and the notifications after
 // it line up on the link.
-func (s *Service) get(m *protocol.CloudSrvGet, send func(*protocol.CloudSrvResult)) {
-	res := &protocol.CloudSrvResult{Req: m.Req}
+func (s *Service) get(m *cloudwire.SrvGet, send func(*cloudwire.SrvResult)) {
+	res := &cloudwire.SrvResult{Req: m.Req}
 	if len(m.Keys) > s.MaxKeysPerQuery {
-		res.Code, res.Message = protocol.CloudTooManyKeys, fmt.Sprintf("%d keys, limit %d", len(m.Keys), s.MaxKeysPerQuery)
+		res.Code, res.Message = cloud.CodeTooManyKeys, fmt.Sprintf("%d keys, limit %d", len(m.Keys), s.MaxKeysPerQuery)
 		send(res)
 		return
 	}
-	if res.Code, res.Message = s.owns(m.Keys); res.Code != protocol.CloudOK {
+	if res.Code, res.Message = s.owns(m.Keys); res.Code != cloud.CodeOK {
 		send(res)
 		return
 	}
 	if !m.Sync {
-		q := protocol.CloudQuery{Keys: m.Keys, Uploaders: m.Uploaders, Offset: m.Offset, Limit: m.Limit}
+		q := cloud.Query{Keys: m.Keys, Uploaders: m.Uploaders, Offset: m.Offset, Limit: m.Limit}
 		op := plugins.CloudOp{Kind: plugins.CloudOpGet, Uploader: m.Asker, Addr: m.Addr, Keys: m.Keys, Query: &q}
-		if res.Code, res.Message = filter(s.host, &op); res.Code != protocol.CloudOK {
+		if res.Code, res.Message = filter(s.host, &op); res.Code != cloud.CodeOK {
 			send(res)
 			return
 		}
@@ -278,21 +281,21 @@ func (s *Service) get(m *protocol.CloudSrvGet, send func(*protocol.CloudSrvResul
 	if m.MaxBytes > 0 && int64(m.MaxBytes) < int64(budget) {
 		budget = int(m.MaxBytes)
 	}
-	s.st.getThen(m, max(budget, 1), func(counts []uint32, rows []protocol.CloudRow, cut bool) {
+	s.st.getThen(m, max(budget, 1), func(counts []uint32, rows []cloud.Row, cut bool) {
 		res.Counts, res.Rows, res.Cut = counts, rows, cut
 		send(res)
 	})
 }
 
-func (s *Service) subscribe(rs plugins.RemoteServer, m *protocol.CloudSrvSub) {
-	if m.Mode != protocol.CloudSubRemove {
+func (s *Service) subscribe(rs plugins.RemoteServer, m *cloudwire.SrvSub) {
+	if m.Mode != cloudwire.SubRemove {
 		// Only keys this replica owns; the server places the others
 		// where they belong once its view agrees.
 		owned := m.Keys[:0:0]
 		s.mu.RLock()
 		self := s.host.ServerID()
 		for _, k := range m.Keys {
-			if s.ready && s.ring.owner(k) == self {
+			if s.ready && ownerOf(s.ring, k) == self {
 				owned = append(owned, k)
 			}
 		}
@@ -310,16 +313,16 @@ func (s *Service) PeersChanged(peers []plugins.Peer) error {
 	for i, p := range peers {
 		ids[i] = p.ID
 	}
-	r := newRing(ids)
+	r := rendezvous.NewRing(ids)
 	s.mu.Lock()
-	if s.ready && s.ring.equal(r) {
+	if s.ready && s.ring.Equal(r) {
 		s.mu.Unlock()
 		return nil
 	}
 	s.ring, s.ready = r, true
 	s.mu.Unlock()
 	self := s.host.ServerID()
-	tell := s.st.moveOut(func(k key) bool { return r.owner(k) == self })
+	tell := s.st.moveOut(func(k key) bool { return ownerOf(r, k) == self })
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	// The store names servers by ID (rows) or subscription key.
@@ -338,12 +341,12 @@ func (s *Service) PeersChanged(peers []plugins.Peer) error {
 		keys = slices.Compact(keys)
 		for len(keys) > 0 {
 			n := min(len(keys), 1024)
-			m := protocol.CloudSrvMoved{Keys: keys[:n]}
+			m := cloudwire.SrvMoved{Keys: keys[:n]}
 			_ = d.rs.SendFrame(protocol.KindCloudSrvMoved, 0, m.AppendTo(nil))
 			keys = keys[n:]
 		}
 	}
-	s.log.Info().Strs("replicas", r.ids).Int("servers_told", len(tell)).Msg("cloud replica set changed")
+	s.log.Info().Strs("replicas", r.IDs()).Int("servers_told", len(tell)).Msg("cloud replica set changed")
 	return nil
 }
 

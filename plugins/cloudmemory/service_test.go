@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/internal/testutil"
-	"github.com/cloudrift/cloudrift/plugins"
-	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // cluster3 starts three cloud replicas, a world server and a client
@@ -30,7 +30,7 @@ func TestServerPostSubscribeRelease(t *testing.T) {
 	_, world, cs := cluster3(t)
 	ctx := testutil.Context(t)
 	k1 := key{Primary: "app", Secondary: 1}
-	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: []key{k1}, Subscribe: true})
+	res, err := cs.cm.Get(ctx, cloud.Query{Keys: []key{k1}, Subscribe: true})
 	if err != nil || len(res.Rows) != 0 || res.Total != 0 || res.Partial {
 		t.Fatalf("Get = %+v, %v", res, err)
 	}
@@ -46,15 +46,15 @@ func TestServerPostSubscribeRelease(t *testing.T) {
 	testutil.WaitFor(t, "four notifications", func() bool { return len(cs.notifications()) == 4 })
 	ns := cs.notifications()
 	// First the snapshot (empty), then the changes.
-	if n := ns[0]; n.Type != plugins.CloudResync || n.Key != k1 || len(n.Rows) != 0 || n.Truncated {
+	if n := ns[0]; n.Type != cloud.NotifyResync || n.Key != k1 || len(n.Rows) != 0 || n.Truncated {
 		t.Fatalf("notification 0: %+v, want the snapshot as an empty Resync", n)
 	}
 	ns = ns[1:]
 	want := []struct {
-		t       plugins.CloudNotificationType
+		t       cloud.NotificationType
 		created bool
 		data    string
-	}{{plugins.CloudUpdated, true, "one"}, {plugins.CloudUpdated, false, "two"}, {plugins.CloudDeleted, false, "two"}}
+	}{{cloud.NotifyUpdated, true, "one"}, {cloud.NotifyUpdated, false, "two"}, {cloud.NotifyDeleted, false, "two"}}
 	for i, n := range ns {
 		if n.Type != want[i].t || n.Created != want[i].created || string(n.Row.Data) != want[i].data {
 			t.Fatalf("notification %d: %+v", i, n)
@@ -63,7 +63,7 @@ func TestServerPostSubscribeRelease(t *testing.T) {
 			t.Fatalf("notification %d names %s %s via %s", i, n.Key, n.Row.Uploader, n.Row.Via)
 		}
 	}
-	res, err = world.cm.Get(ctx, plugins.CloudQuery{Keys: []key{k1}})
+	res, err = world.cm.Get(ctx, cloud.Query{Keys: []key{k1}})
 	if err != nil || len(res.Rows) != 0 {
 		t.Fatalf("Get after release = %+v, %v", res, err)
 	}
@@ -76,30 +76,30 @@ func TestServerLimitsAndErrors(t *testing.T) {
 	_, world, cs := cluster3(t)
 	ctx := testutil.Context(t)
 	k := key{Primary: "lim", Secondary: 1}
-	if err := world.cm.Post(ctx, k, make([]byte, 401)); !errors.Is(err, plugins.ErrCloudRowTooLarge) {
+	if err := world.cm.Post(ctx, k, make([]byte, 401)); !errors.Is(err, cloud.ErrRowTooLarge) {
 		t.Fatalf("large row: %v", err)
 	}
-	var ce *plugins.CloudError
-	if err := world.cm.Post(ctx, key{Primary: string(make([]byte, 300))}, nil); !errors.As(err, &ce) || ce.Code != protocol.CloudBadRequest {
+	var ce *cloud.Error
+	if err := world.cm.Post(ctx, key{Primary: string(make([]byte, 300))}, nil); !errors.As(err, &ce) || ce.Code != cloud.CodeBadRequest {
 		t.Fatalf("long key: %v", err)
 	}
 	many := make([]key, 9)
 	for i := range many {
 		many[i] = key{Primary: "k", Secondary: uint32(i)}
 	}
-	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: many}); !errors.Is(err, plugins.ErrCloudTooManyKeys) {
+	if _, err := cs.cm.Get(ctx, cloud.Query{Keys: many}); !errors.Is(err, cloud.ErrTooManyKeys) {
 		t.Fatalf("many keys: %v", err)
 	}
-	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{}); !errors.Is(err, plugins.ErrCloudBadRequest) {
+	if _, err := cs.cm.Get(ctx, cloud.Query{}); !errors.Is(err, cloud.ErrBadRequest) {
 		t.Fatalf("no keys: %v", err)
 	}
-	if err := cs.cm.Unsubscribe(ctx, []key{k}); !errors.Is(err, plugins.ErrCloudNotSubscribed) {
+	if err := cs.cm.Unsubscribe(ctx, []key{k}); !errors.Is(err, cloud.ErrNotSubscribed) {
 		t.Fatalf("unsubscribe: %v", err)
 	}
-	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: []key{k}, Subscribe: true}); err != nil {
+	if _, err := cs.cm.Get(ctx, cloud.Query{Keys: []key{k}, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cs.cm.Unsubscribe(ctx, []key{k}, ref{Server: "world-1"}); !errors.Is(err, plugins.ErrCloudSubscribedToAll) {
+	if err := cs.cm.Unsubscribe(ctx, []key{k}, ref{Server: "world-1"}); !errors.Is(err, cloud.ErrSubscribedToAll) {
 		t.Fatalf("unsubscribe uploader from all: %v", err)
 	}
 	if err := cs.cm.Unsubscribe(ctx, []key{k}); err != nil {
@@ -118,10 +118,10 @@ func TestServerGetAcrossReplicas(t *testing.T) {
 	ctx := testutil.Context(t)
 	keys := make([]key, 8)
 	owners := make(map[string]bool)
-	r := newRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3"})
 	for i := range keys {
 		keys[i] = key{Primary: fmt.Sprintf("spread-%d", i), Secondary: uint32(i)}
-		owners[r.owner(keys[i])] = true
+		owners[ownerOf(r, keys[i])] = true
 	}
 	if len(owners) < 2 {
 		t.Fatalf("keys all on one replica: %v", owners)
@@ -149,7 +149,7 @@ func TestServerGetAcrossReplicas(t *testing.T) {
 		}
 	}
 	for _, w := range []struct{ off, lim uint32 }{{0, 0}, {0, 3}, {2, 5}, {5, 0}, {13, 10}, {100, 1}} {
-		res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: q, Offset: w.off, Limit: w.lim})
+		res, err := cs.cm.Get(ctx, cloud.Query{Keys: q, Offset: w.off, Limit: w.lim})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +167,7 @@ func TestServerGetAcrossReplicas(t *testing.T) {
 		}
 	}
 	// Uploader filter.
-	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: q[:2], Uploaders: []ref{{Server: "world-1"}}})
+	res, err := cs.cm.Get(ctx, cloud.Query{Keys: q[:2], Uploaders: []ref{{Server: "world-1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestServerGoneDeletesItsRows(t *testing.T) {
 	e, world, cs := cluster3(t)
 	ctx := testutil.Context(t)
 	keys := []key{{Primary: "gone", Secondary: 1}, {Primary: "gone", Secondary: 2}, {Primary: "gone", Secondary: 3}}
-	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys, Subscribe: true}); err != nil {
+	if _, err := cs.cm.Get(ctx, cloud.Query{Keys: keys, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 	w2 := &probe{}
@@ -209,11 +209,11 @@ func TestServerGoneDeletesItsRows(t *testing.T) {
 	s2.Close()
 	testutil.WaitFor(t, "3 deletions", func() bool { return len(cs.changes()) == 9 })
 	for _, n := range cs.changes()[6:] {
-		if n.Type != plugins.CloudDeleted || n.Row.Uploader.Server != "world-2" || string(n.Row.Data) != "w2" {
+		if n.Type != cloud.NotifyDeleted || n.Row.Uploader.Server != "world-2" || string(n.Row.Data) != "w2" {
 			t.Fatalf("notification %+v", n)
 		}
 	}
-	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys})
+	res, err := cs.cm.Get(ctx, cloud.Query{Keys: keys})
 	if err != nil || res.Total != 3 {
 		t.Fatalf("Get = %+v, %v", res, err)
 	}
@@ -242,7 +242,7 @@ func TestServerRowsSurviveReplicaKill(t *testing.T) {
 		keys[i] = key{Primary: "kill", Secondary: uint32(i)}
 	}
 	got := view{}
-	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys, Subscribe: true})
+	res, err := cs.cm.Get(ctx, cloud.Query{Keys: keys, Subscribe: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestServerRowsSurviveReplicaKill(t *testing.T) {
 	}
 	testutil.WaitFor(t, "world settled", world.settled)
 	testutil.WaitFor(t, "client server settled", cs.settled)
-	res, err = cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys})
+	res, err = cs.cm.Get(ctx, cloud.Query{Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,21 +313,21 @@ func TestPostWaitsForFirstReplica(t *testing.T) {
 		t.Fatalf("Post returned before any replica linked: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	cloud := e.start("cloud", "cloud-1")
+	replica := e.start("cloud", "cloud-1")
 	if err := <-posted; err != nil {
 		t.Fatalf("Post once a replica linked: %v", err)
 	}
-	res, err := world.cm.Get(ctx, plugins.CloudQuery{Keys: []key{k}})
+	res, err := world.cm.Get(ctx, cloud.Query{Keys: []key{k}})
 	if err != nil || len(res.Rows) != 1 || string(res.Rows[0].Data) != "first" {
 		t.Fatalf("Get after the early Post: %+v, %v", res, err)
 	}
 
-	cloud.Close()
+	replica.Close()
 	testutil.WaitFor(t, "world unlinked from the replica", world.linked(0))
-	// Had it waited, it would end with ErrCloudTimeout.
+	// Had it waited, it would end with cloud.ErrTimeout.
 	err = world.cm.Post(ctx, key{Primary: "late"}, []byte("x"))
-	if !errors.Is(err, plugins.ErrCloudUnavailable) {
-		t.Fatalf("Post with every replica gone: %v, want ErrCloudUnavailable", err)
+	if !errors.Is(err, cloud.ErrUnavailable) {
+		t.Fatalf("Post with every replica gone: %v, want cloud.ErrUnavailable", err)
 	}
 }
 
@@ -369,7 +369,7 @@ func TestPluginViewFromNotificationsAlone(t *testing.T) {
 		}()
 	}
 	time.Sleep(50 * time.Millisecond) // posts are flowing
-	if _, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys, Subscribe: true}); err != nil {
+	if _, err := cs.cm.Get(ctx, cloud.Query{Keys: keys, Subscribe: true}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // and keep flowing after the snapshot
@@ -379,7 +379,7 @@ func TestPluginViewFromNotificationsAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := cs.cm.Get(ctx, plugins.CloudQuery{Keys: keys})
+	res, err := cs.cm.Get(ctx, cloud.Query{Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +392,7 @@ func TestPluginViewFromNotificationsAlone(t *testing.T) {
 		}
 		return got.String() == want.String()
 	})
-	if n := cs.notifications(); n[0].Type != plugins.CloudResync {
+	if n := cs.notifications(); n[0].Type != cloud.NotifyResync {
 		t.Fatalf("first notification %+v, want the snapshot", n[0])
 	}
 }

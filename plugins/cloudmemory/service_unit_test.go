@@ -8,10 +8,13 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // fakeHost is the part of plugins.Host a Service uses.
@@ -67,14 +70,14 @@ func startService(t *testing.T, grace time.Duration) *Service {
 	return s
 }
 
-func servicePost(t *testing.T, s *Service, from *fakeRemote, k key, up ref, data string) protocol.CloudSrvReply {
+func servicePost(t *testing.T, s *Service, from *fakeRemote, k key, up ref, data string) cloudwire.SrvReply {
 	t.Helper()
-	m := protocol.CloudSrvPost{Req: 1, Key: k, Uploader: up, Data: []byte(data)}
+	m := cloudwire.SrvPost{Req: 1, Key: k, Uploader: up, Data: []byte(data)}
 	if err := s.ServerFrame(from, protocol.Frame{Kind: protocol.KindCloudSrvPost, Payload: m.AppendTo(nil)}); err != nil {
 		t.Fatal(err)
 	}
 	fs := from.frames(protocol.KindCloudSrvReply)
-	var r protocol.CloudSrvReply
+	var r cloudwire.SrvReply
 	if err := r.Decode(fs[len(fs)-1].Payload); err != nil {
 		t.Fatal(err)
 	}
@@ -85,15 +88,15 @@ func TestServiceGrace(t *testing.T) {
 	s := startService(t, 100*time.Millisecond)
 	k := key{Primary: "g", Secondary: 1}
 	e1 := &fakeRemote{id: "e1", inc: 7}
-	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != protocol.CloudUnavailable {
+	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != cloud.CodeUnavailable {
 		t.Fatalf("before membership: %v", r.Code)
 	}
 	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}})
 	s.ServerConnected(e1)
-	if r := servicePost(t, s, e1, k, ref{Server: "e2", ID: 1}, "x"); r.Code != protocol.CloudBadRequest {
+	if r := servicePost(t, s, e1, k, ref{Server: "e2", ID: 1}, "x"); r.Code != cloud.CodeBadRequest {
 		t.Fatalf("posting for another server's client: %v", r.Code)
 	}
-	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != protocol.CloudOK {
+	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != cloud.CodeOK {
 		t.Fatalf("post: %v %s", r.Code, r.Message)
 	}
 	rows := func() int { _, n, _ := s.Stats(); return n }
@@ -138,21 +141,21 @@ func TestServiceHandsKeysOver(t *testing.T) {
 		keys = append(keys, k)
 		servicePost(t, s, e1, k, ref{Server: "e1"}, "v")
 	}
-	sub := protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: keys}
+	sub := cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: keys}
 	if err := s.ServerFrame(e1, protocol.Frame{Kind: protocol.KindCloudSrvSub, Payload: sub.AppendTo(nil)}); err != nil {
 		t.Fatal(err)
 	}
 	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}, {ID: "cloud-2"}})
-	r := newRing([]string{"cloud-1", "cloud-2"})
+	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2"})
 	var movedWant int
 	for _, k := range keys {
-		if r.owner(k) == "cloud-2" {
+		if ownerOf(r, k) == "cloud-2" {
 			movedWant++
 		}
 	}
 	var moved []key
 	for _, f := range e1.frames(protocol.KindCloudSrvMoved) {
-		var m protocol.CloudSrvMoved
+		var m cloudwire.SrvMoved
 		if err := m.Decode(f.Payload); err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +165,7 @@ func TestServiceHandsKeysOver(t *testing.T) {
 		t.Fatalf("moved %d keys, want %d", len(moved), movedWant)
 	}
 	for _, k := range moved {
-		if r.owner(k) != "cloud-2" {
+		if ownerOf(r, k) != "cloud-2" {
 			t.Fatalf("%s moved but still owned here", k)
 		}
 	}
@@ -171,7 +174,7 @@ func TestServiceHandsKeysOver(t *testing.T) {
 		t.Fatalf("left %d keys %d rows %d subscriptions", keysLeft, rowsLeft, subsLeft)
 	}
 	// A post for a moved key is refused.
-	if rep := servicePost(t, s, e1, moved[0], ref{Server: "e1"}, "v"); rep.Code != protocol.CloudNotOwner {
+	if rep := servicePost(t, s, e1, moved[0], ref{Server: "e1"}, "v"); rep.Code != cloud.CodeNotOwner {
 		t.Fatalf("post to a moved key: %v", rep.Code)
 	}
 }

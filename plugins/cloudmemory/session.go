@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
 
 // maxSessionQueue is how many notifications a plugin's handler may fall
@@ -18,28 +20,28 @@ const maxSessionQueue = 8192
 // and handed to the plugin's handler on a goroutine of the session's, in
 // order.
 type session struct {
-	c      *Client
+	c      *Caller
 	name   string
-	notify func(plugins.CloudNotification)
+	notify func(cloud.Notification)
 	sub    *subscriber
 
 	mu      sync.Mutex // guards the fields below
-	queue   []plugins.CloudNotification
+	queue   []cloud.Notification
 	running bool // a drain goroutine runs
 }
 
 var _ plugins.CloudMemory = (*session)(nil)
 
 // CloudSession implements plugins.CloudMemoryProvider.
-func (c *Client) CloudSession(name string, notify func(plugins.CloudNotification)) plugins.CloudMemory {
+func (c *Caller) CloudSession(name string, notify func(cloud.Notification)) plugins.CloudMemory {
 	s := &session{c: c, name: name, notify: notify}
 	s.sub = &subscriber{sess: s, entries: make(map[key]*subEntry)}
 	return s
 }
 
-// pushLocked queues a notification (Client.mu held). A queue at its limit
+// pushLocked queues a notification (Caller.mu held). A queue at its limit
 // is dropped and every subscription of the session resyncs.
-func (s *session) pushLocked(c *Client, n plugins.CloudNotification) {
+func (s *session) pushLocked(c *Caller, n cloud.Notification) {
 	if s.notify == nil || c.stopped {
 		return
 	}
@@ -90,7 +92,7 @@ func (s *session) drain() {
 
 func (s *session) ready() error {
 	if !s.c.started.Load() {
-		return &plugins.CloudError{Code: protocol.CloudUnavailable, Message: "the cloud-memory client has not started"}
+		return &cloud.Error{Code: cloud.CodeUnavailable, Message: "the cloud-memory caller has not started"}
 	}
 	return nil
 }
@@ -114,12 +116,12 @@ func (s *session) Ref() plugins.ClientRef {
 }
 
 // Post implements plugins.CloudMemory.
-func (s *session) Post(ctx context.Context, k plugins.CloudKey, data []byte) error {
+func (s *session) Post(ctx context.Context, k cloud.Key, data []byte) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
 	ch := make(chan error, 1)
-	s.c.post(s.c.self, "", k, data, func(code protocol.CloudCode, msg string) { ch <- protocol.NewCloudError(code, msg) })
+	s.c.post(s.c.self, "", k, data, func(code cloud.Code, msg string) { ch <- cloud.NewError(code, msg) })
 	err, werr := wait(ctx, ch)
 	if werr != nil {
 		return werr
@@ -128,12 +130,12 @@ func (s *session) Post(ctx context.Context, k plugins.CloudKey, data []byte) err
 }
 
 // Release implements plugins.CloudMemory.
-func (s *session) Release(ctx context.Context, keys ...plugins.CloudKey) error {
+func (s *session) Release(ctx context.Context, keys ...cloud.Key) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
 	ch := make(chan error, 1)
-	s.c.release(s.c.self, "", keys, func(code protocol.CloudCode, msg string) { ch <- protocol.NewCloudError(code, msg) })
+	s.c.release(s.c.self, "", keys, func(code cloud.Code, msg string) { ch <- cloud.NewError(code, msg) })
 	err, werr := wait(ctx, ch)
 	if werr != nil {
 		return werr
@@ -142,7 +144,7 @@ func (s *session) Release(ctx context.Context, keys ...plugins.CloudKey) error {
 }
 
 // Get implements plugins.CloudMemory.
-func (s *session) Get(ctx context.Context, q plugins.CloudQuery) (*plugins.CloudResult, error) {
+func (s *session) Get(ctx context.Context, q cloud.Query) (*cloud.Result, error) {
 	if err := s.ready(); err != nil {
 		return nil, err
 	}
@@ -152,20 +154,20 @@ func (s *session) Get(ctx context.Context, q plugins.CloudQuery) (*plugins.Cloud
 	if err != nil {
 		return nil, err
 	}
-	if err := protocol.NewCloudError(r.code, r.msg); err != nil {
+	if err := cloud.NewError(r.code, r.msg); err != nil {
 		return nil, err
 	}
 	return r.public(), nil
 }
 
 // Unsubscribe implements plugins.CloudMemory.
-func (s *session) Unsubscribe(ctx context.Context, keys []plugins.CloudKey, uploaders ...plugins.ClientRef) error {
+func (s *session) Unsubscribe(ctx context.Context, keys []cloud.Key, uploaders ...plugins.ClientRef) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
 	ch := make(chan error, 1)
 	s.c.unsubscribe(func() *subscriber { return s.sub }, s.c.self, "", keys, uploaders,
-		func(code protocol.CloudCode, msg string) { ch <- protocol.NewCloudError(code, msg) })
+		func(code cloud.Code, msg string) { ch <- cloud.NewError(code, msg) })
 	err, werr := wait(ctx, ch)
 	if werr != nil {
 		return werr
@@ -175,33 +177,33 @@ func (s *session) Unsubscribe(ctx context.Context, keys []plugins.CloudKey, uplo
 
 // ClientFrame implements plugins.FrameHandler: the cloud-memory operations
 // of this (external) server's game clients, forwarded with their identity.
-func (c *Client) ClientFrame(pc plugins.Client, f protocol.Frame) error {
+func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 	switch f.Kind {
 	case protocol.KindCloudPost:
-		var m protocol.CloudPost
+		var m cloudwire.Post
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
 		c.post(pc.Ref(), pc.RemoteAddr(), m.Key, m.Data, replyTo(pc, m.Req))
 	case protocol.KindCloudRelease:
-		var m protocol.CloudRelease
+		var m cloudwire.Release
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
 		c.release(pc.Ref(), pc.RemoteAddr(), m.Keys, replyTo(pc, m.Req))
 	case protocol.KindCloudGet:
-		var m protocol.CloudGet
+		var m cloudwire.Get
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
 		req := m.Req
 		c.get(func() *subscriber { return c.clientSubLocked(pc) }, pc.Ref(), pc.RemoteAddr(), m.Query, func(r *getResult) {
-			res := protocol.CloudResult{Req: req, Code: r.code, Message: r.msg, Total: r.total,
+			res := cloudwire.Result{Req: req, Code: r.code, Message: r.msg, Total: r.total,
 				Truncated: r.truncated, Partial: r.partial, Missing: r.missing, Rows: r.rows}
 			_ = pc.SendFrame(protocol.KindCloudResult, 0, res.AppendTo(nil))
 		})
 	case protocol.KindCloudUnsubscribe:
-		var m protocol.CloudUnsubscribe
+		var m cloudwire.Unsubscribe
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
@@ -221,14 +223,14 @@ func (c *Client) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 // replyTo answers a game client's request; a client that is gone is not
 // answered.
 func replyTo(pc plugins.Client, req uint32) doneFunc {
-	return func(code protocol.CloudCode, msg string) {
-		r := protocol.CloudReply{Req: req, Code: code, Message: msg}
+	return func(code cloud.Code, msg string) {
+		r := cloudwire.Reply{Req: req, Code: code, Message: msg}
 		_ = pc.SendFrame(protocol.KindCloudReply, 0, r.AppendTo(nil))
 	}
 }
 
 // clientSubLocked returns the subscriber of a game client, making it.
-func (c *Client) clientSubLocked(pc plugins.Client) *subscriber {
+func (c *Caller) clientSubLocked(pc plugins.Client) *subscriber {
 	s := c.clientSub[pc.Ref().ID]
 	if s == nil {
 		s = &subscriber{client: pc, limited: true, entries: make(map[key]*subEntry)}

@@ -5,7 +5,9 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
 
 // The store of one cloud replica: the rows and server-level subscriptions
@@ -19,7 +21,7 @@ import (
 // Server is also the server the row came through.
 
 type (
-	key = protocol.CloudKey
+	key = cloud.Key
 	ref = protocol.ClientRef
 )
 
@@ -102,7 +104,7 @@ func (st *store) epoch(server string) uint64 {
 // server incarnation inc and notifies subscribers. A sync post of a row
 // that is already identical refreshes it silently. It reports whether the
 // row was created.
-func (st *store) post(p *protocol.CloudSrvPost, inc uint64) bool {
+func (st *store) post(p *cloudwire.SrvPost, inc uint64) bool {
 	epoch := st.epoch(p.Uploader.Server)
 	sh := st.shard(p.Key)
 	sh.mu.Lock()
@@ -126,7 +128,7 @@ func (st *store) post(p *protocol.CloudSrvPost, inc uint64) bool {
 	}
 	r.addr, r.inc, r.epoch = p.Addr, inc, epoch
 	r.data = append(make([]byte, 0, len(p.Data)), p.Data...)
-	st.notifyLocked(ks, p.Key, r, protocol.CloudUpdated, created)
+	st.notifyLocked(ks, p.Key, r, cloudwire.Updated, created)
 	return created
 }
 
@@ -158,7 +160,7 @@ func (sh *shard) unindex(k key, up ref) {
 
 // notifyLocked sends a notice about r to the servers subscribed to k whose
 // filter matches r's uploader. The shard lock is held.
-func (st *store) notifyLocked(ks *keyState, k key, r *row, t protocol.CloudNoticeType, created bool) {
+func (st *store) notifyLocked(ks *keyState, k key, r *row, t cloudwire.NoticeType, created bool) {
 	if len(ks.subs) == 0 {
 		return
 	}
@@ -171,12 +173,12 @@ func (st *store) notifyLocked(ks *keyState, k key, r *row, t protocol.CloudNotic
 	if len(servers) == 0 {
 		return
 	}
-	n := protocol.CloudNotice{Type: t, Created: created, Row: r.export(k)}
-	st.sink.notify(servers, n.AppendTo(make([]byte, 0, 2+n.Row.EncodedSize())))
+	n := cloudwire.Notice{Type: t, Created: created, Row: r.export(k)}
+	st.sink.notify(servers, n.AppendTo(make([]byte, 0, 2+cloudwire.RowSize(&n.Row))))
 }
 
-func (r *row) export(k key) protocol.CloudRow {
-	return protocol.CloudRow{Key: k, Uploader: r.up, Addr: r.addr, Via: r.up.Server, Data: r.data}
+func (r *row) export(k key) cloud.Row {
+	return cloud.Row{Key: k, Uploader: r.up, Addr: r.addr, Via: r.up.Server, Data: r.data}
 }
 
 // deleteLocked removes the row of up under k and notifies its deletion
@@ -194,7 +196,7 @@ func (st *store) deleteLocked(sh *shard, k key, up ref, silent bool) bool {
 	ks.sorted = nil
 	sh.unindex(k, up)
 	if !silent {
-		st.notifyLocked(ks, k, r, protocol.CloudDeleted, false)
+		st.notifyLocked(ks, k, r, cloudwire.Deleted, false)
 	}
 	sh.dropIfEmpty(k, ks)
 	return true
@@ -312,8 +314,8 @@ func (ks *keyState) sortedLocked() []*row {
 // of them, cut once the encoded rows would pass maxBytes (at least one row
 // is returned), and the count of matching rows of every key. The caller
 // must not modify the rows' data.
-func (st *store) get(q *protocol.CloudSrvGet, maxBytes int) (counts []uint32, rows []protocol.CloudRow, cut bool) {
-	st.getThen(q, maxBytes, func(c []uint32, r []protocol.CloudRow, x bool) { counts, rows, cut = c, r, x })
+func (st *store) get(q *cloudwire.SrvGet, maxBytes int) (counts []uint32, rows []cloud.Row, cut bool) {
+	st.getThen(q, maxBytes, func(c []uint32, r []cloud.Row, x bool) { counts, rows, cut = c, r, x })
 	return counts, rows, cut
 }
 
@@ -321,7 +323,7 @@ func (st *store) get(q *protocol.CloudSrvGet, maxBytes int) (counts []uint32, ro
 // still locked: no change to these keys can be notified between the
 // snapshot and what emit sends, so a reply that emit queues on a link
 // reaches the server before any later notification.
-func (st *store) getThen(q *protocol.CloudSrvGet, maxBytes int, emit func(counts []uint32, rows []protocol.CloudRow, cut bool)) {
+func (st *store) getThen(q *cloudwire.SrvGet, maxBytes int, emit func(counts []uint32, rows []cloud.Row, cut bool)) {
 	// Lock every shard involved, in index order (the only place that
 	// holds more than one).
 	var idx []int
@@ -340,7 +342,7 @@ func (st *store) getThen(q *protocol.CloudSrvGet, maxBytes int, emit func(counts
 	}()
 	filter := sortedRefs(q.Uploaders)
 	counts := make([]uint32, len(q.Keys))
-	var rows []protocol.CloudRow
+	var rows []cloud.Row
 	cut := false
 	pos, bytes := uint64(0), 0
 	end := uint64(q.Offset) + uint64(q.Limit)
@@ -367,7 +369,7 @@ func (st *store) getThen(q *protocol.CloudSrvGet, maxBytes int, emit func(counts
 				continue
 			}
 			out := r.export(k)
-			size := out.EncodedSize()
+			size := cloudwire.RowSize(&out)
 			if maxBytes > 0 && len(rows) > 0 && bytes+size > maxBytes {
 				cut = true
 				continue
@@ -392,12 +394,12 @@ func sortedRefs(refs []ref) []ref {
 
 // subscribe sets server's subscription to each key: every uploader, the
 // listed ones, or none (CloudSubRemove).
-func (st *store) subscribe(server string, m *protocol.CloudSrvSub) {
+func (st *store) subscribe(server string, m *cloudwire.SrvSub) {
 	for _, k := range m.Keys {
 		sh := st.shard(k)
 		sh.mu.Lock()
 		ks := sh.keys[k]
-		if m.Mode == protocol.CloudSubRemove {
+		if m.Mode == cloudwire.SubRemove {
 			if ks != nil && ks.subs[server] != nil {
 				delete(ks.subs, server)
 				sh.unsub(server, k)
@@ -413,7 +415,7 @@ func (st *store) subscribe(server string, m *protocol.CloudSrvSub) {
 		if ks.subs == nil {
 			ks.subs = make(map[string]*serverSub)
 		}
-		sub := &serverSub{all: m.Mode == protocol.CloudSubAll}
+		sub := &serverSub{all: m.Mode == cloudwire.SubAll}
 		if !sub.all {
 			sub.ups = make(map[ref]struct{}, len(m.Uploaders))
 			for _, up := range m.Uploaders {

@@ -7,17 +7,19 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/cloud"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
+	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // notices records what a store notified, by server.
 type notices struct {
 	mu  sync.Mutex
-	got map[string][]protocol.CloudNotice
+	got map[string][]cloudwire.Notice
 }
 
 func (n *notices) notify(servers []string, b []byte) {
-	var m protocol.CloudNotice
+	var m cloudwire.Notice
 	if err := m.Decode(b); err != nil {
 		panic(err)
 	}
@@ -25,14 +27,14 @@ func (n *notices) notify(servers []string, b []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.got == nil {
-		n.got = make(map[string][]protocol.CloudNotice)
+		n.got = make(map[string][]cloudwire.Notice)
 	}
 	for _, s := range servers {
 		n.got[s] = append(n.got[s], m)
 	}
 }
 
-func (n *notices) take(server string) []protocol.CloudNotice {
+func (n *notices) take(server string) []cloudwire.Notice {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := n.got[server]
@@ -41,11 +43,11 @@ func (n *notices) take(server string) []protocol.CloudNotice {
 }
 
 // describe prints notices compactly: "U+ k/1 c#1 data", "D k/1 c#1 data".
-func describe(ns []protocol.CloudNotice) string {
+func describe(ns []cloudwire.Notice) string {
 	var parts []string
 	for _, n := range ns {
 		t := "U"
-		if n.Type == protocol.CloudDeleted {
+		if n.Type == cloudwire.Deleted {
 			t = "D"
 		}
 		if n.Created {
@@ -61,10 +63,10 @@ func k(p string, s uint32) key { return key{Primary: p, Secondary: s} }
 func up(server string, id uint64) ref { return ref{Server: server, ID: id} }
 
 func post(st *store, kk key, u ref, data string) bool {
-	return st.post(&protocol.CloudSrvPost{Key: kk, Uploader: u, Addr: "addr-" + u.String(), Data: []byte(data)}, 1)
+	return st.post(&cloudwire.SrvPost{Key: kk, Uploader: u, Addr: "addr-" + u.String(), Data: []byte(data)}, 1)
 }
 
-func rowsOf(rows []protocol.CloudRow) string {
+func rowsOf(rows []cloud.Row) string {
 	var parts []string
 	for _, r := range rows {
 		parts = append(parts, fmt.Sprintf("%s %s=%s", r.Key, r.Uploader, r.Data))
@@ -75,8 +77,8 @@ func rowsOf(rows []protocol.CloudRow) string {
 func TestStorePostOverwriteNotify(t *testing.T) {
 	var n notices
 	st := newStore(&n)
-	st.subscribe("e1", &protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: []key{k("a", 1)}})
-	st.subscribe("e2", &protocol.CloudSrvSub{Mode: protocol.CloudSubList, Keys: []key{k("a", 1)}, Uploaders: []ref{up("c", 2)}})
+	st.subscribe("e1", &cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: []key{k("a", 1)}})
+	st.subscribe("e2", &cloudwire.SrvSub{Mode: cloudwire.SubList, Keys: []key{k("a", 1)}, Uploaders: []ref{up("c", 2)}})
 	if !post(st, k("a", 1), up("c", 1), "one") {
 		t.Fatal("first post did not create")
 	}
@@ -91,7 +93,7 @@ func TestStorePostOverwriteNotify(t *testing.T) {
 	if got, want := describe(n.take("e2")), "U+ a/1 c#2 x"; got != want {
 		t.Fatalf("e2 got %q, want %q", got, want)
 	}
-	counts, rows, _ := st.get(&protocol.CloudSrvGet{Keys: []key{k("a", 1)}}, 0)
+	counts, rows, _ := st.get(&cloudwire.SrvGet{Keys: []key{k("a", 1)}}, 0)
 	if counts[0] != 2 || rowsOf(rows) != "a/1 c#1=two, a/1 c#2=x" {
 		t.Fatalf("counts %v rows %s", counts, rowsOf(rows))
 	}
@@ -103,8 +105,8 @@ func TestStorePostOverwriteNotify(t *testing.T) {
 func TestStoreSyncPostIsSilentWhenIdentical(t *testing.T) {
 	var n notices
 	st := newStore(&n)
-	st.subscribe("e", &protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: []key{k("a", 1)}})
-	p := protocol.CloudSrvPost{Key: k("a", 1), Uploader: up("c", 1), Data: []byte("v")}
+	st.subscribe("e", &cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: []key{k("a", 1)}})
+	p := cloudwire.SrvPost{Key: k("a", 1), Uploader: up("c", 1), Data: []byte("v")}
 	st.post(&p, 1)
 	p.Sync = true
 	st.post(&p, 1)
@@ -119,7 +121,7 @@ func TestStoreReleaseAndDrop(t *testing.T) {
 	var n notices
 	st := newStore(&n)
 	keys := []key{k("a", 1), k("a", 2), k("b", 1)}
-	st.subscribe("e", &protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: keys})
+	st.subscribe("e", &cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: keys})
 	for _, kk := range keys {
 		post(st, kk, up("c", 1), "c1-"+kk.String())
 		post(st, kk, up("c", 2), "c2-"+kk.String())
@@ -142,7 +144,7 @@ func TestStoreReleaseAndDrop(t *testing.T) {
 		t.Fatalf("dropServer deleted %d", got)
 	}
 	n.take("e")
-	_, rows, _ := st.get(&protocol.CloudSrvGet{Keys: keys}, 0)
+	_, rows, _ := st.get(&cloudwire.SrvGet{Keys: keys}, 0)
 	if got, want := rowsOf(rows), "a/1 d#1=d1-a/1, a/2 d#1=d1-a/2, b/1 d#1=d1-b/1"; got != want {
 		t.Fatalf("left %s, want %s", got, want)
 	}
@@ -151,15 +153,15 @@ func TestStoreReleaseAndDrop(t *testing.T) {
 func TestStoreDropServerKeepsNewIncarnation(t *testing.T) {
 	var n notices
 	st := newStore(&n)
-	st.post(&protocol.CloudSrvPost{Key: k("a", 1), Uploader: up("w", 0), Data: []byte("old")}, 1)
-	st.post(&protocol.CloudSrvPost{Key: k("a", 2), Uploader: up("w", 0), Data: []byte("old")}, 1)
+	st.post(&cloudwire.SrvPost{Key: k("a", 1), Uploader: up("w", 0), Data: []byte("old")}, 1)
+	st.post(&cloudwire.SrvPost{Key: k("a", 2), Uploader: up("w", 0), Data: []byte("old")}, 1)
 	// The server restarted (incarnation 2) and posted a again before the
 	// old incarnation's rows were dropped.
-	st.post(&protocol.CloudSrvPost{Key: k("a", 1), Uploader: up("w", 0), Data: []byte("new")}, 2)
+	st.post(&cloudwire.SrvPost{Key: k("a", 1), Uploader: up("w", 0), Data: []byte("new")}, 2)
 	if got := st.dropServer("w", 1); got != 1 {
 		t.Fatalf("dropped %d", got)
 	}
-	_, rows, _ := st.get(&protocol.CloudSrvGet{Keys: []key{k("a", 1), k("a", 2)}}, 0)
+	_, rows, _ := st.get(&cloudwire.SrvGet{Keys: []key{k("a", 1), k("a", 2)}}, 0)
 	if got := rowsOf(rows); got != "a/1 w#0=new" {
 		t.Fatalf("left %s", got)
 	}
@@ -168,13 +170,13 @@ func TestStoreDropServerKeepsNewIncarnation(t *testing.T) {
 func TestStoreSyncSession(t *testing.T) {
 	var n notices
 	st := newStore(&n)
-	st.subscribe("sub", &protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: []key{k("a", 1), k("a", 2), k("a", 3)}})
+	st.subscribe("sub", &cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: []key{k("a", 1), k("a", 2), k("a", 3)}})
 	post(st, k("a", 1), up("e", 1), "keep")
 	post(st, k("a", 2), up("e", 1), "gone")
 	post(st, k("a", 3), up("f", 1), "other server")
 	n.take("sub")
 	st.syncStart("e")
-	st.post(&protocol.CloudSrvPost{Sync: true, Key: k("a", 1), Uploader: up("e", 1), Addr: "addr-e#1", Data: []byte("keep")}, 1)
+	st.post(&cloudwire.SrvPost{Sync: true, Key: k("a", 1), Uploader: up("e", 1), Addr: "addr-e#1", Data: []byte("keep")}, 1)
 	if got := st.syncEnd("e"); got != 1 {
 		t.Fatalf("syncEnd deleted %d", got)
 	}
@@ -191,7 +193,7 @@ func TestStoreGetWindow(t *testing.T) {
 		post(st, k("x", 1), u, "x-"+u.String())
 		post(st, k("y", 1), u, "y-"+u.String())
 	}
-	q := protocol.CloudSrvGet{Keys: []key{k("y", 1), k("none", 0), k("x", 1)}}
+	q := cloudwire.SrvGet{Keys: []key{k("y", 1), k("none", 0), k("x", 1)}}
 	counts, rows, cut := st.get(&q, 0)
 	if !slices.Equal(counts, []uint32{3, 0, 3}) || cut {
 		t.Fatalf("counts %v cut %v", counts, cut)
@@ -206,13 +208,13 @@ func TestStoreGetWindow(t *testing.T) {
 		t.Fatalf("window %s, want %s", got, want)
 	}
 	// Uploader filter, unsorted and with a duplicate and an unknown ref.
-	q = protocol.CloudSrvGet{Keys: []key{k("x", 1)}, Uploaders: []ref{up("s2", 1), up("zz", 1), up("s1", 2), up("s2", 1)}}
+	q = cloudwire.SrvGet{Keys: []key{k("x", 1)}, Uploaders: []ref{up("s2", 1), up("zz", 1), up("s1", 2), up("s2", 1)}}
 	counts, rows, _ = st.get(&q, 0)
 	if counts[0] != 2 || rowsOf(rows) != "x/1 s1#2=x-s1#2, x/1 s2#1=x-s2#1" {
 		t.Fatalf("filtered %v %s", counts, rowsOf(rows))
 	}
 	// Count only.
-	q = protocol.CloudSrvGet{Keys: []key{k("x", 1), k("y", 1)}, CountOnly: true}
+	q = cloudwire.SrvGet{Keys: []key{k("x", 1), k("y", 1)}, CountOnly: true}
 	counts, rows, _ = st.get(&q, 0)
 	if !slices.Equal(counts, []uint32{3, 3}) || len(rows) != 0 {
 		t.Fatalf("count only %v %d rows", counts, len(rows))
@@ -224,9 +226,9 @@ func TestStoreGetMaxBytes(t *testing.T) {
 	for i := range 5 {
 		post(st, k("k", 1), up("s", uint64(i+1)), strings.Repeat("d", 100))
 	}
-	q := protocol.CloudSrvGet{Keys: []key{k("k", 1)}}
+	q := cloudwire.SrvGet{Keys: []key{k("k", 1)}}
 	_, all, _ := st.get(&q, 0)
-	size := all[0].EncodedSize()
+	size := cloudwire.RowSize(&all[0])
 	counts, rows, cut := st.get(&q, 2*size+size/2)
 	if len(rows) != 2 || !cut || counts[0] != 5 {
 		t.Fatalf("%d rows, cut %v, counts %v", len(rows), cut, counts)
@@ -246,17 +248,17 @@ func TestStoreSubscriptionModes(t *testing.T) {
 	var n notices
 	st := newStore(&n)
 	kk := k("a", 1)
-	st.subscribe("e", &protocol.CloudSrvSub{Mode: protocol.CloudSubList, Keys: []key{kk}, Uploaders: []ref{up("c", 1)}})
+	st.subscribe("e", &cloudwire.SrvSub{Mode: cloudwire.SubList, Keys: []key{kk}, Uploaders: []ref{up("c", 1)}})
 	post(st, kk, up("c", 1), "1")
 	post(st, kk, up("c", 2), "2")
-	st.subscribe("e", &protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: []key{kk}})
+	st.subscribe("e", &cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: []key{kk}})
 	post(st, kk, up("c", 2), "3")
-	st.subscribe("e", &protocol.CloudSrvSub{Mode: protocol.CloudSubRemove, Keys: []key{kk}})
+	st.subscribe("e", &cloudwire.SrvSub{Mode: cloudwire.SubRemove, Keys: []key{kk}})
 	post(st, kk, up("c", 1), "4")
 	if got, want := describe(n.take("e")), "U+ a/1 c#1 1; U a/1 c#2 3"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	st.subscribe("e", &protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: []key{kk, k("b", 1)}})
+	st.subscribe("e", &cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: []key{kk, k("b", 1)}})
 	st.dropSubscriptions("e")
 	post(st, kk, up("c", 1), "5")
 	if got := n.take("e"); len(got) != 0 {
@@ -273,7 +275,7 @@ func TestStoreMoveOut(t *testing.T) {
 	post(st, k("stay", 1), up("e", 1), "s")
 	post(st, k("go", 1), up("e", 1), "g")
 	post(st, k("go", 1), up("f", 1), "g")
-	st.subscribe("g", &protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: []key{k("go", 1), k("go", 2)}})
+	st.subscribe("g", &cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: []key{k("go", 1), k("go", 2)}})
 	tell := st.moveOut(func(kk key) bool { return kk.Primary == "stay" })
 	for _, srv := range []string{"e", "f"} {
 		if !slices.Equal(tell[srv], []key{k("go", 1)}) {
@@ -299,7 +301,7 @@ func TestStoreConcurrentPostsKeepOrderPerKey(t *testing.T) {
 	var n notices
 	st := newStore(&n)
 	kk := k("hot", 1)
-	st.subscribe("e", &protocol.CloudSrvSub{Mode: protocol.CloudSubAll, Keys: []key{kk}})
+	st.subscribe("e", &cloudwire.SrvSub{Mode: cloudwire.SubAll, Keys: []key{kk}})
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Add(1)
@@ -325,28 +327,31 @@ func TestStoreConcurrentPostsKeepOrderPerKey(t *testing.T) {
 	if len(last) != 8 {
 		t.Fatalf("%d uploaders notified", len(last))
 	}
-	counts, _, _ := st.get(&protocol.CloudSrvGet{Keys: []key{kk}}, 0)
+	counts, _, _ := st.get(&cloudwire.SrvGet{Keys: []key{kk}}, 0)
 	if counts[0] != 8 {
 		t.Fatalf("count %d", counts[0])
 	}
 }
 
-func TestRing(t *testing.T) {
-	r3 := newRing([]string{"c3", "c1", "c2", "c1"})
-	if len(r3.ids) != 3 || !r3.has("c2") || r3.has("c4") {
-		t.Fatalf("ring %v", r3.ids)
+// TestKeyOwnership checks keyHash on the rendezvous ring: owners do not
+// depend on the order of IDs, removing a replica moves only its keys, and
+// keys spread evenly.
+func TestKeyOwnership(t *testing.T) {
+	r3 := rendezvous.NewRing([]string{"c3", "c1", "c2", "c1"})
+	if len(r3.IDs()) != 3 || !r3.Has("c2") || r3.Has("c4") {
+		t.Fatalf("ring %v", r3.IDs())
 	}
-	if (ring{}).owner(k("a", 1)) != "" {
+	if ownerOf(rendezvous.Ring{}, k("a", 1)) != "" {
 		t.Fatal("empty ring owns")
 	}
-	r2 := newRing([]string{"c1", "c3"})
+	r2 := rendezvous.NewRing([]string{"c1", "c3"})
 	per := make(map[string]int)
 	moved := 0
 	const n = 3000
 	for i := range n {
 		kk := k(fmt.Sprintf("key-%d", i), uint32(i%7))
-		o3, o2 := r3.owner(kk), r2.owner(kk)
-		if o3 != newRing([]string{"c2", "c3", "c1"}).owner(kk) {
+		o3, o2 := ownerOf(r3, kk), ownerOf(r2, kk)
+		if o3 != ownerOf(rendezvous.NewRing([]string{"c2", "c3", "c1"}), kk) {
 			t.Fatal("owner depends on the order of IDs")
 		}
 		per[o3]++

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
 
 // Two-level subscriptions, the server's level. Each key this server's
@@ -93,14 +95,14 @@ type ksub struct {
 
 // union returns the server-level filter: every uploader, or the listed
 // ones, or nothing when no entry is left.
-func (ks *ksub) union() (protocol.CloudSubMode, []ref) {
+func (ks *ksub) union() (cloudwire.SubMode, []ref) {
 	if len(ks.entries) == 0 {
-		return protocol.CloudSubRemove, nil
+		return cloudwire.SubRemove, nil
 	}
 	set := make(map[ref]struct{})
 	for _, e := range ks.entries {
 		if e.all {
-			return protocol.CloudSubAll, nil
+			return cloudwire.SubAll, nil
 		}
 		for u := range e.ups {
 			set[u] = struct{}{}
@@ -110,18 +112,18 @@ func (ks *ksub) union() (protocol.CloudSubMode, []ref) {
 	for u := range set {
 		ups = append(ups, u)
 	}
-	return protocol.CloudSubList, sortedRefs(ups)
+	return cloudwire.SubList, sortedRefs(ups)
 }
 
 // sendSubLocked tells the key's placed owner the current union, and
 // forgets the ksub when no entry is left.
-func (c *Client) sendSubLocked(ks *ksub) {
+func (c *Caller) sendSubLocked(ks *ksub) {
 	mode, ups := ks.union()
 	if rep := c.replicas[ks.placed.id]; rep != nil && rep.at == ks.placed {
-		m := protocol.CloudSrvSub{Mode: mode, Keys: []key{ks.k}, Uploaders: ups}
+		m := cloudwire.SrvSub{Mode: mode, Keys: []key{ks.k}, Uploaders: ups}
 		_ = rep.rs.SendFrame(protocol.KindCloudSrvSub, 0, m.AppendTo(nil))
 	}
-	if mode == protocol.CloudSubRemove {
+	if mode == cloudwire.SubRemove {
 		delete(c.subs, ks.k)
 		delete(c.resync, ks.k)
 	}
@@ -129,7 +131,7 @@ func (c *Client) sendSubLocked(ks *ksub) {
 
 // placeSubLocked makes rep hold the subscription. Moving it from another
 // place means the entries' state may be behind: they resync.
-func (c *Client) placeSubLocked(ks *ksub, rep *replica) {
+func (c *Caller) placeSubLocked(ks *ksub, rep *replica) {
 	moved := ks.placed != rep.at
 	ks.placed = rep.at
 	c.sendSubLocked(ks)
@@ -162,7 +164,7 @@ func (ks *ksub) needsResync() bool {
 
 // syncSubsLocked places the subscriptions marked for it and starts the
 // resync reads their entries wait for.
-func (c *Client) syncSubsLocked(now time.Time) {
+func (c *Caller) syncSubsLocked(now time.Time) {
 	for k := range c.resync {
 		ks := c.subs[k]
 		if ks == nil {
@@ -190,10 +192,10 @@ func (c *Client) syncSubsLocked(now time.Time) {
 
 // sendResyncLocked reads the key's rows matching the union filter, for the
 // entries that wait for a snapshot.
-func (c *Client) sendResyncLocked(ks *ksub, rep *replica) {
+func (c *Caller) sendResyncLocked(ks *ksub, rep *replica) {
 	req := c.nextReqLocked()
 	_, ups := ks.union()
-	m := protocol.CloudSrvGet{Req: req, Sync: true, Asker: c.self, Keys: []key{ks.k}, Uploaders: ups, MaxBytes: uint32(c.budget)}
+	m := cloudwire.SrvGet{Req: req, Sync: true, Asker: c.self, Keys: []key{ks.k}, Uploaders: ups, MaxBytes: uint32(c.budget)}
 	if rep.rs.SendFrame(protocol.KindCloudSrvGet, 0, m.AppendTo(nil)) != nil {
 		c.resync[ks.k] = struct{}{}
 		return
@@ -202,15 +204,15 @@ func (c *Client) sendResyncLocked(ks *ksub, rep *replica) {
 	ks.resyncReq = req
 }
 
-func (c *Client) onResyncLocked(req uint64, cl *call, m *protocol.CloudSrvResult) {
+func (c *Caller) onResyncLocked(req uint64, cl *call, m *cloudwire.SrvResult) {
 	ks := c.subs[cl.key]
 	if ks == nil || ks.resyncReq != req {
 		return
 	}
 	ks.resyncReq = 0
-	if m.Code != protocol.CloudOK {
+	if m.Code != cloud.CodeOK {
 		ks.attempts++
-		ks.retryAt = time.Now().Add(min(retryMin<<min(ks.attempts, 10), retryMax))
+		ks.retryAt = time.Now().Add(retryDelay(ks.attempts))
 		c.resync[ks.k] = struct{}{}
 		return
 	}
@@ -229,13 +231,13 @@ func (c *Client) onResyncLocked(req uint64, cl *call, m *protocol.CloudSrvResult
 }
 
 // copyRows copies rows whose Data alias a frame into one buffer.
-func copyRows(rows []protocol.CloudRow) []protocol.CloudRow {
+func copyRows(rows []cloud.Row) []cloud.Row {
 	n := 0
 	for i := range rows {
 		n += len(rows[i].Data)
 	}
 	buf := make([]byte, 0, n)
-	out := make([]protocol.CloudRow, len(rows))
+	out := make([]cloud.Row, len(rows))
 	for i, r := range rows {
 		start := len(buf)
 		buf = append(buf, r.Data...)
@@ -247,7 +249,7 @@ func copyRows(rows []protocol.CloudRow) []protocol.CloudRow {
 
 // deliverResyncLocked sends e's subscriber the rows of k matching its
 // filter, replacing whatever it holds for k.
-func (c *Client) deliverResyncLocked(e *subEntry, k key, rows []protocol.CloudRow, truncated bool) {
+func (c *Caller) deliverResyncLocked(e *subEntry, k key, rows []cloud.Row, truncated bool) {
 	mine := rows
 	if !e.all {
 		mine = nil
@@ -258,11 +260,11 @@ func (c *Client) deliverResyncLocked(e *subEntry, k key, rows []protocol.CloudRo
 		}
 	}
 	if pc := e.sub.client; pc != nil {
-		m := protocol.CloudResync{Truncated: truncated, Key: k, Rows: mine}
+		m := cloudwire.Resync{Truncated: truncated, Key: k, Rows: mine}
 		_ = pc.SendFrame(protocol.KindCloudResync, 0, m.AppendTo(nil))
 		return
 	}
-	e.sub.sess.pushLocked(c, plugins.CloudNotification{Type: plugins.CloudResync, Key: k, Rows: mine, Truncated: truncated})
+	e.sub.sess.pushLocked(c, cloud.Notification{Type: cloud.NotifyResync, Key: k, Rows: mine, Truncated: truncated})
 }
 
 // heldNote is a notification kept for a held entry until its Get is
@@ -270,20 +272,20 @@ func (c *Client) deliverResyncLocked(e *subEntry, k key, rows []protocol.CloudRo
 type heldNote struct {
 	e       *subEntry
 	payload []byte // the encoded notice, for a client
-	n       plugins.CloudNotification
+	n       cloud.Notification
 }
 
 // onNoticeLocked fans a replica's notification out to the entries that
 // want it.
-func (c *Client) onNoticeLocked(rs plugins.RemoteServer, payload []byte, m *protocol.CloudNotice) {
+func (c *Caller) onNoticeLocked(rs plugins.RemoteServer, payload []byte, m *cloudwire.Notice) {
 	ks := c.subs[m.Row.Key]
 	rep := c.replicas[rs.ID()]
 	if ks == nil || rep == nil || ks.placed != rep.at {
 		return // not (or no longer) subscribed there
 	}
 	var refs []ref
-	var note *plugins.CloudNotification
-	getNote := func() plugins.CloudNotification {
+	var note *cloud.Notification
+	getNote := func() cloud.Notification {
 		if note == nil {
 			n := noteOf(m)
 			note = &n
@@ -318,19 +320,19 @@ func (c *Client) onNoticeLocked(rs plugins.RemoteServer, payload []byte, m *prot
 }
 
 // noteOf converts a notice; the row's data is copied.
-func noteOf(m *protocol.CloudNotice) plugins.CloudNotification {
+func noteOf(m *cloudwire.Notice) cloud.Notification {
 	row := m.Row
 	row.Data = append([]byte(nil), row.Data...)
-	t := plugins.CloudUpdated
-	if m.Type == protocol.CloudDeleted {
-		t = plugins.CloudDeleted
+	t := cloud.NotifyUpdated
+	if m.Type == cloudwire.Deleted {
+		t = cloud.NotifyDeleted
 	}
-	return plugins.CloudNotification{Type: t, Key: row.Key, Row: row, Created: m.Created}
+	return cloud.Notification{Type: t, Key: row.Key, Row: row, Created: m.Created}
 }
 
 // deliverHeldLocked delivers a notification that waited for its entry's
 // Get to be answered.
-func (c *Client) deliverHeldLocked(h heldNote) {
+func (c *Caller) deliverHeldLocked(h heldNote) {
 	if pc := h.e.sub.client; pc != nil {
 		_ = pc.SendFrame(protocol.KindCloudNotify, 0, h.payload)
 		return
@@ -339,14 +341,14 @@ func (c *Client) deliverHeldLocked(h heldNote) {
 }
 
 // removeEntryLocked drops e and updates the key's union at its owner.
-func (c *Client) removeEntryLocked(ks *ksub, e *subEntry) {
+func (c *Caller) removeEntryLocked(ks *ksub, e *subEntry) {
 	delete(ks.entries, e.sub)
 	delete(e.sub.entries, ks.k)
 	c.sendSubLocked(ks)
 }
 
 // dropSubscriberLocked removes every entry of sub.
-func (c *Client) dropSubscriberLocked(sub *subscriber) {
+func (c *Caller) dropSubscriberLocked(sub *subscriber) {
 	for k, e := range sub.entries {
 		if ks := c.subs[k]; ks != nil {
 			c.removeEntryLocked(ks, e)
@@ -356,7 +358,7 @@ func (c *Client) dropSubscriberLocked(sub *subscriber) {
 
 // resyncSubscriberLocked makes every entry of sub wait for a resync
 // snapshot (its notifications had to be dropped).
-func (c *Client) resyncSubscriberLocked(sub *subscriber) {
+func (c *Caller) resyncSubscriberLocked(sub *subscriber) {
 	for k, e := range sub.entries {
 		switch e.state {
 		case entryActive:
@@ -371,14 +373,14 @@ func (c *Client) resyncSubscriberLocked(sub *subscriber) {
 
 // unsubscribe removes sub's subscription to keys, or the named uploaders
 // from it. Nothing changes unless every key can be unsubscribed.
-func (c *Client) unsubscribe(sub func() *subscriber, asker ref, addr string, keys []key, ups []ref, done doneFunc) {
+func (c *Caller) unsubscribe(sub func() *subscriber, asker ref, addr string, keys []key, ups []ref, done doneFunc) {
 	code, msg := c.checkKeys(keys)
-	if code == protocol.CloudOK {
+	if code == cloud.CodeOK {
 		code, msg = filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpUnsubscribe, Uploader: asker, Addr: addr, Keys: keys, Uploaders: ups})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if code != protocol.CloudOK {
+	if code != cloud.CodeOK {
 		done(code, msg)
 		return
 	}
@@ -387,15 +389,15 @@ func (c *Client) unsubscribe(sub func() *subscriber, asker ref, addr string, key
 		e := s.entries[k]
 		switch {
 		case e == nil:
-			done(protocol.CloudNotSubscribed, fmt.Sprintf("not subscribed to %s", k))
+			done(cloud.CodeNotSubscribed, fmt.Sprintf("not subscribed to %s", k))
 			return
 		case len(ups) > 0 && e.all:
-			done(protocol.CloudSubscribedToAll, fmt.Sprintf("the subscription to %s is to every uploader; unsubscribe the key instead", k))
+			done(cloud.CodeSubscribedToAll, fmt.Sprintf("the subscription to %s is to every uploader; unsubscribe the key instead", k))
 			return
 		}
 		for _, u := range ups {
 			if _, ok := e.ups[u]; !ok {
-				done(protocol.CloudNotSubscribed, fmt.Sprintf("uploader %s is not in the subscription to %s", u, k))
+				done(cloud.CodeNotSubscribed, fmt.Sprintf("uploader %s is not in the subscription to %s", u, k))
 				return
 			}
 		}
@@ -415,5 +417,5 @@ func (c *Client) unsubscribe(sub func() *subscriber, asker ref, addr string, key
 			c.sendSubLocked(ks)
 		}
 	}
-	done(protocol.CloudOK, "")
+	done(cloud.CodeOK, "")
 }

@@ -1,0 +1,327 @@
+package cloudwire
+
+import (
+	"encoding/binary"
+
+	"github.com/cloudrift/cloudrift/cloud"
+	"github.com/cloudrift/cloudrift/protocol"
+	"github.com/cloudrift/cloudrift/protocol/internal/wire"
+)
+
+// Messages between a server and a cloud-memory replica (kinds 80–91).
+// Request IDs are the server's; a replica answers with SrvReply or
+// SrvResult, and pushes Notices (KindCloudSrvNotify) and SrvMoved.
+
+// SrvPost is a Post forwarded to the key's owner replica, with the
+// uploader's identity. Sync marks a re-post of a row the replica may
+// already hold (after a link or replica-set change): an identical row is
+// then not notified again.
+type SrvPost struct {
+	Req      uint64
+	Sync     bool
+	Key      cloud.Key
+	Uploader protocol.ClientRef
+	Addr     string
+	Data     []byte // aliases the decoded payload
+}
+
+func (m *SrvPost) AppendTo(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, m.Req)
+	var flags byte
+	if m.Sync {
+		flags |= srvFlagSync
+	}
+	dst = append(dst, flags)
+	dst = appendKey(dst, m.Key)
+	dst = protocol.AppendClientRef(dst, m.Uploader)
+	dst = wire.AppendStr8(dst, m.Addr)
+	return append(dst, m.Data...)
+}
+
+func (m *SrvPost) Decode(b []byte) error {
+	d := decoder{wire.NewDecoder(b, "cloud server post")}
+	v := SrvPost{Req: d.U64("req")}
+	v.Sync = d.Flags(srvFlagSync)&srvFlagSync != 0
+	v.Key = d.key()
+	v.Uploader = d.ref("uploader")
+	v.Addr = d.Str8("addr")
+	v.Data = d.Rest()
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// SrvRelease deletes an uploader's rows under Keys. Addr is the
+// uploader's address, for query filters.
+type SrvRelease struct {
+	Req      uint64
+	Uploader protocol.ClientRef
+	Addr     string
+	Keys     []cloud.Key
+}
+
+func (m *SrvRelease) AppendTo(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, m.Req)
+	dst = protocol.AppendClientRef(dst, m.Uploader)
+	dst = wire.AppendStr8(dst, m.Addr)
+	return appendKeys(dst, m.Keys)
+}
+
+func (m *SrvRelease) Decode(b []byte) error {
+	d := decoder{wire.NewDecoder(b, "cloud server release")}
+	v := SrvRelease{Req: d.U64("req"), Uploader: d.ref("uploader"), Addr: d.Str8("addr"), Keys: d.keys("keys")}
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// SrvGet reads rows of keys one replica owns. Offset and Limit apply
+// to the replica's own ordering of the rows of these keys (query key
+// order, then uploader); MaxBytes caps the encoded rows returned (at
+// least one row); CountOnly returns counts and no rows. Sync marks a
+// resync read. Asker and Addr say who asks, for query filters.
+type SrvGet struct {
+	Req       uint64
+	Sync      bool
+	CountOnly bool
+	Asker     protocol.ClientRef
+	Addr      string
+	Offset    uint32
+	Limit     uint32 // 0: no cap
+	MaxBytes  uint32 // 0: no cap
+	Keys      []cloud.Key
+	Uploaders []protocol.ClientRef
+}
+
+func (m *SrvGet) AppendTo(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, m.Req)
+	var flags byte
+	if m.Sync {
+		flags |= srvFlagSync
+	}
+	if m.CountOnly {
+		flags |= srvFlagCountOnly
+	}
+	dst = append(dst, flags)
+	dst = protocol.AppendClientRef(dst, m.Asker)
+	dst = wire.AppendStr8(dst, m.Addr)
+	dst = binary.BigEndian.AppendUint32(dst, m.Offset)
+	dst = binary.BigEndian.AppendUint32(dst, m.Limit)
+	dst = binary.BigEndian.AppendUint32(dst, m.MaxBytes)
+	dst = appendKeys(dst, m.Keys)
+	return appendRefs(dst, m.Uploaders)
+}
+
+func (m *SrvGet) Decode(b []byte) error {
+	d := decoder{wire.NewDecoder(b, "cloud server get")}
+	v := SrvGet{Req: d.U64("req")}
+	flags := d.Flags(srvFlagSync | srvFlagCountOnly)
+	v.Sync = flags&srvFlagSync != 0
+	v.CountOnly = flags&srvFlagCountOnly != 0
+	v.Asker = d.ref("asker")
+	v.Addr = d.Str8("addr")
+	v.Offset = d.U32("offset")
+	v.Limit = d.U32("limit")
+	v.MaxBytes = d.U32("max bytes")
+	v.Keys = d.keys("keys")
+	v.Uploaders = d.refs("uploaders")
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// SubMode says what a SrvSub does to the sender's subscription
+// to each key.
+type SubMode uint8
+
+// Subscription modes.
+const (
+	SubRemove SubMode = 0 // the server no longer subscribes
+	SubAll    SubMode = 1 // notify changes of every uploader
+	SubList   SubMode = 2 // notify changes of the listed uploaders only
+)
+
+// SrvSub sets the sending server's subscription to Keys at their
+// owner: the union of what its own subscribers asked for. A replica
+// ignores keys it does not own.
+type SrvSub struct {
+	Mode      SubMode
+	Keys      []cloud.Key
+	Uploaders []protocol.ClientRef // SubList only; empty otherwise
+}
+
+func (m *SrvSub) AppendTo(dst []byte) []byte {
+	dst = append(dst, byte(m.Mode))
+	dst = appendKeys(dst, m.Keys)
+	return appendRefs(dst, m.Uploaders)
+}
+
+func (m *SrvSub) Decode(b []byte) error {
+	d := decoder{wire.NewDecoder(b, "cloud server sub")}
+	v := SrvSub{Mode: SubMode(d.U8("mode")), Keys: d.keys("keys"), Uploaders: d.refs("uploaders")}
+	if d.Err() == nil {
+		switch {
+		case v.Mode > SubList:
+			d.Failf("unknown mode %d", v.Mode)
+		case v.Mode == SubList && len(v.Uploaders) == 0:
+			d.Failf("list mode without uploaders")
+		case v.Mode != SubList && len(v.Uploaders) != 0:
+			d.Failf("uploaders outside list mode")
+		}
+	}
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// SrvDrop deletes every row of an uploader (it disconnected).
+type SrvDrop struct {
+	Uploader protocol.ClientRef
+}
+
+func (m *SrvDrop) AppendTo(dst []byte) []byte { return protocol.AppendClientRef(dst, m.Uploader) }
+
+func (m *SrvDrop) Decode(b []byte) error {
+	d := decoder{wire.NewDecoder(b, "cloud server drop")}
+	v := SrvDrop{Uploader: d.ref("uploader")}
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// SyncOp is a step of a server's resynchronisation with a replica.
+type SyncOp uint8
+
+// Sync operations.
+const (
+	// SyncStart: every row that came through the sender is now stale
+	// until posted again.
+	SyncStart SyncOp = 1
+	// SyncEnd: delete (and notify) the sender's rows still stale.
+	SyncEnd SyncOp = 2
+	// SyncBye: the sender is shutting down; delete its rows now.
+	SyncBye SyncOp = 3
+)
+
+// SrvSync is one sync step.
+type SrvSync struct {
+	Op SyncOp
+}
+
+func (m *SrvSync) AppendTo(dst []byte) []byte { return append(dst, byte(m.Op)) }
+
+func (m *SrvSync) Decode(b []byte) error {
+	d := decoder{wire.NewDecoder(b, "cloud server sync")}
+	op := SyncOp(d.U8("op"))
+	if d.Err() == nil && (op < SyncStart || op > SyncBye) {
+		d.Failf("unknown op %d", op)
+	}
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	m.Op = op
+	return nil
+}
+
+// SrvReply answers a SrvPost or SrvRelease.
+type SrvReply struct {
+	Req     uint64
+	Code    cloud.Code
+	Message string
+}
+
+func (m *SrvReply) AppendTo(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, m.Req)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(m.Code))
+	return appendMsg(dst, m.Message)
+}
+
+func (m *SrvReply) Decode(b []byte) error {
+	d := decoder{wire.NewDecoder(b, "cloud server reply")}
+	v := SrvReply{Req: d.U64("req"), Code: cloud.Code(d.U16("code")), Message: d.Str16("message", MaxMessage)}
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// SrvResult answers a SrvGet: Counts[i] is the number of
+// matching rows of the request's Keys[i]; Rows are the requested window,
+// grouped by key in request order; Cut says MaxBytes stopped the rows
+// before the window's end.
+type SrvResult struct {
+	Req     uint64
+	Code    cloud.Code
+	Message string
+	Cut     bool
+	Counts  []uint32
+	Rows    []cloud.Row // Data fields alias the decoded payload
+}
+
+func (m *SrvResult) AppendTo(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, m.Req)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(m.Code))
+	dst = appendMsg(dst, m.Message)
+	var flags byte
+	if m.Cut {
+		flags |= srvFlagCut
+	}
+	dst = append(dst, flags)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Counts)))
+	for _, c := range m.Counts {
+		dst = binary.BigEndian.AppendUint32(dst, c)
+	}
+	return appendRows(dst, m.Rows)
+}
+
+func (m *SrvResult) Decode(b []byte) error {
+	d := decoder{wire.NewDecoder(b, "cloud server result")}
+	v := SrvResult{Req: d.U64("req"), Code: cloud.Code(d.U16("code")), Message: d.Str16("message", MaxMessage)}
+	v.Cut = d.Flags(srvFlagCut)&srvFlagCut != 0
+	if n := int(d.U16("counts")); d.Err() == nil && d.Check(n, 4, "counts") {
+		v.Counts = make([]uint32, n)
+		for i := range v.Counts {
+			v.Counts[i] = d.U32("count")
+		}
+	}
+	v.Rows = d.rows()
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// SrvMoved tells a server that the sending replica no longer owns
+// Keys: the server's rows and subscriptions there were dropped, so it
+// places them again with the keys' new owner.
+type SrvMoved struct {
+	Keys []cloud.Key
+}
+
+func (m *SrvMoved) AppendTo(dst []byte) []byte { return appendKeys(dst, m.Keys) }
+
+func (m *SrvMoved) Decode(b []byte) error {
+	d := decoder{wire.NewDecoder(b, "cloud server moved")}
+	v := SrvMoved{Keys: d.keys("keys")}
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// Encoding helpers. Callers validate keys (cloud.Key.Validate) and keep
+// lists within cloud.MaxKeys; the appenders cut what does not fit, which
+// the receiver then sees.

@@ -1,0 +1,55 @@
+package wire
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecoderFirstFailureSticks(t *testing.T) {
+	b := AppendStr8(nil, "héllo")
+	b = append(b, 0, 7)
+	d := NewDecoder(b, "test")
+	if s := d.Str8("name"); s != "héllo" {
+		t.Fatalf("Str8 = %q", s)
+	}
+	if v := d.U32("value"); v != 0 || d.Err() == nil {
+		t.Fatalf("U32 past the end = %d, %v", v, d.Err())
+	}
+	first := d.Err()
+	if d.U8("more") != 0 || d.Err() != first {
+		t.Fatal("a later read replaced the first error")
+	}
+	if err := d.Finish(); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "test: value truncated") {
+		t.Fatalf("Finish = %v", err)
+	}
+}
+
+func TestDecoderRejects(t *testing.T) {
+	cases := map[string]func(d *Decoder){
+		"trailing":     func(d *Decoder) { d.U8("x") },
+		"invalid utf8": func(d *Decoder) { d.Text(2, "s") },
+		"over limit":   func(d *Decoder) { d.Str16("s", 1) },
+		"unknown flag": func(d *Decoder) { d.Flags(0x01) },
+		"huge count":   func(d *Decoder) { d.Check(1<<20, 4, "items") },
+	}
+	for name, read := range cases {
+		d := NewDecoder([]byte{0x02, 0xff, 0xfe}, name)
+		read(&d)
+		if err := d.Finish(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestAppendStr8CutsAtARune(t *testing.T) {
+	s := strings.Repeat("é", 200) // 400 bytes
+	b := AppendStr8(nil, s)
+	if int(b[0]) != len(b)-1 || b[0] > MaxStr8 || b[0]%2 != 0 {
+		t.Fatalf("prefix %d of %d bytes", b[0], len(b)-1)
+	}
+	d := NewDecoder(b, "s")
+	if got := d.Str8("s"); !strings.HasPrefix(s, got) || d.Finish() != nil {
+		t.Fatalf("decoded %d bytes: %v", len(got), d.Finish())
+	}
+}
