@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -194,9 +195,9 @@ func TestPeersHandler(t *testing.T) {
 	testutil.WaitFor(t, "b1 sees b2 go", func() bool { return slices.Equal(p1.lastPeers(), []string{"b1"}) })
 }
 
-// fakeCloudClient stands in for plugins/cloudmemory's client: the runtime
-// provisions it by name on servers whose group connects to a group that
-// runs "cloudmemory".
+// fakeCloudClient stands in for the cloud memory's caller side: the
+// "test-cloud" plugin attaches it to servers whose group connects to a
+// group that runs "test-cloud".
 type fakeCloudClient struct {
 	Group    string
 	Settings map[string]any
@@ -233,18 +234,23 @@ func (n *noteTaker) CloudNotification(x cloud.Notification) error {
 	return nil
 }
 
-var registerFakeCloud sync.Once
-
-func TestCloudClientIsProvisioned(t *testing.T) {
-	registerFakeCloud.Do(func() {
-		plugins.Register(plugins.Info{Name: plugins.CloudMemoryClientPlugin, New: func() plugins.Plugin { return new(fakeCloudClient) }})
-		plugins.Register(plugins.Info{Name: plugins.CloudMemoryPlugin, New: func() plugins.Plugin { return new(struct{}) }})
+func init() {
+	plugins.Register(plugins.Info{
+		Name: "test-cloud",
+		New:  func() plugins.Plugin { return new(struct{}) },
+		Attach: func(a plugins.Attachment) (plugins.Plugin, error) {
+			fc := &fakeCloudClient{Group: a.Group}
+			return fc, a.Spec.Decode(&fc.Settings)
+		},
 	})
+}
+
+func TestAttachedPluginRunsFirst(t *testing.T) {
 	var settings yaml.Node
 	if err := yaml.Unmarshal([]byte("maxRowBytes: 100"), &settings); err != nil {
 		t.Fatal(err)
 	}
-	// Internal groups only: the client is provisioned the same way on
+	// Internal groups only: the plugin is attached the same way on
 	// external servers.
 	sys := &config.System{
 		System: "test",
@@ -252,7 +258,7 @@ func TestCloudClientIsProvisioned(t *testing.T) {
 		Groups: []config.Group{
 			{Name: "g1", Visibility: config.Internal, ConnectsTo: []string{"g2"}},
 			{Name: "g2", Visibility: config.Internal,
-				Plugins: []config.Plugin{{Name: plugins.CloudMemoryPlugin, Settings: *settings.Content[0]}}},
+				Plugins: []config.Plugin{{Name: "test-cloud", Settings: *settings.Content[0]}}},
 			{Name: "g3", Visibility: config.Internal},
 		},
 	}
@@ -283,10 +289,33 @@ func TestCloudClientIsProvisioned(t *testing.T) {
 		t.Fatalf("embedder session: %v %v", err, fc.sessions)
 	}
 
-	// The cloud group itself, and unrelated groups, get no client.
+	if s.hooks.slots[0].name != "test-cloud@g2" {
+		t.Fatalf("attached plugin named %q", s.hooks.slots[0].name)
+	}
+
+	// The cloud group itself, and unrelated groups, get no attachment.
 	nt2 := &noteTaker{}
 	h.start("g3", "c1", nt2)
 	if _, err := nt2.host.CloudMemory(); !errors.Is(err, plugins.ErrNoCloudMemory) {
 		t.Fatalf("CloudMemory on g3 = %v", err)
+	}
+}
+
+// A group that connects to two groups running the same attaching plugin
+// does not start; the error names both groups.
+func TestTwoAttachmentsOfOnePlugin(t *testing.T) {
+	sys := &config.System{
+		System: "test",
+		Secret: testSecret,
+		Groups: []config.Group{
+			{Name: "g1", Visibility: config.Internal, ConnectsTo: []string{"c1", "c2"}},
+			{Name: "c1", Visibility: config.Internal, Plugins: []config.Plugin{{Name: "test-cloud"}}},
+			{Name: "c2", Visibility: config.Internal, Plugins: []config.Plugin{{Name: "test-cloud"}}},
+		},
+	}
+	h := newHarness(t, sys)
+	_, err := New(Options{System: sys, Group: "g1", Registry: h.hub.Connector()})
+	if !errors.Is(err, ErrBadOptions) || !strings.Contains(err.Error(), `"c1"`) || !strings.Contains(err.Error(), `"c2"`) {
+		t.Fatalf("New = %v", err)
 	}
 }

@@ -53,6 +53,13 @@ type Info struct {
 	Name string
 	// New returns a fresh, zero-configured plugin value. Required.
 	New func() Plugin
+	// Attach, when set, makes the plugin reach beyond its own group: every
+	// server whose group connects to a group running it also hosts the
+	// plugin value Attach returns, first among its plugins (see
+	// Attachment). Nil: the plugin runs only where the system file lists
+	// it. Attach decodes a.Spec's settings itself (Spec.Decode); an error
+	// stops the server's startup.
+	Attach func(a Attachment) (Plugin, error)
 }
 
 var registry = struct {

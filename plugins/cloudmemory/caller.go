@@ -2,7 +2,6 @@ package cloudmemory
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,11 +16,11 @@ import (
 	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
-// Caller is the caller side of the cloud memory: the plugin, registered as
-// "cloudmemory-client", through which a server whose group connects to a
-// cloud-memory group reaches the replicas. The runtime
-// provisions it (first among the group's plugins) with the cloud group's
-// name and the cloud plugin's settings; nobody lists it in a system file.
+// Caller is the caller side of the cloud memory: the plugin through which
+// a server whose group connects to a cloud-memory group reaches the
+// replicas. The cloudmemory plugin attaches it to such servers (the
+// runtime hosts it first among their plugins) with the cloud group's name
+// and settings; nobody lists it in a system file.
 //
 // The caller keeps every row uploaded through its server (the server's
 // own and, on an external server, its game clients') and where each is
@@ -46,10 +45,8 @@ import (
 // Caller.mu held. Callbacks handed to operations (done functions) run
 // with Caller.mu held and must not block.
 type Caller struct {
-	// Group is the cloud-memory group (set by the runtime).
-	Group string `yaml:"group"`
-	// Settings are the cloud plugin's settings (set by the runtime).
-	Settings Config `yaml:"settings"`
+	group    string // the cloud-memory group
+	settings Config // the cloud group's settings, as given
 
 	cfg    Config
 	host   plugins.Host
@@ -147,16 +144,11 @@ type call struct {
 }
 
 // Validate implements plugins.Validator.
-func (c *Caller) Validate() error {
-	if c.Group == "" {
-		return errors.New("no cloud group: the runtime provisions this plugin")
-	}
-	return c.Settings.Validate()
-}
+func (c *Caller) Validate() error { return c.settings.Validate() }
 
 // Start implements plugins.Starter.
 func (c *Caller) Start(_ context.Context, h plugins.Host) error {
-	c.cfg = c.Settings.withDefaults()
+	c.cfg = c.settings.withDefaults()
 	c.host = h
 	c.log = h.Logger()
 	c.self = ref{Server: h.ServerID()}

@@ -23,7 +23,7 @@ func (c *Caller) FrameKinds() []protocol.Kind {
 // from replicas.
 func (c *Caller) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 	if !c.isCloud(rs) {
-		return fmt.Errorf("cloud memory: %s from %s, which is not a replica of %q", f.Kind, rs.ID(), c.Group)
+		return fmt.Errorf("cloud memory: %s from %s, which is not a replica of %q", f.Kind, rs.ID(), c.group)
 	}
 	switch f.Kind {
 	case protocol.KindCloudSrvReply:

@@ -56,7 +56,7 @@ func testSystem(t *testing.T, settings string) *config.System {
 				Clients: config.Clients{Rate: 10000, Burst: 10000}},
 			{Name: "world", Visibility: config.Internal, ConnectsTo: []string{"cloud"}},
 			{Name: "cloud", Visibility: config.Internal,
-				Plugins: []config.Plugin{{Name: plugins.CloudMemoryPlugin, Settings: *node.Content[0]}}},
+				Plugins: []config.Plugin{{Name: Name, Settings: *node.Content[0]}}},
 		},
 		Links: config.Links{
 			Heartbeat:        config.Duration(100 * time.Millisecond),

@@ -20,7 +20,7 @@ func (c *Caller) ownerLocked(k key) *replica {
 }
 
 func (c *Caller) isCloud(rs plugins.RemoteServer) bool {
-	return rs.Group() == c.Group && rs.Direction() == plugins.Upstream
+	return rs.Group() == c.group && rs.Direction() == plugins.Upstream
 }
 
 // ServerConnected implements plugins.ServerConnectedHandler: a replica

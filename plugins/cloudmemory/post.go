@@ -101,7 +101,7 @@ func (c *Caller) post(up ref, addr string, k key, data []byte, done doneFunc) {
 		// Every replica linked since Start is gone: fail at once. Before
 		// the first one links (the system is starting), the row waits
 		// for it like a row whose owner is unreachable.
-		code, msg = cloud.CodeUnavailable, fmt.Sprintf("no replica of cloud group %q is linked", c.Group)
+		code, msg = cloud.CodeUnavailable, fmt.Sprintf("no replica of cloud group %q is linked", c.group)
 	}
 	if code != cloud.CodeOK {
 		done(code, msg)
