@@ -119,12 +119,3 @@ type CloudOp struct {
 type CloudFilter interface {
 	FilterCloud(op *CloudOp) error
 }
-
-// CloudMemoryProvider is implemented by the cloud-memory caller plugin:
-// Host.CloudMemory returns a session of it.
-type CloudMemoryProvider interface {
-	// CloudSession returns the CloudMemory of one plugin, called name in
-	// logs. Its subscriptions' notifications go to notify (nil: dropped),
-	// called as CloudNotificationHandler documents.
-	CloudSession(name string, notify func(cloud.Notification)) CloudMemory
-}

@@ -158,7 +158,7 @@ func TestAttach(t *testing.T) {
 		t.Fatalf("Attach(test-bare) = %v, %v", ok, err)
 	}
 	for want, plugin := range map[string]string{
-		`cluster.yaml:9: plugin "test-attach": plugins: bad plugin settings: line 9: unknown key "regoins"`: "      - name: test-attach\n        settings:\n          regoins: 5\n",
+		`cluster.yaml:9: plugin "test-attach": plugins: bad plugin settings: line 9: unknown key "regoins"`:                            "      - name: test-attach\n        settings:\n          regoins: 5\n",
 		`cluster.yaml:7: plugin "test-attach" attached from group "cloud": plugins: bad plugin settings: regions must not be negative`: "      - name: test-attach\n        settings:\n          regions: -1\n",
 	} {
 		_, _, err := plugins.Attach(plugins.Attachment{Group: "cloud", Spec: spec(t, plugin)})

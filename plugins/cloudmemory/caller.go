@@ -11,6 +11,7 @@ import (
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 	"github.com/cloudrift/cloudrift/rendezvous"
@@ -49,7 +50,7 @@ type Caller struct {
 	settings Config // the cloud group's settings, as given
 
 	cfg    Config
-	host   plugins.Host
+	host   extension.Host
 	log    *zerolog.Logger
 	self   ref // this server's uploader identity
 	budget int // row bytes one replica result may carry
@@ -79,12 +80,12 @@ var (
 	_ plugins.Starter                   = (*Caller)(nil)
 	_ plugins.Stopper                   = (*Caller)(nil)
 	_ plugins.Validator                 = (*Caller)(nil)
-	_ plugins.FrameHandler              = (*Caller)(nil)
+	_ extension.FrameHandler            = (*Caller)(nil)
 	_ plugins.ServerConnectedHandler    = (*Caller)(nil)
 	_ plugins.ServerDisconnectedHandler = (*Caller)(nil)
 	_ plugins.ServerLeftHandler         = (*Caller)(nil)
 	_ plugins.ClientDisconnectedHandler = (*Caller)(nil)
-	_ plugins.CloudMemoryProvider       = (*Caller)(nil)
+	_ extension.CloudMemoryProvider     = (*Caller)(nil)
 )
 
 // Tuning.
@@ -148,11 +149,15 @@ func (c *Caller) Validate() error { return c.settings.Validate() }
 
 // Start implements plugins.Starter.
 func (c *Caller) Start(_ context.Context, h plugins.Host) error {
+	eh, err := extensionHost(h)
+	if err != nil {
+		return err
+	}
 	c.cfg = c.settings.withDefaults()
-	c.host = h
+	c.host = eh
 	c.log = h.Logger()
 	c.self = ref{Server: h.ServerID()}
-	c.budget = min(c.cfg.MaxBytesPerDownload, h.MaxFramePayload()/2)
+	c.budget = min(c.cfg.MaxBytesPerDownload, eh.MaxFramePayload()/2)
 	c.stop = make(chan struct{})
 	c.wake = make(chan struct{}, 1)
 	c.replicas = make(map[string]*replica)
@@ -181,7 +186,7 @@ func (c *Caller) Stop(context.Context) error {
 	c.stopped = true
 	bye := (&cloudwire.SrvSync{Op: cloudwire.SyncBye}).AppendTo(nil)
 	for _, rep := range c.replicas {
-		_ = rep.rs.SendFrame(protocol.KindCloudSrvSync, 0, bye)
+		_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvSync, 0, bye)
 	}
 	for _, r := range c.rows {
 		c.resolveLocked(r, ^uint64(0), cloud.CodeShuttingDown, "server shutting down")

@@ -43,11 +43,13 @@
 package cloudmemory
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 )
 
 // Name is the cloud memory's plugin name in the system file.
@@ -65,6 +67,19 @@ func attach(a plugins.Attachment) (plugins.Plugin, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// errNotServerHost: Start got a Host that is not a cloudrift server's,
+// which the cloud memory needs to send its frames.
+var errNotServerHost = errors.New("cloud memory: the host is not a cloudrift server's")
+
+// extensionHost returns h's extension.Host.
+func extensionHost(h plugins.Host) (extension.Host, error) {
+	eh, ok := extension.Of(h)
+	if !ok {
+		return nil, fmt.Errorf("%w: %T", errNotServerHost, h)
+	}
+	return eh, nil
 }
 
 // Defaults of Config's zero values.
