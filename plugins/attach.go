@@ -12,7 +12,7 @@ import (
 //
 // A server hosts at most one attachment of each plugin: a group that
 // connects to two groups running the same attaching plugin fails to start,
-// naming both.
+// naming both. Logs name an attached plugin "<plugin>@<group>".
 type Attachment struct {
 	// Group is the upstream group that runs the plugin.
 	Group string

@@ -64,8 +64,10 @@ type Info struct {
 	// server whose group connects to a group running it also hosts the
 	// plugin value Attach returns, first among its plugins (see
 	// Attachment). Nil: the plugin runs only where the system file lists
-	// it. Attach decodes a.Spec's settings itself (Spec.Decode); an error
-	// stops the server's startup.
+	// it. Like New, it is called once per server and returns a fresh
+	// value; it decodes a.Spec's settings itself (Spec.Decode), and the
+	// runtime then calls the value's Validate, if any. An error stops the
+	// server from being created.
 	Attach func(a Attachment) (Plugin, error)
 }
 
