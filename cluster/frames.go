@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -16,13 +17,14 @@ import (
 
 func checkExtensionKind(kind protocol.Kind) error {
 	if !protocol.IsExtensionKind(kind) {
-		return fmt.Errorf("%w: %s", plugins.ErrFrameKind, kind)
+		return fmt.Errorf("%w: %s", extension.ErrFrameKind, kind)
 	}
 	return nil
 }
 
-// SendFrame implements plugins.RemoteServer.
-func (r *remote) SendFrame(kind protocol.Kind, tag uint16, payload []byte) error {
+// sendFrame sends an extension-kind frame over r's link
+// (extension.Host.SendFrame).
+func (r *remote) sendFrame(kind protocol.Kind, tag uint16, payload []byte) error {
 	if err := checkExtensionKind(kind); err != nil {
 		return err
 	}
@@ -33,15 +35,16 @@ func (r *remote) SendFrame(kind protocol.Kind, tag uint16, payload []byte) error
 	return l.send(kind, tag, payload)
 }
 
-// SendFrame implements plugins.Client.
-func (c *session) SendFrame(kind protocol.Kind, tag uint16, payload []byte) error {
+// sendFrame queues an extension-kind frame to the client
+// (extension.Host.SendClientFrame).
+func (c *session) sendFrame(kind protocol.Kind, tag uint16, payload []byte) error {
 	if err := checkExtensionKind(kind); err != nil {
 		return err
 	}
 	return c.enqueue(protocol.AppendWS(make([]byte, 0, protocol.WSHeaderSize+len(payload)), kind, tag, payload))
 }
 
-// sendFrameToClient implements plugins.Host.SendFrameToClient.
+// sendFrameToClient implements extension.Host.SendFrameToClient.
 func (s *Server) sendFrameToClient(ref plugins.ClientRef, kind protocol.Kind, tag uint16, payload []byte) error {
 	if err := checkExtensionKind(kind); err != nil {
 		return err
@@ -51,7 +54,7 @@ func (s *Server) sendFrameToClient(ref plugins.ClientRef, kind protocol.Kind, ta
 		if c == nil {
 			return fmt.Errorf("%w: %s", plugins.ErrClientGone, ref)
 		}
-		return c.SendFrame(kind, tag, payload)
+		return c.sendFrame(kind, tag, payload)
 	}
 	l, err := s.routeTo(ref.Server)
 	if err != nil {
@@ -61,7 +64,7 @@ func (s *Server) sendFrameToClient(ref plugins.ClientRef, kind protocol.Kind, ta
 	return l.sendPrefixed(protocol.KindClientFrame, tag, protocol.AppendClientFrame(head[:0], ref.ID, kind, nil), payload)
 }
 
-// sendFrameToClients implements plugins.Host.SendFrameToClients: local
+// sendFrameToClients implements extension.Host.SendFrameToClients: local
 // clients share one encoded message, remote ones get a frame each.
 func (s *Server) sendFrameToClients(refs []plugins.ClientRef, kind protocol.Kind, tag uint16, payload []byte) error {
 	if err := checkExtensionKind(kind); err != nil {
@@ -99,14 +102,14 @@ func (s *Server) clientFrameOverLink(f protocol.Frame) (gone uint64, ok bool, er
 	if err != nil {
 		return 0, false, err
 	}
-	if c := s.localClient(id); c == nil || c.SendFrame(kind, f.Tag, payload) != nil {
+	if c := s.localClient(id); c == nil || c.sendFrame(kind, f.Tag, payload) != nil {
 		return id, true, nil
 	}
 	return 0, false, nil
 }
 
 // frameHook returns the handler of an extension kind, or nil.
-func (hs *hookSet) frameHook(k protocol.Kind) *hook[plugins.FrameHandler] {
+func (hs *hookSet) frameHook(k protocol.Kind) *hook[extension.FrameHandler] {
 	if !protocol.IsExtensionKind(k) {
 		return nil
 	}
@@ -135,7 +138,7 @@ func (hs *hookSet) clientFrame(c *session, f protocol.Frame) error {
 
 // frameCall runs a frame hook; a panic is logged, counted and returned as
 // an error.
-func (hs *hookSet) frameCall(h *hook[plugins.FrameHandler], name string, f func() error) (err error) {
+func (hs *hookSet) frameCall(h *hook[extension.FrameHandler], name string, f func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			hs.s.hookPanics.Add(1)

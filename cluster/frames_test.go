@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"bytes"
@@ -6,17 +6,29 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
-	"gopkg.in/yaml.v3"
 
-	"github.com/cloudrift/cloudrift/cloud"
-	"github.com/cloudrift/cloudrift/config"
-	"github.com/cloudrift/cloudrift/internal/testutil"
+	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
 )
+
+// extSystem is g1 (external) connecting to g2 (internal), plus g3, which
+// relates to neither.
+const extSystem = `
+system: test
+secret: test-secret-of-sufficient-length
+groups:
+  - {name: g1, visibility: external, connectsTo: [g2]}
+  - {name: g2, visibility: internal}
+  - {name: g3, visibility: internal}
+`
 
 // framer claims extension kinds and records what it receives. A server
 // frame of kind 80 is answered with kind 81 carrying the same payload; a
@@ -24,14 +36,19 @@ import (
 type framer struct {
 	kinds []protocol.Kind
 	mu    sync.Mutex
-	host  plugins.Host
+	host  extension.Host
 	got   []string // "server <id> <kind> <payload>" or "client <ref> <kind> <payload>"
-	peers [][]plugins.Peer
+	peers [][]extension.Peer
+	links atomic.Int32 // ServerConnected calls
 }
 
 func (f *framer) Start(_ context.Context, h plugins.Host) error {
+	eh, ok := extension.Of(h)
+	if !ok {
+		return errors.New("not an extension host")
+	}
 	f.mu.Lock()
-	f.host = h
+	f.host = eh
 	f.mu.Unlock()
 	return nil
 }
@@ -44,7 +61,7 @@ func (f *framer) ServerFrame(s plugins.RemoteServer, fr protocol.Frame) error {
 	}
 	f.record("server " + s.ID() + " " + fr.Kind.String() + " " + string(fr.Payload))
 	if fr.Kind == 80 {
-		return s.SendFrame(81, fr.Tag, fr.Payload)
+		return f.host.SendFrame(s, 81, fr.Tag, fr.Payload)
 	}
 	return nil
 }
@@ -55,12 +72,17 @@ func (f *framer) ClientFrame(c plugins.Client, fr protocol.Frame) error {
 	}
 	f.record("client " + c.Ref().String() + " " + fr.Kind.String() + " " + string(fr.Payload))
 	if fr.Kind == 64 {
-		return c.SendFrame(65, fr.Tag, fr.Payload)
+		return f.host.SendClientFrame(c, 65, fr.Tag, fr.Payload)
 	}
 	return nil
 }
 
-func (f *framer) PeersChanged(peers []plugins.Peer) error {
+func (f *framer) ServerConnected(plugins.RemoteServer) error {
+	f.links.Add(1)
+	return nil
+}
+
+func (f *framer) PeersChanged(peers []extension.Peer) error {
 	f.mu.Lock()
 	f.peers = append(f.peers, peers)
 	f.mu.Unlock()
@@ -94,36 +116,98 @@ func (f *framer) lastPeers() []string {
 	return ids
 }
 
-func TestExtensionFrames(t *testing.T) {
-	h := newHarness(t, clientSystem(config.Clients{}))
-	inner := &framer{kinds: []protocol.Kind{80, 82}}
-	outer := &framer{kinds: []protocol.Kind{64, 81}}
-	rec := newRecorder()
-	h.start("g2", "b1", inner)
-	a1 := h.start("g1", "a1", outer, rec)
-	testutil.WaitFor(t, "link", rec.connectedTo("b1"))
-	b1 := rec.peer("b1")
+// rawClient is a bare WebSocket game client: the SDK sends no extension
+// kinds of a test's choosing.
+type rawClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	ref  plugins.ClientRef
+}
 
-	// Server to server, and the answer back.
-	if err := b1.SendFrame(80, 3, []byte("hi")); err != nil {
+// dialRaw connects to srv and reads its welcome.
+func dialRaw(t *testing.T, srv *clustertest.Server) *rawClient {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(srv.URL(), nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, "frame at b1", inner.has("server a1 cloud-srv-post hi"))
-	testutil.WaitFor(t, "answer at a1", outer.has("server b1 cloud-srv-release hi"))
-	if err := b1.SendFrame(protocol.KindUser, 0, nil); !errors.Is(err, plugins.ErrFrameKind) {
+	t.Cleanup(func() { conn.Close() })
+	c := &rawClient{t: t, conn: conn}
+	var w protocol.ClientWelcome
+	if f := c.next(); f.Kind != protocol.KindClientWelcome || w.Decode(f.Payload) != nil {
+		t.Fatalf("first message %s, not a welcome", f.Kind)
+	}
+	c.ref = plugins.ClientRef{Server: w.ServerID, ID: w.ClientID}
+	return c
+}
+
+func (c *rawClient) write(kind protocol.Kind, tag uint16, payload []byte) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, kind, tag, payload)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// next reads one message, failing the test after the kit's patience.
+func (c *rawClient) next() protocol.Frame {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(clustertest.DefaultPatience))
+	_, b, err := c.conn.ReadMessage()
+	if err != nil {
+		c.t.Fatalf("client read: %v", err)
+	}
+	f, err := protocol.DecodeWS(b)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return f
+}
+
+// closeReason reads until the server's Close and returns its reason.
+func (c *rawClient) closeReason() protocol.Reason {
+	c.t.Helper()
+	for {
+		if f := c.next(); f.Kind == protocol.KindClose {
+			var cl protocol.Close
+			if err := cl.Decode(f.Payload); err != nil {
+				c.t.Fatal(err)
+			}
+			return cl.Reason
+		}
+	}
+}
+
+func TestExtensionFrames(t *testing.T) {
+	sys := clustertest.New(t, extSystem)
+	inner := &framer{kinds: []protocol.Kind{80, 82}}
+	outer := &framer{kinds: []protocol.Kind{64, 81}}
+	sys.StartServer("g2", "b1", inner)
+	a1 := sys.StartServer("g1", "a1", outer)
+	sys.WaitLinked("g1")
+	g2, err := a1.Host().RemoteGroup("g2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := g2.Server("b1")
+
+	// Server to server, and the answer back.
+	if err := outer.host.SendFrame(b1, 80, 3, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	sys.WaitFor("frame at b1", inner.has("server a1 cloud-srv-post hi"))
+	sys.WaitFor("answer at a1", outer.has("server b1 cloud-srv-release hi"))
+	if err := outer.host.SendFrame(b1, protocol.KindUser, 0, nil); !errors.Is(err, extension.ErrFrameKind) {
 		t.Fatalf("SendFrame(user) = %v", err)
 	}
 
 	// Client to its server, the answer back, and a frame routed from the
 	// internal server to the client over the link.
-	c := dialClient(t, a1, nil)
-	if err := c.conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, 64, 9, []byte("from client"))); err != nil {
-		t.Fatal(err)
-	}
+	c := dialRaw(t, a1)
+	c.write(64, 9, []byte("from client"))
 	if f := c.next(); f.Kind != 65 || f.Tag != 9 || string(f.Payload) != "from client" {
 		t.Fatalf("answer %v %d %q", f.Kind, f.Tag, f.Payload)
 	}
-	testutil.WaitFor(t, "client frame", outer.has("client "+c.ref.String()+" cloud-post from client"))
+	sys.WaitFor("client frame", outer.has("client "+c.ref.String()+" cloud-post from client"))
 	if err := inner.host.SendFrameToClient(c.ref, protocol.KindCloudNotify, 4, []byte("pushed")); err != nil {
 		t.Fatal(err)
 	}
@@ -138,155 +222,64 @@ func TestExtensionFrames(t *testing.T) {
 			t.Fatalf("shared %v %q", f.Kind, f.Payload)
 		}
 	}
-	if err := inner.host.SendFrameToClient(c.ref, protocol.KindUser, 0, nil); !errors.Is(err, plugins.ErrFrameKind) {
+	if err := inner.host.SendFrameToClient(c.ref, protocol.KindUser, 0, nil); !errors.Is(err, extension.ErrFrameKind) {
 		t.Fatalf("SendFrameToClient(user) = %v", err)
+	}
+	client, _ := outer.host.Client(c.ref.ID)
+	if err := outer.host.SendClientFrame(client, protocol.KindUser, 0, nil); !errors.Is(err, extension.ErrFrameKind) {
+		t.Fatalf("SendClientFrame(user) = %v", err)
 	}
 
 	// A kind nobody claims closes the client as a protocol error; so does
 	// a frame its handler rejects.
-	c.conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, 70, 0, nil))
+	c.write(70, 0, nil)
 	if r := c.closeReason(); r != protocol.ReasonProtocol {
 		t.Fatalf("unclaimed kind: %s", r)
 	}
-	c2 := dialClient(t, a1, nil)
-	c2.conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, 64, 0, []byte("malformed")))
+	c2 := dialRaw(t, a1)
+	c2.write(64, 0, []byte("malformed"))
 	if r := c2.closeReason(); r != protocol.ReasonProtocol {
 		t.Fatalf("rejected frame: %s", r)
 	}
 	// A frame gone astray to a client that left is answered "gone".
-	testutil.WaitFor(t, "c gone", func() bool { _, ok := outer.host.Client(c.ref.ID); return !ok })
+	sys.WaitFor("c gone", func() bool { _, ok := outer.host.Client(c.ref.ID); return !ok })
 	if err := inner.host.SendFrameToClient(c.ref, protocol.KindCloudNotify, 0, nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := outer.host.SendClientFrame(client, protocol.KindCloudNotify, 0, nil); !errors.Is(err, plugins.ErrClientGone) {
+		t.Fatalf("SendClientFrame to a gone client = %v", err)
+	}
 
 	// A malformed server frame closes the link, which comes back.
-	before := rec.count("connected", "b1")
-	if err := b1.SendFrame(82, 0, []byte("malformed")); err != nil {
+	before := outer.links.Load()
+	if err := outer.host.SendFrame(b1, 82, 0, []byte("malformed")); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, "relink", func() bool { return rec.count("connected", "b1") > before && b1.State() == plugins.StateConnected })
+	sys.WaitFor("relink", func() bool { return outer.links.Load() > before && b1.State() == plugins.StateConnected })
 }
 
 func TestFrameKindClaims(t *testing.T) {
-	h := newHarness(t, twoGroups())
+	sys := clustertest.New(t, extSystem)
 	for _, ps := range [][]plugins.Plugin{
 		{&framer{kinds: []protocol.Kind{protocol.KindUser}}},
 		{&framer{kinds: []protocol.Kind{96}}},
 		{&framer{kinds: []protocol.Kind{70}}, &framer{kinds: []protocol.Kind{71, 70}}},
 	} {
-		_, err := New(Options{System: h.sys, Group: "g2", Registry: h.hub.Connector(), Plugins: ps})
-		if !errors.Is(err, plugins.ErrFrameKind) || !errors.Is(err, ErrBadOptions) {
+		if err := newErr(sys, "g2", ps...); !errors.Is(err, extension.ErrFrameKind) || !errors.Is(err, cluster.ErrBadOptions) {
 			t.Fatalf("New = %v", err)
 		}
 	}
 }
 
 func TestPeersHandler(t *testing.T) {
-	h := newHarness(t, twoGroups())
+	sys := clustertest.New(t, extSystem)
 	p1, p2 := &framer{}, &framer{}
-	h.start("g2", "b1", p1)
-	s2 := h.start("g2", "b2", p2)
+	sys.StartServer("g2", "b1", p1)
+	sys.StartServer("g2", "b2", p2)
 	want := []string{"b1", "b2"}
-	testutil.WaitFor(t, "both see both", func() bool {
+	sys.WaitFor("both see both", func() bool {
 		return slices.Equal(p1.lastPeers(), want) && slices.Equal(p2.lastPeers(), want)
 	})
-	s2.Close()
-	testutil.WaitFor(t, "b1 sees b2 go", func() bool { return slices.Equal(p1.lastPeers(), []string{"b1"}) })
-}
-
-// fakeCloudClient stands in for plugins/cloudmemory's client: the runtime
-// provisions it by name on servers whose group connects to a group that
-// runs "cloudmemory".
-type fakeCloudClient struct {
-	Group    string
-	Settings map[string]any
-	sessions []string
-	notify   []func(cloud.Notification)
-}
-
-func (f *fakeCloudClient) CloudSession(name string, notify func(cloud.Notification)) plugins.CloudMemory {
-	f.sessions = append(f.sessions, name)
-	f.notify = append(f.notify, notify)
-	return fakeSession(name)
-}
-
-type fakeSession string
-
-func (fakeSession) Ref() plugins.ClientRef                        { return plugins.ClientRef{} }
-func (fakeSession) Post(context.Context, cloud.Key, []byte) error { return nil }
-func (fakeSession) Release(context.Context, ...cloud.Key) error   { return nil }
-func (fakeSession) Unsubscribe(context.Context, []cloud.Key, ...plugins.ClientRef) error {
-	return nil
-}
-func (fakeSession) Get(context.Context, cloud.Query) (*cloud.Result, error) {
-	return nil, nil
-}
-
-type noteTaker struct {
-	host  plugins.Host
-	notes []cloud.Notification
-}
-
-func (n *noteTaker) Start(_ context.Context, h plugins.Host) error { n.host = h; return nil }
-func (n *noteTaker) CloudNotification(x cloud.Notification) error {
-	n.notes = append(n.notes, x)
-	return nil
-}
-
-var registerFakeCloud sync.Once
-
-func TestCloudClientIsProvisioned(t *testing.T) {
-	registerFakeCloud.Do(func() {
-		plugins.Register(plugins.Info{Name: plugins.CloudMemoryClientPlugin, New: func() plugins.Plugin { return new(fakeCloudClient) }})
-		plugins.Register(plugins.Info{Name: plugins.CloudMemoryPlugin, New: func() plugins.Plugin { return new(struct{}) }})
-	})
-	var settings yaml.Node
-	if err := yaml.Unmarshal([]byte("maxRowBytes: 100"), &settings); err != nil {
-		t.Fatal(err)
-	}
-	// Internal groups only: the client is provisioned the same way on
-	// external servers.
-	sys := &config.System{
-		System: "test",
-		Secret: testSecret,
-		Groups: []config.Group{
-			{Name: "g1", Visibility: config.Internal, ConnectsTo: []string{"g2"}},
-			{Name: "g2", Visibility: config.Internal,
-				Plugins: []config.Plugin{{Name: plugins.CloudMemoryPlugin, Settings: *settings.Content[0]}}},
-			{Name: "g3", Visibility: config.Internal},
-		},
-	}
-	if err := sys.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, sys)
-
-	nt := &noteTaker{}
-	s := h.start("g1", "a1", nt)
-	cm, err := nt.host.CloudMemory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, _ := nt.host.CloudMemory()
-	if cm != again {
-		t.Fatal("a second CloudMemory made a new session")
-	}
-	fc := s.hooks.slots[0].p.(*fakeCloudClient)
-	if fc.Group != "g2" || fc.Settings["maxRowBytes"] != 100 || len(fc.sessions) != 1 || fc.notify[0] == nil {
-		t.Fatalf("client %+v", fc)
-	}
-	fc.notify[0](cloud.Notification{Type: cloud.NotifyResync})
-	if len(nt.notes) != 1 {
-		t.Fatal("notification not delivered to the plugin's hook")
-	}
-	if _, err := s.Host().CloudMemory(); err != nil || fc.sessions[1] != "embedder" {
-		t.Fatalf("embedder session: %v %v", err, fc.sessions)
-	}
-
-	// The cloud group itself, and unrelated groups, get no client.
-	nt2 := &noteTaker{}
-	h.start("g3", "c1", nt2)
-	if _, err := nt2.host.CloudMemory(); !errors.Is(err, plugins.ErrNoCloudMemory) {
-		t.Fatalf("CloudMemory on g3 = %v", err)
-	}
+	sys.Server("b2").Kill()
+	sys.WaitFor("b1 sees b2 go", func() bool { return slices.Equal(p1.lastPeers(), []string{"b1"}) })
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -37,13 +38,13 @@ type hookSet struct {
 	onClientMsg  []hook[plugins.ClientMessageHandler]
 	onClientDisc []hook[plugins.ClientDisconnectedHandler]
 	onClientFail []hook[plugins.ClientSendFailedHandler]
-	onPeers      []hook[plugins.PeersHandler]
+	onPeers      []hook[extension.PeersHandler]
 	filters      []hook[plugins.CloudFilter]
 	// frames maps each extension kind (index kind-FirstExtensionKind) to
 	// the plugin that claims it.
-	frames [protocol.LastExtensionKind - protocol.FirstExtensionKind + 1]*hook[plugins.FrameHandler]
-	// cloud is the cloud-memory client hosted here, or nil.
-	cloud      plugins.CloudMemoryProvider
+	frames [protocol.LastExtensionKind - protocol.FirstExtensionKind + 1]*hook[extension.FrameHandler]
+	// cloud is the first plugin that provides the cloud memory, or nil.
+	cloud      extension.CloudMemoryProvider
 	embedOnce  sync.Once
 	embedCloud plugins.CloudMemory // the embedder Host's session
 	started    int                 // plugins whose Start succeeded; Stop runs for these
@@ -91,25 +92,25 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) (*hookSet, error
 		onClientMsg:  collect[plugins.ClientMessageHandler](slots),
 		onClientDisc: collect[plugins.ClientDisconnectedHandler](slots),
 		onClientFail: collect[plugins.ClientSendFailedHandler](slots),
-		onPeers:      collect[plugins.PeersHandler](slots),
+		onPeers:      collect[extension.PeersHandler](slots),
 		filters:      collect[plugins.CloudFilter](slots),
 	}
-	for _, h := range collect[plugins.FrameHandler](slots) {
+	for _, h := range collect[extension.FrameHandler](slots) {
 		for _, k := range h.h.FrameKinds() {
 			if !protocol.IsExtensionKind(k) {
 				return nil, fmt.Errorf("%w: plugin %q claims frame kind %d; plugins claim kinds %d to %d",
-					plugins.ErrFrameKind, h.slot.name, k, protocol.FirstExtensionKind, protocol.LastExtensionKind)
+					extension.ErrFrameKind, h.slot.name, k, protocol.FirstExtensionKind, protocol.LastExtensionKind)
 			}
 			i := k - protocol.FirstExtensionKind
 			if prev := hs.frames[i]; prev != nil && prev.slot != h.slot {
 				return nil, fmt.Errorf("%w: plugins %q and %q both claim frame kind %s",
-					plugins.ErrFrameKind, prev.slot.name, h.slot.name, k)
+					extension.ErrFrameKind, prev.slot.name, h.slot.name, k)
 			}
 			hs.frames[i] = &h
 		}
 	}
 	for i := range slots {
-		if p, ok := slots[i].p.(plugins.CloudMemoryProvider); ok {
+		if p, ok := slots[i].p.(extension.CloudMemoryProvider); ok {
 			hs.cloud = p
 			break
 		}
@@ -121,7 +122,7 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) (*hookSet, error
 // a hook but does not implement it, which the server would otherwise
 // silently never call.
 func warnMisnamedHooks(slot *pluginSlot) {
-	for _, m := range plugins.MisnamedHooks(slot.p) {
+	for _, m := range extension.MisnamedHooks(slot.p) {
 		slot.log.Warn().Str("method", m.Method).Str("hook", m.Hook).Str("has", m.Has).Str("want", m.Want).
 			Msg("plugin method is named like a hook but does not implement it; the server never calls it")
 	}

@@ -6,17 +6,19 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
-// host is the plugins.Host handed to one plugin.
+// host is the Host handed to one plugin: a plugins.Host that is also an
+// extension.Host.
 type host struct {
 	s    *Server
 	log  zerolog.Logger
 	slot *pluginSlot // nil for the embedder's Host
 }
 
-var _ plugins.Host = (*host)(nil)
+var _ extension.Host = (*host)(nil)
 
 func (h *host) System() string          { return h.s.sys.System }
 func (h *host) Group() string           { return h.s.group.Name }
@@ -59,6 +61,22 @@ func (h *host) Client(id uint64) (plugins.Client, bool) {
 		return nil, false
 	}
 	return c, true
+}
+
+func (h *host) SendFrame(to plugins.RemoteServer, kind protocol.Kind, tag uint16, payload []byte) error {
+	r, ok := to.(*remote)
+	if !ok {
+		return fmt.Errorf("%w: %T is not a server linked to a cloudrift server", plugins.ErrNotConnected, to)
+	}
+	return r.sendFrame(kind, tag, payload)
+}
+
+func (h *host) SendClientFrame(c plugins.Client, kind protocol.Kind, tag uint16, payload []byte) error {
+	sc, ok := c.(*session)
+	if !ok {
+		return fmt.Errorf("%w: %T is not a client of a cloudrift server", plugins.ErrClientGone, c)
+	}
+	return sc.sendFrame(kind, tag, payload)
 }
 
 func (h *host) SendFrameToClient(ref plugins.ClientRef, kind protocol.Kind, tag uint16, payload []byte) error {

@@ -1,7 +1,7 @@
 package cluster
 
 import (
-	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/registry"
 )
 
@@ -16,10 +16,10 @@ func (s *Server) peersLoop(ch <-chan []registry.Member) {
 			if !ok || !s.running() {
 				return
 			}
-			peers := make([]plugins.Peer, 0, len(ms))
+			peers := make([]extension.Peer, 0, len(ms))
 			for _, m := range ms {
 				if m.Group == s.group.Name {
-					peers = append(peers, plugins.Peer{ID: m.ID, Incarnation: m.Incarnation, Address: m.Address})
+					peers = append(peers, extension.Peer{ID: m.ID, Incarnation: m.Incarnation, Address: m.Address})
 				}
 			}
 			for _, h := range s.hooks.onPeers {

@@ -190,23 +190,7 @@ func New(opts Options) (*Server, error) {
 		s.related[name] = newRemoteGroup(s, name, plugins.Downstream)
 	}
 
-	ps := opts.Plugins
-	if ps == nil {
-		for _, spec := range g.Plugins {
-			p, err := plugins.Provision(plugins.Spec{Name: spec.Name, Settings: spec.Settings, File: s.sys.File, Line: spec.Line})
-			if err != nil {
-				return nil, err
-			}
-			ps = append(ps, p)
-		}
-	}
-	names := make([]string, len(ps))
-	for i, spec := range g.Plugins {
-		if i < len(names) {
-			names[i] = spec.Name
-		}
-	}
-	ps, names, err := s.withCloudClient(ps, names)
+	ps, names, err := s.provision()
 	if err != nil {
 		return nil, err
 	}

@@ -46,9 +46,6 @@ type Client interface {
 	// copies payload. It returns ErrClientGone once the client is gone. A
 	// client whose queue overflows is disconnected as slow.
 	Send(tag uint16, payload []byte) error
-	// SendFrame queues a frame of an extension kind (64–95), like Send;
-	// a kind outside that range returns ErrFrameKind.
-	SendFrame(kind protocol.Kind, tag uint16, payload []byte) error
 	// Kick disconnects the client with protocol.ReasonKicked and the given
 	// message, which the client sees.
 	Kick(message string)

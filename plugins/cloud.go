@@ -8,23 +8,15 @@ import (
 	"github.com/cloudrift/cloudrift/cloud"
 )
 
-// The cloud memory as plugins see it. A group whose servers run the
-// CloudMemoryPlugin is a cloud-memory group; every server whose group
-// connects to one gets a cloud-memory caller, provisioned by the runtime
-// under CloudMemoryClientPlugin, and its plugins reach it with
-// Host.CloudMemory. Rows posted through it belong to the server itself
-// (uploader ClientRef{Server: its ID, ID: 0}) and live as long as the
-// server does. An external server also forwards its game clients'
-// operations (the client SDK's), with their identity, enforcing their
-// limits and running the CloudFilter hooks.
-
-// Names of the cloud-memory plugins. The runtime provisions the client by
-// name, so a binary that runs a system with a cloud group imports the
-// package that registers both (plugins/cloudmemory).
-const (
-	CloudMemoryPlugin       = "cloudmemory"
-	CloudMemoryClientPlugin = "cloudmemory-client"
-)
+// The cloud memory as plugins see it. A group whose servers run the cloud
+// memory (plugins/cloudmemory, which a binary imports for its side
+// effect) is a cloud-memory group; every server whose group connects to
+// one gets the cloud memory's caller side attached (see Attachment), and
+// its plugins reach it with Host.CloudMemory. Rows posted through it
+// belong to the server itself (uploader ClientRef{Server: its ID, ID: 0})
+// and live as long as the server does. An external server also forwards
+// its game clients' operations (the client SDK's), with their identity,
+// enforcing their limits and running the CloudFilter hooks.
 
 // ErrNoCloudMemory: Host.CloudMemory on a server whose group connects to
 // no cloud-memory group. The errors of the operations themselves are
@@ -126,13 +118,4 @@ type CloudOp struct {
 // that panics rejects.
 type CloudFilter interface {
 	FilterCloud(op *CloudOp) error
-}
-
-// CloudMemoryProvider is implemented by the cloud-memory caller plugin:
-// Host.CloudMemory returns a session of it.
-type CloudMemoryProvider interface {
-	// CloudSession returns the CloudMemory of one plugin, called name in
-	// logs. Its subscriptions' notifications go to notify (nil: dropped),
-	// called as CloudNotificationHandler documents.
-	CloudSession(name string, notify func(cloud.Notification)) CloudMemory
 }

@@ -25,11 +25,8 @@ func hookInterfaces() []reflect.Type {
 		reflect.TypeFor[ClientMessageHandler](),
 		reflect.TypeFor[ClientDisconnectedHandler](),
 		reflect.TypeFor[ClientSendFailedHandler](),
-		reflect.TypeFor[FrameHandler](),
-		reflect.TypeFor[PeersHandler](),
 		reflect.TypeFor[CloudFilter](),
 		reflect.TypeFor[CloudNotificationHandler](),
-		reflect.TypeFor[CloudMemoryProvider](),
 	}
 }
 
@@ -54,18 +51,19 @@ func (m MisnamedHook) String() string {
 }
 
 // MisnamedHooks returns the exported methods of p that are named like a
-// method of a hook interface (Starter, ClientMessageHandler, FrameHandler,
-// ...) although p does not implement that interface, so that the server
-// never calls them: a wrong signature, or a multi-method hook with a
-// method missing. It returns nil when there are none.
-func MisnamedHooks(p Plugin) []MisnamedHook {
+// method of a hook interface (Starter, ClientMessageHandler, ..., and the
+// interfaces in more, such as package extension's) although p does not
+// implement that interface, so that the server never calls them: a wrong
+// signature, or a multi-method hook with a method missing. It returns nil
+// when there are none.
+func MisnamedHooks(p Plugin, more ...reflect.Type) []MisnamedHook {
 	if p == nil {
 		return nil
 	}
 	v := reflect.ValueOf(p)
 	t := v.Type()
 	var found []MisnamedHook
-	for _, hook := range hookInterfaces() {
+	for _, hook := range append(hookInterfaces(), more...) {
 		if t.Implements(hook) {
 			continue
 		}

@@ -2,12 +2,10 @@ package plugins_test
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cloudrift/cloudrift/plugins"
-	"github.com/cloudrift/cloudrift/protocol"
 )
 
 // wrongMessage names ClientMessage, but with the payload as bytes and no
@@ -21,15 +19,7 @@ type rightHooks struct{}
 
 func (p *rightHooks) ClientMessage(c plugins.Client, m plugins.Message) error { return nil }
 func (p *rightHooks) Stop(context.Context) error                              { return nil }
-func (p *rightHooks) FrameKinds() []protocol.Kind                             { return nil }
-func (p *rightHooks) ServerFrame(plugins.RemoteServer, protocol.Frame) error  { return nil }
-func (p *rightHooks) ClientFrame(plugins.Client, protocol.Frame) error        { return nil }
 func (p *rightHooks) Helper(int) string                                       { return "" }
-
-// halfFrames has FrameHandler's ServerFrame right but lacks the rest.
-type halfFrames struct{}
-
-func (halfFrames) ServerFrame(plugins.RemoteServer, protocol.Frame) error { return nil }
 
 func TestMisnamedHooks(t *testing.T) {
 	got := plugins.MisnamedHooks(&wrongMessage{})
@@ -56,12 +46,4 @@ func TestMisnamedHooks(t *testing.T) {
 		t.Fatalf("nil plugin got %v", got)
 	}
 
-	got = plugins.MisnamedHooks(halfFrames{})
-	if len(got) != 1 || got[0].Hook != "plugins.FrameHandler" ||
-		!strings.Contains(got[0].Want, "FrameKinds") || !strings.Contains(got[0].Want, "ClientFrame") {
-		t.Fatalf("half a FrameHandler: %v", got)
-	}
-	if i := slices.IndexFunc(got, func(m plugins.MisnamedHook) bool { return m.Method == "ServerFrame" }); i < 0 {
-		t.Fatalf("ServerFrame not reported: %v", got)
-	}
 }

@@ -97,10 +97,6 @@ type RemoteServer interface {
 	// ErrSlowPeer when the outbound queue overflowed (the link is then
 	// closed and, for an upstream server, redialled).
 	Send(tag uint16, payload []byte) error
-	// SendFrame queues a frame of an extension kind (64–95) for the remote
-	// server's FrameHandler, like Send. A kind outside that range returns
-	// ErrFrameKind.
-	SendFrame(kind protocol.Kind, tag uint16, payload []byte) error
 }
 
 // RemoteGroup is a related group, seen from this server.
@@ -114,7 +110,8 @@ type RemoteGroup interface {
 	Server(id string) (RemoteServer, bool)
 }
 
-// Host is the API the runtime hands a plugin at Start.
+// Host is the API the runtime hands a plugin at Start. The Host of a
+// cloudrift server also implements extension.Host, for system extensions.
 type Host interface {
 	// System, Group and ServerID name this server.
 	System() string
@@ -141,24 +138,11 @@ type Host interface {
 	SendToClients(refs []ClientRef, tag uint16, payload []byte) error
 	// Client returns a client this server holds.
 	Client(id uint64) (Client, bool)
-	// SendFrameToClient sends a frame of an extension kind (64–95) to a
-	// game client anywhere in the system, as SendToClient does for user
-	// messages; a kind outside that range returns ErrFrameKind.
-	SendFrameToClient(ref ClientRef, kind protocol.Kind, tag uint16, payload []byte) error
-	// SendFrameToClients sends one extension-kind frame to many clients;
-	// the clients this server holds share one encoded copy. It tries every
-	// ref and returns the errors joined.
-	SendFrameToClients(refs []ClientRef, kind protocol.Kind, tag uint16, payload []byte) error
-	// MaxFramePayload is the largest payload a link frame may carry.
-	MaxFramePayload() int
 
 	// CloudMemory returns this plugin's cloud-memory API, or an error
 	// wrapping ErrNoCloudMemory when the server's group connects to no
 	// cloud-memory group. Every call returns the same session.
 	CloudMemory() (CloudMemory, error)
-	// FilterCloud runs the CloudFilter hooks of this server's plugins on
-	// op; the first rejection is returned. Cloud-memory plugins call it.
-	FilterCloud(op *CloudOp) error
 }
 
 // CloseError says why a link or a client session closed. The reason

@@ -1,7 +1,14 @@
-// Package plugins is what a group plugin sees of cloudrift: registration by
+// Package plugins is what a game plugin sees of cloudrift: registration by
 // name, the optional lifecycle and event hooks the runtime finds by type
-// assertion, and the Host API through which a plugin reaches the rest of the
-// system.
+// assertion, the Host API through which a plugin reaches the rest of the
+// system (its linked servers, game clients anywhere, the cloud memory), and
+// the CloudFilter hook that authorizes cloud-memory operations.
+//
+// System extensions, such as the cloud memory itself, speak protocols of
+// their own over extension frame kinds and follow the servers of their own
+// group: they use package plugins/extension besides, and may attach
+// themselves to the servers of the groups that connect to theirs
+// (Info.Attach). A game plugin needs none of that.
 //
 // A plugin is a Go type registered in init:
 //
@@ -53,6 +60,15 @@ type Info struct {
 	Name string
 	// New returns a fresh, zero-configured plugin value. Required.
 	New func() Plugin
+	// Attach, when set, makes the plugin reach beyond its own group: every
+	// server whose group connects to a group running it also hosts the
+	// plugin value Attach returns, first among its plugins (see
+	// Attachment). Nil: the plugin runs only where the system file lists
+	// it. Like New, it is called once per server and returns a fresh
+	// value; it decodes a.Spec's settings itself (Spec.Decode), and the
+	// runtime then calls the value's Validate, if any. An error stops the
+	// server from being created.
+	Attach func(a Attachment) (Plugin, error)
 }
 
 var registry = struct {

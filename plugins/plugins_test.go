@@ -42,7 +42,20 @@ type bare struct{}
 func init() {
 	plugins.Register(plugins.Info{Name: "test-settings", New: func() plugins.Plugin { return new(settingsPlugin) }})
 	plugins.Register(plugins.Info{Name: "test-bare", New: func() plugins.Plugin { return new(bare) }})
+	plugins.Register(plugins.Info{Name: "test-attach", New: func() plugins.Plugin { return new(bare) },
+		Attach: func(a plugins.Attachment) (plugins.Plugin, error) {
+			p := &attached{Group: a.Group}
+			return p, a.Spec.Decode(&p.Settings)
+		}})
 }
+
+// attached is what "test-attach" attaches: its group's settings.
+type attached struct {
+	Group    string
+	Settings settingsPlugin
+}
+
+func (a *attached) Validate() error { return a.Settings.Validate() }
 
 // spec parses a system file with one plugin and returns its spec.
 func spec(t *testing.T, plugin string) plugins.Spec {
@@ -128,5 +141,29 @@ func TestDecodeStrictNeedsPointer(t *testing.T) {
 	var n yaml.Node
 	if err := plugins.DecodeStrict(&n, settingsPlugin{}); err == nil {
 		t.Fatal("want an error for a non-pointer")
+	}
+}
+
+func TestAttach(t *testing.T) {
+	s := spec(t, "      - name: test-attach\n        settings:\n          regions: 5\n")
+	p, ok, err := plugins.Attach(plugins.Attachment{Group: "cloud", Spec: s})
+	if err != nil || !ok {
+		t.Fatalf("Attach = %v, %v", ok, err)
+	}
+	if a := p.(*attached); a.Group != "cloud" || a.Settings.Regions != 5 {
+		t.Fatalf("attached %+v", a)
+	}
+	// A plugin without Attach attaches nothing.
+	if _, ok, err := plugins.Attach(plugins.Attachment{Group: "cloud", Spec: spec(t, "      - name: test-bare\n")}); ok || err != nil {
+		t.Fatalf("Attach(test-bare) = %v, %v", ok, err)
+	}
+	for want, plugin := range map[string]string{
+		`cluster.yaml:9: plugin "test-attach": plugins: bad plugin settings: line 9: unknown key "regoins"`:                            "      - name: test-attach\n        settings:\n          regoins: 5\n",
+		`cluster.yaml:7: plugin "test-attach" attached from group "cloud": plugins: bad plugin settings: regions must not be negative`: "      - name: test-attach\n        settings:\n          regions: -1\n",
+	} {
+		_, _, err := plugins.Attach(plugins.Attachment{Group: "cloud", Spec: spec(t, plugin)})
+		if !errors.Is(err, plugins.ErrSettings) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `"cloud"`) {
+			t.Fatalf("err = %v, want %s", err, want)
+		}
 	}
 }

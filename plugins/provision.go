@@ -44,10 +44,8 @@ func Provision(spec Spec) (Plugin, error) {
 			spec.where(), spec.Name, ErrSettings, strings.Join(Names(), ", "))
 	}
 	p := info.New()
-	if !yamlx.IsAbsent(&spec.Settings) {
-		if err := DecodeStrict(&spec.Settings, p); err != nil {
-			return nil, fmt.Errorf("%splugin %q: %w: %w", whereNode(spec, &spec.Settings), spec.Name, ErrSettings, err)
-		}
+	if err := spec.Decode(p); err != nil {
+		return nil, err
 	}
 	if v, ok := p.(Validator); ok {
 		if err := safeValidate(v); err != nil {
@@ -55,6 +53,20 @@ func Provision(spec Spec) (Plugin, error) {
 		}
 	}
 	return p, nil
+}
+
+// Decode decodes the spec's settings into out (a non-nil pointer) with
+// DecodeStrict; absent settings leave out as it is. The error names the
+// file and line and wraps ErrSettings. Provision decodes a plugin's
+// settings with it; an Info.Attach function decodes its Attachment's.
+func (s Spec) Decode(out any) error {
+	if yamlx.IsAbsent(&s.Settings) {
+		return nil
+	}
+	if err := DecodeStrict(&s.Settings, out); err != nil {
+		return fmt.Errorf("%splugin %q: %w: %w", whereNode(s, &s.Settings), s.Name, ErrSettings, err)
+	}
+	return nil
 }
 
 func safeValidate(v Validator) (err error) {

@@ -17,7 +17,7 @@ import (
 //   - kinds 80–91 travel between a server and a cloud-memory replica.
 
 // Extension kinds: frames of these kinds are handed to the plugin that
-// claims them (plugins.FrameHandler); a server closes a connection that
+// claims them (extension.FrameHandler); a server closes a connection that
 // sends one nobody claims.
 const (
 	FirstExtensionKind Kind = 64

@@ -17,7 +17,7 @@ import (
 	"github.com/cloudrift/cloudrift/registry/embedded"
 
 	// The cloud memory plugins.
-	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
+	"github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
 // echoPlugin answers every game-client message with the same message: the
@@ -60,7 +60,7 @@ func cloudSystem() (*config.System, error) {
 			},
 			{
 				Name: "cloud", Visibility: config.Internal,
-				Plugins: []config.Plugin{{Name: plugins.CloudMemoryPlugin, Settings: *settings.Content[0]}},
+				Plugins: []config.Plugin{{Name: cloudmemory.Name, Settings: *settings.Content[0]}},
 			},
 		},
 		Links: config.Links{

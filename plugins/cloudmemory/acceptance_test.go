@@ -14,7 +14,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cloud"
-	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
@@ -30,12 +30,11 @@ import (
 
 // system is a running test system.
 type system struct {
-	*env
-	replicas map[string]*cluster.Server
-	cloudF   map[string]*probe // the cloud replicas' query filters
-	world    *probe
-	cs       [2]*probe // client servers' probes (query filters)
-	csrv     [2]*cluster.Server
+	*clustertest.System
+	cloudF map[string]*probe // the cloud replicas' query filters
+	world  *probe
+	cs     [2]*probe // client servers' probes (query filters)
+	csrv   [2]*clustertest.Server
 }
 
 // testConfig is testSettings as a Config, for replicas started with extra
@@ -47,18 +46,18 @@ var testConfig = Config{
 }
 
 func startSystem(t *testing.T) *system {
-	s := &system{env: newEnv(t, testSettings), replicas: make(map[string]*cluster.Server), cloudF: make(map[string]*probe)}
+	s := &system{System: newSystem(t), cloudF: make(map[string]*probe)}
 	for i := 1; i <= 3; i++ {
 		id := fmt.Sprintf("cloud-%d", i)
 		f := &filterOnly{}
 		s.cloudF[id] = &f.probe
-		s.replicas[id] = s.start("cloud", id, &Service{Config: testConfig}, f)
+		s.StartServer("cloud", id, &Service{Config: testConfig}, f)
 	}
 	s.world = &probe{}
-	s.start("world", "world-1", s.world)
+	s.StartServer("world", "world-1", s.world)
 	for i := range s.cs {
 		s.cs[i] = &probe{}
-		s.csrv[i] = s.start("client", fmt.Sprintf("client-%d", i+1), s.cs[i])
+		s.csrv[i] = s.StartServer("client", fmt.Sprintf("client-%d", i+1), s.cs[i])
 	}
 	for _, p := range []*probe{s.world, s.cs[0], s.cs[1]} {
 		testutil.WaitFor(t, "links to 3 replicas", p.linked(3))
@@ -74,17 +73,10 @@ func (f *filterOnly) Start(context.Context, plugins.Host) error { return nil }
 
 // dial connects a game client to client server i (0 or 1).
 func (s *system) dial(i int, opts client.Options) *client.Client {
-	s.t.Helper()
-	opts.URL = "ws://" + s.csrv[i].Addr().String() + "/"
 	if opts.Handler == nil {
 		opts.Handler = func(client.Message) {}
 	}
-	c, err := client.Dial(testutil.Context(s.t), opts)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() { c.Close() })
-	return c
+	return s.csrv[i].DialWith(opts)
 }
 
 // recorder collects a client's notifications.
@@ -531,7 +523,7 @@ func TestAcceptClientServerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, "13 updates", rec.count(13))
-	s.csrv[1].Close()
+	s.csrv[1].Kill()
 	testutil.WaitFor(t, "12 deletions", rec.count(25))
 	deleted := map[string]bool{}
 	for _, n := range rec.all()[13:] {
@@ -594,7 +586,7 @@ func TestAcceptReplicaKilledWhilePosting(t *testing.T) {
 	for range posters {
 		<-started
 	}
-	s.replicas[victim].Close()
+	s.Server(victim).Kill()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -747,8 +739,8 @@ func atoi(t *testing.T, b []byte) int {
 }
 
 // rawClient connects a bare WebSocket game client and reads its welcome.
-func rawClient(t *testing.T, s *cluster.Server) *websocket.Conn {
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr().String()+"/", nil)
+func rawClient(t *testing.T, s *clustertest.Server) *websocket.Conn {
+	conn, _, err := websocket.DefaultDialer.Dial(s.URL(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -875,7 +867,9 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 	}
 	post(0)
 	// A fourth replica takes over some keys.
-	s.start("cloud", "cloud-4", &Service{Config: testConfig})
+	if r := s.AddReplica("cloud", &Service{Config: testConfig}); r.ID() != "cloud-4" {
+		t.Fatalf("added replica %s, want cloud-4", r.ID())
+	}
 	r4 := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3", "cloud-4"})
 	took := 0
 	for _, k := range keys {
@@ -887,9 +881,9 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 	check("after adding cloud-4", 4, 1)
 	// cloud-2 restarts: a new incarnation with the same ID and an empty
 	// store gets its keys' rows back from their uploaders' servers.
-	s.replicas["cloud-2"].Close()
+	s.Server("cloud-2").Kill()
 	post(2)
-	s.replicas["cloud-2"] = s.start("cloud", "cloud-2", &Service{Config: testConfig})
+	s.Server("cloud-2").Restart(&Service{Config: testConfig})
 	post(3)
 	check("after restarting cloud-2", 4, 3)
 	t.Logf("cloud-4 took %d of %d keys", took, len(keys))

@@ -2,7 +2,6 @@ package cloudmemory
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,16 +11,17 @@ import (
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
-// Caller is the caller side of the cloud memory: the plugin, registered as
-// "cloudmemory-client", through which a server whose group connects to a
-// cloud-memory group reaches the replicas. The runtime
-// provisions it (first among the group's plugins) with the cloud group's
-// name and the cloud plugin's settings; nobody lists it in a system file.
+// Caller is the caller side of the cloud memory: the plugin through which
+// a server whose group connects to a cloud-memory group reaches the
+// replicas. The cloudmemory plugin attaches it to such servers (the
+// runtime hosts it first among their plugins) with the cloud group's name
+// and settings; nobody lists it in a system file.
 //
 // The caller keeps every row uploaded through its server (the server's
 // own and, on an external server, its game clients') and where each is
@@ -46,13 +46,11 @@ import (
 // Caller.mu held. Callbacks handed to operations (done functions) run
 // with Caller.mu held and must not block.
 type Caller struct {
-	// Group is the cloud-memory group (set by the runtime).
-	Group string `yaml:"group"`
-	// Settings are the cloud plugin's settings (set by the runtime).
-	Settings Config `yaml:"settings"`
+	group    string // the cloud-memory group
+	settings Config // the cloud group's settings, as given
 
 	cfg    Config
-	host   plugins.Host
+	host   extension.Host
 	log    *zerolog.Logger
 	self   ref // this server's uploader identity
 	budget int // row bytes one replica result may carry
@@ -82,12 +80,12 @@ var (
 	_ plugins.Starter                   = (*Caller)(nil)
 	_ plugins.Stopper                   = (*Caller)(nil)
 	_ plugins.Validator                 = (*Caller)(nil)
-	_ plugins.FrameHandler              = (*Caller)(nil)
+	_ extension.FrameHandler            = (*Caller)(nil)
 	_ plugins.ServerConnectedHandler    = (*Caller)(nil)
 	_ plugins.ServerDisconnectedHandler = (*Caller)(nil)
 	_ plugins.ServerLeftHandler         = (*Caller)(nil)
 	_ plugins.ClientDisconnectedHandler = (*Caller)(nil)
-	_ plugins.CloudMemoryProvider       = (*Caller)(nil)
+	_ extension.CloudMemoryProvider     = (*Caller)(nil)
 )
 
 // Tuning.
@@ -147,20 +145,19 @@ type call struct {
 }
 
 // Validate implements plugins.Validator.
-func (c *Caller) Validate() error {
-	if c.Group == "" {
-		return errors.New("no cloud group: the runtime provisions this plugin")
-	}
-	return c.Settings.Validate()
-}
+func (c *Caller) Validate() error { return c.settings.Validate() }
 
 // Start implements plugins.Starter.
 func (c *Caller) Start(_ context.Context, h plugins.Host) error {
-	c.cfg = c.Settings.withDefaults()
-	c.host = h
+	eh, err := extensionHost(h)
+	if err != nil {
+		return err
+	}
+	c.cfg = c.settings.withDefaults()
+	c.host = eh
 	c.log = h.Logger()
 	c.self = ref{Server: h.ServerID()}
-	c.budget = min(c.cfg.MaxBytesPerDownload, h.MaxFramePayload()/2)
+	c.budget = min(c.cfg.MaxBytesPerDownload, eh.MaxFramePayload()/2)
 	c.stop = make(chan struct{})
 	c.wake = make(chan struct{}, 1)
 	c.replicas = make(map[string]*replica)
@@ -189,7 +186,7 @@ func (c *Caller) Stop(context.Context) error {
 	c.stopped = true
 	bye := (&cloudwire.SrvSync{Op: cloudwire.SyncBye}).AppendTo(nil)
 	for _, rep := range c.replicas {
-		_ = rep.rs.SendFrame(protocol.KindCloudSrvSync, 0, bye)
+		_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvSync, 0, bye)
 	}
 	for _, r := range c.rows {
 		c.resolveLocked(r, ^uint64(0), cloud.CodeShuttingDown, "server shutting down")

@@ -2,17 +2,17 @@
 // subscriptions shared by every server and game client of a system,
 // after RakNet's CloudServer/CloudClient.
 //
-// It registers two plugins:
+// It registers one plugin, "cloudmemory" (Name), with two sides:
 //
-//   - "cloudmemory" (Service), run by the servers of a cloud-memory group
-//     (the replicas). Each key (primary string, secondary uint32) is owned
+//   - Service, run by the servers of a cloud-memory group (the replicas),
+//     which list the plugin in the system file. Each key (primary string, secondary uint32) is owned
 //     by one replica, chosen by rendezvous hashing over the replicas the
 //     registry lists; the owner stores the key's rows (one per uploader),
 //     serializes every change to it, and notifies the servers that
 //     subscribe to it.
-//   - "cloudmemory-client" (Caller), which the runtime provisions on every
+//   - Caller, which the plugin attaches (plugins.Info.Attach) to every
 //     server whose group connects to a cloud-memory group, with the cloud
-//     plugin's settings. It gives the server's plugins the
+//     group's settings. It gives the server's plugins the
 //     plugins.CloudMemory API (Host.CloudMemory), forwards the operations
 //     of an external server's game clients with their identity (the client
 //     SDK's Post, Release, Get, Unsubscribe), enforces their limits, fans
@@ -43,16 +43,43 @@
 package cloudmemory
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 )
 
+// Name is the cloud memory's plugin name in the system file.
+const Name = "cloudmemory"
+
 func init() {
-	plugins.Register(plugins.Info{Name: plugins.CloudMemoryPlugin, New: func() plugins.Plugin { return new(Service) }})
-	plugins.Register(plugins.Info{Name: plugins.CloudMemoryClientPlugin, New: func() plugins.Plugin { return new(Caller) }})
+	plugins.Register(plugins.Info{Name: Name, New: func() plugins.Plugin { return new(Service) }, Attach: attach})
+}
+
+// attach makes the Caller of a server whose group connects to the
+// cloud-memory group a.Group, with that group's settings.
+func attach(a plugins.Attachment) (plugins.Plugin, error) {
+	c := &Caller{group: a.Group}
+	if err := a.Spec.Decode(&c.settings); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// errNotServerHost: Start got a Host that is not a cloudrift server's,
+// which the cloud memory needs to send its frames.
+var errNotServerHost = errors.New("cloud memory: the host is not a cloudrift server's")
+
+// extensionHost returns h's extension.Host.
+func extensionHost(h plugins.Host) (extension.Host, error) {
+	eh, ok := extension.Of(h)
+	if !ok {
+		return nil, fmt.Errorf("%w: %T", errNotServerHost, h)
+	}
+	return eh, nil
 }
 
 // Defaults of Config's zero values.
@@ -69,7 +96,7 @@ const (
 )
 
 // Config is the cloud memory's settings: the `settings:` of the
-// cloudmemory plugin in the system file. The client on every server that
+// cloudmemory plugin in the system file. The Caller on every server that
 // connects to the cloud group uses the same settings, so limits are
 // enforced where the operations enter the system. Every zero value takes
 // its default.

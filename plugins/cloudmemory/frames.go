@@ -11,7 +11,7 @@ import (
 
 // Frames from the replicas: answers, notices and key hand-overs.
 
-// FrameKinds implements plugins.FrameHandler.
+// FrameKinds implements extension.FrameHandler.
 func (c *Caller) FrameKinds() []protocol.Kind {
 	return []protocol.Kind{
 		protocol.KindCloudPost, protocol.KindCloudRelease, protocol.KindCloudGet, protocol.KindCloudUnsubscribe,
@@ -19,11 +19,11 @@ func (c *Caller) FrameKinds() []protocol.Kind {
 	}
 }
 
-// ServerFrame implements plugins.FrameHandler: answers and notifications
+// ServerFrame implements extension.FrameHandler: answers and notifications
 // from replicas.
 func (c *Caller) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 	if !c.isCloud(rs) {
-		return fmt.Errorf("cloud memory: %s from %s, which is not a replica of %q", f.Kind, rs.ID(), c.Group)
+		return fmt.Errorf("cloud memory: %s from %s, which is not a replica of %q", f.Kind, rs.ID(), c.group)
 	}
 	switch f.Kind {
 	case protocol.KindCloudSrvReply:

@@ -195,7 +195,7 @@ func (op *getOp) planLocked(keys []key) {
 				}
 			}
 		}
-		if rep.rs.SendFrame(protocol.KindCloudSrvGet, 0, m.AppendTo(nil)) != nil {
+		if op.c.host.SendFrame(rep.rs, protocol.KindCloudSrvGet, 0, m.AppendTo(nil)) != nil {
 			for _, k := range ks {
 				op.unplanned[k] = struct{}{}
 			}

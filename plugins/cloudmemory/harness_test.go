@@ -15,11 +15,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cloudrift/cloudrift/cloud"
-	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/config"
-	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
-	"github.com/cloudrift/cloudrift/registry/embedded"
 	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
@@ -40,12 +38,12 @@ getTimeout: 1s
 opTimeout: 3s
 `
 
-// testSystem: game clients on "client" servers, which connect to the
-// "world" and "cloud" groups; "world" connects to "cloud".
-func testSystem(t *testing.T, settings string) *config.System {
+// testSystem, with testSettings: game clients on "client" servers, which
+// connect to the "world" and "cloud" groups; "world" connects to "cloud".
+func testSystem(t *testing.T) *config.System {
 	t.Helper()
 	var node yaml.Node
-	if err := yaml.Unmarshal([]byte(settings), &node); err != nil {
+	if err := yaml.Unmarshal([]byte(testSettings), &node); err != nil {
 		t.Fatal(err)
 	}
 	sys := &config.System{
@@ -56,7 +54,7 @@ func testSystem(t *testing.T, settings string) *config.System {
 				Clients: config.Clients{Rate: 10000, Burst: 10000}},
 			{Name: "world", Visibility: config.Internal, ConnectsTo: []string{"cloud"}},
 			{Name: "cloud", Visibility: config.Internal,
-				Plugins: []config.Plugin{{Name: plugins.CloudMemoryPlugin, Settings: *node.Content[0]}}},
+				Plugins: []config.Plugin{{Name: Name, Settings: *node.Content[0]}}},
 		},
 		Links: config.Links{
 			Heartbeat:        config.Duration(100 * time.Millisecond),
@@ -73,45 +71,10 @@ func testSystem(t *testing.T, settings string) *config.System {
 	return sys
 }
 
-type env struct {
-	t    *testing.T
-	hub  *embedded.Hub
-	sys  *config.System
-	logs *testutil.Buffer
-}
-
-func newEnv(t *testing.T, settings string) *env {
-	e := &env{t: t, hub: embedded.NewHub(), sys: testSystem(t, settings), logs: &testutil.Buffer{}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server logs:\n%s", e.logs.String())
-		}
-	})
-	return e
-}
-
-// start runs a server of group with plugins (nil: the group's own) and
-// closes it when the test ends.
-func (e *env) start(group, id string, ps ...plugins.Plugin) *cluster.Server {
-	e.t.Helper()
-	conn := e.hub.Connector()
-	log := zerolog.New(e.logs).With().Timestamp().Logger().Level(zerolog.DebugLevel)
-	opts := cluster.Options{System: e.sys, Group: group, ID: id, Registry: conn, Logger: &log}
-	if ps != nil {
-		opts.Plugins = ps
-	}
-	s, err := cluster.New(opts)
-	if err != nil {
-		e.t.Fatalf("New %s: %v", id, err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		e.t.Fatalf("Start %s: %v", id, err)
-	}
-	e.t.Cleanup(func() {
-		s.Close()
-		conn.Close()
-	})
-	return s
+// newSystem prepares the test system on the clustertest kit, keeping
+// debug logs (printed when the test fails); it starts no server.
+func newSystem(t *testing.T) *clustertest.System {
+	return clustertest.NewSystem(t, testSystem(t), clustertest.WithLogLevel(zerolog.DebugLevel))
 }
 
 // probe is a test plugin: it keeps its Host and its cloud session, and

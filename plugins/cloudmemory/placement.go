@@ -20,7 +20,7 @@ func (c *Caller) ownerLocked(k key) *replica {
 }
 
 func (c *Caller) isCloud(rs plugins.RemoteServer) bool {
-	return rs.Group() == c.Group && rs.Direction() == plugins.Upstream
+	return rs.Group() == c.group && rs.Direction() == plugins.Upstream
 }
 
 // ServerConnected implements plugins.ServerConnectedHandler: a replica
@@ -42,7 +42,7 @@ func (c *Caller) ServerConnected(rs plugins.RemoteServer) error {
 	}
 	c.replicas[rs.ID()] = rep
 	c.ring = c.ringLocked()
-	_ = rs.SendFrame(protocol.KindCloudSrvSync, 0, (&cloudwire.SrvSync{Op: cloudwire.SyncStart}).AppendTo(nil))
+	_ = c.host.SendFrame(rs, protocol.KindCloudSrvSync, 0, (&cloudwire.SrvSync{Op: cloudwire.SyncStart}).AppendTo(nil))
 	for id := range c.rows {
 		if ownerOf(c.ring, id.k) == rs.ID() {
 			rep.session[id] = struct{}{}
@@ -212,7 +212,7 @@ func (c *Caller) syncLocked(now time.Time) {
 		}
 		if len(rep.session) == 0 {
 			rep.session = nil
-			_ = rep.rs.SendFrame(protocol.KindCloudSrvSync, 0, (&cloudwire.SrvSync{Op: cloudwire.SyncEnd}).AppendTo(nil))
+			_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvSync, 0, (&cloudwire.SrvSync{Op: cloudwire.SyncEnd}).AppendTo(nil))
 		}
 	}
 	c.syncSubsLocked(now)
@@ -230,7 +230,7 @@ func (c *Caller) sendPostLocked(r *placedRow, o *replica, background bool) {
 	m := cloudwire.SrvPost{Req: req, Sync: r.ackedVersion == r.version, Key: r.id.k, Uploader: r.id.up, Addr: r.addr, Data: r.data}
 	delete(c.unplaced, r.id)
 	delete(o.session, r.id)
-	if err := o.rs.SendFrame(protocol.KindCloudSrvPost, 0, m.AppendTo(make([]byte, 0, 64+len(r.data)))); err != nil {
+	if err := c.host.SendFrame(o.rs, protocol.KindCloudSrvPost, 0, m.AppendTo(make([]byte, 0, 64+len(r.data)))); err != nil {
 		r.backoff(time.Now())
 		c.unplaced[r.id] = struct{}{}
 		return

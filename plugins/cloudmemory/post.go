@@ -6,6 +6,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 )
 
 // Posts: the rows uploaded through this server, the operations waiting
@@ -101,7 +102,7 @@ func (c *Caller) post(up ref, addr string, k key, data []byte, done doneFunc) {
 		// Every replica linked since Start is gone: fail at once. Before
 		// the first one links (the system is starting), the row waits
 		// for it like a row whose owner is unreachable.
-		code, msg = cloud.CodeUnavailable, fmt.Sprintf("no replica of cloud group %q is linked", c.Group)
+		code, msg = cloud.CodeUnavailable, fmt.Sprintf("no replica of cloud group %q is linked", c.group)
 	}
 	if code != cloud.CodeOK {
 		done(code, msg)
@@ -159,7 +160,7 @@ func (c *Caller) checkPost(up ref, addr string, k key, data []byte) (cloud.Code,
 // filter runs the query filters of h's plugins on op: CloudRejected with
 // the first refusal, else CloudOK. Filters are plugin code: callers hold
 // no lock of this package.
-func filter(h plugins.Host, op *plugins.CloudOp) (cloud.Code, string) {
+func filter(h extension.Host, op *plugins.CloudOp) (cloud.Code, string) {
 	if err := h.FilterCloud(op); err != nil {
 		return cloud.CodeRejected, err.Error()
 	}

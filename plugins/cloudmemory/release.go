@@ -84,7 +84,7 @@ func (c *Caller) release(up ref, addr string, keys []key, done doneFunc) {
 		}
 		req := c.nextReqLocked()
 		m := cloudwire.SrvRelease{Req: req, Uploader: up, Addr: addr, Keys: ks}
-		if rep.rs.SendFrame(protocol.KindCloudSrvRelease, 0, m.AppendTo(nil)) != nil {
+		if c.host.SendFrame(rep.rs, protocol.KindCloudSrvRelease, 0, m.AppendTo(nil)) != nil {
 			continue
 		}
 		c.calls[req] = &call{kind: callRelease, to: p, rel: op}
@@ -153,7 +153,7 @@ func (c *Caller) dropUploader(up ref) {
 	delete(c.uploaders, up)
 	drop := (&cloudwire.SrvDrop{Uploader: up}).AppendTo(nil)
 	for _, rep := range c.replicas {
-		_ = rep.rs.SendFrame(protocol.KindCloudSrvDrop, 0, drop)
+		_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvDrop, 0, drop)
 	}
 }
 

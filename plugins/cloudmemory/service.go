@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 	"github.com/cloudrift/cloudrift/rendezvous"
@@ -30,7 +31,7 @@ import (
 type Service struct {
 	Config `yaml:",inline"`
 
-	host plugins.Host
+	host extension.Host
 	log  *zerolog.Logger
 	st   *store
 
@@ -60,8 +61,8 @@ var (
 	_ plugins.Starter                   = (*Service)(nil)
 	_ plugins.Stopper                   = (*Service)(nil)
 	_ plugins.Validator                 = (*Service)(nil)
-	_ plugins.FrameHandler              = (*Service)(nil)
-	_ plugins.PeersHandler              = (*Service)(nil)
+	_ extension.FrameHandler            = (*Service)(nil)
+	_ extension.PeersHandler            = (*Service)(nil)
 	_ plugins.ServerConnectedHandler    = (*Service)(nil)
 	_ plugins.ServerDisconnectedHandler = (*Service)(nil)
 	_ plugins.ServerLeftHandler         = (*Service)(nil)
@@ -72,8 +73,12 @@ func (s *Service) Validate() error { return s.Config.Validate() }
 
 // Start implements plugins.Starter.
 func (s *Service) Start(_ context.Context, h plugins.Host) error {
+	eh, err := extensionHost(h)
+	if err != nil {
+		return err
+	}
 	s.Config = s.Config.withDefaults()
-	s.host = h
+	s.host = eh
 	s.log = h.Logger()
 	s.st = newStore(serviceSink{s})
 	s.servers = make(map[string]*downstream)
@@ -109,12 +114,12 @@ func (k serviceSink) notify(servers []string, notice []byte) {
 		if d := k.s.byKey[sk]; d != nil && d.up {
 			// A failed send means the link is going down; the server
 			// resynchronises when it comes back.
-			_ = d.rs.SendFrame(protocol.KindCloudSrvNotify, 0, notice)
+			_ = k.s.host.SendFrame(d.rs, protocol.KindCloudSrvNotify, 0, notice)
 		}
 	}
 }
 
-// FrameKinds implements plugins.FrameHandler.
+// FrameKinds implements extension.FrameHandler.
 func (s *Service) FrameKinds() []protocol.Kind {
 	return []protocol.Kind{
 		protocol.KindCloudSrvPost, protocol.KindCloudSrvRelease, protocol.KindCloudSrvGet,
@@ -122,13 +127,13 @@ func (s *Service) FrameKinds() []protocol.Kind {
 	}
 }
 
-// ClientFrame implements plugins.FrameHandler: a cloud replica has no game
+// ClientFrame implements extension.FrameHandler: a cloud replica has no game
 // clients.
 func (s *Service) ClientFrame(_ plugins.Client, f protocol.Frame) error {
 	return fmt.Errorf("cloud memory: %s from a game client", f.Kind)
 }
 
-// ServerFrame implements plugins.FrameHandler.
+// ServerFrame implements extension.FrameHandler.
 func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 	switch f.Kind {
 	case protocol.KindCloudSrvPost:
@@ -153,7 +158,7 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		s.get(&m, func(res *cloudwire.SrvResult) {
 			// A failed send means the link is going down; the server
 			// resynchronises when it comes back.
-			_ = rs.SendFrame(protocol.KindCloudSrvResult, 0, res.AppendTo(nil))
+			_ = s.host.SendFrame(rs, protocol.KindCloudSrvResult, 0, res.AppendTo(nil))
 		})
 	case protocol.KindCloudSrvSub:
 		var m cloudwire.SrvSub
@@ -195,7 +200,7 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 // down; the server resynchronises when it comes back.
 func (s *Service) reply(rs plugins.RemoteServer, req uint64, code cloud.Code, msg string) {
 	r := cloudwire.SrvReply{Req: req, Code: code, Message: msg}
-	_ = rs.SendFrame(protocol.KindCloudSrvReply, 0, r.AppendTo(nil))
+	_ = s.host.SendFrame(rs, protocol.KindCloudSrvReply, 0, r.AppendTo(nil))
 }
 
 // owns reports whether this replica owns every key, or the code to answer.
@@ -305,10 +310,10 @@ func (s *Service) subscribe(rs plugins.RemoteServer, m *cloudwire.SrvSub) {
 	s.st.subscribe(subKey(rs), m)
 }
 
-// PeersChanged implements plugins.PeersHandler: the replica set changed.
+// PeersChanged implements extension.PeersHandler: the replica set changed.
 // Keys this replica no longer owns are dropped and the servers that had
 // rows or subscriptions under them are told to place them again.
-func (s *Service) PeersChanged(peers []plugins.Peer) error {
+func (s *Service) PeersChanged(peers []extension.Peer) error {
 	ids := make([]string, len(peers))
 	for i, p := range peers {
 		ids[i] = p.ID
@@ -342,7 +347,7 @@ func (s *Service) PeersChanged(peers []plugins.Peer) error {
 		for len(keys) > 0 {
 			n := min(len(keys), 1024)
 			m := cloudwire.SrvMoved{Keys: keys[:n]}
-			_ = d.rs.SendFrame(protocol.KindCloudSrvMoved, 0, m.AppendTo(nil))
+			_ = s.host.SendFrame(d.rs, protocol.KindCloudSrvMoved, 0, m.AppendTo(nil))
 			keys = keys[n:]
 		}
 	}

@@ -7,20 +7,21 @@ import (
 	"time"
 
 	"github.com/cloudrift/cloudrift/cloud"
+	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
 // cluster3 starts three cloud replicas, a world server and a client
 // server, each non-cloud one with a probe, and waits for every link.
-func cluster3(t *testing.T) (e *env, world, cs *probe) {
-	e = newEnv(t, testSettings)
+func cluster3(t *testing.T) (e *clustertest.System, world, cs *probe) {
+	e = newSystem(t)
 	for i := 1; i <= 3; i++ {
-		e.start("cloud", fmt.Sprintf("cloud-%d", i))
+		e.StartServer("cloud", fmt.Sprintf("cloud-%d", i))
 	}
 	world, cs = &probe{}, &probe{}
-	e.start("world", "world-1", world)
-	e.start("client", "client-1", cs)
+	e.StartServer("world", "world-1", world)
+	e.StartServer("client", "client-1", cs)
 	testutil.WaitFor(t, "world linked to 3 replicas", world.linked(3))
 	testutil.WaitFor(t, "client server linked to 3 replicas", cs.linked(3))
 	return e, world, cs
@@ -195,7 +196,7 @@ func TestServerGoneDeletesItsRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	w2 := &probe{}
-	s2 := e.start("world", "world-2", w2)
+	s2 := e.StartServer("world", "world-2", w2)
 	testutil.WaitFor(t, "world-2 linked", w2.linked(3))
 	for _, k := range keys {
 		if err := w2.cm.Post(ctx, k, []byte("w2")); err != nil {
@@ -206,7 +207,7 @@ func TestServerGoneDeletesItsRows(t *testing.T) {
 		}
 	}
 	testutil.WaitFor(t, "6 updates", func() bool { return len(cs.changes()) == 6 })
-	s2.Close()
+	s2.Kill()
 	testutil.WaitFor(t, "3 deletions", func() bool { return len(cs.changes()) == 9 })
 	for _, n := range cs.changes()[6:] {
 		if n.Type != cloud.NotifyDeleted || n.Row.Uploader.Server != "world-2" || string(n.Row.Data) != "w2" {
@@ -225,15 +226,15 @@ func TestServerGoneDeletesItsRows(t *testing.T) {
 }
 
 func TestServerRowsSurviveReplicaKill(t *testing.T) {
-	e := newEnv(t, testSettings)
-	replicas := make(map[string]interface{ Close() error })
+	e := newSystem(t)
+	replicas := make(map[string]*clustertest.Server)
 	for i := 1; i <= 3; i++ {
 		id := fmt.Sprintf("cloud-%d", i)
-		replicas[id] = e.start("cloud", id)
+		replicas[id] = e.StartServer("cloud", id)
 	}
 	world, cs := &probe{}, &probe{}
-	e.start("world", "world-1", world)
-	e.start("client", "client-1", cs)
+	e.StartServer("world", "world-1", world)
+	e.StartServer("client", "client-1", cs)
 	testutil.WaitFor(t, "world linked", world.linked(3))
 	testutil.WaitFor(t, "client server linked", cs.linked(3))
 	ctx := testutil.Context(t)
@@ -266,7 +267,7 @@ func TestServerRowsSurviveReplicaKill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	replicas[victim].Close()
+	replicas[victim].Kill()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -301,9 +302,9 @@ func TestPostWaitsForFirstReplica(t *testing.T) {
 	// this way) does not fail its first Posts: they wait for the first
 	// replica, within the operation timeout. Once every replica that
 	// linked is gone, a Post fails at once with Unavailable.
-	e := newEnv(t, testSettings)
+	e := newSystem(t)
 	world := &probe{}
-	e.start("world", "world-1", world)
+	e.StartServer("world", "world-1", world)
 	ctx := testutil.Context(t)
 	k := key{Primary: "early", Secondary: 1}
 	posted := make(chan error, 1)
@@ -313,7 +314,7 @@ func TestPostWaitsForFirstReplica(t *testing.T) {
 		t.Fatalf("Post returned before any replica linked: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	replica := e.start("cloud", "cloud-1")
+	replica := e.StartServer("cloud", "cloud-1")
 	if err := <-posted; err != nil {
 		t.Fatalf("Post once a replica linked: %v", err)
 	}
@@ -322,7 +323,7 @@ func TestPostWaitsForFirstReplica(t *testing.T) {
 		t.Fatalf("Get after the early Post: %+v, %v", res, err)
 	}
 
-	replica.Close()
+	replica.Kill()
 	testutil.WaitFor(t, "world unlinked from the replica", world.linked(0))
 	// Had it waited, it would end with cloud.ErrTimeout.
 	err = world.cm.Post(ctx, key{Primary: "late"}, []byte("x"))
@@ -339,7 +340,7 @@ func TestPluginViewFromNotificationsAlone(t *testing.T) {
 	// fresh Get, while two servers keep posting during the Get.
 	e, world, cs := cluster3(t)
 	w2 := &probe{}
-	e.start("world", "world-2", w2)
+	e.StartServer("world", "world-2", w2)
 	testutil.WaitFor(t, "world-2 linked", w2.linked(3))
 	ctx := testutil.Context(t)
 	keys := spreadKeys(t, "pview", 6)

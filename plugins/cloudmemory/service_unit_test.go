@@ -12,14 +12,15 @@ import (
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 	"github.com/cloudrift/cloudrift/rendezvous"
 )
 
-// fakeHost is the part of plugins.Host a Service uses.
+// fakeHost is the part of extension.Host a Service uses.
 type fakeHost struct {
-	plugins.Host
+	extension.Host
 	id  string
 	log zerolog.Logger
 }
@@ -29,7 +30,16 @@ func (h *fakeHost) Logger() *zerolog.Logger               { return &h.log }
 func (h *fakeHost) MaxFramePayload() int                  { return protocol.DefaultMaxFrame - 3 }
 func (h *fakeHost) FilterCloud(op *plugins.CloudOp) error { return nil }
 
-// fakeRemote is a downstream server that records what it is sent.
+// SendFrame records the frame at its fakeRemote.
+func (h *fakeHost) SendFrame(to plugins.RemoteServer, kind protocol.Kind, tag uint16, p []byte) error {
+	r := to.(*fakeRemote)
+	r.mu.Lock()
+	r.got = append(r.got, protocol.Frame{Kind: kind, Tag: tag, Payload: append([]byte(nil), p...)})
+	r.mu.Unlock()
+	return nil
+}
+
+// fakeRemote is a downstream server; fakeHost records what it is sent.
 type fakeRemote struct {
 	plugins.RemoteServer
 	id  string
@@ -41,12 +51,6 @@ type fakeRemote struct {
 func (r *fakeRemote) ID() string                   { return r.id }
 func (r *fakeRemote) Incarnation() uint64          { return r.inc }
 func (r *fakeRemote) Direction() plugins.Direction { return plugins.Downstream }
-func (r *fakeRemote) SendFrame(kind protocol.Kind, tag uint16, p []byte) error {
-	r.mu.Lock()
-	r.got = append(r.got, protocol.Frame{Kind: kind, Tag: tag, Payload: append([]byte(nil), p...)})
-	r.mu.Unlock()
-	return nil
-}
 
 func (r *fakeRemote) frames(kind protocol.Kind) []protocol.Frame {
 	r.mu.Lock()
@@ -91,7 +95,7 @@ func TestServiceGrace(t *testing.T) {
 	if r := servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x"); r.Code != cloud.CodeUnavailable {
 		t.Fatalf("before membership: %v", r.Code)
 	}
-	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}})
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}})
 	s.ServerConnected(e1)
 	if r := servicePost(t, s, e1, k, ref{Server: "e2", ID: 1}, "x"); r.Code != cloud.CodeBadRequest {
 		t.Fatalf("posting for another server's client: %v", r.Code)
@@ -132,7 +136,7 @@ func TestServiceGrace(t *testing.T) {
 
 func TestServiceHandsKeysOver(t *testing.T) {
 	s := startService(t, time.Second)
-	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}})
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}})
 	e1 := &fakeRemote{id: "e1", inc: 1}
 	s.ServerConnected(e1)
 	var keys []key
@@ -145,7 +149,7 @@ func TestServiceHandsKeysOver(t *testing.T) {
 	if err := s.ServerFrame(e1, protocol.Frame{Kind: protocol.KindCloudSrvSub, Payload: sub.AppendTo(nil)}); err != nil {
 		t.Fatal(err)
 	}
-	s.PeersChanged([]plugins.Peer{{ID: "cloud-1"}, {ID: "cloud-2"}})
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}, {ID: "cloud-2"}})
 	r := rendezvous.NewRing([]string{"cloud-1", "cloud-2"})
 	var movedWant int
 	for _, k := range keys {

@@ -32,7 +32,7 @@ type session struct {
 
 var _ plugins.CloudMemory = (*session)(nil)
 
-// CloudSession implements plugins.CloudMemoryProvider.
+// CloudSession implements extension.CloudMemoryProvider.
 func (c *Caller) CloudSession(name string, notify func(cloud.Notification)) plugins.CloudMemory {
 	s := &session{c: c, name: name, notify: notify}
 	s.sub = &subscriber{sess: s, entries: make(map[key]*subEntry)}
@@ -175,7 +175,7 @@ func (s *session) Unsubscribe(ctx context.Context, keys []cloud.Key, uploaders .
 	return err
 }
 
-// ClientFrame implements plugins.FrameHandler: the cloud-memory operations
+// ClientFrame implements extension.FrameHandler: the cloud-memory operations
 // of this (external) server's game clients, forwarded with their identity.
 func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 	switch f.Kind {
@@ -184,13 +184,13 @@ func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
-		c.post(pc.Ref(), pc.RemoteAddr(), m.Key, m.Data, replyTo(pc, m.Req))
+		c.post(pc.Ref(), pc.RemoteAddr(), m.Key, m.Data, c.replyTo(pc, m.Req))
 	case protocol.KindCloudRelease:
 		var m cloudwire.Release
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
-		c.release(pc.Ref(), pc.RemoteAddr(), m.Keys, replyTo(pc, m.Req))
+		c.release(pc.Ref(), pc.RemoteAddr(), m.Keys, c.replyTo(pc, m.Req))
 	case protocol.KindCloudGet:
 		var m cloudwire.Get
 		if err := m.Decode(f.Payload); err != nil {
@@ -200,7 +200,7 @@ func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 		c.get(func() *subscriber { return c.clientSubLocked(pc) }, pc.Ref(), pc.RemoteAddr(), m.Query, func(r *getResult) {
 			res := cloudwire.Result{Req: req, Code: r.code, Message: r.msg, Total: r.total,
 				Truncated: r.truncated, Partial: r.partial, Missing: r.missing, Rows: r.rows}
-			_ = pc.SendFrame(protocol.KindCloudResult, 0, res.AppendTo(nil))
+			_ = c.host.SendClientFrame(pc, protocol.KindCloudResult, 0, res.AppendTo(nil))
 		})
 	case protocol.KindCloudUnsubscribe:
 		var m cloudwire.Unsubscribe
@@ -213,7 +213,7 @@ func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 			}
 			return &subscriber{}
 		}
-		c.unsubscribe(sub, pc.Ref(), pc.RemoteAddr(), m.Keys, m.Uploaders, replyTo(pc, m.Req))
+		c.unsubscribe(sub, pc.Ref(), pc.RemoteAddr(), m.Keys, m.Uploaders, c.replyTo(pc, m.Req))
 	default:
 		return fmt.Errorf("cloud memory: unexpected %s from a game client", f.Kind)
 	}
@@ -222,10 +222,10 @@ func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 
 // replyTo answers a game client's request; a client that is gone is not
 // answered.
-func replyTo(pc plugins.Client, req uint32) doneFunc {
+func (c *Caller) replyTo(pc plugins.Client, req uint32) doneFunc {
 	return func(code cloud.Code, msg string) {
 		r := cloudwire.Reply{Req: req, Code: code, Message: msg}
-		_ = pc.SendFrame(protocol.KindCloudReply, 0, r.AppendTo(nil))
+		_ = c.host.SendClientFrame(pc, protocol.KindCloudReply, 0, r.AppendTo(nil))
 	}
 }
 

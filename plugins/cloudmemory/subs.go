@@ -121,7 +121,7 @@ func (c *Caller) sendSubLocked(ks *ksub) {
 	mode, ups := ks.union()
 	if rep := c.replicas[ks.placed.id]; rep != nil && rep.at == ks.placed {
 		m := cloudwire.SrvSub{Mode: mode, Keys: []key{ks.k}, Uploaders: ups}
-		_ = rep.rs.SendFrame(protocol.KindCloudSrvSub, 0, m.AppendTo(nil))
+		_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvSub, 0, m.AppendTo(nil))
 	}
 	if mode == cloudwire.SubRemove {
 		delete(c.subs, ks.k)
@@ -196,7 +196,7 @@ func (c *Caller) sendResyncLocked(ks *ksub, rep *replica) {
 	req := c.nextReqLocked()
 	_, ups := ks.union()
 	m := cloudwire.SrvGet{Req: req, Sync: true, Asker: c.self, Keys: []key{ks.k}, Uploaders: ups, MaxBytes: uint32(c.budget)}
-	if rep.rs.SendFrame(protocol.KindCloudSrvGet, 0, m.AppendTo(nil)) != nil {
+	if c.host.SendFrame(rep.rs, protocol.KindCloudSrvGet, 0, m.AppendTo(nil)) != nil {
 		c.resync[ks.k] = struct{}{}
 		return
 	}
@@ -261,7 +261,7 @@ func (c *Caller) deliverResyncLocked(e *subEntry, k key, rows []cloud.Row, trunc
 	}
 	if pc := e.sub.client; pc != nil {
 		m := cloudwire.Resync{Truncated: truncated, Key: k, Rows: mine}
-		_ = pc.SendFrame(protocol.KindCloudResync, 0, m.AppendTo(nil))
+		_ = c.host.SendClientFrame(pc, protocol.KindCloudResync, 0, m.AppendTo(nil))
 		return
 	}
 	e.sub.sess.pushLocked(c, cloud.Notification{Type: cloud.NotifyResync, Key: k, Rows: mine, Truncated: truncated})
@@ -334,7 +334,7 @@ func noteOf(m *cloudwire.Notice) cloud.Notification {
 // Get to be answered.
 func (c *Caller) deliverHeldLocked(h heldNote) {
 	if pc := h.e.sub.client; pc != nil {
-		_ = pc.SendFrame(protocol.KindCloudNotify, 0, h.payload)
+		_ = c.host.SendClientFrame(pc, protocol.KindCloudNotify, 0, h.payload)
 		return
 	}
 	h.e.sub.sess.pushLocked(c, h.n)

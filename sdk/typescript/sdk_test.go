@@ -26,6 +26,7 @@ import (
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 
@@ -77,7 +78,15 @@ groups:
 `
 
 // echo answers test clients (see the tag constants).
-type echo struct{}
+type echo struct{ host extension.Host }
+
+func (e *echo) Start(_ context.Context, h plugins.Host) error {
+	var ok bool
+	if e.host, ok = extension.Of(h); !ok {
+		return fmt.Errorf("echo: %T is not a server's host", h)
+	}
+	return nil
+}
 
 func (echo) Authenticate(info plugins.ClientInfo) error {
 	if info.Query.Get("token") == refusedToken || info.Header.Get("X-Token") == refusedToken {
@@ -121,8 +130,8 @@ func (echo) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 	return fmt.Errorf("echo: %s from server %s", f.Kind, rs.ID())
 }
 
-func (echo) ClientFrame(c plugins.Client, f protocol.Frame) error {
-	return c.SendFrame(f.Kind, f.Tag, f.Payload)
+func (e *echo) ClientFrame(c plugins.Client, f protocol.Frame) error {
+	return e.host.SendClientFrame(c, f.Kind, f.Tag, f.Payload)
 }
 
 // tool finds a program on PATH, skipping the test without it (failing
@@ -176,7 +185,7 @@ func startSystem(t *testing.T) []string {
 	start("cloud", "cloud-2", nil)
 	var urls []string
 	for _, id := range []string{"client-1", "client-2"} {
-		srv := start("client", id, []plugins.Plugin{echo{}})
+		srv := start("client", id, []plugins.Plugin{&echo{}})
 		testutil.WaitFor(t, id+" linked to both replicas", func() bool { return srv.Stats().LinksUp == 2 })
 		urls = append(urls, "ws://"+srv.Addr().String()+"/")
 	}
