@@ -228,6 +228,14 @@ func (c *wsClient) echo() {
 	}
 }
 
+// startClientServer starts a1 of g1 alone, with cl as its group's client
+// settings, hosting the returned recorder.
+func startClientServer(t *testing.T, cl config.Clients) (*clustertest.Server, *clientRecorder) {
+	t.Helper()
+	rec := newClientRecorder()
+	return newSystem(t, clientSystem(cl)).StartServer("g1", "a1", rec), rec
+}
+
 func TestClientsRoundTripAcrossServers(t *testing.T) {
 	sys := newSystem(t, clientSystem(config.Clients{}))
 	world := newClientRecorder()
@@ -334,9 +342,7 @@ func TestClientLimits(t *testing.T) {
 		WriteTimeout:    config.Duration(time.Second),
 		SendQueueBytes:  8 << 10,
 	}
-	sys := newSystem(t, clientSystem(cl))
-	rec := newClientRecorder()
-	a1 := sys.StartServer("g1", "a1", rec)
+	a1, rec := startClientServer(t, cl)
 	bystander := dialClient(t, a1, nil)
 
 	check := func(t *testing.T, c *wsClient, want protocol.Reason) {
@@ -435,12 +441,10 @@ func TestClientLimits(t *testing.T) {
 }
 
 func TestShutdownTellsClients(t *testing.T) {
-	sys := newSystem(t, clientSystem(config.Clients{}))
-	rec := newClientRecorder()
-	a1 := sys.StartServer("g1", "a1", rec)
+	a1, rec := startClientServer(t, config.Clients{})
 	c := dialClient(t, a1, nil)
 	done := make(chan error, 1)
-	go func() { done <- a1.Cluster().Shutdown(sys.Context()) }()
+	go func() { done <- a1.Cluster().Shutdown(testutil.Context(t)) }()
 	if r := c.closeReason(); r != protocol.ReasonShutdown {
 		t.Fatalf("reason %s", r)
 	}
@@ -461,9 +465,7 @@ func TestClientWriteTimeout(t *testing.T) {
 		SendQueueBytes:  64 << 20,
 		WriteTimeout:    config.Duration(500 * time.Millisecond),
 	}
-	sys := newSystem(t, clientSystem(cl))
-	rec := newClientRecorder()
-	a1 := sys.StartServer("g1", "a1", rec)
+	a1, rec := startClientServer(t, cl)
 	bystander := dialClient(t, a1, nil)
 	c := dialClient(t, a1, nil)
 	p := rec.client(t, c.ref.ID)
@@ -500,9 +502,7 @@ func TestClientStallsThenCatchesUp(t *testing.T) {
 		SendQueueBytes:  256 << 20,
 		ReadTimeout:     config.Duration(readTimeout),
 	}
-	sys := newSystem(t, clientSystem(cl))
-	rec := newClientRecorder()
-	a1 := sys.StartServer("g1", "a1", rec)
+	a1, rec := startClientServer(t, cl)
 	c := dialClient(t, a1, nil)
 	p := rec.client(t, c.ref.ID)
 	sizes := []int{0, 1, 121, 122, 123, 124, 125, 126, 65531, 65532, 65533, 200_000}
@@ -558,9 +558,7 @@ func TestSlowClientDoesNotDelayOthersPings(t *testing.T) {
 		ReadTimeout:     config.Duration(2 * time.Second), // pings every 667 ms; 2 s leaves room for a loaded machine
 		WriteTimeout:    config.Duration(6 * time.Second),
 	}
-	sys := newSystem(t, clientSystem(cl))
-	rec := newClientRecorder()
-	a1 := sys.StartServer("g1", "a1", rec)
+	a1, rec := startClientServer(t, cl)
 	idle := dialClient(t, a1, nil)
 	stalled := dialClient(t, a1, nil)
 	go func() { // the idle client reads, so it answers pings
