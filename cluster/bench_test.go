@@ -1,7 +1,6 @@
-package cluster
+package cluster_test
 
 import (
-	"context"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -10,7 +9,6 @@ import (
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
-	"github.com/cloudrift/cloudrift/registry/embedded"
 )
 
 // BenchmarkLink64 measures one server-to-server link carrying 64-byte
@@ -102,16 +100,13 @@ func (c *counter) ServerMessage(_ plugins.RemoteServer, m plugins.Message) error
 // The sender keeps at most window messages in flight so the bounded
 // outbound queue never overflows, as a well-behaved plugin would.
 func benchRuntime(b *testing.B) {
-	sys := twoGroups()
-	sys.Links.Heartbeat = sys.Links.Timeout / 2
-	h := &harness{t: &testing.T{}, sys: sys, logs: &testutil.Buffer{}}
-	h.hub = embedded.NewHub()
+	cfg := twoGroups()
+	cfg.Links.Heartbeat = cfg.Links.Timeout / 2
+	sys := newSystem(b, cfg)
 	recv := &counter{}
-	srvB, closeB := benchServer(b, h, "g2", "b1", recv)
-	defer closeB()
+	sys.StartServer("g2", "b1", recv)
 	send := newRecorder()
-	_, closeA := benchServer(b, h, "g1", "a1", send)
-	defer closeA()
+	sys.StartServer("g1", "a1", send)
 	testutil.WaitFor(b, "the link", send.connectedTo("b1"))
 	peer := send.peer("b1")
 	payload := make([]byte, benchPayload)
@@ -134,20 +129,4 @@ func benchRuntime(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	_ = srvB
-}
-
-func benchServer(b *testing.B, h *harness, group, id string, p plugins.Plugin) (*Server, func()) {
-	conn := h.hub.Connector()
-	s, err := New(Options{System: h.sys, Group: group, ID: id, Registry: conn, Plugins: []plugins.Plugin{p}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	return s, func() {
-		s.Close()
-		conn.Close()
-	}
 }

@@ -1,3 +1,6 @@
+// This file is in package cluster because it tests clientConn, the
+// unexported writer of one game client's WebSocket, below any server.
+
 package cluster
 
 import (

@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
@@ -126,7 +127,7 @@ type wsClient struct {
 }
 
 // dialClient connects to an external server and reads its welcome.
-func dialClient(t *testing.T, s *Server, header http.Header) *wsClient {
+func dialClient(t *testing.T, s *clustertest.Server, header http.Header) *wsClient {
 	t.Helper()
 	c, closeMsg, err := tryDialClient(t, s, header)
 	if err != nil {
@@ -138,9 +139,9 @@ func dialClient(t *testing.T, s *Server, header http.Header) *wsClient {
 	return c
 }
 
-func tryDialClient(t *testing.T, s *Server, header http.Header) (*wsClient, *protocol.Close, error) {
+func tryDialClient(t *testing.T, s *clustertest.Server, header http.Header) (*wsClient, *protocol.Close, error) {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr().String()+"/", header)
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr()+"/", header)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -227,22 +228,21 @@ func (c *wsClient) echo() {
 	}
 }
 
-func clientSystem(cl config.Clients) *config.System {
-	sys := twoGroups()
-	sys.Groups[0].Clients = cl
-	if err := sys.Validate(); err != nil {
-		panic(err)
-	}
-	return sys
+// startClientServer starts a1 of g1 alone, with cl as its group's client
+// settings, hosting the returned recorder.
+func startClientServer(t *testing.T, cl config.Clients) (*clustertest.Server, *clientRecorder) {
+	t.Helper()
+	rec := newClientRecorder()
+	return newSystem(t, clientSystem(cl)).StartServer("g1", "a1", rec), rec
 }
 
 func TestClientsRoundTripAcrossServers(t *testing.T) {
-	h := newHarness(t, clientSystem(config.Clients{}))
+	sys := newSystem(t, clientSystem(config.Clients{}))
 	world := newClientRecorder()
-	h.start("g2", "b1", world)
+	sys.StartServer("g2", "b1", world)
 	ra, rb := newClientRecorder(), newClientRecorder()
-	a1 := h.start("g1", "a1", ra)
-	a2 := h.start("g1", "a2", rb)
+	a1 := sys.StartServer("g1", "a1", ra)
+	a2 := sys.StartServer("g1", "a2", rb)
 	c1 := dialClient(t, a1, http.Header{"X-Player": {"p1"}})
 	c2 := dialClient(t, a2, nil)
 	if c1.ref.Server != "a1" || c2.ref.Server != "a2" || c1.ref.ID == 0 {
@@ -318,9 +318,9 @@ func TestClientsRoundTripAcrossServers(t *testing.T) {
 }
 
 func TestClientRefusedByInternalServer(t *testing.T) {
-	h := newHarness(t, clientSystem(config.Clients{}))
-	b1 := h.start("g2", "b1")
-	_, resp, err := websocket.DefaultDialer.Dial("ws://"+b1.Addr().String()+"/", nil)
+	sys := newSystem(t, clientSystem(config.Clients{}))
+	b1 := sys.StartServer("g2", "b1")
+	_, resp, err := websocket.DefaultDialer.Dial("ws://"+b1.Addr()+"/", nil)
 	if err == nil {
 		t.Fatal("a WebSocket client linked to an internal server")
 	}
@@ -328,7 +328,7 @@ func TestClientRefusedByInternalServer(t *testing.T) {
 		t.Fatalf("response %v, err %v", resp, err)
 	}
 	testutil.WaitFor(t, "logged", func() bool {
-		return strings.Contains(h.logs.String(), `"reason":"`+protocol.ReasonClientProtocol.String()+`"`)
+		return strings.Contains(sys.Logs(), `"reason":"`+protocol.ReasonClientProtocol.String()+`"`)
 	})
 }
 
@@ -342,9 +342,7 @@ func TestClientLimits(t *testing.T) {
 		WriteTimeout:    config.Duration(time.Second),
 		SendQueueBytes:  8 << 10,
 	}
-	h := newHarness(t, clientSystem(cl))
-	rec := newClientRecorder()
-	a1 := h.start("g1", "a1", rec)
+	a1, rec := startClientServer(t, cl)
 	bystander := dialClient(t, a1, nil)
 
 	check := func(t *testing.T, c *wsClient, want protocol.Reason) {
@@ -395,7 +393,7 @@ func TestClientLimits(t *testing.T) {
 		bystander.echo()
 		c1.conn.Close()
 		c2.conn.Close()
-		testutil.WaitFor(t, "room again", func() bool { return a1.Stats().Clients == 1 })
+		testutil.WaitFor(t, "room again", func() bool { return a1.Cluster().Stats().Clients == 1 })
 	})
 	t.Run("authentication refused", func(t *testing.T) {
 		_, refused, err := tryDialClient(t, a1, http.Header{"X-Token": {"bad"}})
@@ -443,12 +441,10 @@ func TestClientLimits(t *testing.T) {
 }
 
 func TestShutdownTellsClients(t *testing.T) {
-	h := newHarness(t, clientSystem(config.Clients{}))
-	rec := newClientRecorder()
-	a1 := h.start("g1", "a1", rec)
+	a1, rec := startClientServer(t, config.Clients{})
 	c := dialClient(t, a1, nil)
 	done := make(chan error, 1)
-	go func() { done <- a1.Shutdown(testContext(t)) }()
+	go func() { done <- a1.Cluster().Shutdown(testutil.Context(t)) }()
 	if r := c.closeReason(); r != protocol.ReasonShutdown {
 		t.Fatalf("reason %s", r)
 	}
@@ -460,12 +456,6 @@ func TestShutdownTellsClients(t *testing.T) {
 	}
 }
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestClientWriteTimeout(t *testing.T) {
 	// A client that stops reading while its send queue is large enough to
 	// never overflow: the write deadline ends it instead. It cannot be told
@@ -475,9 +465,7 @@ func TestClientWriteTimeout(t *testing.T) {
 		SendQueueBytes:  64 << 20,
 		WriteTimeout:    config.Duration(500 * time.Millisecond),
 	}
-	h := newHarness(t, clientSystem(cl))
-	rec := newClientRecorder()
-	a1 := h.start("g1", "a1", rec)
+	a1, rec := startClientServer(t, cl)
 	bystander := dialClient(t, a1, nil)
 	c := dialClient(t, a1, nil)
 	p := rec.client(t, c.ref.ID)
@@ -514,9 +502,7 @@ func TestClientStallsThenCatchesUp(t *testing.T) {
 		SendQueueBytes:  256 << 20,
 		ReadTimeout:     config.Duration(readTimeout),
 	}
-	h := newHarness(t, clientSystem(cl))
-	rec := newClientRecorder()
-	a1 := h.start("g1", "a1", rec)
+	a1, rec := startClientServer(t, cl)
 	c := dialClient(t, a1, nil)
 	p := rec.client(t, c.ref.ID)
 	sizes := []int{0, 1, 121, 122, 123, 124, 125, 126, 65531, 65532, 65533, 200_000}
@@ -572,9 +558,7 @@ func TestSlowClientDoesNotDelayOthersPings(t *testing.T) {
 		ReadTimeout:     config.Duration(2 * time.Second), // pings every 667 ms; 2 s leaves room for a loaded machine
 		WriteTimeout:    config.Duration(6 * time.Second),
 	}
-	h := newHarness(t, clientSystem(cl))
-	rec := newClientRecorder()
-	a1 := h.start("g1", "a1", rec)
+	a1, rec := startClientServer(t, cl)
 	idle := dialClient(t, a1, nil)
 	stalled := dialClient(t, a1, nil)
 	go func() { // the idle client reads, so it answers pings

@@ -1,9 +1,8 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
 	"errors"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -11,21 +10,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudrift/cloudrift/cluster"
+	"github.com/cloudrift/cloudrift/clustertest"
+	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry"
 )
 
-func TestTwoGroupsSeeEachOther(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	r2 := newRecorder()
-	h.start("g2", "b1", r2)
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
+// linked is a running system with b1 of g2 and a1 of g1, which host the
+// recorders r2 and r1.
+type linked struct {
+	sys    *clustertest.System
+	a1, b1 *clustertest.Server
+	r1, r2 *recorder
+}
 
-	testutil.WaitFor(t, "a1 connected to b1", r1.connectedTo("b1"))
-	testutil.WaitFor(t, "b1 connected to a1", r2.connectedTo("a1"))
+// startLinked starts b1 then a1 in a system of cfg, and returns once each
+// has seen the other connect.
+func startLinked(t *testing.T, cfg *config.System) *linked {
+	t.Helper()
+	l := &linked{sys: newSystem(t, cfg), r1: newRecorder(), r2: newRecorder()}
+	l.b1 = l.sys.StartServer("g2", "b1", l.r2)
+	l.a1 = l.sys.StartServer("g1", "a1", l.r1)
+	testutil.WaitFor(t, "a1 connected to b1", l.r1.connectedTo("b1"))
+	testutil.WaitFor(t, "b1 connected to a1", l.r2.connectedTo("a1"))
+	return l
+}
+
+func TestTwoGroupsSeeEachOther(t *testing.T) {
+	l := startLinked(t, twoGroups())
+	r1, r2 := l.r1, l.r2
 
 	if got := r1.eventsFor("b1"); !slices.Equal(got, []string{"joined", "connected"}) {
 		t.Errorf("g1 events for b1 = %v, want [joined connected]", got)
@@ -71,13 +87,8 @@ func TestTwoGroupsSeeEachOther(t *testing.T) {
 
 func TestMessagesBothWaysInOrder(t *testing.T) {
 	const n = 10000
-	h := newHarness(t, twoGroups())
-	r2 := newRecorder()
-	h.start("g2", "b1", r2)
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
-	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
-	testutil.WaitFor(t, "link", r2.connectedTo("a1"))
+	l := startLinked(t, twoGroups())
+	r1, r2 := l.r1, l.r2
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -93,14 +104,11 @@ func TestMessagesBothWaysInOrder(t *testing.T) {
 }
 
 func TestJoinAndLeave(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	b1 := h.start("g2", "b1")
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
-	testutil.WaitFor(t, "a1 → b1", r1.connectedTo("b1"))
+	l := startLinked(t, twoGroups())
+	r1 := l.r1
 
 	rb2 := newRecorder()
-	b2 := h.start("g2", "b2", rb2)
+	b2 := l.sys.StartServer("g2", "b2", rb2).Cluster()
 	testutil.WaitFor(t, "a1 → b2", r1.connectedTo("b2"))
 	testutil.WaitFor(t, "b2 sees a1", rb2.connectedTo("a1"))
 
@@ -128,31 +136,17 @@ func TestJoinAndLeave(t *testing.T) {
 	if ids := serverIDs(g.Servers()); !slices.Equal(ids, []string{"b1"}) {
 		t.Fatalf("g2 servers after b2 left = %v, want [b1]", ids)
 	}
-	if !errors.Is(b2.Shutdown(ctx), ErrServerClosed) {
+	if !errors.Is(b2.Shutdown(ctx), cluster.ErrServerClosed) {
 		t.Error("second Shutdown should return ErrServerClosed")
 	}
-	_ = b1
-}
-
-func serverIDs(ss []plugins.RemoteServer) []string {
-	ids := make([]string, len(ss))
-	for i, s := range ss {
-		ids[i] = s.ID()
-	}
-	return ids
 }
 
 func TestKilledLinkReconnects(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	b1 := h.start("g2", "b1")
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
-	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
+	l := startLinked(t, twoGroups())
+	r1 := l.r1
 
 	// Kill the connection under the link, as a reset would.
-	for _, l := range b1.liveLinks() {
-		l.conn.Close()
-	}
+	cluster.BreakLinks(l.b1.Cluster())
 	testutil.WaitFor(t, "reconnect", func() bool { return r1.count("connected", "b1") == 2 && r1.connectedTo("b1")() })
 	if got := r1.eventsFor("b1"); !slices.Equal(got, []string{"joined", "connected", "disconnected", "connected"}) {
 		t.Errorf("events = %v", got)
@@ -161,18 +155,15 @@ func TestKilledLinkReconnects(t *testing.T) {
 }
 
 func TestRemovedPeerIsNotRedialled(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	b1 := h.start("g2", "b1")
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
-	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
+	l := startLinked(t, twoGroups())
+	r1, b1 := l.r1, l.b1.Cluster()
 
-	h.hub.Expire("b1")
+	l.sys.Hub().Expire("b1")
 	testutil.WaitFor(t, "b1 left", func() bool { return r1.count("left", "b1") == 1 })
 	// b1 is alive and would accept: a dialer that kept going would be
 	// linked again within a few backoff periods (at most 50 ms each).
 	accepted := b1.Stats().Refused
-	time.Sleep(20 * h.sys.Links.BackoffMax.D())
+	time.Sleep(20 * l.sys.Config().Links.BackoffMax.D())
 	if n := r1.count("connected", "b1"); n != 1 {
 		t.Fatalf("b1 connected %d times after removal, want 1", n)
 	}
@@ -181,51 +172,10 @@ func TestRemovedPeerIsNotRedialled(t *testing.T) {
 	}
 }
 
-// rawConn dials addr as a bare TCP client.
-func rawConn(t *testing.T, addr net.Addr) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr.String(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c
-}
-
-// closeReason reads until a Close frame and returns its reason, or fails.
-func closeReason(t *testing.T, c net.Conn) protocol.Reason {
-	t.Helper()
-	rd := protocol.NewReader(c, protocol.DefaultMaxFrame)
-	for {
-		f, err := rd.Next()
-		if err != nil {
-			t.Fatalf("no close frame: %v", err)
-		}
-		if f.Kind == protocol.KindClose {
-			var cl protocol.Close
-			if err := cl.Decode(f.Payload); err != nil {
-				t.Fatal(err)
-			}
-			return cl.Reason
-		}
-	}
-}
-
-func hello(sys, group, id string) (protocol.Hello, []byte) {
-	nonce, _ := protocol.NewNonce()
-	h := protocol.Hello{Version: protocol.Version, System: sys, Group: group, ServerID: id, Incarnation: 7, Nonce: nonce}
-	return h, h.AppendTo(nil)
-}
-
 func TestRefusals(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	r2 := newRecorder()
-	b1 := h.start("g2", "b1", r2)
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
-	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
-	addr := b1.Addr()
+	l := startLinked(t, twoGroups())
+	r1, r2 := l.r1, l.r2
+	addr := l.b1.Addr()
 	sent := 0
 	stillServing := func(t *testing.T) {
 		t.Helper()
@@ -236,25 +186,13 @@ func TestRefusals(t *testing.T) {
 	wantLogged := func(t *testing.T, reason protocol.Reason) {
 		t.Helper()
 		testutil.WaitFor(t, "log of "+reason.String(), func() bool {
-			return strings.Contains(h.logs.String(), `"reason":"`+reason.String()+`"`)
+			return strings.Contains(l.sys.Logs(), `"reason":"`+reason.String()+`"`)
 		})
 	}
 
 	t.Run("wrong secret", func(t *testing.T) {
 		c := rawConn(t, addr)
-		_, hb := hello("test", "g1", "intruder")
-		c.Write(protocol.AppendFrame(nil, protocol.KindHello, 0, hb))
-		rd := protocol.NewReader(c, protocol.DefaultMaxFrame)
-		f, err := rd.Next()
-		if err != nil || f.Kind != protocol.KindChallenge {
-			t.Fatalf("want challenge, got %v %v", f.Kind, err)
-		}
-		var ch protocol.Challenge
-		if err := ch.Decode(f.Payload); err != nil {
-			t.Fatal(err)
-		}
-		auth := protocol.Auth{MAC: protocol.AuthMAC([]byte("the-wrong-secret-entirely"), hb, ch.Body(nil))}
-		c.Write(protocol.AppendFrame(nil, protocol.KindAuth, 0, auth.AppendTo(nil)))
+		authenticate(t, c, hello("test", "g1", "intruder", 7), "the-wrong-secret-entirely")
 		if r := closeReason(t, c); r != protocol.ReasonAuth {
 			t.Fatalf("reason %s, want %s", r, protocol.ReasonAuth)
 		}
@@ -267,60 +205,43 @@ func TestRefusals(t *testing.T) {
 		bad := twoGroups()
 		bad.Secret = "another-secret-of-enough-length"
 		rb := newRecorder()
-		h.startWith(Options{System: bad, Group: "g1", ID: "a-bad", Plugins: []plugins.Plugin{rb}})
+		l.sys.StartServerWith(cluster.Options{System: bad, Group: "g1", ID: "a-bad", Plugins: []plugins.Plugin{rb}})
 		testutil.WaitFor(t, "dialer gave up", func() bool {
-			return strings.Contains(h.logs.String(), "peer refuses this server for good")
+			return strings.Contains(l.sys.Logs(), "peer refuses this server for good")
 		})
 		if rb.count("connected", "b1") != 0 || r2.count("connected", "a-bad") != 0 {
 			t.Fatal("a server with the wrong secret linked")
 		}
 		stillServing(t)
 	})
-	t.Run("wrong system", func(t *testing.T) {
-		c := rawConn(t, addr)
-		_, hb := hello("other", "g1", "x1")
-		c.Write(protocol.AppendFrame(nil, protocol.KindHello, 0, hb))
-		if r := closeReason(t, c); r != protocol.ReasonWrongSystem {
-			t.Fatalf("reason %s", r)
-		}
-		wantLogged(t, protocol.ReasonWrongSystem)
-		stillServing(t)
-	})
-	t.Run("group does not connect to acceptor", func(t *testing.T) {
-		c := rawConn(t, addr)
-		_, hb := hello("test", "g3", "x2")
-		c.Write(protocol.AppendFrame(nil, protocol.KindHello, 0, hb))
-		if r := closeReason(t, c); r != protocol.ReasonNotDownstream {
-			t.Fatalf("reason %s", r)
-		}
-		wantLogged(t, protocol.ReasonNotDownstream)
-		stillServing(t)
-	})
-	t.Run("no handshake within deadline", func(t *testing.T) {
-		c := rawConn(t, addr)
-		if r := closeReason(t, c); r != protocol.ReasonHandshakeTimeout {
-			t.Fatalf("reason %s", r)
-		}
-		wantLogged(t, protocol.ReasonHandshakeTimeout)
-		stillServing(t)
-	})
-	t.Run("garbage bytes", func(t *testing.T) {
-		c := rawConn(t, addr)
-		c.Write([]byte{0, 0, 0, 9, 0xee, 1, 2, 3, 4, 5, 6, 7, 8})
-		if r := closeReason(t, c); r != protocol.ReasonProtocol {
-			t.Fatalf("reason %s", r)
-		}
-		stillServing(t)
-	})
-	t.Run("oversized frame", func(t *testing.T) {
-		c := rawConn(t, addr)
-		c.Write([]byte{0x10, 0, 0, 0, byte(protocol.KindHello), 0, 0})
-		if r := closeReason(t, c); r != protocol.ReasonFrameTooLarge {
-			t.Fatalf("reason %s", r)
-		}
-		wantLogged(t, protocol.ReasonFrameTooLarge)
-		stillServing(t)
-	})
+	// Connections whose first bytes the acceptor refuses (none at all, for
+	// the handshake timeout), and the reason its Close gives.
+	for _, tc := range []struct {
+		name   string
+		first  []byte
+		want   protocol.Reason
+		logged bool
+	}{
+		{"wrong system", helloFrame("other", "g1", "x1"), protocol.ReasonWrongSystem, true},
+		{"group does not connect to acceptor", helloFrame("test", "g3", "x2"), protocol.ReasonNotDownstream, true},
+		{"no handshake within deadline", nil, protocol.ReasonHandshakeTimeout, true},
+		{"garbage bytes", []byte{0, 0, 0, 9, 0xee, 1, 2, 3, 4, 5, 6, 7, 8}, protocol.ReasonProtocol, false},
+		{"oversized frame", []byte{0x10, 0, 0, 0, byte(protocol.KindHello), 0, 0}, protocol.ReasonFrameTooLarge, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawConn(t, addr)
+			if tc.first != nil {
+				c.Write(tc.first)
+			}
+			if r := closeReason(t, c); r != tc.want {
+				t.Fatalf("reason %s, want %s", r, tc.want)
+			}
+			if tc.logged {
+				wantLogged(t, tc.want)
+			}
+			stillServing(t)
+		})
+	}
 	t.Run("websocket client on a server port", func(t *testing.T) {
 		c := rawConn(t, addr)
 		c.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
@@ -333,10 +254,9 @@ func TestRefusals(t *testing.T) {
 		stillServing(t)
 	})
 	t.Run("server dials an external port", func(t *testing.T) {
-		a := h.start("g1", "a2")
+		a := l.sys.StartServer("g1", "a2")
 		c := rawConn(t, a.Addr())
-		_, hb := hello("test", "g1", "x3")
-		c.Write(protocol.AppendFrame(nil, protocol.KindHello, 0, hb))
+		c.Write(helloFrame("test", "g1", "x3"))
 		if r := closeReason(t, c); r != protocol.ReasonProtocol {
 			t.Fatalf("reason %s", r)
 		}
@@ -346,16 +266,9 @@ func TestRefusals(t *testing.T) {
 		// A link whose peer sends a frame over the limit is closed with a
 		// reason; the peer's dialer reconnects.
 		before := r1.count("connected", "b1")
-		var l *link
-		for _, cand := range b1.liveLinks() {
-			if cand.r.id == "a1" {
-				l = cand
-			}
+		if !cluster.QueueRawOnLink(l.b1.Cluster(), "a1", []byte{0x10, 0, 0, 0, byte(protocol.KindUser), 0, 0}) {
+			t.Fatal("b1 has no link with a1")
 		}
-		l.mu.Lock()
-		l.pending = append(l.pending, 0x10, 0, 0, 0, byte(protocol.KindUser), 0, 0)
-		l.mu.Unlock()
-		l.wake <- struct{}{}
 		testutil.WaitFor(t, "relink", func() bool { return r1.count("connected", "b1") == before+1 && r1.connectedTo("b1")() })
 		testutil.WaitFor(t, "relink at b1", r2.connectedTo("a1"))
 		sent = len(r2.messages("a1"))
@@ -364,9 +277,9 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestHookFailuresAreContained(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	r2 := newRecorder()
-	r2.onMessage = func(_ plugins.RemoteServer, m plugins.Message) error {
+	l := startLinked(t, twoGroups())
+	r1, r2 := l.r1, l.r2
+	r2.setOnMessage(func(_ plugins.RemoteServer, m plugins.Message) error {
 		switch string(m.Payload) {
 		case "panic":
 			panic("boom")
@@ -374,11 +287,7 @@ func TestHookFailuresAreContained(t *testing.T) {
 			return errors.New("plugin said no")
 		}
 		return nil
-	}
-	b1 := h.start("g2", "b1", r2)
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
-	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
+	})
 	p := r1.peer("b1")
 	for _, s := range []string{"panic", "error", "ok"} {
 		if err := p.Send(1, []byte(s)); err != nil {
@@ -386,7 +295,7 @@ func TestHookFailuresAreContained(t *testing.T) {
 		}
 	}
 	testutil.WaitFor(t, "3 messages", func() bool { return len(r2.messages("a1")) == 3 })
-	st := b1.Stats()
+	st := l.b1.Cluster().Stats()
 	if st.HookPanics != 1 || st.HookErrors != 1 {
 		t.Fatalf("stats %+v, want one panic and one error", st)
 	}
@@ -396,20 +305,16 @@ func TestHookFailuresAreContained(t *testing.T) {
 }
 
 func TestSlowPeerIsClosed(t *testing.T) {
-	sys := twoGroups()
-	sys.Links.QueueBytes = 64 << 10
-	h := newHarness(t, sys)
+	cfg := twoGroups()
+	cfg.Links.QueueBytes = 64 << 10
+	l := startLinked(t, cfg)
+	r1 := l.r1
 	block := make(chan struct{})
 	var once sync.Once
-	r2 := newRecorder()
-	r2.onMessage = func(plugins.RemoteServer, plugins.Message) error {
+	l.r2.setOnMessage(func(plugins.RemoteServer, plugins.Message) error {
 		once.Do(func() { <-block })
 		return nil
-	}
-	h.start("g2", "b1", r2)
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
-	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
+	})
 	p := r1.peer("b1")
 	payload := make([]byte, 1024)
 	var err error
@@ -421,24 +326,21 @@ func TestSlowPeerIsClosed(t *testing.T) {
 		t.Fatalf("Send = %v, want ErrSlowPeer", err)
 	}
 	testutil.WaitFor(t, "slow peer logged", func() bool {
-		return strings.Contains(h.logs.String(), `"reason":"slow peer"`)
+		return strings.Contains(l.sys.Logs(), `"reason":"slow peer"`)
 	})
 	testutil.WaitFor(t, "relinked", func() bool { return r1.count("connected", "b1") == 2 })
 }
 
 func TestIncarnationReplacesServer(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	b1 := h.start("g2", "b1")
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
-	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
+	l := startLinked(t, twoGroups())
+	r1 := l.r1
 	old := r1.peer("b1")
 	// b1 crashes and restarts under the same ID (a new incarnation).
-	b1.Close()
-	nb1 := h.start("g2", "b1")
+	l.b1.Kill()
+	l.b1.Restart(newRecorder())
 	testutil.WaitFor(t, "new incarnation linked", func() bool {
 		p := r1.peer("b1")
-		return p != nil && p.Incarnation() == nb1.Incarnation() && p.State() == plugins.StateConnected
+		return p != nil && p.Incarnation() == l.b1.Incarnation() && p.State() == plugins.StateConnected
 	})
 	if old.State() != plugins.StateLeft {
 		t.Fatalf("old incarnation state %s, want left", old.State())
@@ -449,12 +351,11 @@ func TestIncarnationReplacesServer(t *testing.T) {
 }
 
 func TestShutdownTellsPeersAndStopsPlugins(t *testing.T) {
-	h := newHarness(t, twoGroups())
+	sys := newSystem(t, twoGroups())
 	r2 := newRecorder()
-	h.start("g2", "b1", r2)
+	sys.StartServer("g2", "b1", r2)
 	st := &stopper{}
-	r1 := newRecorder()
-	a1 := h.start("g1", "a1", r1, st)
+	a1 := sys.StartServer("g1", "a1", newRecorder(), st).Cluster()
 	testutil.WaitFor(t, "link", r2.connectedTo("a1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -470,7 +371,7 @@ func TestShutdownTellsPeersAndStopsPlugins(t *testing.T) {
 	default:
 		t.Fatal("Done not closed after Shutdown")
 	}
-	if !errors.Is(a1.Close(), ErrServerClosed) {
+	if !errors.Is(a1.Close(), cluster.ErrServerClosed) {
 		t.Fatal("Close after Shutdown should return ErrServerClosed")
 	}
 }
@@ -482,112 +383,26 @@ func (s *stopper) Stop(context.Context) error {
 	return nil
 }
 
-// rawLink completes a real handshake as server id of group g1 with the
-// test secret, and returns the connection and its reader.
-func rawLink(t *testing.T, addr net.Addr, id string, inc uint64) (net.Conn, *protocol.Reader) {
-	t.Helper()
-	c := rawConn(t, addr)
-	nonce, _ := protocol.NewNonce()
-	hl := protocol.Hello{Version: protocol.Version, System: "test", Group: "g1", ServerID: id, Incarnation: inc, Nonce: nonce}
-	hb := hl.AppendTo(nil)
-	c.Write(protocol.AppendFrame(nil, protocol.KindHello, 0, hb))
-	rd := protocol.NewReader(c, protocol.DefaultMaxFrame)
-	f, err := rd.Next()
-	if err != nil || f.Kind != protocol.KindChallenge {
-		t.Fatalf("want challenge: %v %v", f.Kind, err)
-	}
-	var ch protocol.Challenge
-	if err := ch.Decode(f.Payload); err != nil {
-		t.Fatal(err)
-	}
-	body := ch.Body(nil)
-	if !protocol.VerifyMAC(ch.MAC, protocol.ChallengeMAC([]byte(testSecret), hb, body)) {
-		t.Fatal("acceptor MAC does not verify")
-	}
-	auth := protocol.Auth{MAC: protocol.AuthMAC([]byte(testSecret), hb, body)}
-	c.Write(protocol.AppendFrame(nil, protocol.KindAuth, 0, auth.AppendTo(nil)))
-	if f, err := rd.Next(); err != nil || f.Kind != protocol.KindWelcome {
-		t.Fatalf("want welcome: %v %v", f.Kind, err)
-	}
-	return c, rd
-}
-
-func TestDuplicateLinkReplacesOld(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	r2 := newRecorder()
-	b1 := h.start("g2", "b1", r2)
-	c1, _ := rawLink(t, b1.Addr(), "x9", 42)
-	testutil.WaitFor(t, "x9 connected", r2.connectedTo("x9"))
-	_, rd2 := rawLink(t, b1.Addr(), "x9", 42)
-	if r := closeReason(t, c1); r != protocol.ReasonReplaced {
-		t.Fatalf("old link closed with %s, want %s", r, protocol.ReasonReplaced)
-	}
-	testutil.WaitFor(t, "second connect", func() bool { return r2.count("connected", "x9") == 2 })
-	if got := r2.eventsFor("x9"); !slices.Equal(got, []string{"joined", "connected", "disconnected", "connected"}) {
-		t.Fatalf("events %v", got)
-	}
-	// The new link carries messages.
-	if err := r2.peer("x9").Send(5, []byte("hi")); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		f, err := rd2.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.Kind == protocol.KindUser {
-			if f.Tag != 5 || string(f.Payload) != "hi" {
-				t.Fatalf("got tag %d %q", f.Tag, f.Payload)
-			}
-			break
-		}
-	}
-}
-
-func TestSilentLinkTimesOut(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	r2 := newRecorder()
-	b1 := h.start("g2", "b1", r2)
-	c, _ := rawLink(t, b1.Addr(), "mute", 1)
-	testutil.WaitFor(t, "linked", r2.connectedTo("mute"))
-	// The raw peer never reads or answers pings; the acceptor must close
-	// the link once it has been silent past the timeout.
-	if r := closeReason(t, c); r != protocol.ReasonHeartbeatTimeout {
-		t.Fatalf("reason %s, want %s", r, protocol.ReasonHeartbeatTimeout)
-	}
-	testutil.WaitFor(t, "left", func() bool { return r2.count("left", "mute") == 1 })
-}
-
 func TestRegistryBlipKeepsLinks(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	conn := h.hub.Connector()
-	t.Cleanup(func() { conn.Close() })
-	b1, err := New(Options{System: h.sys, Group: "g2", ID: "b1", Registry: conn, Plugins: []plugins.Plugin{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b1.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b1.Close() })
-	r1 := newRecorder()
-	h.start("g1", "a1", r1)
-	testutil.WaitFor(t, "link", r1.connectedTo("b1"))
+	l := startLinked(t, twoGroups())
+	r1, b1 := l.r1, l.b1.Cluster()
 
 	// The registry forgets b1 (as a restarted Consul agent does) and
 	// learns it again well within LeaveGrace: the link must stay up.
-	h.hub.Expire("b1")
+	l.sys.Hub().Expire("b1")
+	conn := l.sys.Hub().Connector()
+	t.Cleanup(func() { conn.Close() })
 	self := registry.Member{ID: "b1", Group: "g2", Address: b1.Addr().String(), Incarnation: b1.Incarnation(),
 		Meta: map[string]string{"protocol": "1"}}
 	if err := conn.Register(context.Background(), self); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * h.sys.Links.LeaveGrace.D())
+	time.Sleep(3 * l.sys.Config().Links.LeaveGrace.D())
 	if got := r1.eventsFor("b1"); !slices.Equal(got, []string{"joined", "connected"}) {
 		t.Fatalf("events for b1 after a registry blip: %v", got)
 	}
 
 	// Forgotten for longer than the grace: the link closes and b1 leaves.
-	h.hub.Expire("b1")
+	l.sys.Hub().Expire("b1")
 	testutil.WaitFor(t, "b1 left", func() bool { return r1.count("left", "b1") == 1 })
 }

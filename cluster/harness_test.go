@@ -1,55 +1,28 @@
+// This file is in package cluster for the tests that must be:
+// frames_test.go and hooks_test.go. It is the smallest harness they need,
+// a server per call on one registry hub, a recorder of link events and a
+// bare WebSocket client; the package cluster_test tests use the
+// clustertest kit and their own helpers instead.
+
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
+	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-const testSecret = "test-secret-of-sufficient-length"
-
-// twoGroups is G1 (external) connecting to G2 (internal), plus an unrelated
-// internal group G3 that connects to nothing.
-func twoGroups() *config.System {
-	sys := &config.System{
-		System: "test",
-		Secret: testSecret,
-		Groups: []config.Group{
-			{Name: "g1", Visibility: config.External, ConnectsTo: []string{"g2"}},
-			{Name: "g2", Visibility: config.Internal},
-			{Name: "g3", Visibility: config.Internal},
-		},
-		Links: config.Links{
-			Heartbeat:        config.Duration(100 * time.Millisecond),
-			Timeout:          config.Duration(500 * time.Millisecond),
-			HandshakeTimeout: config.Duration(500 * time.Millisecond),
-			BackoffMin:       config.Duration(10 * time.Millisecond),
-			BackoffMax:       config.Duration(50 * time.Millisecond),
-			LeaveGrace:       config.Duration(200 * time.Millisecond),
-			MaxFrame:         64 << 10,
-		},
-	}
-	if err := sys.Validate(); err != nil {
-		panic(err)
-	}
-	return sys
-}
 
 type harness struct {
 	t    *testing.T
@@ -66,12 +39,7 @@ func newHarness(t *testing.T, sys *config.System) *harness {
 // closes it when the test ends.
 func (h *harness) start(group, id string, ps ...plugins.Plugin) *Server {
 	h.t.Helper()
-	return h.startWith(Options{System: h.sys, Group: group, ID: id, Plugins: append([]plugins.Plugin{}, ps...)})
-}
-
-func (h *harness) startWith(opts Options) *Server {
-	h.t.Helper()
-	s := h.newServer(opts)
+	s := h.newServer(Options{System: h.sys, Group: group, ID: id, Plugins: append([]plugins.Plugin{}, ps...)})
 	if err := s.Start(context.Background()); err != nil {
 		h.t.Fatalf("Start: %v", err)
 	}
@@ -97,73 +65,31 @@ func (h *harness) newServer(opts Options) *Server {
 	return s
 }
 
-// recorder is a test plugin that records every event and message.
+// recorder is a test plugin that records the link events of its server's
+// peers.
 type recorder struct {
 	mu     sync.Mutex
-	host   plugins.Host
 	events []string // "joined g2/id", "connected g2/id", ...
-	msgs   map[string][]plugins.Message
 	peers  map[string]plugins.RemoteServer
-	// onMessage, when set, runs inside the ServerMessage hook.
-	onMessage func(s plugins.RemoteServer, m plugins.Message) error
 }
 
 func newRecorder() *recorder {
-	return &recorder{msgs: make(map[string][]plugins.Message), peers: make(map[string]plugins.RemoteServer)}
+	return &recorder{peers: make(map[string]plugins.RemoteServer)}
 }
 
-var (
-	_ plugins.Starter                   = (*recorder)(nil)
-	_ plugins.ServerJoinedHandler       = (*recorder)(nil)
-	_ plugins.ServerLeftHandler         = (*recorder)(nil)
-	_ plugins.ServerConnectedHandler    = (*recorder)(nil)
-	_ plugins.ServerDisconnectedHandler = (*recorder)(nil)
-	_ plugins.ServerMessageHandler      = (*recorder)(nil)
-)
-
-func (r *recorder) Start(_ context.Context, h plugins.Host) error {
-	r.mu.Lock()
-	r.host = h
-	r.mu.Unlock()
-	return nil
-}
-
-func (r *recorder) record(ev string, s plugins.RemoteServer) {
+func (r *recorder) record(ev string, s plugins.RemoteServer) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, ev+" "+s.Group()+"/"+s.ID())
 	r.peers[s.ID()] = s
-}
-
-func (r *recorder) ServerJoined(s plugins.RemoteServer) error {
-	r.record("joined", s)
 	return nil
 }
 
-func (r *recorder) ServerLeft(s plugins.RemoteServer) error {
-	r.record("left", s)
-	return nil
-}
-
-func (r *recorder) ServerConnected(s plugins.RemoteServer) error {
-	r.record("connected", s)
-	return nil
-}
-
+func (r *recorder) ServerJoined(s plugins.RemoteServer) error    { return r.record("joined", s) }
+func (r *recorder) ServerLeft(s plugins.RemoteServer) error      { return r.record("left", s) }
+func (r *recorder) ServerConnected(s plugins.RemoteServer) error { return r.record("connected", s) }
 func (r *recorder) ServerDisconnected(s plugins.RemoteServer, _ error) error {
-	r.record("disconnected", s)
-	return nil
-}
-
-func (r *recorder) ServerMessage(s plugins.RemoteServer, m plugins.Message) error {
-	r.mu.Lock()
-	r.msgs[s.ID()] = append(r.msgs[s.ID()], plugins.Message{Tag: m.Tag, Payload: bytes.Clone(m.Payload)})
-	f := r.onMessage
-	r.mu.Unlock()
-	if f != nil {
-		return f(s, m)
-	}
-	return nil
+	return r.record("disconnected", s)
 }
 
 // count returns how many times event ev happened for peer id.
@@ -179,25 +105,6 @@ func (r *recorder) count(ev, id string) int {
 	return n
 }
 
-// eventsFor returns the event names recorded for peer id, in order.
-func (r *recorder) eventsFor(id string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, e := range r.events {
-		if strings.HasSuffix(e, "/"+id) {
-			out = append(out, strings.Fields(e)[0])
-		}
-	}
-	return out
-}
-
-func (r *recorder) messages(id string) []plugins.Message {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]plugins.Message(nil), r.msgs[id]...)
-}
-
 func (r *recorder) peer(id string) plugins.RemoteServer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -211,26 +118,62 @@ func (r *recorder) connectedTo(id string) func() bool {
 	}
 }
 
-// sendAll sends n numbered messages to p and fails the test on error.
-func sendAll(t *testing.T, p plugins.RemoteServer, n int, prefix string) {
-	t.Helper()
-	for i := 0; i < n; i++ {
-		if err := p.Send(uint16(i%65536), []byte(fmt.Sprintf("%s-%d", prefix, i))); err != nil {
-			t.Fatalf("send %d: %v", i, err)
-		}
-	}
+// wsClient is a bare WebSocket game client.
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	ref  plugins.ClientRef
 }
 
-// checkInOrder verifies that got holds exactly the n messages sendAll sent.
-func checkInOrder(t *testing.T, got []plugins.Message, n int, prefix string) {
+// dialClient connects to an external server and reads its welcome.
+func dialClient(t *testing.T, s *Server, header http.Header) *wsClient {
 	t.Helper()
-	if len(got) != n {
-		t.Fatalf("got %d messages, want %d", len(got), n)
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr().String()+"/", header)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, m := range got {
-		want := fmt.Sprintf("%s-%d", prefix, i)
-		if m.Tag != uint16(i%65536) || string(m.Payload) != want {
-			t.Fatalf("message %d: tag %d payload %q, want tag %d payload %q", i, m.Tag, m.Payload, uint16(i%65536), want)
+	t.Cleanup(func() { conn.Close() })
+	// Answer pings, ignoring a failed pong: the server may already have
+	// closed, and its Close message is still to be read.
+	conn.SetPingHandler(func(data string) error {
+		conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		return nil
+	})
+	c := &wsClient{t: t, conn: conn}
+	f := c.next()
+	var w protocol.ClientWelcome
+	if f.Kind != protocol.KindClientWelcome || w.Decode(f.Payload) != nil {
+		t.Fatalf("first message %s, want a welcome", f.Kind)
+	}
+	c.ref = plugins.ClientRef{Server: w.ServerID, ID: w.ClientID}
+	return c
+}
+
+// next reads one message, failing the test on error or after 10 s.
+func (c *wsClient) next() protocol.Frame {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, b, err := c.conn.ReadMessage()
+	if err == nil {
+		var f protocol.Frame
+		if f, err = protocol.DecodeWS(b); err == nil {
+			return f
+		}
+	}
+	c.t.Fatalf("client read: %v", err)
+	return protocol.Frame{}
+}
+
+// closeReason reads until the server's Close and returns its reason.
+func (c *wsClient) closeReason() protocol.Reason {
+	c.t.Helper()
+	for {
+		if f := c.next(); f.Kind == protocol.KindClose {
+			var cl protocol.Close
+			if err := cl.Decode(f.Payload); err != nil {
+				c.t.Fatal(err)
+			}
+			return cl.Reason
 		}
 	}
 }

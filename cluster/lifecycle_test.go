@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 )
@@ -43,9 +44,9 @@ func (p *slowStart) Stop(context.Context) error {
 func TestShutdownOrCloseDuringStart(t *testing.T) {
 	for _, stop := range []string{"Shutdown", "Close"} {
 		t.Run(stop, func(t *testing.T) {
-			h := newHarness(t, twoGroups())
+			sys := newSystem(t, twoGroups())
 			p := newSlowStart()
-			s := h.newServer(Options{System: h.sys, Group: "g1", ID: "a1", Plugins: []plugins.Plugin{p}})
+			s := sys.NewUnstarted(cluster.Options{Group: "g1", ID: "a1", Plugins: []plugins.Plugin{p}})
 			startErr := make(chan error, 1)
 			go func() { startErr <- s.Start(context.Background()) }()
 			<-p.entered
@@ -80,9 +81,9 @@ func TestShutdownOrCloseDuringStart(t *testing.T) {
 // Start racing Shutdown or Close, with no plugin to widen the window: no
 // panic, no race, and the server always ends.
 func TestStartRacesShutdownAndClose(t *testing.T) {
-	h := newHarness(t, twoGroups())
+	sys := newSystem(t, twoGroups())
 	for i := 0; i < 20; i++ {
-		s := h.newServer(Options{System: h.sys, Group: "g2", ID: "b1"})
+		s := sys.NewUnstarted(cluster.Options{Group: "g2", ID: "b1"})
 		var wg sync.WaitGroup
 		wg.Add(3)
 		go func() { defer wg.Done(); s.Start(context.Background()) }()
@@ -119,14 +120,14 @@ func (p *blockingStop) Stop(context.Context) error {
 // plugin's Stop blocks; Close then closes the links at once and returns
 // once the rest (the Stop) has ended.
 func TestShutdownReturnsAtDeadlineAndCloseFinishes(t *testing.T) {
-	h := newHarness(t, twoGroups())
+	sys := newSystem(t, twoGroups())
 	r2 := newRecorder()
-	h.start("g2", "b1", r2)
+	sys.StartServer("g2", "b1", r2)
 	p := &blockingStop{inStop: make(chan struct{}), release: make(chan struct{})}
 	var releaseOnce sync.Once
 	release := func() { releaseOnce.Do(func() { close(p.release) }) }
 	t.Cleanup(release)
-	a1 := h.start("g1", "a1", p)
+	a1 := sys.StartServer("g1", "a1", p).Cluster()
 	testutil.WaitFor(t, "link", r2.connectedTo("a1"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -147,7 +148,7 @@ func TestShutdownReturnsAtDeadlineAndCloseFinishes(t *testing.T) {
 	go func() { closeErr <- a1.Close() }()
 	testutil.WaitFor(t, "link closed", func() bool { return r2.count("disconnected", "a1") >= 1 })
 	// Only Close marks the server closed while the Stop blocks.
-	testutil.WaitFor(t, "Close begun", func() bool { return serverState(a1.state.Load()) == stateClosed })
+	testutil.WaitFor(t, "Close begun", func() bool { return cluster.Closing(a1) })
 	select {
 	case err := <-closeErr:
 		t.Fatalf("Close returned (%v) while a plugin's Stop still runs", err)
@@ -174,15 +175,14 @@ func TestShutdownReturnsAtDeadlineAndCloseFinishes(t *testing.T) {
 // Once the server has stopped, it starts no goroutine: the caller is told
 // and cleans up.
 func TestNoGoroutineStartsAfterShutdown(t *testing.T) {
-	h := newHarness(t, twoGroups())
-	s := h.start("g2", "b1")
+	s := newSystem(t, twoGroups()).StartServer("g2", "b1").Cluster()
 	ctx, cancel := context.WithTimeout(context.Background(), testutil.Patience)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var ran atomic.Bool
-	if s.goTracked(func() { ran.Store(true) }) {
+	if cluster.GoTracked(s, func() { ran.Store(true) }) {
 		t.Fatal("goTracked accepted a goroutine after Shutdown")
 	}
 	time.Sleep(10 * time.Millisecond)

@@ -1,3 +1,6 @@
+// This file is in package cluster because it checks the settings New
+// resolves (the server's links and group), which the API does not show.
+
 package cluster
 
 import (

@@ -144,6 +144,23 @@ func TestAddReplicaThenShutdown(t *testing.T) {
 	}
 }
 
+func TestNewUnstartedIsNotStartedUntilAsked(t *testing.T) {
+	sys := clustertest.New(t, exampleYAML)
+	srv := sys.NewUnstarted(cluster.Options{Group: "world", ID: "world-9"})
+	if srv.Addr() != nil || len(sys.Hub().Members("world")) != 0 {
+		t.Fatalf("an unstarted server listens on %v or is registered: %v", srv.Addr(), sys.Hub().Members("world"))
+	}
+	if len(sys.Servers("world")) != 0 {
+		t.Error("the kit tracks an unstarted server")
+	}
+	if err := srv.Start(sys.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if m := sys.Hub().Members("world"); len(m) != 1 || m[0].ID != "world-9" || m[0].Address != srv.Addr().String() {
+		t.Errorf("after Start the registry lists %v, want world-9 at %v", m, srv.Addr())
+	}
+}
+
 func TestStartSystemLeavesTheCallersSystemAlone(t *testing.T) {
 	in := &config.System{
 		System: "kit", Secret: "a-secret-of-sufficient-length",

@@ -16,7 +16,7 @@
 // New, NewSystem and Load prepare a system without starting any server, for
 // tests that start servers one by one (StartServer, StartGroup, AddReplica,
 // and StartServerWith for any cluster.Options), often with plugin values of
-// their own.
+// their own. NewUnstarted makes a cluster.Server the test starts itself.
 //
 // Every wait is bounded by the system's patience (DefaultPatience unless
 // WithPatience says otherwise). A wait that runs out fails the test with

@@ -167,25 +167,7 @@ func (s *Server) start() {
 	opts := s.opts
 	s.opts.Listener = nil // it serves the first incarnation only
 	s.mu.Unlock()
-	conn := s.sys.hub.Connector()
-	opts.Registry = conn
-	if opts.System == nil {
-		opts.System = s.sys.cfg
-	}
-	if opts.Logger == nil {
-		opts.Logger = s.sys.logger()
-	}
-	if opts.Listen == "" && opts.Listener == nil {
-		opts.Listen = "127.0.0.1:0"
-	}
-	srv, err := cluster.New(opts)
-	if err != nil {
-		conn.Close()
-		if opts.Listener != nil {
-			opts.Listener.Close()
-		}
-		t.Fatalf("clustertest: new server %s: %v", s.id, err)
-	}
+	srv, conn := s.sys.newCluster(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), s.sys.opts.patience)
 	defer cancel()
 	if err := srv.Start(ctx); err != nil {

@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -259,6 +260,55 @@ func (s *System) StartServerWith(opts cluster.Options) *Server {
 	s.mu.Unlock()
 	srv.start()
 	return srv
+}
+
+// NewUnstarted makes a cluster.Server with opts completed as
+// StartServerWith completes them, and does not start it, for tests of
+// Start itself (a Shutdown or Close racing it, a plugin whose Start
+// fails). The kit does not track it: Server, Servers and the waits do not
+// see it. It fails the test if cluster.New does; the server and its
+// registry connector are closed when the test ends.
+func (s *System) NewUnstarted(opts cluster.Options) *cluster.Server {
+	s.t.Helper()
+	if opts.System == nil {
+		s.group(opts.Group)
+	}
+	srv, conn := s.newCluster(opts)
+	s.t.Cleanup(func() {
+		if err := srv.Close(); err != nil && !errors.Is(err, cluster.ErrServerClosed) {
+			s.t.Errorf("clustertest: close %s: %v", opts.ID, err)
+		}
+		conn.Close()
+	})
+	return srv
+}
+
+// newCluster makes a cluster.Server from opts with what the kit fills in
+// (see StartServerWith), and the new registry connector it registers
+// with. It fails the test, having closed what it opened, if cluster.New
+// does.
+func (s *System) newCluster(opts cluster.Options) (*cluster.Server, *embedded.Connector) {
+	s.t.Helper()
+	conn := s.hub.Connector()
+	opts.Registry = conn
+	if opts.System == nil {
+		opts.System = s.cfg
+	}
+	if opts.Logger == nil {
+		opts.Logger = s.logger()
+	}
+	if opts.Listen == "" && opts.Listener == nil {
+		opts.Listen = "127.0.0.1:0"
+	}
+	srv, err := cluster.New(opts)
+	if err != nil {
+		conn.Close()
+		if opts.Listener != nil {
+			opts.Listener.Close()
+		}
+		s.t.Fatalf("clustertest: new server %s: %v", opts.ID, err)
+	}
+	return srv, conn
 }
 
 // Server returns the server id, and fails the test if no server of that ID
