@@ -185,21 +185,29 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(protocol.ReasonAuthRefused, err.Error())
 		return
 	}
-	// The welcome goes first through the queue, so no message routed to
-	// the client can overtake it.
-	welcome := protocol.ClientWelcome{ServerID: s.id, ClientID: id, MaxMessage: uint32(h.cfg.MaxMessageBytes)}
-	c.enqueue(protocol.AppendWS(nil, protocol.KindClientWelcome, 0, welcome.AppendTo(nil)))
 	h.mu.Lock()
 	if !s.running() {
 		h.mu.Unlock()
 		h.count.Add(-1)
-		c.close(protocol.ReasonShutdown, "server shutting down", nil)
+		refuse(protocol.ReasonShutdown, "server shutting down")
 		return
 	}
+	// Registered and welcomed under h.mu: a Shutdown that begins after
+	// the check above finds the client and closes it with a reason, and no
+	// message routed to it (lookup takes h.mu) can overtake the welcome.
+	//
+	// Its read loop starts under h.mu too. Shutdown and Close take h.mu for
+	// their snapshot of the clients before they stop the goroutine
+	// tracker, so the loop always starts, and the plugins see the client
+	// connect and go.
 	h.clients[id] = c
+	welcome := protocol.ClientWelcome{ServerID: s.id, ClientID: id, MaxMessage: uint32(h.cfg.MaxMessageBytes)}
+	c.enqueue(protocol.AppendWS(nil, protocol.KindClientWelcome, 0, welcome.AppendTo(nil)))
+	started := s.goTracked(c.readLoop)
 	h.mu.Unlock()
-	if !s.goTracked(c.readLoop) {
+	if !started {
 		h.remove(c)
+		c.close(protocol.ReasonShutdown, "server shutting down", nil)
 		c.conn.Close()
 	}
 }
