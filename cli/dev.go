@@ -353,20 +353,14 @@ type stoppable struct {
 // as a Close). It returns why it was not graceful, if it was not.
 func (e *env) shutdown(ss []stoppable) error {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	defer cancel() // also ends the goroutine below
 	go func() {
-		defer wg.Done()
 		select {
 		case <-e.force:
 			cancel()
-		case <-done:
+		case <-ctx.Done():
 		}
 	}()
-	defer wg.Wait()
-	defer close(done)
 
 	forced := false
 	for _, s := range ss {
@@ -378,10 +372,13 @@ func (e *env) shutdown(ss []stoppable) error {
 		var err error
 		if forced || ctx.Err() != nil {
 			err = s.srv.Close()
-		} else {
-			err = s.srv.Shutdown(ctx)
+		} else if err = s.srv.Shutdown(ctx); ctx.Err() != nil {
+			// Shutdown returned at its deadline without waiting for the
+			// server's goroutines, which may still use the connector:
+			// Close waits for them.
+			err = s.srv.Close()
 		}
-		if err != nil && !errors.Is(err, cluster.ErrServerClosed) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil && !errors.Is(err, cluster.ErrServerClosed) {
 			fmt.Fprintf(e.stderr, "%s: %s: %v\n", e.prog, s.srv.ID(), err)
 		}
 		s.conn.Close()
