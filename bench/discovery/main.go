@@ -232,27 +232,7 @@ registry:
 links:
   backoffMin: 50ms
   backoffMax: 500ms
-groups:
-  - name: front
-    visibility: external
-    connectsTo: [mid]
-  - name: mid
-    visibility: internal
-    connectsTo: [back]
-  - name: back
-    visibility: internal
-`, addr, ttl)
-}
-
-// links lists the groups each group's servers link with, either way.
-func links(group string) []string {
-	switch group {
-	case "front", "back":
-		return []string{"mid"}
-	case "mid":
-		return []string{"front", "back"}
-	}
-	return nil
+%s`, addr, ttl, deploytest.Groups)
 }
 
 // status is the aggregated health of mid replica id in Consul, "" when
@@ -430,7 +410,7 @@ func (p *proc) find(from time.Time, msg, peer string) (logLine, bool) {
 func (b *bench) peersOf(p *proc) []*proc {
 	var out []*proc
 	for _, q := range b.procs {
-		if q != p && q.alive() && slices.Contains(links(p.group), q.group) {
+		if q != p && q.alive() && slices.Contains(deploytest.Peers(p.group), q.group) {
 			out = append(out, q)
 		}
 	}

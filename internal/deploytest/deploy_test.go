@@ -177,7 +177,7 @@ func TestAgentOutage(t *testing.T) {
 		resumed = time.Time{}
 		for _, p := range d.procs {
 			ls := p.all(stopped, func(l logLine) bool { return l.Message == "watch query recovered" })
-			if len(ls) < len(peers[p.group]) {
+			if len(ls) < len(Peers(p.group)) {
 				return false
 			}
 			if t := ls[len(ls)-1].Time; t.After(resumed) {

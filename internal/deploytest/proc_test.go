@@ -32,15 +32,6 @@ const (
 	leaveGrace = 5 * time.Second // links.leaveGrace: the default
 )
 
-// topology is the test system's groups: front (external) dials mid, mid
-// dials back. peers lists, for each group, the groups its servers link
-// with in either direction.
-var peers = map[string][]string{
-	"front": {"mid"},
-	"mid":   {"front", "back"},
-	"back":  {"mid"},
-}
-
 // system returns the text of the test system file for a Consul agent at
 // addr; token, when not empty, goes into the registry block.
 func system(addr, token string) string {
@@ -64,16 +55,7 @@ links:
   backoffMin: 50ms
   backoffMax: 500ms
   leaveGrace: %s
-groups:
-  - name: front
-    visibility: external
-    connectsTo: [mid]
-  - name: mid
-    visibility: internal
-    connectsTo: [back]
-  - name: back
-    visibility: internal
-`, addr, ttl, tok, leaveGrace)
+%s`, addr, ttl, tok, leaveGrace, Groups)
 }
 
 // logLine is one JSON log line of a "cloudrift run -log-json" process.
@@ -333,7 +315,7 @@ func (d *deployment) waitFor(what string, cond func() bool) {
 func (d *deployment) peersOf(p *proc) []*proc {
 	var out []*proc
 	for _, q := range d.procs {
-		if q != p && q.alive() && contains(peers[p.group], q.group) {
+		if q != p && q.alive() && contains(Peers(p.group), q.group) {
 			out = append(out, q)
 		}
 	}

@@ -1,0 +1,27 @@
+package deploytest
+
+// Groups is the groups block of the deployment's system file, which
+// bench/discovery shares: an external front group that dials mid, an
+// internal group that dials back.
+const Groups = `groups:
+  - name: front
+    visibility: external
+    connectsTo: [mid]
+  - name: mid
+    visibility: internal
+    connectsTo: [back]
+  - name: back
+    visibility: internal
+`
+
+// Peers returns the groups whose servers a server of group links with,
+// either way, in Groups.
+func Peers(group string) []string {
+	switch group {
+	case "front", "back":
+		return []string{"mid"}
+	case "mid":
+		return []string{"front", "back"}
+	}
+	return nil
+}
