@@ -22,6 +22,7 @@ import (
 	"github.com/cloudrift/cloudrift/bench/internal/child"
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
@@ -392,7 +393,7 @@ func measureIdle(ctx context.Context, o idleOptions) (idleResult, error) {
 	if _, _, err = gc(); err != nil {
 		return res, err
 	}
-	if !sleepCtx(ctx, time.Second) {
+	if !backoff.Sleep(ctx, time.Second) {
 		return res, ctx.Err()
 	}
 	if res.After, res.RSSAfter, err = gc(); err != nil {

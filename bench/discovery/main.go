@@ -328,7 +328,7 @@ type proc struct {
 func (b *bench) start(group, id string) (*proc, error) {
 	cmd := exec.Command(b.bin, "run", "-config", b.file, "-group", group, "-id", id,
 		"-listen", "127.0.0.1:0", "-log-json", "-log-level", "info")
-	cmd.Env = cleanEnv()
+	cmd.Env = deploytest.CleanEnv()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -516,18 +516,6 @@ func startAgent(ctx context.Context, dir string) (*agent, error) {
 			return nil, errors.New("consul agent's node not in the catalog within 30 s")
 		}
 	}
-}
-
-// cleanEnv is this process's environment without CONSUL_* and CLOUDRIFT_*,
-// for the servers it starts.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONSUL_") && !strings.HasPrefix(kv, "CLOUDRIFT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // percentile returns the nearest-rank percentile p (0 < p <= 1) of ds.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/internal/demo"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 )
 
 // Simulation runs simulated dedicated game servers against a running
@@ -105,7 +106,7 @@ func (s *Simulation) serve(ctx context.Context, c *client.Client, l *Listing, rn
 	err := Announce(octx, c, s.App, *l)
 	cancel()
 	if err != nil {
-		demo.Sleep(ctx, time.Second)
+		backoff.Sleep(ctx, time.Second)
 		return
 	}
 	t := time.NewTicker(every)
@@ -122,7 +123,7 @@ func (s *Simulation) serve(ctx context.Context, c *client.Client, l *Listing, rn
 		case <-crash:
 			s.crashes.Add(1)
 			c.Close()
-			demo.Sleep(ctx, s.CrashEvery/4)
+			backoff.Sleep(ctx, s.CrashEvery/4)
 			return
 		case <-t.C:
 			l.Players = max(0, min(l.MaxPlayers, l.Players+rng.IntN(5)-2))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/internal/demo"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 )
 
 // Simulation runs workers against a running tasks system, and an observer
@@ -84,6 +85,6 @@ func (s *Simulation) worker(ctx context.Context, i int, crash <-chan struct{}) {
 		w := &Worker{Client: c, Job: s.Job, Name: fmt.Sprintf("worker-%d", i+1), Compute: compute}
 		_ = w.Run(ctx)
 		c.Close()
-		demo.Sleep(ctx, time.Second)
+		backoff.Sleep(ctx, time.Second)
 	})
 }

@@ -132,7 +132,7 @@ func startProc(t *testing.T, group, id, file string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary, "run", "-config", file, "-group", group, "-id", id,
 		"-listen", "127.0.0.1:0", "-log-json", "-log-level", "info")
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(CleanEnv(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -419,18 +419,6 @@ func (p *proc) waitExit() (string, error) {
 	}
 	_, err := p.exited()
 	return p.stderrText(), err
-}
-
-// cleanEnv is the test's environment without CONSUL_* and CLOUDRIFT_*, so
-// a developer's settings do not leak into the servers.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONSUL_") && !strings.HasPrefix(kv, "CLOUDRIFT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 func contains(list []string, s string) bool {

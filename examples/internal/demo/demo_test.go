@@ -110,12 +110,6 @@ func TestTicksOff(t *testing.T) {
 	<-ticks
 }
 
-func TestSleepEndsWithContext(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	Sleep(ctx, time.Hour) // returns at once, or the test times out
-}
-
 // Follow shows the view at once and after each change, returns 0 when
 // interrupted, and fails when the client's server goes away.
 func TestFollow(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 )
 
 // WatchTimeout bounds a Scenario's Watch.
@@ -89,7 +90,7 @@ func Reconnect(ctx context.Context, opts client.Options, session func(c *client.
 	for ctx.Err() == nil {
 		c, err := Dial(ctx, opts)
 		if err != nil {
-			Sleep(ctx, time.Second)
+			backoff.Sleep(ctx, time.Second)
 			continue
 		}
 		session(c)

@@ -1,5 +1,10 @@
 package deploytest
 
+import (
+	"os"
+	"strings"
+)
+
 // Groups is the groups block of the deployment's system file, which
 // bench/discovery shares: an external front group that dials mid, an
 // internal group that dials back.
@@ -24,4 +29,17 @@ func Peers(group string) []string {
 		return []string{"front", "back"}
 	}
 	return nil
+}
+
+// CleanEnv is this process's environment without CONSUL_* and
+// CLOUDRIFT_*, for the servers it starts: a developer's settings must not
+// leak into them.
+func CleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CONSUL_") && !strings.HasPrefix(kv, "CLOUDRIFT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
