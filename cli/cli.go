@@ -137,13 +137,32 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"dev", "run every group of the system file in this process, on loopback",
-			func(prog string) *flag.FlagSet { return new(devOptions).flagSet(prog) }, runDev},
-		{"validate", "check a system file and print who dials whom",
-			func(prog string) *flag.FlagSet { return new(validateOptions).flagSet(prog) }, runValidate},
-		{"run", "run one server of a group (a replica of a real deployment)",
-			func(prog string) *flag.FlagSet { return new(runOptions).flagSet(prog) }, runRun},
-		{"status", "list each group's servers and their health in the registry", func(prog string) *flag.FlagSet { return new(statusOptions).flagSet(prog) }, runStatus},
+		systemCommand("dev", "run every group of the system file in this process, on loopback", runDev),
+		systemCommand("validate", "check a system file and print who dials whom", runValidate),
+		systemCommand("run", "run one server of a group (a replica of a real deployment)", runRun),
+		systemCommand("status", "list each group's servers and their health in the registry", runStatus),
+	}
+}
+
+// systemCommand is a built-in command that reads a system file: its
+// options O are parsed, checked and the file loaded (env.setup) before run
+// is called with them.
+func systemCommand[O any, P interface {
+	*O
+	commandOptions
+}](name, summary string, run func(e *env, o P, sys *config.System) int) command {
+	return command{
+		name:    name,
+		summary: summary,
+		flags:   func(prog string) *flag.FlagSet { return P(new(O)).flagSet(prog) },
+		run: func(e *env, args []string) int {
+			o := P(new(O))
+			sys, code, ok := e.setup(o, args)
+			if !ok {
+				return code
+			}
+			return run(e, o, sys)
+		},
 	}
 }
 
@@ -229,6 +248,42 @@ func (e *env) parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
 		return exitUsage, false
 	}
 	return exitOK, true
+}
+
+// commandOptions are the flags of a command that reads a system file:
+// they define their flag set, check their values once parsed (a failed
+// check is a usage error) and name the file.
+type commandOptions interface {
+	flagSet(prog string) *flag.FlagSet
+	check() error
+	file() string
+}
+
+// configFlag is the -config flag every command has; commandOptions embed
+// it.
+type configFlag struct{ config string }
+
+func (c *configFlag) defineConfig(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
+}
+
+func (c *configFlag) file() string { return c.config }
+
+// setup parses args into o, checks them and loads the system file they
+// name. When ok is false the command ends with code: usage or the file's
+// problems were printed.
+func (e *env) setup(o commandOptions, args []string) (sys *config.System, code int, ok bool) {
+	fs := o.flagSet(e.prog)
+	if code, ok := e.parse(fs, args); !ok {
+		return nil, code, false
+	}
+	if err := o.check(); err != nil {
+		return nil, e.usageError(fs, "%v", err), false
+	}
+	if sys, ok = e.load(o.file()); !ok {
+		return nil, exitFail, false
+	}
+	return sys, exitOK, true
 }
 
 // usageError prints a problem with the flags and the usage.

@@ -22,10 +22,11 @@ import (
 )
 
 type devOptions struct {
-	config   string
+	configFlag
 	interval time.Duration
 	logLevel string
 	bots     int
+	level    zerolog.Level // -log-level, once checked
 }
 
 // DefaultDevBots is dev's -bots default: how many simulated players the
@@ -52,7 +53,7 @@ messages per second, round-trip times) under each table.
 The first interrupt (Ctrl-C) or SIGTERM stops the hooks, then shuts every
 server down gracefully, downstream groups first; a second one closes them at
 once.`)
-	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
+	o.defineConfig(fs)
 	fs.DurationVar(&o.interval, "interval", time.Second, "how often to print the figures of each group")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log `level`: "+logLevels)
 	fs.IntVar(&o.bots, "bots", DefaultDevBots, "simulated players the binary's dev hooks start; 0 for none")
@@ -65,31 +66,23 @@ type devServer struct {
 	conn *embedded.Connector
 }
 
-func runDev(e *env, args []string) int {
-	var o devOptions
-	fs := o.flagSet(e.prog)
-	if code, ok := e.parse(fs, args); !ok {
-		return code
+func (o *devOptions) check() (err error) {
+	switch {
+	case o.interval <= 0:
+		return fmt.Errorf("-interval %s: want a positive duration", o.interval)
+	case o.bots < 0:
+		return fmt.Errorf("-bots %d: want 0 or more", o.bots)
 	}
-	if o.interval <= 0 {
-		return e.usageError(fs, "-interval %s: want a positive duration", o.interval)
-	}
-	if o.bots < 0 {
-		return e.usageError(fs, "-bots %d: want 0 or more", o.bots)
-	}
-	lvl, err := parseLevel(o.logLevel)
-	if err != nil {
-		return e.usageError(fs, "%v", err)
-	}
-	sys, ok := e.load(o.config)
-	if !ok {
-		return exitFail
-	}
+	o.level, err = parseLevel(o.logLevel)
+	return err
+}
+
+func runDev(e *env, o *devOptions, sys *config.System) int {
 	if errs := checkPlugins(sys); len(errs) > 0 {
 		e.problems(o.config, errs)
 		return exitFail
 	}
-	log := e.logger(lvl)
+	log := e.logger(o.level)
 	if t := registryType(sys); t != config.RegistryEmbedded {
 		fmt.Fprintf(e.stderr, "%s dev: the file names the %s registry; dev runs every server in this process on the embedded registry instead\n", e.prog, t)
 	}
@@ -360,20 +353,14 @@ type stoppable struct {
 // as a Close). It returns why it was not graceful, if it was not.
 func (e *env) shutdown(ss []stoppable) error {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	defer cancel() // also ends the goroutine below
 	go func() {
-		defer wg.Done()
 		select {
 		case <-e.force:
 			cancel()
-		case <-done:
+		case <-ctx.Done():
 		}
 	}()
-	defer wg.Wait()
-	defer close(done)
 
 	forced := false
 	for _, s := range ss {
@@ -385,10 +372,13 @@ func (e *env) shutdown(ss []stoppable) error {
 		var err error
 		if forced || ctx.Err() != nil {
 			err = s.srv.Close()
-		} else {
-			err = s.srv.Shutdown(ctx)
+		} else if err = s.srv.Shutdown(ctx); ctx.Err() != nil {
+			// Shutdown returned at its deadline without waiting for the
+			// server's goroutines, which may still use the connector:
+			// Close waits for them.
+			err = s.srv.Close()
 		}
-		if err != nil && !errors.Is(err, cluster.ErrServerClosed) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil && !errors.Is(err, cluster.ErrServerClosed) {
 			fmt.Fprintf(e.stderr, "%s: %s: %v\n", e.prog, s.srv.ID(), err)
 		}
 		s.conn.Close()

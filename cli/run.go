@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -15,13 +16,14 @@ import (
 )
 
 type runOptions struct {
-	config    string
+	configFlag
 	group     string
 	id        string
 	listen    string
 	advertise string
 	logLevel  string
 	logJSON   bool
+	level     zerolog.Level // -log-level, once checked
 }
 
 func (o *runOptions) flagSet(prog string) *flag.FlagSet {
@@ -33,7 +35,7 @@ of this process, so a lone "run" with it links with nobody). Every flag may also
 named beside it, so one system file and one command line serve every replica;
 a flag given on the command line wins. The first interrupt (Ctrl-C) or SIGTERM
 shuts the server down gracefully; a second one closes it at once.`)
-	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
+	o.defineConfig(fs)
 	fs.StringVar(&o.group, "group", envDefault("CLOUDRIFT_GROUP", ""), "the `name` of this server's group; required (env CLOUDRIFT_GROUP)")
 	fs.StringVar(&o.id, "id", envDefault("CLOUDRIFT_ID", ""), "this server's `ID`, unique in the system; empty: <group>-<random> (env CLOUDRIFT_ID)")
 	fs.StringVar(&o.listen, "listen", envDefault("CLOUDRIFT_LISTEN", ""), "`host:port` to listen on; empty: the group's listen (env CLOUDRIFT_LISTEN)")
@@ -43,23 +45,15 @@ shuts the server down gracefully; a second one closes it at once.`)
 	return fs
 }
 
-func runRun(e *env, args []string) int {
-	var o runOptions
-	fs := o.flagSet(e.prog)
-	if code, ok := e.parse(fs, args); !ok {
-		return code
-	}
+func (o *runOptions) check() (err error) {
 	if o.group == "" {
-		return e.usageError(fs, "-group (or CLOUDRIFT_GROUP) is required")
+		return errors.New("-group (or CLOUDRIFT_GROUP) is required")
 	}
-	lvl, err := parseLevel(o.logLevel)
-	if err != nil {
-		return e.usageError(fs, "%v", err)
-	}
-	sys, ok := e.load(o.config)
-	if !ok {
-		return exitFail
-	}
+	o.level, err = parseLevel(o.logLevel)
+	return err
+}
+
+func runRun(e *env, o *runOptions, sys *config.System) int {
 	g, ok := sys.Group(o.group)
 	if !ok {
 		names := make([]string, len(sys.Groups))
@@ -69,9 +63,9 @@ func runRun(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "%s run: %s has no group %q (groups: %s)\n", e.prog, o.config, o.group, strings.Join(names, ", "))
 		return exitFail
 	}
-	log := e.logger(lvl)
+	log := e.logger(o.level)
 	if o.logJSON {
-		log = e.jsonLogger(lvl)
+		log = e.jsonLogger(o.level)
 	}
 
 	conn, err := e.connector(sys, log)

@@ -20,7 +20,7 @@ import (
 )
 
 type statusOptions struct {
-	config  string
+	configFlag
 	timeout time.Duration
 }
 
@@ -38,24 +38,19 @@ Consul's checks, which no other connector keeps. The agent's address and
 ACL token come from the registry block's settings, else from
 CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN. Status exits 0 when the registry answered for every
 group, whatever the health of the servers, and 1 when it did not.`)
-	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
+	o.defineConfig(fs)
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on the registry after this `duration`")
 	return fs
 }
 
-func runStatus(e *env, args []string) int {
-	var o statusOptions
-	fs := o.flagSet(e.prog)
-	if code, ok := e.parse(fs, args); !ok {
-		return code
-	}
+func (o *statusOptions) check() error {
 	if o.timeout <= 0 {
-		return e.usageError(fs, "-timeout %s: want a positive duration", o.timeout)
+		return fmt.Errorf("-timeout %s: want a positive duration", o.timeout)
 	}
-	sys, ok := e.load(o.config)
-	if !ok {
-		return exitFail
-	}
+	return nil
+}
+
+func runStatus(e *env, o *statusOptions, sys *config.System) int {
 	if t := registryType(sys); t != consul.Type {
 		fmt.Fprintf(e.stderr, "%s status: %s uses the %s registry; status asks Consul for each server's health, so it needs \"registry: {type: consul}\"\n",
 			e.prog, o.config, t)

@@ -13,7 +13,7 @@ import (
 )
 
 type validateOptions struct {
-	config string
+	configFlag
 }
 
 func (o *validateOptions) flagSet(prog string) *flag.FlagSet {
@@ -23,20 +23,13 @@ settings and every plugin's settings (the registry connector and each plugin
 must be compiled into this binary). It prints
 the groups and who dials whom, or every problem with its file and line and
 exits 1.`)
-	fs.StringVar(&o.config, "config", envDefault("CLOUDRIFT_CONFIG", DefaultConfig), "the system `file` (env CLOUDRIFT_CONFIG)")
+	o.defineConfig(fs)
 	return fs
 }
 
-func runValidate(e *env, args []string) int {
-	var o validateOptions
-	fs := o.flagSet(e.prog)
-	if code, ok := e.parse(fs, args); !ok {
-		return code
-	}
-	sys, ok := e.load(o.config)
-	if !ok {
-		return exitFail
-	}
+func (o *validateOptions) check() error { return nil }
+
+func runValidate(e *env, o *validateOptions, sys *config.System) int {
 	if errs := append(checkRegistry(sys), checkPlugins(sys)...); len(errs) > 0 {
 		e.problems(o.config, errs)
 		return exitFail

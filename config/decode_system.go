@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"gopkg.in/yaml.v3"
@@ -13,23 +14,13 @@ import (
 func (d *decoder) system(root *yaml.Node) *System {
 	s := &System{File: d.file, Line: root.Line}
 	d.pos[""] = mark{line: root.Line, col: root.Column}
-	known := []string{"system", "secret", "registry", "links", "groups"}
-	for _, f := range d.fields(root, "") {
-		switch f.Key.Value {
-		case "system":
-			s.System = d.str(f, "", "system")
-		case "secret":
-			s.Secret = d.str(f, "", "secret")
-		case "registry":
-			s.Registry = d.registry(f)
-		case "links":
-			s.Links = d.links(f)
-		case "groups":
-			s.Groups = d.groups(f)
-		default:
-			d.unknown(f.Key, "", known)
-		}
-	}
+	d.mapping(root, "", "", []key{
+		d.strKey("system", "", &s.System),
+		d.strKey("secret", "", &s.Secret),
+		{"registry", func(f yamlx.Field, _ string) { s.Registry = d.registry(f) }},
+		{"links", func(f yamlx.Field, _ string) { s.Links = d.links(f) }},
+		{"groups", func(f yamlx.Field, _ string) { s.Groups = d.groups(f) }},
+	})
 	return s
 }
 
@@ -42,9 +33,7 @@ func (d *decoder) registry(f yamlx.Field) Registry {
 		case "type":
 			r.Type = d.str(f, ctx, "registry.type")
 		case "settings":
-			if v := yamlx.Resolve(f.Val); !yamlx.IsNull(v) {
-				r.Settings = *v
-			}
+			setNode(&r.Settings, f)
 		case "consul": // the block's key before connectors were registered
 			d.errorf(f.Key, ctx, `unknown key "consul": a connector's settings go under "settings:"`)
 		default:
@@ -57,60 +46,32 @@ func (d *decoder) registry(f yamlx.Field) Registry {
 func (d *decoder) links(f yamlx.Field) Links {
 	const ctx = "links"
 	var l Links
-	known := []string{"handshakeTimeout", "heartbeat", "timeout", "maxFrame", "queueBytes", "backoffMin", "backoffMax", "leaveGrace"}
-	for _, f := range d.fields(f.Val, ctx) {
-		p := "links." + f.Key.Value
-		switch f.Key.Value {
-		case "handshakeTimeout":
-			l.HandshakeTimeout = d.duration(f, ctx, p)
-		case "heartbeat":
-			l.Heartbeat = d.duration(f, ctx, p)
-		case "timeout":
-			l.Timeout = d.duration(f, ctx, p)
-		case "maxFrame":
-			l.MaxFrame = d.integer(f, ctx, p)
-		case "queueBytes":
-			l.QueueBytes = d.integer(f, ctx, p)
-		case "backoffMin":
-			l.BackoffMin = d.duration(f, ctx, p)
-		case "backoffMax":
-			l.BackoffMax = d.duration(f, ctx, p)
-		case "leaveGrace":
-			l.LeaveGrace = d.duration(f, ctx, p)
-		default:
-			d.unknown(f.Key, ctx, known)
-		}
-	}
+	d.mapping(f.Val, ctx, "links", []key{
+		d.durationKey("handshakeTimeout", ctx, &l.HandshakeTimeout),
+		d.durationKey("heartbeat", ctx, &l.Heartbeat),
+		d.durationKey("timeout", ctx, &l.Timeout),
+		d.intKey("maxFrame", ctx, &l.MaxFrame),
+		d.intKey("queueBytes", ctx, &l.QueueBytes),
+		d.durationKey("backoffMin", ctx, &l.BackoffMin),
+		d.durationKey("backoffMax", ctx, &l.BackoffMax),
+		d.durationKey("leaveGrace", ctx, &l.LeaveGrace),
+	})
 	return l
 }
 
 func (d *decoder) clients(f yamlx.Field, gctx, base string) Clients {
 	ctx := gctx + ": clients"
 	c := Clients{Line: f.Key.Line}
-	known := []string{"path", "maxMessageBytes", "rate", "burst", "maxClients", "readTimeout", "writeTimeout", "sendQueueBytes"}
-	for _, f := range d.fields(f.Val, ctx) {
-		p := base + "." + f.Key.Value
-		switch f.Key.Value {
-		case "path":
-			c.Path = d.str(f, ctx, p)
-		case "maxMessageBytes":
-			c.MaxMessageBytes = d.integer(f, ctx, p)
-		case "rate":
-			c.Rate = d.integer(f, ctx, p)
-		case "burst":
-			c.Burst = d.integer(f, ctx, p)
-		case "maxClients":
-			c.MaxClients = d.integer(f, ctx, p)
-		case "readTimeout":
-			c.ReadTimeout = d.duration(f, ctx, p)
-		case "writeTimeout":
-			c.WriteTimeout = d.duration(f, ctx, p)
-		case "sendQueueBytes":
-			c.SendQueueBytes = d.integer(f, ctx, p)
-		default:
-			d.unknown(f.Key, ctx, known)
-		}
-	}
+	d.mapping(f.Val, ctx, base, []key{
+		d.strKey("path", ctx, &c.Path),
+		d.intKey("maxMessageBytes", ctx, &c.MaxMessageBytes),
+		d.intKey("rate", ctx, &c.Rate),
+		d.intKey("burst", ctx, &c.Burst),
+		d.intKey("maxClients", ctx, &c.MaxClients),
+		d.durationKey("readTimeout", ctx, &c.ReadTimeout),
+		d.durationKey("writeTimeout", ctx, &c.WriteTimeout),
+		d.intKey("sendQueueBytes", ctx, &c.SendQueueBytes),
+	})
 	return c
 }
 
@@ -149,26 +110,19 @@ func (d *decoder) group(n *yaml.Node, i int) Group {
 	if name, ok := nameOf(n); ok {
 		ctx = fmt.Sprintf("group %q", name)
 	}
-	known := []string{"name", "visibility", "listen", "connectsTo", "replicas", "clients", "plugins"}
-	for _, f := range d.fields(n, ctx) {
-		p := base + "." + f.Key.Value
-		switch f.Key.Value {
-		case "name":
-			g.Name = d.str(f, ctx, p)
-		case "visibility":
-			g.Visibility = Visibility(d.str(f, ctx, p))
-		case "listen":
-			g.Listen = d.str(f, ctx, p)
-		case "connectsTo":
+	d.mapping(n, ctx, base, []key{
+		d.strKey("name", ctx, &g.Name),
+		{"visibility", func(f yamlx.Field, p string) { g.Visibility = Visibility(d.str(f, ctx, p)) }},
+		d.strKey("listen", ctx, &g.Listen),
+		{"connectsTo", func(f yamlx.Field, p string) {
 			for _, item := range d.list(f, ctx, p) {
 				k := len(g.ConnectsTo)
 				g.ConnectsTo = append(g.ConnectsTo, d.str(yamlx.Field{Key: f.Key, Val: item}, ctx, p+"."+strconv.Itoa(k)))
 			}
-		case "replicas":
-			g.Replicas = d.integer(f, ctx, p)
-		case "clients":
-			g.Clients = d.clients(f, ctx, p)
-		case "plugins":
+		}},
+		d.intKey("replicas", ctx, &g.Replicas),
+		{"clients", func(f yamlx.Field, p string) { g.Clients = d.clients(f, ctx, p) }},
+		{"plugins", func(f yamlx.Field, p string) {
 			for _, item := range d.list(f, ctx, p) {
 				item = yamlx.Resolve(item)
 				if item.Kind != yaml.MappingNode {
@@ -178,10 +132,8 @@ func (d *decoder) group(n *yaml.Node, i int) Group {
 				k := len(g.Plugins)
 				g.Plugins = append(g.Plugins, d.plugin(item, ctx, p+"."+strconv.Itoa(k), k))
 			}
-		default:
-			d.unknown(f.Key, ctx, known)
-		}
-	}
+		}},
+	})
 	return g
 }
 
@@ -192,18 +144,60 @@ func (d *decoder) plugin(n *yaml.Node, gctx, base string, k int) Plugin {
 	if name, ok := nameOf(n); ok {
 		ctx = fmt.Sprintf("%s: plugin %q", gctx, name)
 	}
-	known := []string{"name", "settings"}
-	for _, f := range d.fields(n, ctx) {
-		switch f.Key.Value {
-		case "name":
-			p.Name = d.str(f, ctx, base+".name")
-		case "settings":
-			if v := yamlx.Resolve(f.Val); !yamlx.IsNull(v) {
-				p.Settings = *v
-			}
-		default:
-			d.unknown(f.Key, ctx, known)
-		}
-	}
+	d.mapping(n, ctx, base, []key{
+		d.strKey("name", ctx, &p.Name),
+		{"settings", func(f yamlx.Field, _ string) { setNode(&p.Settings, f) }},
+	})
 	return p
+}
+
+// key is a key a mapping may hold, and how its value decodes: decode gets
+// the field and the value's path.
+type key struct {
+	name   string
+	decode func(f yamlx.Field, path string)
+}
+
+// mapping decodes the fields of mapping n whose paths begin with base
+// ("" at the top): each known key's with its decode, and reports each
+// unknown key. ctx is the mapping's context in messages.
+func (d *decoder) mapping(n *yaml.Node, ctx, base string, keys []key) {
+	for _, f := range d.fields(n, ctx) {
+		i := slices.IndexFunc(keys, func(k key) bool { return k.name == f.Key.Value })
+		if i < 0 {
+			known := make([]string, len(keys))
+			for j, k := range keys {
+				known[j] = k.name
+			}
+			d.unknown(f.Key, ctx, known)
+			continue
+		}
+		path := f.Key.Value
+		if base != "" {
+			path = base + "." + path
+		}
+		keys[i].decode(f, path)
+	}
+}
+
+// strKey, intKey and durationKey are keys whose value is a string, an
+// integer or a duration, decoded into dst.
+func (d *decoder) strKey(name, ctx string, dst *string) key {
+	return key{name, func(f yamlx.Field, p string) { *dst = d.str(f, ctx, p) }}
+}
+
+func (d *decoder) intKey(name, ctx string, dst *int) key {
+	return key{name, func(f yamlx.Field, p string) { *dst = d.integer(f, ctx, p) }}
+}
+
+func (d *decoder) durationKey(name, ctx string, dst *Duration) key {
+	return key{name, func(f yamlx.Field, p string) { *dst = d.duration(f, ctx, p) }}
+}
+
+// setNode keeps f's value, unless null, as a plugin's or connector's
+// settings: they decode later, by their owner.
+func setNode(dst *yaml.Node, f yamlx.Field) {
+	if v := yamlx.Resolve(f.Val); !yamlx.IsNull(v) {
+		*dst = *v
+	}
 }

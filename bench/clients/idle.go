@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -21,8 +19,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/cloudrift/cloudrift/bench/internal/child"
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/registry/embedded"
@@ -292,75 +292,6 @@ func (r idleResult) delta(f func(serverStats) uint64) float64 {
 	return float64(int64(f(r.After))-int64(f(r.Before))) / float64(r.Clients)
 }
 
-// child is a running child process with line-oriented stdio.
-type child struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string // stdout lines; closed at EOF
-}
-
-func startChild(exe string, args ...string) (*child, error) {
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &child{cmd: cmd, in: in, lines: make(chan string, 16)}
-	go func() {
-		defer close(c.lines)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-	}()
-	return c, nil
-}
-
-// expect waits for the child's next line, which must start with prefix,
-// and returns the rest of it.
-func (c *child) expect(ctx context.Context, prefix string) (string, error) {
-	select {
-	case l, ok := <-c.lines:
-		if !ok {
-			return "", fmt.Errorf("%s exited: %w", c.cmd.Args[1], errChild)
-		}
-		rest, found := strings.CutPrefix(l, prefix+" ")
-		if l == prefix {
-			rest, found = "", true
-		}
-		if !found {
-			return "", fmt.Errorf("%s: want %q, got %q: %w", c.cmd.Args[1], prefix, l, errChild)
-		}
-		return rest, nil
-	case <-ctx.Done():
-		return "", fmt.Errorf("%s: waiting for %q: %w", c.cmd.Args[1], prefix, ctx.Err())
-	}
-}
-
-// stop closes the child's stdin, waits up to 20 s for it to exit, then
-// kills it (by its own PID).
-func (c *child) stop() {
-	c.in.Close()
-	done := make(chan struct{})
-	go func() { c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		c.cmd.Process.Kill()
-		<-done
-	}
-}
-
-var errChild = errors.New("child process failed")
-
 // vmRSS reads a process's VmRSS from /proc, in bytes.
 func vmRSS(pid int) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -408,51 +339,51 @@ func measureIdle(ctx context.Context, o idleOptions) (idleResult, error) {
 	if o.Profile != "" && o.ProfRate > 0 {
 		srvArgs = append(srvArgs, "-memprofilerate", strconv.Itoa(o.ProfRate))
 	}
-	srv, err := startChild(o.Exe, srvArgs...)
+	srv, err := child.Start(o.Exe, srvArgs...)
 	if err != nil {
 		return res, err
 	}
-	defer srv.stop()
-	addr, err := srv.expect(ctx, "addr")
+	defer srv.Stop(20 * time.Second)
+	addr, err := srv.Expect(ctx, "addr")
 	if err != nil {
 		return res, err
 	}
 	gc := func() (serverStats, uint64, error) {
 		var st serverStats
-		if _, err := fmt.Fprintln(srv.in, "gc"); err != nil {
+		if err := srv.Send("gc"); err != nil {
 			return st, 0, err
 		}
-		line, err := srv.expect(ctx, "stats")
+		line, err := srv.Expect(ctx, "stats")
 		if err != nil {
 			return st, 0, err
 		}
 		if err := json.Unmarshal([]byte(line), &st); err != nil {
 			return st, 0, err
 		}
-		rss, err := vmRSS(srv.cmd.Process.Pid)
+		rss, err := vmRSS(srv.PID())
 		return st, rss, err
 	}
 	if res.Before, res.RSSBefore, err = gc(); err != nil {
 		return res, err
 	}
 	start := time.Now()
-	var dialers []*child
+	var dialers []*child.Process
 	defer func() {
 		for _, d := range dialers {
-			d.stop()
+			d.Stop(20 * time.Second)
 		}
 	}()
 	for left := res.Clients; left > 0; {
 		n := min(left, perProc)
 		left -= n
-		d, err := startChild(o.Exe, "dial-idle", "-url", "ws://"+addr+"/", "-n", strconv.Itoa(n), "-sources", strings.Join(o.Sources, ","))
+		d, err := child.Start(o.Exe, "dial-idle", "-url", "ws://"+addr+"/", "-n", strconv.Itoa(n), "-sources", strings.Join(o.Sources, ","))
 		if err != nil {
 			return res, err
 		}
 		dialers = append(dialers, d)
 	}
 	for _, d := range dialers {
-		if _, err := d.expect(ctx, "ready"); err != nil {
+		if _, err := d.Expect(ctx, "ready"); err != nil {
 			return res, err
 		}
 	}
@@ -462,20 +393,20 @@ func measureIdle(ctx context.Context, o idleOptions) (idleResult, error) {
 	if _, _, err = gc(); err != nil {
 		return res, err
 	}
-	if !sleepCtx(ctx, time.Second) {
+	if !backoff.Sleep(ctx, time.Second) {
 		return res, ctx.Err()
 	}
 	if res.After, res.RSSAfter, err = gc(); err != nil {
 		return res, err
 	}
 	if res.After.Clients != res.Clients {
-		return res, fmt.Errorf("server holds %d clients, want %d: %w", res.After.Clients, res.Clients, errChild)
+		return res, fmt.Errorf("server holds %d clients, want %d: %w", res.After.Clients, res.Clients, child.ErrChild)
 	}
 	if o.Profile != "" {
-		if _, err := fmt.Fprintln(srv.in, "heap", o.Profile); err != nil {
+		if err := srv.Send("heap", o.Profile); err != nil {
 			return res, err
 		}
-		if l, err := srv.expect(ctx, "ok"); err != nil {
+		if l, err := srv.Expect(ctx, "ok"); err != nil {
 			return res, fmt.Errorf("heap profile: %v: %w", l, err)
 		}
 	}

@@ -10,12 +10,5 @@
 #   bash bench/clients/run.sh -only idle -idle-heap-profile /tmp/idle.pb.gz
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-go -C bench build -o "$dir/benchclients" ./clients
-echo "$(go version), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-# Figures are only comparable on a quiet machine: the load shows how quiet.
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-"$dir/benchclients" "$@"
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+source bench/run.sh
+bench_run clients 0 "$@"

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 )
 
 // throughputResult is one pipelined run.
@@ -144,7 +145,7 @@ func (p *pipeline) drain(ctx context.Context) error {
 			if err := p.check(); err != nil {
 				return err
 			}
-			if !sleepCtx(ctx, 100*time.Microsecond) {
+			if !backoff.Sleep(ctx, 100*time.Microsecond) {
 				return fmt.Errorf("client %d: %d of %d replies: %w", i, pc.received.Load(), pc.sent.Load(), ctx.Err())
 			}
 		}
@@ -183,11 +184,11 @@ func measureThroughput(ctx context.Context, url string, conns, window, size int,
 	if err := p.start(window, func(int) int64 { return math.MaxInt64 }); err != nil {
 		return res, err
 	}
-	if !sleepCtx(ctx, warm) {
+	if !backoff.Sleep(ctx, warm) {
 		return res, ctx.Err()
 	}
 	n0, t0 := p.received(), time.Now()
-	if !sleepCtx(ctx, dur) {
+	if !backoff.Sleep(ctx, dur) {
 		return res, ctx.Err()
 	}
 	n1, t1 := p.received(), time.Now()
@@ -196,16 +197,4 @@ func measureThroughput(ctx context.Context, url string, conns, window, size int,
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return res, p.drain(dctx)
-}
-
-// sleepCtx sleeps for d; false when ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

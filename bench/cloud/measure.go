@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cloud"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 )
 
 // loadResult is one closed-loop run: every worker has one operation in
@@ -84,11 +85,11 @@ func runLoad(workers int, warm, d time.Duration, record bool, meter cpuMeter, op
 			}
 		}()
 	}
-	sleepCtx(ctx, warm)
+	backoff.Sleep(ctx, warm)
 	phase.Store(measuring)
 	start := time.Now()
 	cpu0 := meter.sample()
-	sleepCtx(ctx, d)
+	backoff.Sleep(ctx, d)
 	phase.Store(stopping)
 	elapsed := time.Since(start)
 	cpu := meter.since(cpu0)
@@ -103,15 +104,6 @@ func runLoad(workers int, warm, d time.Duration, record bool, meter cpuMeter, op
 	}
 	slices.Sort(r.Lat)
 	return r, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // percentile returns the p-th percentile of sorted durations.

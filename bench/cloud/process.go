@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"errors"
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/cloudrift/cloudrift/bench/internal/child"
 )
 
 // serveCloudCommand is the child process that runs the cloud system when
@@ -42,52 +41,17 @@ func startCloudProcess(replicas int) (*cloudRig, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, serveCloudCommand, "-replicas", strconv.Itoa(replicas))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	p, err := child.Start(exe, serveCloudCommand, "-replicas", strconv.Itoa(replicas))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the cloud servers' process: %w", err)
 	}
-	out, err := cmd.StdoutPipe()
+	stop := func() { p.Stop(10 * time.Second) }
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	u, err := p.Expect(ctx, "url")
 	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the cloud servers' process: %w", err)
-	}
-	stop := func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() {
-			_ = cmd.Wait()
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "url "); ok {
-				urls <- u
-			}
-		}
-		close(urls)
-	}()
-	select {
-	case u, ok := <-urls:
-		if !ok {
-			stop()
-			return nil, errors.New("the cloud servers' process ended before it was ready")
-		}
-		return &cloudRig{Replicas: replicas, URL: u, stop: stop, pid: cmd.Process.Pid}, nil
-	case <-time.After(60 * time.Second):
 		stop()
-		return nil, errors.New("the cloud servers' process was not ready in 60s")
+		return nil, fmt.Errorf("the cloud servers' process was not ready: %w", err)
 	}
+	return &cloudRig{Replicas: replicas, URL: u, stop: stop, pid: p.PID()}, nil
 }

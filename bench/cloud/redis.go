@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudrift/cloudrift/bench/internal/child"
 )
 
 // errNoRedis is returned when redis-server is not installed.
@@ -89,17 +91,7 @@ func (s *redisServer) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		_ = s.cmd.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-	}
+	child.Wait(s.cmd, 5*time.Second)
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

@@ -15,12 +15,5 @@ if ! command -v redis-server >/dev/null; then
 	echo "redis-server not found: install it (apt-get install redis-server)" >&2
 	exit 1
 fi
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-go -C bench build -o "$dir/benchcloud" ./cloud
-echo "$(go version), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-# Figures are only comparable on a quiet machine: the load shows how quiet.
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-timeout 300 "$dir/benchcloud" "$@"
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+source bench/run.sh
+bench_run cloud 300 "$@"

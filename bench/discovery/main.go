@@ -232,27 +232,7 @@ registry:
 links:
   backoffMin: 50ms
   backoffMax: 500ms
-groups:
-  - name: front
-    visibility: external
-    connectsTo: [mid]
-  - name: mid
-    visibility: internal
-    connectsTo: [back]
-  - name: back
-    visibility: internal
-`, addr, ttl)
-}
-
-// links lists the groups each group's servers link with, either way.
-func links(group string) []string {
-	switch group {
-	case "front", "back":
-		return []string{"mid"}
-	case "mid":
-		return []string{"front", "back"}
-	}
-	return nil
+%s`, addr, ttl, deploytest.Groups)
 }
 
 // status is the aggregated health of mid replica id in Consul, "" when
@@ -348,7 +328,7 @@ type proc struct {
 func (b *bench) start(group, id string) (*proc, error) {
 	cmd := exec.Command(b.bin, "run", "-config", b.file, "-group", group, "-id", id,
 		"-listen", "127.0.0.1:0", "-log-json", "-log-level", "info")
-	cmd.Env = cleanEnv()
+	cmd.Env = deploytest.CleanEnv()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -430,7 +410,7 @@ func (p *proc) find(from time.Time, msg, peer string) (logLine, bool) {
 func (b *bench) peersOf(p *proc) []*proc {
 	var out []*proc
 	for _, q := range b.procs {
-		if q != p && q.alive() && slices.Contains(links(p.group), q.group) {
+		if q != p && q.alive() && slices.Contains(deploytest.Peers(p.group), q.group) {
 			out = append(out, q)
 		}
 	}
@@ -536,18 +516,6 @@ func startAgent(ctx context.Context, dir string) (*agent, error) {
 			return nil, errors.New("consul agent's node not in the catalog within 30 s")
 		}
 	}
-}
-
-// cleanEnv is this process's environment without CONSUL_* and CLOUDRIFT_*,
-// for the servers it starts.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONSUL_") && !strings.HasPrefix(kv, "CLOUDRIFT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // percentile returns the nearest-rank percentile p (0 < p <= 1) of ds.

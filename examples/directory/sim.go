@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/internal/demo"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 )
 
 // Simulation runs simulated dedicated game servers against a running
@@ -38,54 +39,29 @@ type Simulation struct {
 var levels = []string{"dust", "forest", "harbor", "temple", "canyon"}
 
 // Run runs the game servers and the browser until ctx ends, calling report
-// with a one-line summary of the browser's list after each change (at most
-// once per interval).
+// with a one-line summary of the browser's list at the end of each
+// interval in which it changed.
 func (s *Simulation) Run(ctx context.Context, interval time.Duration, report func(string)) error {
 	if len(s.URLs) == 0 || s.Servers < 1 || s.App == "" {
 		return fmt.Errorf("directory: simulation needs URLs, an app key and servers")
 	}
-	if interval <= 0 {
-		interval = time.Second
-	}
-	browser, err := demo.Dial(ctx, client.Options{URL: s.URLs[len(s.URLs)-1]})
-	if err != nil {
-		return fmt.Errorf("directory: browser: %w", err)
-	}
-	defer browser.Close()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	b, err := Watch(wctx, browser, s.App)
-	cancel()
-	if err != nil {
-		return err
-	}
-	servers := demo.StartBots(ctx, s.Servers, s.gameServer)
-	crashTick, stop := demo.Ticks(s.CrashEvery)
-	defer stop()
-	last := time.Time{}
-	pending := false
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-browser.Done():
-			report("directory: browser disconnected: " + browser.Err().Error())
-			break loop
-		case <-crashTick:
-			servers.CrashNext()
-		case <-b.Changed():
-			pending = true
-		case <-tick.C:
-		}
-		if pending && time.Since(last) >= interval {
-			report(summary(b.Servers(nil), s.crashes.Load()))
-			last, pending = time.Now(), false
-		}
-	}
-	servers.Wait()
-	return nil
+	return demo.Scenario[*Browser]{
+		Example:    "directory",
+		URL:        s.URLs[len(s.URLs)-1],
+		Observer:   "browser",
+		Watch:      func(ctx context.Context, c *client.Client) (*Browser, error) { return Watch(ctx, c, s.App) },
+		Bots:       s.Servers,
+		Bot:        s.gameServer,
+		CrashEvery: s.CrashEvery,
+		Summary: func(b *Browser) string {
+			select {
+			case <-b.Changed():
+				return summary(b.Servers(nil), s.crashes.Load())
+			default:
+				return ""
+			}
+		},
+	}.Play(ctx, interval, report)
 }
 
 // summary formats a list in one line.
@@ -119,16 +95,8 @@ func (s *Simulation) gameServer(ctx context.Context, i int, crash <-chan struct{
 		MaxPlayers: 8 + 8*(i%3),
 		GamePort:   27015 + i,
 	}
-	for ctx.Err() == nil {
-		opts := client.Options{URL: s.URLs[i%len(s.URLs)], Header: http.Header{TokenHeader: []string{s.HostToken}}}
-		c, err := demo.Dial(ctx, opts)
-		if err != nil {
-			demo.Sleep(ctx, time.Second)
-			continue
-		}
-		s.serve(ctx, c, &l, rng, every, crash)
-		c.Close()
-	}
+	opts := client.Options{URL: s.URLs[i%len(s.URLs)], Header: http.Header{TokenHeader: []string{s.HostToken}}}
+	demo.Reconnect(ctx, opts, func(c *client.Client) { s.serve(ctx, c, &l, rng, every, crash) })
 }
 
 // serve announces l on c and changes its players until ctx ends, c ends
@@ -138,7 +106,7 @@ func (s *Simulation) serve(ctx context.Context, c *client.Client, l *Listing, rn
 	err := Announce(octx, c, s.App, *l)
 	cancel()
 	if err != nil {
-		demo.Sleep(ctx, time.Second)
+		backoff.Sleep(ctx, time.Second)
 		return
 	}
 	t := time.NewTicker(every)
@@ -155,7 +123,7 @@ func (s *Simulation) serve(ctx context.Context, c *client.Client, l *Listing, rn
 		case <-crash:
 			s.crashes.Add(1)
 			c.Close()
-			demo.Sleep(ctx, s.CrashEvery/4)
+			backoff.Sleep(ctx, s.CrashEvery/4)
 			return
 		case <-t.C:
 			l.Players = max(0, min(l.MaxPlayers, l.Players+rng.IntN(5)-2))

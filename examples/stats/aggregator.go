@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/examples/internal/cloudloop"
 	"github.com/cloudrift/cloudrift/plugins"
 )
 
@@ -27,13 +27,8 @@ const (
 	DefaultPublishInterval = 100 * time.Millisecond
 )
 
-// Tuning of the aggregator's loop.
-const (
-	retryMin = 50 * time.Millisecond // first wait after a failed subscribe
-	retryMax = time.Second
-	opWait   = 10 * time.Second // bound on one cloud operation
-	maxPages = 10000            // Gets of one truncated snapshot
-)
+// maxPages bounds the Gets of one truncated snapshot.
+const maxPages = 10000
 
 // Aggregator is the "stats-aggregator" plugin: the local client of RakNet's
 // cloud computing documentation that mirrors the players' kills into a database. Run it on one
@@ -71,12 +66,7 @@ type Aggregator struct {
 	log   *zerolog.Logger
 	cm    plugins.CloudMemory
 	store *Store
-	stop  chan struct{}
-	done  chan struct{}
-	wake  chan struct{}
-
-	mu    sync.Mutex
-	queue []cloud.Notification
+	loop  cloudloop.Loop
 
 	// Owned by the loop goroutine.
 	seen      map[ClientRef]*session
@@ -144,9 +134,8 @@ func (a *Aggregator) Start(ctx context.Context, h plugins.Host) error {
 	a.pending = make(map[string]uint64)
 	a.dirty = make(map[ClientRef]struct{})
 	a.ended = make(map[ClientRef]struct{})
-	a.stop, a.done, a.wake = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
 	a.log.Info().Str("database", a.Database).Uint64("total", total).Int("sessions", len(a.seen)).Msg("stats database open")
-	go a.loop()
+	a.loop.Start(a.run)
 	return nil
 }
 
@@ -165,44 +154,20 @@ func (a *Aggregator) loadSessions(ctx context.Context, store *Store) error {
 // Stop implements plugins.Stopper: the loop flushes what is left and the
 // database is closed. Stop waits for that even past ctx (a close gives an
 // expired one): stopping cancels the loop's cloud operations at once, and
-// the final flush is a local write bounded by opWait.
+// the final flush is a local write bounded by cloudloop.OpWait.
 func (a *Aggregator) Stop(context.Context) error {
-	if a.stop == nil {
-		return nil // never started
-	}
-	close(a.stop)
-	<-a.done
+	a.loop.Stop()
 	return nil
 }
 
 // CloudNotification implements plugins.CloudNotificationHandler: it queues
 // the notification for the loop.
 func (a *Aggregator) CloudNotification(n cloud.Notification) error {
-	a.mu.Lock()
-	a.queue = append(a.queue, n)
-	a.mu.Unlock()
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
+	a.loop.Push(n)
 	return nil
 }
 
-// opCtx returns a context for one cloud operation, ended by Stop.
-func (a *Aggregator) opCtx() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), opWait)
-	go func() {
-		select {
-		case <-a.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
-}
-
-func (a *Aggregator) loop() {
-	defer close(a.done)
+func (a *Aggregator) run() {
 	defer func() {
 		a.flush()
 		if err := a.store.Close(); err != nil {
@@ -219,10 +184,10 @@ func (a *Aggregator) loop() {
 	a.publish()
 	for {
 		select {
-		case <-a.stop:
+		case <-a.loop.Stopped():
 			a.drain()
 			return
-		case <-a.wake:
+		case <-a.loop.Wake():
 			a.drain()
 		case <-publish.C:
 			a.publish()
@@ -236,42 +201,17 @@ func (a *Aggregator) loop() {
 // replicas may not be linked yet) or Stop; then it counts the snapshot and
 // the notifications that arrived meanwhile. It returns false on Stop.
 func (a *Aggregator) subscribe() bool {
-	wait := retryMin
-	for {
-		ctx, cancel := a.opCtx()
-		res, err := a.cm.Get(ctx, cloud.Query{Keys: killKeys(), Subscribe: true})
-		cancel()
-		if err == nil {
-			missing := make(map[Key]bool, len(res.Missing))
-			for _, k := range res.Missing {
-				missing[k] = true
-			}
-			byKey := make(map[Key][]cloud.Row)
-			for _, r := range res.Rows {
-				byKey[r.Key] = append(byKey[r.Key], r)
-			}
-			for _, k := range killKeys() {
-				if !missing[k] { // a missing key's rows come later as a Resync
-					a.resync(k, byKey[k], res.Truncated)
-				}
-			}
-			if res.Truncated {
-				a.readRest(killKeys(), uint32(len(res.Rows)))
-			}
-			a.drain()
-			a.log.Info().Int("sessions", len(a.seen)).Bool("partial", res.Partial).Msg("subscribed to the kill rows")
-			return true
-		}
-		a.log.Debug().Err(err).Msg("subscribing to the kill rows; retrying")
-		t := time.NewTimer(wait)
-		select {
-		case <-a.stop:
-			t.Stop()
-			return false
-		case <-t.C:
-		}
-		wait = min(2*wait, retryMax)
+	keys := killKeys()
+	res, ok := a.loop.Subscribe(a.cm, keys, a.log, "subscribing to the kill rows", a.resync)
+	if !ok {
+		return false
 	}
+	if res.Truncated {
+		a.readRest(keys, uint32(len(res.Rows)))
+	}
+	a.drain()
+	a.log.Info().Int("sessions", len(a.seen)).Bool("partial", res.Partial).Msg("subscribed to the kill rows")
+	return true
 }
 
 // readRest reads the rows a truncated snapshot left out, from offset on,
@@ -279,7 +219,7 @@ func (a *Aggregator) subscribe() bool {
 // only grow, so counting them is safe.
 func (a *Aggregator) readRest(keys []Key, offset uint32) {
 	for range maxPages {
-		ctx, cancel := a.opCtx()
+		ctx, cancel := a.loop.Op()
 		res, err := a.cm.Get(ctx, cloud.Query{Keys: keys, Offset: offset})
 		cancel()
 		if err != nil {
@@ -298,11 +238,7 @@ func (a *Aggregator) readRest(keys []Key, offset uint32) {
 
 // drain counts the queued notifications, in order.
 func (a *Aggregator) drain() {
-	a.mu.Lock()
-	q := a.queue
-	a.queue = nil
-	a.mu.Unlock()
-	for _, n := range q {
+	for _, n := range a.loop.Take() {
 		switch n.Type {
 		case cloud.NotifyUpdated:
 			a.count(n.Row, false)
@@ -381,7 +317,7 @@ func (a *Aggregator) flush() {
 	for up := range a.ended {
 		b.Ended = append(b.Ended, up)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opWait)
+	ctx, cancel := context.WithTimeout(context.Background(), cloudloop.OpWait)
 	defer cancel()
 	if err := a.store.Flush(ctx, b); err != nil {
 		a.log.Error().Err(err).Msg("flushing kills to the database; will retry")
@@ -405,7 +341,7 @@ func (a *Aggregator) publish() {
 		return
 	}
 	a.lastPost = time.Now()
-	ctx, cancel := a.opCtx()
+	ctx, cancel := a.loop.Op()
 	defer cancel()
 	if err := a.cm.Post(ctx, TotalKey, encodeTotal(total)); err != nil {
 		a.log.Warn().Err(err).Msg("posting the running total")

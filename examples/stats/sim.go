@@ -37,47 +37,27 @@ func (s *Simulation) Run(ctx context.Context, interval time.Duration, report fun
 	if len(s.URLs) == 0 || s.Players < 1 {
 		return fmt.Errorf("stats: simulation needs URLs and players")
 	}
-	if interval <= 0 {
-		interval = time.Second
-	}
-	watcher, err := demo.Dial(ctx, client.Options{URL: s.URLs[0]})
-	if err != nil {
-		return fmt.Errorf("stats: watcher: %w", err)
-	}
-	defer watcher.Close()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	tot, err := WatchTotal(wctx, watcher)
-	cancel()
-	if err != nil {
-		return err
-	}
-	players := demo.StartBots(ctx, s.Players, s.player)
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	var lastKills uint64
 	last := time.Now()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-watcher.Done():
-			report("stats: watcher disconnected: " + watcher.Err().Error())
-			break loop
-		case now := <-t.C:
-			k := s.kills.Load()
+	return demo.Scenario[*Total]{
+		Example:  "stats",
+		URL:      s.URLs[0],
+		Observer: "watcher",
+		Watch:    WatchTotal,
+		Bots:     s.Players,
+		Bot:      s.player,
+		Summary: func(tot *Total) string {
+			k, now := s.kills.Load(), time.Now()
 			rate := float64(k-lastKills) / now.Sub(last).Seconds()
 			lastKills, last = k, now
 			total := "not posted yet"
 			if n, ok := tot.Kills(); ok {
 				total = fmt.Sprint(n)
 			}
-			report(fmt.Sprintf("stats: running total %s | this run: %d kills (%.0f/s) by %d players in %d sessions",
-				total, k, rate, s.Players, s.sessions.Load()))
-		}
-	}
-	players.Wait()
-	return nil
+			return fmt.Sprintf("stats: running total %s | this run: %d kills (%.0f/s) by %d players in %d sessions",
+				total, k, rate, s.Players, s.sessions.Load())
+		},
+	}.Play(ctx, interval, report)
 }
 
 // player plays sessions until ctx ends. Players do not crash: they
@@ -92,12 +72,7 @@ func (s *Simulation) player(ctx context.Context, i int, _ <-chan struct{}) {
 	}
 	rng := rand.New(rand.NewPCG(uint64(i), 11))
 	name := fmt.Sprintf("player-%03d", i+1)
-	for ctx.Err() == nil {
-		c, err := demo.Dial(ctx, client.Options{URL: s.URLs[i%len(s.URLs)]})
-		if err != nil {
-			demo.Sleep(ctx, time.Second)
-			continue
-		}
+	demo.Reconnect(ctx, client.Options{URL: s.URLs[i%len(s.URLs)]}, func(c *client.Client) {
 		s.sessions.Add(1)
 		p, _ := NewPlayer(c, name)
 		end := time.After(time.Duration(float64(length) * (0.5 + rng.Float64())))
@@ -120,6 +95,5 @@ func (s *Simulation) player(ctx context.Context, i int, _ <-chan struct{}) {
 				cancel()
 			}
 		}
-		c.Close()
-	}
+	})
 }

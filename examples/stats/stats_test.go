@@ -12,11 +12,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/examples/internal/demotest"
 	"github.com/cloudrift/cloudrift/internal/testutil"
-
-	"github.com/cloudrift/cloudrift/cloud"
-	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
 func TestMain(m *testing.M) {

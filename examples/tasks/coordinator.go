@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/examples/internal/cloudloop"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
@@ -23,13 +24,8 @@ func init() {
 	plugins.Register(plugins.Info{Name: CoordinatorPlugin, New: func() plugins.Plugin { return new(Coordinator) }})
 }
 
-// Tuning of the coordinator's loop.
-const (
-	retryMin = 50 * time.Millisecond // first wait after a failed subscribe
-	retryMax = time.Second
-	tick     = 200 * time.Millisecond // retries of failed posts and releases
-	opWait   = 10 * time.Second       // bound on one cloud operation
-)
+// tick paces the coordinator's retries of failed posts and releases.
+const tick = 200 * time.Millisecond
 
 // Coordinator is the "tasks-coordinator" plugin: the local client of
 // RakNet's cloud computing documentation that holds the problem. Run it on one server of an internal
@@ -63,12 +59,9 @@ type Coordinator struct {
 
 	log  *zerolog.Logger
 	cm   plugins.CloudMemory
-	stop chan struct{}
-	done chan struct{}
-	wake chan struct{}
+	loop cloudloop.Loop
 
 	mu     sync.Mutex
-	queue  []cloud.Notification
 	status Status // a copy of the loop's state for Status
 
 	// Owned by the loop goroutine.
@@ -147,20 +140,15 @@ func (c *Coordinator) Start(_ context.Context, h plugins.Host) error {
 	c.log, c.cm = h.Logger(), cm
 	c.workers = make(map[ClientRef]*worker)
 	c.releases = make(map[ClientRef]struct{})
-	c.stop, c.done, c.wake = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
 	c.newRound()
-	go c.loop()
+	c.loop.Start(c.run)
 	return nil
 }
 
 // Stop implements plugins.Stopper. The coordinator's rows go with its
 // server; workers see their task rows deleted.
 func (c *Coordinator) Stop(context.Context) error {
-	if c.stop == nil {
-		return nil
-	}
-	close(c.stop)
-	<-c.done // stopping cancels the loop's cloud operations at once
+	c.loop.Stop() // stopping cancels the loop's cloud operations at once
 	return nil
 }
 
@@ -179,40 +167,8 @@ func (c *Coordinator) Status() Status {
 // CloudNotification implements plugins.CloudNotificationHandler: it queues
 // the notification for the loop.
 func (c *Coordinator) CloudNotification(n cloud.Notification) error {
-	c.mu.Lock()
-	c.queue = append(c.queue, n)
-	c.mu.Unlock()
-	c.kick()
+	c.loop.Push(n)
 	return nil
-}
-
-func (c *Coordinator) kick() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// opCtx returns a context for one cloud operation, ended by Stop.
-func (c *Coordinator) opCtx() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), opWait)
-	go func() {
-		select {
-		case <-c.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
-}
-
-func (c *Coordinator) stopping() bool {
-	select {
-	case <-c.stop:
-		return true
-	default:
-		return false
-	}
 }
 
 // newRound splits the range into the tasks of a new round.
@@ -228,8 +184,7 @@ func (c *Coordinator) newRound() {
 	c.finishedAt = time.Time{}
 }
 
-func (c *Coordinator) loop() {
-	defer close(c.done)
+func (c *Coordinator) run() {
 	if !c.subscribe() {
 		return
 	}
@@ -238,59 +193,30 @@ func (c *Coordinator) loop() {
 	for {
 		c.step()
 		select {
-		case <-c.stop:
+		case <-c.loop.Stopped():
 			return
-		case <-c.wake:
+		case <-c.loop.Wake():
 		case <-t.C:
 		}
 	}
 }
 
-// subscribe subscribes to the ready and result keys, retrying until it
-// works (the cloud replicas may not be linked yet) or Stop, and applies
-// the snapshot. Notifications that arrive meanwhile are queued, and they
-// all follow the snapshot: Get with Subscribe is atomic at each key's
-// owner.
+// subscribe subscribes to the ready and result keys (see
+// cloudloop.Loop.Subscribe) and applies the snapshot. It returns false on
+// Stop.
 func (c *Coordinator) subscribe() bool {
 	keys := []Key{ReadyKey(c.Job), ResultKey(c.Job)}
-	wait := retryMin
-	for {
-		ctx, cancel := c.opCtx()
-		res, err := c.cm.Get(ctx, cloud.Query{Keys: keys, Subscribe: true})
-		cancel()
-		if err == nil {
-			byKey := make(map[Key][]cloud.Row)
-			for _, r := range res.Rows {
-				byKey[r.Key] = append(byKey[r.Key], r)
-			}
-			for _, k := range keys {
-				if !slices.Contains(res.Missing, k) { // a missing key's rows come later as a Resync
-					c.resync(k, byKey[k], res.Truncated)
-				}
-			}
-			c.log.Info().Str("job", c.Job).Int("workers", len(c.workers)).Int("tasks", len(c.tasks)).Msg("coordinating")
-			return true
-		}
-		c.log.Debug().Err(err).Msg("subscribing to the ready and result keys; retrying")
-		t := time.NewTimer(wait)
-		select {
-		case <-c.stop:
-			t.Stop()
-			return false
-		case <-t.C:
-		}
-		wait = min(2*wait, retryMax)
+	if _, ok := c.loop.Subscribe(c.cm, keys, c.log, "subscribing to the ready and result keys", c.resync); !ok {
+		return false
 	}
+	c.log.Info().Str("job", c.Job).Int("workers", len(c.workers)).Int("tasks", len(c.tasks)).Msg("coordinating")
+	return true
 }
 
 // step applies the queued notifications, then hands out tasks, releases
 // the rows of gone workers and posts the progress.
 func (c *Coordinator) step() {
-	c.mu.Lock()
-	q := c.queue
-	c.queue = nil
-	c.mu.Unlock()
-	for _, n := range q {
+	for _, n := range c.loop.Take() {
 		switch n.Type {
 		case cloud.NotifyUpdated:
 			c.updated(n.Row)
@@ -397,12 +323,12 @@ func (c *Coordinator) assign() {
 		return protocol.CompareRefs(a.ref, b.ref)
 	})
 	for _, w := range idle {
-		if c.stopping() {
+		if c.loop.Stopping() {
 			return
 		}
 		if len(c.waiting) == 0 {
 			if w.posted {
-				ctx, cancel := c.opCtx()
+				ctx, cancel := c.loop.Op()
 				if err := c.cm.Release(ctx, TaskKey(c.Job, w.ref)); err == nil {
 					w.posted = false
 				}
@@ -411,7 +337,7 @@ func (c *Coordinator) assign() {
 			continue
 		}
 		id := c.waiting[0]
-		ctx, cancel := c.opCtx()
+		ctx, cancel := c.loop.Op()
 		err := c.cm.Post(ctx, TaskKey(c.Job, w.ref), c.tasks[id].encode())
 		cancel()
 		if err != nil {
@@ -426,10 +352,10 @@ func (c *Coordinator) assign() {
 // release deletes the task rows of gone workers.
 func (c *Coordinator) release() {
 	for ref := range c.releases {
-		if c.stopping() {
+		if c.loop.Stopping() {
 			return
 		}
-		ctx, cancel := c.opCtx()
+		ctx, cancel := c.loop.Op()
 		err := c.cm.Release(ctx, TaskKey(c.Job, ref))
 		cancel()
 		if err == nil {
@@ -466,7 +392,7 @@ func (c *Coordinator) publish() {
 	if c.hasPosted && p == c.posted {
 		return
 	}
-	ctx, cancel := c.opCtx()
+	ctx, cancel := c.loop.Op()
 	defer cancel()
 	if err := c.cm.Post(ctx, ProgressKey(c.Job), p.encode()); err != nil {
 		c.log.Warn().Err(err).Msg("posting the progress")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/internal/demo"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 )
 
 // Simulation runs workers against a running tasks system, and an observer
@@ -38,56 +39,27 @@ func (s *Simulation) Run(ctx context.Context, interval time.Duration, report fun
 	if len(s.URLs) == 0 || s.Workers < 1 || s.Job == "" {
 		return fmt.Errorf("tasks: simulation needs URLs, a job and workers")
 	}
-	if interval <= 0 {
-		interval = time.Second
-	}
-	observer, err := demo.Dial(ctx, client.Options{URL: s.URLs[0]})
-	if err != nil {
-		return fmt.Errorf("tasks: observer: %w", err)
-	}
-	defer observer.Close()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	progress, err := Watch(wctx, observer, s.Job)
-	cancel()
-	if err != nil {
-		return err
-	}
-	workers := demo.StartBots(ctx, s.Workers, s.worker)
-	crashTick, stop := demo.Ticks(s.CrashEvery)
-	defer stop()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-observer.Done():
-			report("tasks: observer disconnected: " + observer.Err().Error())
-			break loop
-		case <-crashTick:
-			workers.CrashNext()
-		case <-t.C:
+	return demo.Scenario[*client.View]{
+		Example:    "tasks",
+		URL:        s.URLs[0],
+		Observer:   "observer",
+		Watch:      func(ctx context.Context, c *client.Client) (*client.View, error) { return Watch(ctx, c, s.Job) },
+		Bots:       s.Workers,
+		Bot:        s.worker,
+		CrashEvery: s.CrashEvery,
+		Summary: func(progress *client.View) string {
 			if p, ok := ProgressOf(progress); ok {
-				report(fmt.Sprintf("tasks: %s | %d worker crashes so far", p, s.crashes.Load()))
-			} else {
-				report("tasks: no progress posted (is the coordinator up?)")
+				return fmt.Sprintf("tasks: %s | %d worker crashes so far", p, s.crashes.Load())
 			}
-		}
-	}
-	workers.Wait()
-	return nil
+			return "tasks: no progress posted (is the coordinator up?)"
+		},
+	}.Play(ctx, interval, report)
 }
 
 // worker runs one worker, reconnecting after each crash, until ctx ends.
 // A crash asked for happens during the worker's next task.
 func (s *Simulation) worker(ctx context.Context, i int, crash <-chan struct{}) {
-	for ctx.Err() == nil {
-		c, err := demo.Dial(ctx, client.Options{URL: s.URLs[i%len(s.URLs)]})
-		if err != nil {
-			demo.Sleep(ctx, time.Second)
-			continue
-		}
+	demo.Reconnect(ctx, client.Options{URL: s.URLs[i%len(s.URLs)]}, func(c *client.Client) {
 		compute := func(ctx context.Context, t Task) (uint64, error) {
 			n, err := CountPrimes(ctx, t.Lo, t.Hi)
 			if err != nil {
@@ -113,6 +85,6 @@ func (s *Simulation) worker(ctx context.Context, i int, crash <-chan struct{}) {
 		w := &Worker{Client: c, Job: s.Job, Name: fmt.Sprintf("worker-%d", i+1), Compute: compute}
 		_ = w.Run(ctx)
 		c.Close()
-		demo.Sleep(ctx, time.Second)
-	}
+		backoff.Sleep(ctx, time.Second)
+	})
 }

@@ -124,10 +124,13 @@ func TestAgentRestart(t *testing.T) {
 	}
 	t.Logf("agent restart: down for %s; every server registered again %s after the agent was back",
 		ms(back.Sub(from)), ms(again))
+	// Consul lists a server before the server logs that it registered:
+	// wait for the line rather than look once.
 	for _, p := range d.procs {
-		if _, ok := p.find(from, func(l logLine) bool { return strings.Contains(l.Message, "registered again") }); !ok {
-			t.Errorf("%s did not log that it registered again", p.id)
-		}
+		d.waitFor(p.id+" logging that it registered again", func() bool {
+			_, ok := p.find(from, func(l logLine) bool { return strings.Contains(l.Message, "registered again") })
+			return ok
+		})
 	}
 
 	// Hold past leaveGrace: a registry that forgot a member would have had
@@ -177,7 +180,7 @@ func TestAgentOutage(t *testing.T) {
 		resumed = time.Time{}
 		for _, p := range d.procs {
 			ls := p.all(stopped, func(l logLine) bool { return l.Message == "watch query recovered" })
-			if len(ls) < len(peers[p.group]) {
+			if len(ls) < len(Peers(p.group)) {
 				return false
 			}
 			if t := ls[len(ls)-1].Time; t.After(resumed) {

@@ -17,5 +17,6 @@
 // the kernel's ephemeral range), and a two-core machine running a dozen
 // race-instrumented servers at once would blur the measurements.
 //
-// Its one non-test function, Build, is shared with bench/discovery.
+// Its non-test code (Build, the topology in Groups and Peers, CleanEnv) is
+// shared with bench/discovery.
 package deploytest

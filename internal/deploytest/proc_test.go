@@ -32,15 +32,6 @@ const (
 	leaveGrace = 5 * time.Second // links.leaveGrace: the default
 )
 
-// topology is the test system's groups: front (external) dials mid, mid
-// dials back. peers lists, for each group, the groups its servers link
-// with in either direction.
-var peers = map[string][]string{
-	"front": {"mid"},
-	"mid":   {"front", "back"},
-	"back":  {"mid"},
-}
-
 // system returns the text of the test system file for a Consul agent at
 // addr; token, when not empty, goes into the registry block.
 func system(addr, token string) string {
@@ -64,16 +55,7 @@ links:
   backoffMin: 50ms
   backoffMax: 500ms
   leaveGrace: %s
-groups:
-  - name: front
-    visibility: external
-    connectsTo: [mid]
-  - name: mid
-    visibility: internal
-    connectsTo: [back]
-  - name: back
-    visibility: internal
-`, addr, ttl, tok, leaveGrace)
+%s`, addr, ttl, tok, leaveGrace, Groups)
 }
 
 // logLine is one JSON log line of a "cloudrift run -log-json" process.
@@ -150,7 +132,7 @@ func startProc(t *testing.T, group, id, file string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary, "run", "-config", file, "-group", group, "-id", id,
 		"-listen", "127.0.0.1:0", "-log-json", "-log-level", "info")
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(CleanEnv(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -333,7 +315,7 @@ func (d *deployment) waitFor(what string, cond func() bool) {
 func (d *deployment) peersOf(p *proc) []*proc {
 	var out []*proc
 	for _, q := range d.procs {
-		if q != p && q.alive() && contains(peers[p.group], q.group) {
+		if q != p && q.alive() && contains(Peers(p.group), q.group) {
 			out = append(out, q)
 		}
 	}
@@ -437,18 +419,6 @@ func (p *proc) waitExit() (string, error) {
 	}
 	_, err := p.exited()
 	return p.stderrText(), err
-}
-
-// cleanEnv is the test's environment without CONSUL_* and CLOUDRIFT_*, so
-// a developer's settings do not leak into the servers.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONSUL_") && !strings.HasPrefix(kv, "CLOUDRIFT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 func contains(list []string, s string) bool {

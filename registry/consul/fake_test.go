@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/registry"
 )
 
@@ -296,38 +297,16 @@ func TestNextIndex(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	for _, tc := range []struct {
-		failures       int
-		jitter         float64
-		wantLo, wantHi time.Duration
-	}{
-		{1, 0, 50 * time.Millisecond, 50 * time.Millisecond},
-		{1, 0.999, 50 * time.Millisecond, 100 * time.Millisecond},
-		{2, 0, 100 * time.Millisecond, 100 * time.Millisecond},
-		{3, 0.5, 200 * time.Millisecond, 400 * time.Millisecond},
-		{5, 0.999, 800 * time.Millisecond, 1600 * time.Millisecond},
-		{6, 0.999, backoffMax / 2, backoffMax},
-		{7, 0, backoffMax / 2, backoffMax / 2},
-		{7, 0.999, backoffMax / 2, backoffMax},
-		{1000, 0.999, backoffMax / 2, backoffMax},
-		{0, 0, 50 * time.Millisecond, 50 * time.Millisecond},
-	} {
-		got := backoff(tc.failures, tc.jitter)
-		if got < tc.wantLo || got > tc.wantHi {
-			t.Errorf("backoff(%d, %v) = %v, want in [%v, %v]", tc.failures, tc.jitter, got, tc.wantLo, tc.wantHi)
-		}
+// The watch's pauses start at half of retryMin and stay within retryMax.
+func TestRetryPolicy(t *testing.T) {
+	p := backoff.Policy{Min: retryMin, Max: retryMax}
+	if got := p.Step(1, 0); got != retryMin/2 {
+		t.Errorf("first pause %v, want %v", got, retryMin/2)
 	}
-	prev := time.Duration(0)
 	for n := 1; n < 64; n++ {
-		d := backoff(n, 0)
-		if d < prev {
-			t.Errorf("backoff(%d) = %v < backoff(%d) = %v", n, d, n-1, prev)
+		if d := p.Step(n, 0.999); d > retryMax {
+			t.Errorf("pause after %d failures %v, above the cap %v", n, d, retryMax)
 		}
-		if d > backoffMax {
-			t.Errorf("backoff(%d) = %v above the cap %v", n, d, backoffMax)
-		}
-		prev = d
 	}
 }
 

@@ -3,7 +3,6 @@ package consul
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/cloudrift/cloudrift/internal/backoff"
 	"github.com/cloudrift/cloudrift/registry"
 )
 
@@ -20,9 +20,9 @@ const (
 	// minQueryGap is the least time between the starts of two queries of
 	// one watch: at most 20 queries a second, whatever Consul answers.
 	minQueryGap = 50 * time.Millisecond
-	// backoffBase and backoffMax bound the pause after consecutive errors.
-	backoffBase = 100 * time.Millisecond
-	backoffMax  = 2 * time.Second
+	// retryMin and retryMax bound the pause after consecutive errors.
+	retryMin = 100 * time.Millisecond
+	retryMax = 2 * time.Second
 	// querySlack is added to the wait time to bound one query: Consul
 	// answers within WaitTime plus up to WaitTime/16 of jitter.
 	querySlack = 10 * time.Second
@@ -64,21 +64,8 @@ func (c *Connector) watch(ctx context.Context, group string, pub *registry.Publi
 		lastStart time.Time
 		warnedACL bool
 	)
-	pause := func(d time.Duration) bool {
-		if d <= 0 {
-			return ctx.Err() == nil
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
 	for {
-		if !pause(time.Until(lastStart.Add(minQueryGap))) {
+		if !backoff.Sleep(ctx, time.Until(lastStart.Add(minQueryGap))) {
 			return
 		}
 		lastStart = time.Now()
@@ -102,7 +89,7 @@ func (c *Connector) watch(ctx context.Context, group string, pub *registry.Publi
 			} else {
 				log.Debug().Err(err).Int("failures", failures).Msg("watch query failed again")
 			}
-			if !pause(backoff(failures, rand.Float64())) {
+			if !backoff.Sleep(ctx, backoff.Policy{Min: retryMin, Max: retryMax}.Delay(failures)) {
 				return
 			}
 			continue
@@ -138,21 +125,6 @@ func nextIndex(prev, got uint64) uint64 {
 		return 0
 	}
 	return got
-}
-
-// backoff returns the pause after the given number of consecutive failures
-// (at least 1): an exponential step from backoffBase doubling up to
-// backoffMax, of which the upper half is scaled by jitter in [0, 1).
-func backoff(failures int, jitter float64) time.Duration {
-	d := backoffMax
-	if failures < 1 {
-		failures = 1
-	}
-	if shift := failures - 1; shift < 16 {
-		d = min(backoffBase<<shift, backoffMax)
-	}
-	half := d / 2
-	return half + time.Duration(jitter*float64(half))
 }
 
 // members decodes the service entries of group into members. Entries that

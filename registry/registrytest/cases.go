@@ -61,27 +61,25 @@ func testGroupsSeparate(e *env) {
 }
 
 func testDeregister(e *env) {
-	g := e.group("g")
-	a, b := e.member(g, "a", 1), e.member(g, "b", 2)
-	ca := e.registerNew(a)
-	e.registerNew(b)
-	w := e.watch(e.conn(), g)
-	w.exactly(a, b)
-	if err := ca.Deregister(e.t.Context()); err != nil {
-		e.t.Fatalf("Deregister: %v", err)
-	}
-	w.exactly(b)
+	testLeaves(e, "Deregister", func(c registry.Connector) error { return c.Deregister(e.t.Context()) })
 }
 
 func testCloseDeregisters(e *env) {
+	testLeaves(e, "Close", registry.Connector.Close)
+}
+
+// testLeaves registers two members, each on its own connector, and checks
+// that once one connector leaves (what names leave) a watch lists the
+// other only.
+func testLeaves(e *env, what string, leave func(registry.Connector) error) {
 	g := e.group("g")
 	a, b := e.member(g, "a", 1), e.member(g, "b", 2)
 	ca := e.registerNew(a)
 	e.registerNew(b)
 	w := e.watch(e.conn(), g)
 	w.exactly(a, b)
-	if err := ca.Close(); err != nil {
-		e.t.Fatalf("Close: %v", err)
+	if err := leave(ca); err != nil {
+		e.t.Fatalf("%s: %v", what, err)
 	}
 	w.exactly(b)
 }
@@ -195,13 +193,11 @@ func testCloseTwice(e *env) {
 	}
 	var wg sync.WaitGroup
 	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := c.Close(); err != nil {
 				e.t.Errorf("concurrent Close: %v", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }

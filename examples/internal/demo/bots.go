@@ -20,17 +20,6 @@ func Dial(ctx context.Context, opts client.Options) (*client.Client, error) {
 	return client.Dial(dctx, opts)
 }
 
-// Sleep waits for d, or until ctx ends if that comes first. A d that is not
-// positive returns at once.
-func Sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // Ticks returns the channel of a ticker ticking every d, and the function
 // that stops it. When d is not positive the channel is nil (it never
 // ticks, so a select on it waits for its other cases) and stop does

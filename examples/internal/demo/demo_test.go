@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cloudrift/cloudrift/cli"
+	"github.com/cloudrift/cloudrift/clustertest"
 )
 
 func TestMain(m *testing.M) {
@@ -109,8 +110,39 @@ func TestTicksOff(t *testing.T) {
 	<-ticks
 }
 
-func TestSleepEndsWithContext(t *testing.T) {
+// Follow shows the view at once and after each change, returns 0 when
+// interrupted, and fails when the client's server goes away.
+func TestFollow(t *testing.T) {
+	sys := clustertest.Start(t, `
+system: follow
+secret: a-secret-of-sufficient-length
+groups:
+  - name: lobby
+    visibility: external
+`)
+	lobby := sys.Server("lobby-1")
+	var stderr bytes.Buffer
+	f := NewFlags(cli.Invocation{Prog: "prog", Stderr: &stderr}, "cmd")
+
 	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan struct{})
+	shown := make(chan struct{})
+	code := make(chan int, 1)
+	c := lobby.Dial()
+	go func() { code <- f.Follow(ctx, c, changed, func() { shown <- struct{}{} }) }()
+	<-shown // at once
+	changed <- struct{}{}
+	<-shown // after the change
 	cancel()
-	Sleep(ctx, time.Hour) // returns at once, or the test times out
+	if got := <-code; got != 0 {
+		t.Fatalf("interrupted: code %d, want 0", got)
+	}
+
+	c = lobby.Dial()
+	go func() { code <- f.Follow(context.Background(), c, nil, func() { shown <- struct{}{} }) }()
+	<-shown
+	lobby.Kill()
+	if got := <-code; got != 1 || !strings.Contains(stderr.String(), "prog cmd: disconnected") {
+		t.Fatalf("disconnected: code %d, stderr %q", got, stderr.String())
+	}
 }

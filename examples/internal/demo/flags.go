@@ -58,6 +58,22 @@ func (f *Flags) Dial(ctx context.Context, opts client.Options) (*client.Client, 
 	return Dial(ctx, opts)
 }
 
+// Follow calls show, then again after each value changed receives, until
+// ctx ends (it returns 0) or c disconnects (it returns Fail's code): the
+// loop of a command that prints a view at every change until interrupted.
+func (f *Flags) Follow(ctx context.Context, c *client.Client, changed <-chan struct{}, show func()) int {
+	for {
+		show()
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-c.Done():
+			return f.Fail(fmt.Errorf("disconnected: %w", c.Err()))
+		case <-changed:
+		}
+	}
+}
+
 // Fail prints err to the invocation's stderr after the command's name
 // ("PROG NAME: err") and returns 1, the exit code of a failure.
 func (f *Flags) Fail(err error) int {

@@ -9,6 +9,11 @@ import (
 	"github.com/cloudrift/cloudrift/cli"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/plugins"
+
+	// Every example that runs a Hook runs the cloud memory: importing this
+	// package compiles it (the "cloudmemory" plugin and the client every
+	// server of a group that connects to it gets) into the binary.
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
 // Simulation is what an example's dev mode runs: simulated clients of a
@@ -43,6 +48,16 @@ type Hook struct {
 	// New returns the simulation of n clients against the client servers
 	// at urls (never empty; n is at least 1).
 	New func(urls []string, n int) Simulation
+}
+
+// Options returns the command-line options of an example's binary: h as
+// its dev hook, and its own commands.
+func Options(h Hook, commands ...cli.Command) []cli.Option {
+	opts := []cli.Option{cli.WithDevHook(h.Run)}
+	for _, c := range commands {
+		opts = append(opts, cli.WithCommand(c))
+	}
+	return opts
 }
 
 // Run runs the simulation until ctx ends. It reports, and returns at once,

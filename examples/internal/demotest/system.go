@@ -7,6 +7,10 @@ import (
 	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/plugins"
+
+	// The examples' systems run the cloud memory: importing this package
+	// compiles it into the test.
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
 // System is an example's system file run in-process for one test by

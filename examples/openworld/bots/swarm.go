@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/openworld"
+	"github.com/cloudrift/cloudrift/internal/backoff"
 )
 
 // Defaults for the zero values of Swarm.
@@ -245,9 +246,10 @@ func (s *Swarm) bot(ctx context.Context, i int, st *swarmState) {
 	rng := rand.New(rand.NewPCG(rand.Uint64(), uint64(i)))
 	name := fmt.Sprintf("%s-%d", s.Name, i+1)
 	url := s.URLs[i%len(s.URLs)]
-	backoff := minBackoff
+	rejoin := backoff.Policy{Min: minBackoff, Max: maxBackoff}
+	failures := 0
 	// Spread the first joins over one move period.
-	if !sleep(ctx, time.Duration(rng.Int64N(int64(s.MoveEvery)))) {
+	if !backoff.Sleep(ctx, time.Duration(rng.Int64N(int64(s.MoveEvery)))) {
 		return
 	}
 	for ctx.Err() == nil {
@@ -270,13 +272,13 @@ func (s *Swarm) bot(ctx context.Context, i int, st *swarmState) {
 				return
 			}
 			st.joinErrors.Add(1)
-			if !sleep(ctx, jitter(rng, backoff)) {
+			failures++
+			if !backoff.Sleep(ctx, rejoin.Delay(failures)) {
 				return
 			}
-			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		backoff = minBackoff
+		failures = 0
 		st.joins.Add(1)
 		st.connected.Add(1)
 		s.play(ctx, p, rng, st)
@@ -286,7 +288,7 @@ func (s *Swarm) bot(ctx context.Context, i int, st *swarmState) {
 			return
 		}
 		st.drops.Add(1)
-		if !sleep(ctx, jitter(rng, backoff)) {
+		if !backoff.Sleep(ctx, rejoin.Delay(1)) {
 			return
 		}
 	}
@@ -352,21 +354,4 @@ func (s *Swarm) walk(rng *rand.Rand, from openworld.Point, step int32) openworld
 		return min(max(v, lo), hi)
 	}
 	return openworld.Point{X: in(from.X), Y: in(from.Y)}.Clamp()
-}
-
-// jitter returns d less up to half of it, at random.
-func jitter(rng *rand.Rand, d time.Duration) time.Duration {
-	return d - time.Duration(rng.Int64N(int64(d)/2+1))
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

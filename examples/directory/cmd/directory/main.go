@@ -23,10 +23,6 @@ import (
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/directory"
 	"github.com/cloudrift/cloudrift/examples/internal/demo"
-
-	// The cloud memory (the "cloudmemory" plugin and the client every
-	// server of a group that connects to it gets).
-	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
 // Defaults of the commands: those of cluster.yaml.
@@ -39,23 +35,18 @@ func main() {
 	cli.Main(options()...)
 }
 
+// options are the binary's: a dev hook that runs dev's -bots simulated
+// game servers (one of them crashing now and then) and a browser watching
+// the list, on the client servers that run the directory guard; host and
+// browse.
 func options() []cli.Option {
-	return []cli.Option{
-		cli.WithDevHook(devHook),
-		cli.WithCommand(cli.Command{Name: "host", Summary: "list a game server in the directory until interrupted", Run: host}),
-		cli.WithCommand(cli.Command{Name: "browse", Summary: "print the directory's game servers", Run: browse}),
-	}
-}
-
-// devHook runs info.Bots simulated game servers (one of them crashing now
-// and then) and a browser watching the list, on the client servers that run
-// the directory guard.
-func devHook(ctx context.Context, info cli.DevInfo) {
 	var guard directory.Guard
-	demo.Hook{Example: "directory", Guard: directory.GuardPlugin, Settings: &guard, Bots: "game servers",
+	return demo.Options(demo.Hook{Example: "directory", Guard: directory.GuardPlugin, Settings: &guard, Bots: "game servers",
 		New: func(urls []string, n int) demo.Simulation {
 			return &directory.Simulation{URLs: urls, App: guard.App, HostToken: guard.HostToken, Servers: n, CrashEvery: 10 * time.Second}
-		}}.Run(ctx, info)
+		}},
+		cli.Command{Name: "host", Summary: "list a game server in the directory until interrupted", Run: host},
+		cli.Command{Name: "browse", Summary: "print the directory's game servers", Run: browse})
 }
 
 // flags are those of host and browse: -url, -app and the command's own.
@@ -149,16 +140,7 @@ func browse(ctx context.Context, inv cli.Invocation) int {
 	if err != nil {
 		return fs.Fail(err)
 	}
-	for {
-		printList(inv.Stdout, b.Servers(filter))
-		select {
-		case <-ctx.Done():
-			return 0
-		case <-cl.Done():
-			return fs.Fail(fmt.Errorf("disconnected: %w", cl.Err()))
-		case <-b.Changed():
-		}
-	}
+	return fs.Follow(ctx, cl, b.Changed(), func() { printList(inv.Stdout, b.Servers(filter)) })
 }
 
 func printList(w io.Writer, ss []directory.Server) {

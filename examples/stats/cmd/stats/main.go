@@ -18,30 +18,20 @@ import (
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/internal/demo"
 	"github.com/cloudrift/cloudrift/examples/stats"
-
-	// The cloud memory (the "cloudmemory" plugin and the client every
-	// server of a group that connects to it gets).
-	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
 func main() {
 	cli.Main(options()...)
 }
 
+// options are the binary's: a dev hook that runs 5 simulated players per
+// dev -bots on the client servers that run the stats guard, and watch.
 func options() []cli.Option {
-	return []cli.Option{
-		cli.WithDevHook(devHook),
-		cli.WithCommand(cli.Command{Name: "watch", Summary: "print the running total of kills at every change", Run: watch}),
-	}
-}
-
-// devHook runs 5×info.Bots simulated players on the client servers that
-// run the stats guard.
-func devHook(ctx context.Context, info cli.DevInfo) {
-	demo.Hook{Example: "stats", Guard: stats.GuardPlugin, Bots: "players", PerBot: 5,
+	return demo.Options(demo.Hook{Example: "stats", Guard: stats.GuardPlugin, Bots: "players", PerBot: 5,
 		New: func(urls []string, n int) demo.Simulation {
 			return &stats.Simulation{URLs: urls, Players: n}
-		}}.Run(ctx, info)
+		}},
+		cli.Command{Name: "watch", Summary: "print the running total of kills at every change", Run: watch})
 }
 
 func watch(ctx context.Context, inv cli.Invocation) int {
@@ -60,18 +50,11 @@ func watch(ctx context.Context, inv cli.Invocation) int {
 	if err != nil {
 		return fs.Fail(err)
 	}
-	for {
+	return fs.Follow(ctx, c, tot.Changed(), func() {
 		if n, ok := tot.Kills(); ok {
 			fmt.Fprintf(inv.Stdout, "%s  total kills %d\n", time.Now().Format("15:04:05.000"), n)
 		} else {
 			fmt.Fprintf(inv.Stdout, "%s  no total posted (is the stats server up?)\n", time.Now().Format("15:04:05.000"))
 		}
-		select {
-		case <-ctx.Done():
-			return 0
-		case <-c.Done():
-			return fs.Fail(fmt.Errorf("disconnected: %w", c.Err()))
-		case <-tot.Changed():
-		}
-	}
+	})
 }

@@ -20,31 +20,22 @@ import (
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/examples/internal/demo"
 	"github.com/cloudrift/cloudrift/examples/tasks"
-
-	// The cloud memory (the "cloudmemory" plugin and the client every
-	// server of a group that connects to it gets).
-	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
 func main() {
 	cli.Main(options()...)
 }
 
+// options are the binary's: a dev hook that runs dev's -bots workers on
+// the client servers that run the tasks guard, each task taking at least
+// 200ms, and crashes one every 10s; and work.
 func options() []cli.Option {
-	return []cli.Option{
-		cli.WithDevHook(devHook),
-		cli.WithCommand(cli.Command{Name: "work", Summary: "run a worker of a job until interrupted", Run: work}),
-	}
-}
-
-// devHook runs info.Bots workers on the client servers that run the tasks
-// guard, each task taking at least 200ms, and crashes one every 10s.
-func devHook(ctx context.Context, info cli.DevInfo) {
 	var guard tasks.Guard
-	demo.Hook{Example: "tasks", Guard: tasks.GuardPlugin, Settings: &guard, Bots: "workers",
+	return demo.Options(demo.Hook{Example: "tasks", Guard: tasks.GuardPlugin, Settings: &guard, Bots: "workers",
 		New: func(urls []string, n int) demo.Simulation {
 			return &tasks.Simulation{URLs: urls, Job: guard.Job, Workers: n, Think: 200 * time.Millisecond, CrashEvery: 10 * time.Second}
-		}}.Run(ctx, info)
+		}},
+		cli.Command{Name: "work", Summary: "run a worker of a job until interrupted", Run: work})
 }
 
 func work(ctx context.Context, inv cli.Invocation) int {
