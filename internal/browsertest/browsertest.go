@@ -183,6 +183,12 @@ func (tab *Tab) Wait(what, expr, show string) {
 	}
 }
 
+// Viewport sets the size of the tab's page, in CSS pixels.
+func (tab *Tab) Viewport(width, height int) {
+	tab.t.Helper()
+	tab.do(chromedp.EmulateViewport(int64(width), int64(height)))
+}
+
 // Screenshot returns a PNG of the tab's viewport.
 func (tab *Tab) Screenshot() []byte {
 	tab.t.Helper()
