@@ -1,10 +1,16 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -226,11 +232,40 @@ func shoot(t *testing.T, w *world, tab *browsertest.Tab) {
 	time.Sleep(3 * time.Second) // chat lines and moves arrive
 	tab.Eval(`window.openworld.say("anyone up for the arena?"), true`, nil)
 	time.Sleep(time.Second)
-	png := tab.Screenshot()
-	if err := os.WriteFile(*screenshot, png, 0o644); err != nil {
+	b := smallPNG(t, tab.Screenshot())
+	if err := os.WriteFile(*screenshot, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("wrote %s (%d bytes)", *screenshot, len(png))
+	t.Logf("wrote %s (%d bytes)", *screenshot, len(b))
+}
+
+// smallPNG re-encodes a screenshot with a palette of its 256 most common
+// colours, which the page's flat colours fit, at a third of the size.
+func smallPNG(t *testing.T, b []byte) []byte {
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[color.RGBA]int{}
+	r := img.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			counts[color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)]++
+		}
+	}
+	colors := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(colors, func(a, b color.RGBA) int { return counts[b] - counts[a] })
+	pal := make(color.Palette, 0, 256)
+	for _, c := range colors[:min(256, len(colors))] {
+		pal = append(pal, c)
+	}
+	p := image.NewPaletted(r, pal)
+	draw.Draw(p, r, img, r.Min, draw.Src)
+	var out bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, p); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
 
 // TestMoveRoundTrip measures the round trip of a move (player → client
