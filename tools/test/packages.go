@@ -21,6 +21,7 @@ type tool struct {
 var tools = []tool{
 	{"node", "nodejs", "the TypeScript SDK's tests (sdk/typescript)"},
 	{"tsc", "node-typescript", "the TypeScript SDK's tests (sdk/typescript)"},
+	{"chromium", "chromium", "the browser tests (sdk/typescript, examples/openworld/web)"},
 }
 
 // installTools installs the Debian packages of missing tools. Without

@@ -433,13 +433,14 @@ export class Client {
           this.cloud.onFrame(f.kind, f.payload, !this.closing);
           return;
         default:
-          if (isLinkKind(f.kind)) throw new ProtocolError(`unexpected message of kind ${f.kind} from the server`);
-          if (isExtensionKind(f.kind)) {
-            if (!this.closing) this.events.emit("frame", { kind: f.kind, tag: f.tag, payload: f.payload.slice() });
-            return;
+          // Extension kinds are game plugins' protocols: the application
+          // reads them. Any other kind is a server-link kind or one this
+          // protocol does not define: the server broke the protocol.
+          if (!isExtensionKind(f.kind)) {
+            const what = isLinkKind(f.kind) ? "server-link kind" : "unknown kind";
+            throw new ProtocolError(`unexpected message of ${what} ${f.kind} from the server`);
           }
-        // Kinds this version does not know are ignored, so that a newer
-        // server can add messages without breaking older clients.
+          if (!this.closing) this.events.emit("frame", { kind: f.kind, tag: f.tag, payload: f.payload.slice() });
       }
     } catch (err) {
       this.finish(protocolError(err));

@@ -41,7 +41,9 @@ export class CloseError extends CloudriftError {
 /**
  * The server sent something this SDK does not accept (a text message, a
  * message shorter than its header, a payload that does not decode, a
- * server-link kind), or the SDK was misused in a way the wire cannot carry.
+ * second welcome, a server-link kind or a kind that is neither a client
+ * kind nor an extension kind), or the SDK was misused in a way the wire
+ * cannot carry.
  * The client ends with it.
  */
 export class ProtocolError extends CloudriftError {}

@@ -43,4 +43,25 @@ export {
   FirstExtensionKind,
   LastExtensionKind,
 } from "./wire.js";
-export type { ClientRef, Key, Row, Query, Frame, Welcome } from "./wire.js";
+export type { ClientRef, Key, Row, Query, Frame, Welcome, CloudReply, CloudResult, CloudNotice, CloudResync } from "./wire.js";
+export {
+  decodeCloudReply,
+  decodeCloudResult,
+  decodeCloudNotice,
+  decodeCloudResync,
+  encodeCloudPost,
+  encodeCloudRelease,
+  encodeCloudGet,
+  encodeCloudUnsubscribe,
+} from "./wire.js";
+export {
+  decodeCloudPost,
+  decodeCloudRelease,
+  decodeCloudGet,
+  decodeCloudUnsubscribe,
+  encodeCloudReply,
+  encodeCloudResult,
+  encodeCloudNotice,
+  encodeCloudResync,
+} from "./peerwire.js";
+export type { CloudPost, CloudRelease, CloudGet, CloudUnsubscribe } from "./peerwire.js";

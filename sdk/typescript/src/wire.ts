@@ -63,6 +63,7 @@ export const Reason = {
   AuthRefused: 21,
   Kicked: 22,
   WriteTimeout: 23,
+  WriteStalled: 24,
 } as const;
 
 const reasonNames = [
@@ -90,6 +91,7 @@ const reasonNames = [
   "authentication refused",
   "kicked",
   "write timeout",
+  "write stalled",
 ];
 
 /** The name of a close reason, as the servers log it. */
@@ -397,6 +399,13 @@ export class Reader {
     this.check(n, 5, field);
     const out: Key[] = [];
     for (let i = 0; i < n; i++) out.push(this.key());
+    return out;
+  }
+  refs(field: string): ClientRef[] {
+    const n = this.u16(`${field} count`);
+    this.check(n, 9, field);
+    const out: ClientRef[] = [];
+    for (let i = 0; i < n; i++) out.push(this.ref(field));
     return out;
   }
   row(): Row {

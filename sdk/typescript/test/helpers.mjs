@@ -2,7 +2,7 @@
 // and bounded waits. Every wait fails the test after its bound instead of
 // hanging.
 
-import { connect } from "../dist/index.js";
+import { connect, encodeWS, encodeWelcome, Kind } from "../dist/index.js";
 
 /** The client servers' WebSocket URLs. */
 export const urls = (process.env.CLOUDRIFT_TEST_URLS ?? "").split(",").filter(Boolean);
@@ -80,3 +80,38 @@ export function collectU32(c, tag, n) {
   });
   return within(p, `${n} messages of tag ${tag}`).finally(() => off());
 }
+
+/** A WebSocket whose server side the test drives. */
+export class FakeWS {
+  constructor(url) {
+    this.url = url;
+    this.readyState = 1;
+    this.binaryType = "blob";
+    this.sent = [];
+    this.onmessage = this.onclose = this.onerror = this.onopen = null;
+  }
+  send(b) {
+    this.sent.push(b);
+  }
+  close(code = 1005) {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    queueMicrotask(() => this.onclose?.({ code, reason: "" }));
+  }
+  /** Delivers one message from the server; throws if the SDK's handler throws. */
+  deliver(data) {
+    this.onmessage?.({ data: data instanceof Uint8Array ? data.slice().buffer : data });
+  }
+}
+
+export const welcome = encodeWS(Kind.ClientWelcome, 0, encodeWelcome({ serverID: "client-1", clientID: 0xfedcba9876543210n, maxMessage: 100 }));
+
+/** Connects over a fake WebSocket that sends the welcome. */
+export async function fakeClient() {
+  let ws;
+  const p = connect({ url: "ws://fake/", webSocket: (url) => (ws = new FakeWS(url)) });
+  ws.deliver(welcome);
+  const c = await within(p, "connect");
+  return { c, ws };
+}
+

@@ -7,41 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { connect, encodeWS, encodeWelcome, encodeClose, Kind, Reason, ProtocolError, CloseError, ClosedError, TimeoutError } from "../dist/index.js";
-import { next, within } from "./helpers.mjs";
-
-/** A WebSocket whose server side the test drives. */
-class FakeWS {
-  constructor(url) {
-    this.url = url;
-    this.readyState = 1;
-    this.binaryType = "blob";
-    this.sent = [];
-    this.onmessage = this.onclose = this.onerror = this.onopen = null;
-  }
-  send(b) {
-    this.sent.push(b);
-  }
-  close(code = 1005) {
-    if (this.readyState === 3) return;
-    this.readyState = 3;
-    queueMicrotask(() => this.onclose?.({ code, reason: "" }));
-  }
-  /** Delivers one message from the server; throws if the SDK's handler throws. */
-  deliver(data) {
-    this.onmessage?.({ data: data instanceof Uint8Array ? data.slice().buffer : data });
-  }
-}
-
-const welcome = encodeWS(Kind.ClientWelcome, 0, encodeWelcome({ serverID: "client-1", clientID: 0xfedcba9876543210n, maxMessage: 100 }));
-
-/** Connects over a fake WebSocket that sends the welcome. */
-async function fakeClient() {
-  let ws;
-  const p = connect({ url: "ws://fake/", webSocket: (url) => (ws = new FakeWS(url)) });
-  ws.deliver(welcome);
-  const c = await within(p, "connect");
-  return { c, ws };
-}
+import { FakeWS, fakeClient, next, within, welcome } from "./helpers.mjs";
 
 test("the welcome's 64-bit ID survives", async () => {
   const { c, ws } = await fakeClient();
@@ -113,18 +79,21 @@ test("a bad message ends the client with a ProtocolError", async (t) => {
   }
 });
 
-test("unknown kinds are ignored, extension kinds delivered", async () => {
+test("extension kinds are delivered, unknown kinds end the client", async () => {
   const { c, ws } = await fakeClient();
   const frame = next(c, "frame");
   ws.deliver(encodeWS(80, 3, new Uint8Array([7])));
   const f = await frame;
   assert.deepEqual([f.kind, f.tag, [...f.payload]], [80, 3, [7]]);
   const got = next(c, "message");
-  ws.deliver(encodeWS(120, 0, new Uint8Array([1, 2, 3])));
   ws.deliver(encodeWS(Kind.User, 9, new Uint8Array([4])));
-  const m = await got;
-  assert.equal(m.tag, 9);
+  assert.equal((await got).tag, 9);
   assert.equal(c.err, null);
+  const closed = next(c, "close");
+  assert.doesNotThrow(() => ws.deliver(encodeWS(120, 0, new Uint8Array([1, 2, 3]))));
+  const err = await closed;
+  assert.ok(err instanceof ProtocolError, `${err}`);
+  assert.match(err.message, /unknown kind 120/);
 });
 
 test("a throwing listener breaks neither the client nor other listeners", async () => {
