@@ -59,6 +59,10 @@ func run(ctx context.Context, args []string) error {
 	if err := installTools(ctx); err != nil {
 		return fmt.Errorf("installing test tools: %w", err)
 	}
+	step("building the browser client's SDK modules (go generate ./examples/openworld/web)")
+	if err := generateWeb(ctx, root); err != nil {
+		return err
+	}
 	env := append(os.Environ(), "CLOUDRIFT_CONSUL="+filepath.Join(root, ".bin", "consul"))
 
 	testArgs := []string{"test", "-count=1", "-timeout=15m"}

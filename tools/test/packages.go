@@ -56,3 +56,18 @@ func installTools(ctx context.Context) error {
 	}
 	return nil
 }
+
+// generateWeb writes the TypeScript SDK's modules that the open world's
+// browser client embeds; they are build output, not in the repository.
+// Without tsc it says so and goes on: the browser tests then skip (or fail
+// under CI=true).
+func generateWeb(ctx context.Context, root string) error {
+	if _, err := exec.LookPath("tsc"); err != nil {
+		fmt.Println("NOTE: no tsc, so the browser client's SDK modules are not built; install node-typescript")
+		return nil
+	}
+	if err := command(ctx, root, os.Environ(), "go", "generate", "./examples/openworld/web"); err != nil {
+		return fmt.Errorf("go generate ./examples/openworld/web: %w", err)
+	}
+	return nil
+}

@@ -6,9 +6,13 @@
 // example's client server, lists the game servers of that directory live.
 //
 // The page is plain HTML, CSS and JavaScript (static/), and imports the
-// SDK's ES modules from static/sdk, which go generate writes with tsc from
-// sdk/typescript (TestEmbeddedSDK checks they are current). The binary
-// embeds them all: nothing is fetched from elsewhere.
+// SDK's ES modules from static/sdk, which `go generate
+// ./examples/openworld/web` writes with tsc (Debian's node-typescript)
+// from sdk/typescript; the test command runs it, and TestEmbeddedSDK
+// checks the modules are current. They are build output, not in the
+// repository: a binary built without them serves the page with an error
+// that says how to build them. The binary embeds everything it serves:
+// nothing is fetched from elsewhere.
 //
 // The "web" command serves the page for a running system, and the dev hook
 // serves it beside the system dev runs (Options adds both).
@@ -88,6 +92,11 @@ func Handler(cfg Config) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write(body)
 	})
+	if _, err := fs.Stat(files, "sdk/index.js"); err != nil {
+		mux.HandleFunc("GET /sdk/", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "the browser SDK was not built into this binary: run `go generate ./examples/openworld/web` (needs tsc, Debian's node-typescript) and build again", http.StatusNotImplemented)
+		})
+	}
 	mux.Handle("GET /", http.FileServerFS(files))
 	return mux
 }
