@@ -253,7 +253,7 @@ func TestRefusals(t *testing.T) {
 		if err := ch.Decode(f.Payload); err != nil {
 			t.Fatal(err)
 		}
-		auth := protocol.Auth{MAC: protocol.AuthMAC([]byte("the-wrong-secret-entirely"), hb, ch.Body(nil))}
+		auth := protocol.Auth{MAC: protocol.AuthMAC([]byte("the-wrong-secret-entirely"), hb, ch.AppendTo(nil))}
 		c.Write(protocol.AppendFrame(nil, protocol.KindAuth, 0, auth.AppendTo(nil)))
 		if r := closeReason(t, c); r != protocol.ReasonAuth {
 			t.Fatalf("reason %s, want %s", r, protocol.ReasonAuth)
@@ -262,8 +262,8 @@ func TestRefusals(t *testing.T) {
 		stillServing(t)
 	})
 	t.Run("wrong secret server", func(t *testing.T) {
-		// A whole server with the wrong secret: it refuses the acceptor's
-		// challenge and never links.
+		// A whole server with the wrong secret: the acceptor refuses its
+		// auth and it never links.
 		bad := twoGroups()
 		bad.Secret = "another-secret-of-enough-length"
 		rb := newRecorder()
@@ -500,14 +500,16 @@ func rawLink(t *testing.T, addr net.Addr, id string, inc uint64) (net.Conn, *pro
 	if err := ch.Decode(f.Payload); err != nil {
 		t.Fatal(err)
 	}
-	body := ch.Body(nil)
-	if !protocol.VerifyMAC(ch.MAC, protocol.ChallengeMAC([]byte(testSecret), hb, body)) {
-		t.Fatal("acceptor MAC does not verify")
-	}
+	body := ch.AppendTo(nil)
 	auth := protocol.Auth{MAC: protocol.AuthMAC([]byte(testSecret), hb, body)}
 	c.Write(protocol.AppendFrame(nil, protocol.KindAuth, 0, auth.AppendTo(nil)))
-	if f, err := rd.Next(); err != nil || f.Kind != protocol.KindWelcome {
+	f, err = rd.Next()
+	if err != nil || f.Kind != protocol.KindWelcome {
 		t.Fatalf("want welcome: %v %v", f.Kind, err)
+	}
+	var w protocol.Welcome
+	if err := w.Decode(f.Payload); err != nil || !protocol.VerifyMAC(w.MAC, protocol.WelcomeMAC([]byte(testSecret), hb, body)) {
+		t.Fatalf("acceptor MAC does not verify: %v", err)
 	}
 	return c, rd
 }

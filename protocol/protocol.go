@@ -17,8 +17,9 @@ import (
 	"github.com/cloudrift/cloudrift/protocol/internal/wire"
 )
 
-// Version is the link protocol version carried in the handshake.
-const Version uint16 = 1
+// Version is the link protocol version carried in the handshake. Version 2
+// moved the acceptor's MAC from Challenge to Welcome.
+const Version uint16 = 2
 
 // HeaderSize is the size of a frame header: length, kind and tag.
 const HeaderSize = 7
@@ -36,7 +37,7 @@ const (
 	KindHello     Kind = 1  // dialer → acceptor: Hello
 	KindChallenge Kind = 2  // acceptor → dialer: Challenge
 	KindAuth      Kind = 3  // dialer → acceptor: Auth
-	KindWelcome   Kind = 4  // acceptor → dialer: the link is up (empty payload)
+	KindWelcome   Kind = 4  // acceptor → dialer: Welcome, the link is up
 	KindClose     Kind = 5  // either side: Close, then the connection ends
 	KindPing      Kind = 6  // either side: keepalive, answered by KindPong
 	KindPong      Kind = 7  // answer to KindPing
