@@ -167,10 +167,10 @@ type acceptor struct {
 	logs *logsample.Sampler
 }
 
-// warn returns a warning event for a refusal of the given reason, or nil
-// (on which zerolog's methods do nothing) when the sampler drops it.
-func (a *acceptor) warn(log *zerolog.Logger, reason string) *zerolog.Event {
-	if !a.logs.Allow(reason) {
+// sampledWarn returns a warning event on log for a refusal of the given
+// reason, or nil (on which zerolog's methods do nothing) when logs drops it.
+func sampledWarn(log *zerolog.Logger, logs *logsample.Sampler, reason string) *zerolog.Event {
+	if !logs.Allow(reason) {
 		return nil
 	}
 	return log.Warn()
@@ -212,7 +212,7 @@ func (s *Server) acceptLoop() {
 		failures = 0
 		if err := a.gate.enter(conn); err != nil {
 			s.refused.Add(1)
-			a.warn(&s.log, "handshake cap").Str("remote_addr", conn.RemoteAddr().String()).
+			sampledWarn(&s.log, a.logs, "handshake cap").Str("remote_addr", conn.RemoteAddr().String()).
 				Str("detail", err.Error()).Msg("refused a connection")
 			conn.Close()
 			continue
@@ -252,7 +252,7 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 	log := s.log.With().Str("remote_addr", conn.RemoteAddr().String()).Logger()
 	refuse := func(reason protocol.Reason, msg string, err error) *link {
 		s.refused.Add(1)
-		a.warn(&log, reason.String()).Str("reason", reason.String()).Str("detail", msg).AnErr("error", err).Msg("refused a connection")
+		sampledWarn(&log, a.logs, reason.String()).Str("reason", reason.String()).Str("detail", msg).AnErr("error", err).Msg("refused a connection")
 		writeClose(conn, reason, msg)
 		return nil
 	}
@@ -267,7 +267,7 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 			return refuse(protocol.ReasonProtocol, "while waiting for "+stage, err)
 		}
 		s.refused.Add(1)
-		a.warn(&log, protocol.ReasonIO.String()).Str("reason", protocol.ReasonIO.String()).Err(err).
+		sampledWarn(&log, a.logs, protocol.ReasonIO.String()).Str("reason", protocol.ReasonIO.String()).Err(err).
 			Msg("connection failed during the handshake")
 		return nil
 	}
@@ -278,7 +278,7 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 	}
 	if protocol.LooksLikeHTTP(first[:]) {
 		s.refused.Add(1)
-		a.warn(&log, protocol.ReasonClientProtocol.String()).Str("reason", protocol.ReasonClientProtocol.String()).
+		sampledWarn(&log, a.logs, protocol.ReasonClientProtocol.String()).Str("reason", protocol.ReasonClientProtocol.String()).
 			Msg("refused a connection: a game client (HTTP/WebSocket) reached a server port")
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(conn, httpRefusal)
@@ -334,7 +334,7 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 		var c protocol.Close
 		_ = c.Decode(f.Payload)
 		s.refused.Add(1)
-		a.warn(&log, "dialer gave up").Str("reason", c.Reason.String()).Str("detail", c.Message).Msg("the dialer gave up the handshake")
+		sampledWarn(&log, a.logs, "dialer gave up").Str("reason", c.Reason.String()).Str("detail", c.Message).Msg("the dialer gave up the handshake")
 		return nil
 	default:
 		return refuse(protocol.ReasonProtocol, fmt.Sprintf("expected auth, got %s", f.Kind), nil)

@@ -87,7 +87,7 @@ func (d *decoder) links(f yamlx.Field) Links {
 func (d *decoder) clients(f yamlx.Field, gctx, base string) Clients {
 	ctx := gctx + ": clients"
 	c := Clients{Line: f.Key.Line}
-	known := []string{"path", "maxMessageBytes", "rate", "burst", "maxClients", "readTimeout", "writeTimeout", "sendQueueBytes"}
+	known := []string{"path", "maxMessageBytes", "rate", "burst", "maxClients", "readTimeout", "writeTimeout", "sendQueueBytes", "allowedOrigins"}
 	for _, f := range d.fields(f.Val, ctx) {
 		p := base + "." + f.Key.Value
 		switch f.Key.Value {
@@ -107,6 +107,10 @@ func (d *decoder) clients(f yamlx.Field, gctx, base string) Clients {
 			c.WriteTimeout = d.duration(f, ctx, p)
 		case "sendQueueBytes":
 			c.SendQueueBytes = d.integer(f, ctx, p)
+		case "allowedOrigins":
+			for k, item := range d.list(f, ctx, p) {
+				c.AllowedOrigins = append(c.AllowedOrigins, d.str(yamlx.Field{Key: f.Key, Val: item}, ctx, p+"."+strconv.Itoa(k)))
+			}
 		default:
 			d.unknown(f.Key, ctx, known)
 		}
