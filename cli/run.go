@@ -56,7 +56,7 @@ func runRun(e *env, args []string) int {
 	if err != nil {
 		return e.usageError(fs, "%v", err)
 	}
-	sys, ok := e.load(o.config)
+	sys, ok := e.loadForRun(o.config)
 	if !ok {
 		return exitFail
 	}
