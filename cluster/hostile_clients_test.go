@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -271,4 +272,55 @@ func upgradeRaw(t *testing.T, addr string) net.Conn {
 	}
 	conn.SetDeadline(time.Time{})
 	return conn
+}
+
+// TestClientHandshakeCap holds silent connections to a client port from one
+// address: past the cap the server closes them at once, and a game client
+// from another address still connects.
+func TestClientHandshakeCap(t *testing.T) {
+	sys := clustertest.Start(t, hostileClientsYAML)
+	lobby := sys.Server("lobby-1")
+	var silent []net.Conn
+	for range 100 {
+		silent = append(silent, hostileDial(t, 2, lobby.Addr()))
+	}
+	closed := 0
+	for _, c := range silent {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			closed++
+		}
+	}
+	if closed == 0 || closed == len(silent) {
+		t.Fatalf("%d of %d silent connections from one address closed at once, want some but not all", closed, len(silent))
+	}
+	sys.WaitFor("the refusal logged", func() bool { return strings.Contains(sys.Logs(), "from this address") })
+	if c := lobby.Dial(); c.Err() != nil {
+		t.Fatalf("a client from another address: %v", c.Err())
+	}
+}
+
+// failingHook fails every client message.
+type failingHook struct{}
+
+func (failingHook) ClientMessage(plugins.Client, plugins.Message) error {
+	return errors.New("always fails")
+}
+
+// TestHookFailuresSampled checks that a hook failing for every message a
+// client sends logs a bounded number of lines.
+func TestHookFailuresSampled(t *testing.T) {
+	sys := clustertest.Start(t, hostileClientsYAML, clustertest.WithPlugins("lobby-1", failingHook{}))
+	lobby := sys.Server("lobby-1")
+	c := lobby.Dial()
+	const sent = 10 // the burst: all within the rate limit
+	for i := range sent {
+		if err := c.Send(uint16(i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sys.WaitFor("every failure counted", func() bool { return lobby.Cluster().Stats().HookErrors == sent })
+	if n := strings.Count(sys.Logs(), "plugin hook failed"); n == 0 || n >= sent {
+		t.Fatalf("%d log lines for %d failures, want some but fewer", n, sent)
+	}
 }
