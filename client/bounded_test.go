@@ -130,3 +130,20 @@ func TestNotificationsQueued(t *testing.T) {
 		t.Fatalf("the client ended: %v", c.Err())
 	}
 }
+
+// A server that closes with 1002 (this client broke the WebSocket
+// protocol) ends the client with ReasonProtocol.
+func TestServerProtocolClose(t *testing.T) {
+	f := newFakeServer(t, func(t *testing.T, conn *websocket.Conn, _ *http.Request, _ uint64) {
+		welcome(t, conn, 1, 64)
+		msg := websocket.FormatCloseMessage(websocket.CloseProtocolError, "bad opcode 3")
+		conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(waitLimit))
+		drain(conn)
+	})
+	c := dial(t, Options{URL: f.url})
+	waitDone(t, c)
+	var ce *CloseError
+	if !errors.As(c.Err(), &ce) || ce.Reason != protocol.ReasonProtocol || !errors.Is(c.Err(), ErrProtocol) {
+		t.Fatalf("Err() = %v, want a CloseError with %s", c.Err(), protocol.ReasonProtocol)
+	}
+}
