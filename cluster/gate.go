@@ -12,10 +12,11 @@ import (
 // bound what unauthenticated peers can hold: each such connection costs a
 // goroutine and a small buffer until the handshake timeout.
 const (
-	// Server-link ports. Servers dial one link per peer, so a few per
-	// address leave room for a host running several servers.
-	maxLinkHandshakes        = 64
-	maxLinkHandshakesPerAddr = 8
+	// Server-link ports. Servers dial one link per peer and a handshake
+	// takes a few round trips, so a few per address leave room for a
+	// host (or a NAT) with several servers starting at once.
+	maxLinkHandshakes        = 128
+	maxLinkHandshakesPerAddr = 16
 	// Client ports. Players behind one NAT share an address.
 	maxClientHandshakes        = 1024
 	maxClientHandshakesPerAddr = 64

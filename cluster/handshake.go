@@ -213,7 +213,9 @@ func (s *Server) acceptLoop() {
 		if err := a.gate.enter(conn); err != nil {
 			s.refused.Add(1)
 			sampledWarn(&s.log, a.logs, "handshake cap").Str("remote_addr", conn.RemoteAddr().String()).
-				Str("detail", err.Error()).Msg("refused a connection")
+				Str("reason", "handshake cap").Str("detail", err.Error()).Msg("refused a connection")
+			// A server that dialled in a burst learns why and redials.
+			writeClose(conn, protocol.ReasonServerFull, err.Error())
 			conn.Close()
 			continue
 		}

@@ -99,16 +99,22 @@ func TestHandshakeCap(t *testing.T) {
 	for range 40 {
 		silent = append(silent, hostileDial(t, 2, addr))
 	}
-	// Those over the cap are closed by the server without a word.
-	closed := 0
+	// Those over the cap are refused at once, with a reason.
+	refused := 0
 	for _, c := range silent {
 		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
-			closed++
+		f, err := protocol.NewReader(c, protocol.MaxHandshakeFrame).Next()
+		if err != nil {
+			continue // held, waiting for a hello
 		}
+		var cl protocol.Close
+		if f.Kind != protocol.KindClose || cl.Decode(f.Payload) != nil || cl.Reason != protocol.ReasonServerFull {
+			t.Fatalf("a refused connection got %s %+v, want a close with %s", f.Kind, cl, protocol.ReasonServerFull)
+		}
+		refused++
 	}
-	if closed == 0 || closed == len(silent) {
-		t.Fatalf("%d of %d silent connections from one address closed at once, want some but not all", closed, len(silent))
+	if refused == 0 || refused == len(silent) {
+		t.Fatalf("%d of %d silent connections from one address refused at once, want some but not all", refused, len(silent))
 	}
 	sys.WaitFor("the refusal logged", func() bool { return strings.Contains(sys.Logs(), "from this address") })
 	// Another address is not affected: a good server links.
