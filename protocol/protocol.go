@@ -119,7 +119,7 @@ const (
 	// disconnected.
 	ReasonMessageTooLarge Reason = 16 // a client message exceeded the size limit
 	ReasonRateLimited     Reason = 17 // a client sent faster than its rate limit
-	ReasonServerFull      Reason = 18 // the server holds its maximum of clients
+	ReasonServerFull      Reason = 18 // the server holds its maximum of clients (on a link port: of handshakes)
 	ReasonReadTimeout     Reason = 19 // the client was silent past the read deadline
 	ReasonSlowClient      Reason = 20 // the client's send queue overflowed
 	ReasonAuthRefused     Reason = 21 // a plugin refused the client at connect
