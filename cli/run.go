@@ -54,6 +54,9 @@ func (o *runOptions) check() (err error) {
 }
 
 func runRun(e *env, o *runOptions, sys *config.System) int {
+	if e.weakSecret(o.config, sys) {
+		return exitFail
+	}
 	g, ok := sys.Group(o.group)
 	if !ok {
 		names := make([]string, len(sys.Groups))

@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -36,6 +35,8 @@ const (
 	DefaultDialTimeout  = 10 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultQueueSize    = 256
+	DefaultMaxReceive   = 16 << 20
+	DefaultQueueWait    = 5 * time.Second
 )
 
 // maxKeptBuffer is the largest read or write buffer a client keeps between
@@ -88,8 +89,23 @@ type Options struct {
 
 	// QueueSize is the capacity of the Messages channel (unused when
 	// Handler is set), and of the Notifications channel. Zero or negative
-	// means DefaultQueueSize (256).
+	// means DefaultQueueSize (256). See Messages and Notifications for
+	// what happens when one is full.
 	QueueSize int
+
+	// QueueWait is how long a message that finds the Messages channel full
+	// waits for room before the client gives up and ends (ErrQueueFull).
+	// The client reads nothing from the server meanwhile, so it bounds how
+	// late the client notices that the connection ended. Zero or negative
+	// means DefaultQueueWait (5s).
+	QueueWait time.Duration
+
+	// MaxReceive is the largest message, in bytes, the client accepts
+	// from the server; a larger one ends the client with an error matching
+	// ErrProtocol. It bounds the memory a misbehaving server can make the
+	// client hold. Zero or negative means DefaultMaxReceive (16 MiB);
+	// raise it for a system whose plugins send larger messages.
+	MaxReceive int
 
 	// OnCloud, when set, is called on the client's read goroutine for
 	// every cloud-memory notification (of the subscriptions made with Get
@@ -97,7 +113,7 @@ type Options struct {
 	// the client's views have applied it. The same rules as Handler's
 	// apply: it must not block for long, and must not call Close. When
 	// OnCloud is nil, notifications go to the channel Notifications
-	// returns, once it has been called.
+	// returns.
 	OnCloud func(cloud.Notification)
 }
 
@@ -127,6 +143,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
+	}
+	if o.MaxReceive <= 0 {
+		o.MaxReceive = DefaultMaxReceive
+	}
+	if o.QueueWait <= 0 {
+		o.QueueWait = DefaultQueueWait
 	}
 	return o, nil
 }
@@ -204,7 +226,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("client: dial %s: %w", o.URL, err)
 	}
 
-	conn.SetReadLimit(0)
+	conn.SetReadLimit(int64(protocol.WSHeaderSize + o.MaxReceive))
 	if o.ReadTimeout > 0 {
 		conn.SetReadDeadline(time.Now().Add(o.ReadTimeout))
 	} else {
@@ -220,6 +242,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	}
 	if o.Handler == nil {
 		c.msgs = make(chan Message, o.QueueSize)
+	}
+	if o.OnCloud == nil {
+		c.cloud.notes = make(chan cloud.Notification, o.QueueSize)
 	}
 	conn.SetPingHandler(c.onPing)
 	go c.readLoop()
@@ -294,11 +319,13 @@ func (c *Client) MaxMessage() int { return c.max }
 // Messages returns the channel on which user messages arrive, in order,
 // when Options.Handler is nil; it returns nil when Handler is set. Each
 // Payload belongs to the receiver. The channel is closed when the client
-// ends (after Err is set). When the channel is full the client stops
-// reading from the server until there is room again: a reader that falls
-// behind for long makes the server's queue for this client overflow, and
-// the server then closes the session (ErrSlowClient). Messages that arrive
-// after Close is called are discarded.
+// ends (after Err is set); messages still in it can be received after
+// that. It holds Options.QueueSize messages. A message that finds it full
+// waits up to Options.QueueWait for room, while the client reads nothing
+// more from the server; when no room frees in that time the client ends
+// with an error matching ErrQueueFull, so a receiver that stopped for good
+// never leaves the client hanging on a connection it no longer watches.
+// Messages that arrive after Close is called are discarded.
 func (c *Client) Messages() <-chan Message { return c.msgs }
 
 // Send sends one user message with the given tag. It returns an error
@@ -413,141 +440,4 @@ func (c *Client) Err() error {
 		return nil
 	}
 	return c.err
-}
-
-// readLoop reads until the connection ends, delivering user messages. It
-// keeps reading all the time so that pings are answered, except while
-// Handler runs or the Messages channel is full.
-func (c *Client) readLoop() {
-	var err error
-	defer func() { c.finish(err) }()
-	var buf []byte
-	for {
-		var mt int
-		mt, buf, err = c.readMessage(buf)
-		if err != nil {
-			err = c.readError(err)
-			return
-		}
-		if mt != websocket.BinaryMessage {
-			err = fmt.Errorf("%w: unexpected text message", ErrProtocol)
-			return
-		}
-		f, derr := protocol.DecodeWS(buf)
-		if derr != nil {
-			err = fmt.Errorf("%w: %w", ErrProtocol, derr)
-			return
-		}
-		switch f.Kind {
-		case protocol.KindUser:
-			if !c.deliver(f) {
-				return // Close was called
-			}
-		case protocol.KindClose:
-			err = decodeClose(f.Payload)
-			sendCloseFrame(c.conn, c.opts.WriteTimeout)
-			return
-		case protocol.KindCloudReply, protocol.KindCloudResult, protocol.KindCloudNotify, protocol.KindCloudResync:
-			more, derr := c.cloudFrame(f)
-			if derr != nil {
-				err = fmt.Errorf("%w: %w", ErrProtocol, derr)
-				return
-			}
-			if !more {
-				return // Close was called
-			}
-		default:
-			// Kinds this version does not know are ignored, so a newer
-			// server can add messages without breaking older clients.
-		}
-		if cap(buf) > maxKeptBuffer {
-			buf = nil
-		}
-		if c.opts.ReadTimeout > 0 {
-			c.conn.SetReadDeadline(time.Now().Add(c.opts.ReadTimeout))
-		}
-	}
-}
-
-// readMessage reads the next data message into buf (reused) and returns
-// its type and the filled buffer. Control frames are handled inside.
-func (c *Client) readMessage(buf []byte) (int, []byte, error) {
-	mt, r, err := c.conn.NextReader()
-	if err != nil {
-		return 0, buf, err
-	}
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return mt, buf, nil
-		}
-		if err != nil {
-			return 0, buf, err
-		}
-	}
-}
-
-// deliver hands one user message to the Handler or the channel. It reports
-// false when Close was called, and the read loop should stop.
-func (c *Client) deliver(f protocol.Frame) bool {
-	select {
-	case <-c.quit:
-		return false
-	default:
-	}
-	if c.opts.Handler != nil {
-		c.opts.Handler(Message{Tag: f.Tag, Payload: f.Payload})
-		return true
-	}
-	m := Message{Tag: f.Tag, Payload: append([]byte(nil), f.Payload...)}
-	select {
-	case c.msgs <- m:
-		return true
-	case <-c.quit:
-		return false
-	}
-}
-
-// readError describes a read failure.
-func (c *Client) readError(err error) error {
-	var ne net.Error
-	var ce *websocket.CloseError
-	switch {
-	case c.opts.ReadTimeout > 0 && errors.As(err, &ne) && ne.Timeout():
-		return fmt.Errorf("client: nothing from the server for %v: %w", c.opts.ReadTimeout, err)
-	case errors.As(err, &ce):
-		return fmt.Errorf("client: connection closed by the server: %w", err)
-	}
-	return fmt.Errorf("client: read: %w", err)
-}
-
-// finish records why the client ended and releases everything. It runs
-// once, at the end of the read loop.
-func (c *Client) finish(err error) {
-	c.conn.Close()
-	c.mu.Lock()
-	var ce *CloseError
-	switch {
-	case errors.As(err, &ce):
-		// The server's reason wins, even over a concurrent Close.
-	case c.closed:
-		err = ErrClosed
-	case c.writeErr != nil:
-		err = c.writeErr
-	case err == nil:
-		err = ErrClosed
-	}
-	c.err = err
-	c.ended = true
-	c.mu.Unlock()
-	if c.msgs != nil {
-		close(c.msgs)
-	}
-	c.endCloud()
-	close(c.done)
 }

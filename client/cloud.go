@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -31,7 +32,8 @@ type cloudState struct {
 	mu      sync.Mutex
 	seq     uint32
 	pending map[uint32]*cloudCall
-	notes   chan cloud.Notification // nil until Notifications is called
+	notes   chan cloud.Notification // made by Dial unless OnCloud is set
+	dropped atomic.Uint64           // notifications that found notes full
 	views   map[cloud.Key][]*View
 	ended   bool // the client ended: notes is closed
 }
@@ -50,25 +52,19 @@ type cloudAnswer struct {
 }
 
 // Notifications returns the channel on which cloud-memory notifications
-// arrive when Options.OnCloud is nil, creating it on the first call:
-// notifications that arrive before that are not queued. As with Messages,
-// the client stops reading from the server while the channel is full, and
-// the channel is closed when the client ends. It returns nil when OnCloud
-// is set.
+// arrive when Options.OnCloud is nil (nil when it is set). The channel is
+// made with the client, so no notification is missed before the first
+// call, and closed when the client ends. It holds Options.QueueSize
+// notifications: one that finds it full is dropped (views are updated all
+// the same) and counted by DroppedNotifications; the client never stops
+// reading from the server for it.
 func (c *Client) Notifications() <-chan cloud.Notification {
-	if c.opts.OnCloud != nil {
-		return nil
-	}
-	c.cloud.mu.Lock()
-	defer c.cloud.mu.Unlock()
-	if c.cloud.notes == nil {
-		c.cloud.notes = make(chan cloud.Notification, c.opts.QueueSize)
-		if c.cloud.ended {
-			close(c.cloud.notes)
-		}
-	}
 	return c.cloud.notes
 }
+
+// DroppedNotifications returns how many notifications found the
+// Notifications channel full and were dropped.
+func (c *Client) DroppedNotifications() uint64 { return c.cloud.dropped.Load() }
 
 // Post creates or overwrites this client's row under key with data (the
 // SDK does not keep data). Subscribers get Updated. It returns once the
@@ -278,7 +274,8 @@ func copyRows(rows []cloud.Row) []cloud.Row {
 	return rows
 }
 
-// deliverNotification hands n to OnCloud or the Notifications channel.
+// deliverNotification hands n to OnCloud or the Notifications channel; it
+// reports false when Close was called.
 func (c *Client) deliverNotification(n cloud.Notification) bool {
 	select {
 	case <-c.quit:
@@ -289,18 +286,12 @@ func (c *Client) deliverNotification(n cloud.Notification) bool {
 		c.opts.OnCloud(n)
 		return true
 	}
-	c.cloud.mu.Lock()
-	ch := c.cloud.notes
-	c.cloud.mu.Unlock()
-	if ch == nil {
-		return true
-	}
 	select {
-	case ch <- n:
-		return true
-	case <-c.quit:
-		return false
+	case c.cloud.notes <- n:
+	default:
+		c.cloud.dropped.Add(1)
 	}
+	return true
 }
 
 // endCloud closes the Notifications channel and ends every view; it runs

@@ -24,6 +24,10 @@ var (
 	// message before the welcome), or closed with a protocol reason.
 	ErrProtocol = errors.New("client: protocol error")
 
+	// ErrQueueFull: the Messages channel stayed full for
+	// Options.QueueWait; the client ended (Err) rather than stop reading
+	// from the server for longer.
+	ErrQueueFull = errors.New("client: message queue full")
 	// ErrMessageTooLarge: a payload exceeds the server's maximum. Send
 	// returns it without sending; a CloseError with
 	// protocol.ReasonMessageTooLarge matches it too.

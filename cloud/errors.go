@@ -24,6 +24,7 @@ const (
 	CodeSubscribedToAll      Code = 10 // Unsubscribe of uploaders from an all-uploader subscription
 	CodeTimeout              Code = 11 // the operation was not confirmed in time
 	CodeShuttingDown         Code = 12 // the server is shutting down
+	CodeRateLimited          Code = 13 // the client sent faster than its rate limit; retry later
 )
 
 var codeNames = [...]string{
@@ -40,6 +41,7 @@ var codeNames = [...]string{
 	CodeSubscribedToAll:      "subscribed to all uploaders",
 	CodeTimeout:              "timeout",
 	CodeShuttingDown:         "shutting down",
+	CodeRateLimited:          "rate limited",
 }
 
 func (c Code) String() string {
@@ -63,6 +65,7 @@ var (
 	ErrSubscribedToAll      = errors.New("cloud: subscribed to all uploaders")
 	ErrTimeout              = errors.New("cloud: not confirmed in time")
 	ErrShuttingDown         = errors.New("cloud: shutting down")
+	ErrRateLimited          = errors.New("cloud: rate limited")
 )
 
 // Error is a cloud-memory operation that was refused or could not
@@ -120,6 +123,8 @@ func CodeError(c Code) error {
 		return ErrTimeout
 	case CodeShuttingDown:
 		return ErrShuttingDown
+	case CodeRateLimited:
+		return ErrRateLimited
 	}
 	return nil
 }

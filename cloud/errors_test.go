@@ -9,7 +9,7 @@ import (
 
 func TestErrorIs(t *testing.T) {
 	sentinels := map[error]bool{}
-	for c := CodeBadRequest; c <= CodeShuttingDown; c++ {
+	for c := CodeBadRequest; c <= CodeRateLimited; c++ {
 		s := CodeError(c)
 		if s == nil {
 			t.Fatalf("code %v has no sentinel", c)
@@ -23,7 +23,7 @@ func TestErrorIs(t *testing.T) {
 			t.Errorf("code %v matches ErrBadRequest", c)
 		}
 	}
-	if len(sentinels) != int(CodeShuttingDown-CodeBadRequest) { // NotOwner and Unavailable share one
+	if len(sentinels) != int(CodeRateLimited-CodeBadRequest) { // NotOwner and Unavailable share one
 		t.Errorf("%d distinct sentinels", len(sentinels))
 	}
 	if CodeError(CodeOK) != nil || errors.Is(&Error{Code: CodeOK}, ErrBadRequest) {

@@ -5,14 +5,17 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
+	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/internal/logsample"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
@@ -29,11 +32,13 @@ type clientHub struct {
 	cfg      config.Clients
 	upgrader websocket.Upgrader
 	http     *http.Server
-	idBase   uint64        // random high bits, so refs of an earlier incarnation miss
-	seq      atomic.Uint64 // low bits of the next client ID
-	count    atomic.Int64  // clients connected
-	bufs     sync.Pool     // read buffers of MaxMessageBytes+header+1
-	wbufs    sync.Pool     // write batches of corked connections (*[]byte)
+	idBase   uint64             // random high bits, so refs of an earlier incarnation miss
+	seq      atomic.Uint64      // low bits of the next client ID
+	count    atomic.Int64       // clients connected
+	bufs     sync.Pool          // read buffers of MaxMessageBytes+header+1
+	wbufs    sync.Pool          // write batches of corked connections (*[]byte)
+	gate     *handshakeGate     // connections not yet upgraded
+	logs     *logsample.Sampler // refusals and protocol errors, sampled per reason
 
 	mu      sync.Mutex // guards clients
 	clients map[uint64]*session
@@ -55,21 +60,25 @@ func newClientHub(s *Server) *clientHub {
 		idBase:  (s.incarnation & 0xffff_ffff) << 32,
 		clients: make(map[uint64]*session),
 		fwake:   make(chan struct{}, 1),
+		gate:    newHandshakeGate(maxClientHandshakes, maxClientHandshakesPerAddr),
+		logs:    s.newRefusalSampler("clients"),
 	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: s.links.HandshakeTimeout.D(),
 		ReadBufferSize:   512,
 		WriteBufferSize:  1024,
 		WriteBufferPool:  &sync.Pool{},
-		// Game clients are not browsers on a web origin; a plugin's
-		// Authenticate decides who may connect.
+		// serveWS checks the origin first, to log why it refuses one.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc(h.cfg.Path, h.serveWS)
 	// Built here, not in serve, so shutdown and abort may close it at any
 	// time after New without racing its creation.
-	h.http = &http.Server{Handler: mux, ReadHeaderTimeout: s.links.HandshakeTimeout.D()}
+	h.http = &http.Server{
+		Handler:           http.HandlerFunc(h.route),
+		ReadHeaderTimeout: s.links.HandshakeTimeout.D(),
+		IdleTimeout:       s.links.HandshakeTimeout.D(),
+		ConnState:         h.connState,
+	}
 	size := h.cfg.MaxMessageBytes + protocol.WSHeaderSize + 1
 	h.bufs.New = func() any { b := make([]byte, size); return &b }
 	h.wbufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
@@ -85,9 +94,52 @@ func (h *clientHub) serve(ln net.Listener) {
 		sl.Close() // the server is closing
 		return
 	}
+	defer h.logs.Stop()
 	if err := h.http.Serve(sl); err != nil && !errors.Is(err, http.ErrServerClosed) && h.s.running() {
 		h.s.log.Error().Err(err).Msg("client listener failed")
 	}
+}
+
+// connState takes a connection out of the handshake gate once it is
+// upgraded, closed, or idle after a request that was not an upgrade (idle
+// connections close after links.handshakeTimeout).
+func (h *clientHub) connState(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateHijacked, http.StateClosed, http.StateIdle:
+		if cc, ok := c.(*clientConn); ok {
+			h.gate.leave(cc.Conn)
+		}
+	}
+}
+
+// warn returns a sampled warning event for a refusal (see sampledWarn).
+func (h *clientHub) warn(reason string) *zerolog.Event { return sampledWarn(&h.s.log, h.logs, reason) }
+
+// route serves the configured path and answers 404 elsewhere.
+func (h *clientHub) route(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != h.cfg.Path {
+		http.NotFound(w, r)
+		return
+	}
+	h.serveWS(w, r)
+}
+
+// originAllowed reports whether a request may open a client connection:
+// one without an Origin header (not a browser), one from a page on the
+// same host as the request, or one from an origin clients.allowedOrigins
+// lists.
+func (h *clientHub) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, o := range h.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
 // shutdown stops accepting clients and tells each connected client why it
@@ -149,13 +201,20 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cloudrift: game clients connect with a WebSocket upgrade", http.StatusUpgradeRequired)
 		return
 	}
+	if !h.originAllowed(r) {
+		h.warn("origin not allowed").Str("remote_addr", r.RemoteAddr).Str("reason", "origin not allowed").
+			Str("origin", r.Header.Get("Origin")).Msg("refused a client: its origin is not in clients.allowedOrigins")
+		http.Error(w, "cloudrift: origin not allowed", http.StatusForbidden)
+		return
+	}
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.log.Debug().Err(err).Str("remote_addr", r.RemoteAddr).Msg("client upgrade failed")
+		h.warn("upgrade failed").Err(err).Str("remote_addr", r.RemoteAddr).Str("reason", "upgrade failed").Msg("client upgrade failed")
 		return
 	}
 	id := h.idBase | (h.seq.Add(1) & 0xffff_ffff)
 	cc, _ := conn.NetConn().(*clientConn)
+	budget, abuse := newLimiters(h.cfg.Rate, h.cfg.Burst)
 	c := &session{
 		h:       h,
 		id:      id,
@@ -163,10 +222,11 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		conn:    conn,
 		addr:    r.RemoteAddr,
 		cc:      cc,
-		limiter: rate.NewLimiter(rate.Limit(h.cfg.Rate), h.cfg.Burst),
+		limiter: budget,
+		abuse:   abuse,
 	}
 	refuse := func(reason protocol.Reason, msg string) {
-		s.log.Warn().Str("remote_addr", c.addr).Str("reason", reason.String()).Str("detail", msg).Msg("refused a client")
+		h.warn(reason.String()).Str("remote_addr", c.addr).Str("reason", reason.String()).Str("detail", msg).Msg("refused a client")
 		c.writeClose(reason, msg)
 		conn.Close()
 	}

@@ -373,7 +373,7 @@ func TestClientLimits(t *testing.T) {
 	})
 	t.Run("rate limited", func(t *testing.T) {
 		c := dialClient(t, a1, nil)
-		for i := 0; i < 60; i++ {
+		for i := 0; i < 300; i++ {
 			if c.send(1, []byte("x")) != nil {
 				break
 			}

@@ -9,21 +9,27 @@ import (
 	"net"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/cloudrift/cloudrift/internal/backoff"
+	"github.com/cloudrift/cloudrift/internal/logsample"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
-// The handshake (DESIGN.md, Links between servers):
+// The handshake (see protocol/handshake.go):
 //
 //	dialer   → HELLO     version, system, group, ID, incarnation, nonce
-//	acceptor → CHALLENGE version, ID, group, incarnation, nonce, MAC_a
+//	acceptor → CHALLENGE version, ID, group, incarnation, nonce
 //	dialer   → AUTH      MAC_d
-//	acceptor → WELCOME
+//	acceptor → WELCOME   MAC_a   (only once MAC_d verified)
 //
-// MAC_a and MAC_d are HMAC-SHA256 over the transcript with the system secret,
-// under different labels; each side proves it knows the secret without
-// sending it. Either side may answer with CLOSE (reason, message) instead.
+// MAC_d and MAC_a are HMAC-SHA256 over HELLO and CHALLENGE with the system
+// secret, under different labels; each side proves it knows the secret
+// without sending it. The dialer proves first, so a stranger who reaches a
+// listening port never obtains a MAC to test guessed secrets against.
+// Either side may answer with CLOSE (reason, message) instead. Until the
+// peer is authenticated, frames are limited to protocol.MaxHandshakeFrame.
 
 // httpRefusal answers an HTTP or WebSocket client that reached a server port.
 const httpRefusal = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" +
@@ -72,31 +78,43 @@ func (s *Server) dialHandshake(conn net.Conn, r *remote, timeout time.Duration) 
 	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindHello, 0, helloBytes)); err != nil {
 		return nil, err
 	}
-	rd := protocol.NewReader(conn, s.links.MaxFrame)
+	rd := protocol.NewReader(conn, protocol.MaxHandshakeFrame)
 	f, err := expect(rd, protocol.KindChallenge)
 	if err != nil {
 		return nil, err
+	}
+	if v, ok := protocol.PeekVersion(f.Payload); ok && v != protocol.Version {
+		msg := fmt.Sprintf("protocol version %d, this server speaks %d", v, protocol.Version)
+		return nil, s.refuseDialed(conn, protocol.ReasonVersion, msg, nil)
 	}
 	var ch protocol.Challenge
 	if err := ch.Decode(f.Payload); err != nil {
 		return nil, s.refuseDialed(conn, protocol.ReasonProtocol, "malformed challenge", err)
 	}
-	body := ch.Body(nil)
-	if !protocol.VerifyMAC(ch.MAC, protocol.ChallengeMAC(s.secret, helloBytes, body)) {
-		return nil, s.refuseDialed(conn, protocol.ReasonAuth, "the acceptor could not prove it knows the system secret", nil)
-	}
+	// The identity check comes before Auth: a server that is not the one
+	// the registry lists gets no MAC.
 	if ch.ServerID != r.id || ch.Group != r.g.name || ch.Incarnation != r.inc {
 		msg := fmt.Sprintf("expected %s/%s incarnation %x, found %s/%s incarnation %x",
 			r.g.name, r.id, r.inc, ch.Group, ch.ServerID, ch.Incarnation)
 		return nil, s.refuseDialed(conn, protocol.ReasonUnknownPeer, msg, nil)
 	}
-	auth := protocol.Auth{MAC: protocol.AuthMAC(s.secret, helloBytes, body)}
+	chBytes := ch.AppendTo(nil) // the payload as received: the encoding is canonical
+	auth := protocol.Auth{MAC: protocol.AuthMAC(s.secret, helloBytes, chBytes)}
 	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindAuth, 0, auth.AppendTo(nil))); err != nil {
 		return nil, err
 	}
-	if _, err := expect(rd, protocol.KindWelcome); err != nil {
+	f, err = expect(rd, protocol.KindWelcome)
+	if err != nil {
 		return nil, err
 	}
+	var w protocol.Welcome
+	if err := w.Decode(f.Payload); err != nil {
+		return nil, s.refuseDialed(conn, protocol.ReasonProtocol, "malformed welcome", err)
+	}
+	if !protocol.VerifyMAC(w.MAC, protocol.WelcomeMAC(s.secret, helloBytes, chBytes)) {
+		return nil, s.refuseDialed(conn, protocol.ReasonAuth, "the acceptor could not prove it knows the system secret", nil)
+	}
+	rd.SetMaxFrame(s.links.MaxFrame)
 	conn.SetDeadline(time.Time{})
 	return newLink(s, r, conn, rd), nil
 }
@@ -141,12 +159,40 @@ const (
 	acceptRetryMax = time.Second
 )
 
+// acceptor is what an accept loop shares with the handshakes it starts:
+// the cap on unauthenticated connections and the sampler of refusal logs.
+type acceptor struct {
+	s    *Server
+	gate *handshakeGate
+	logs *logsample.Sampler
+}
+
+// sampledWarn returns a warning event on log for a refusal of the given
+// reason, or nil (on which zerolog's methods do nothing) when logs drops it.
+func sampledWarn(log *zerolog.Logger, logs *logsample.Sampler, reason string) *zerolog.Event {
+	if !logs.Allow(reason) {
+		return nil
+	}
+	return log.Warn()
+}
+
+// newRefusalSampler returns the sampler of a listener's refusal logs: the
+// first few of each reason per window in full, then one summary line.
+func (s *Server) newRefusalSampler(listener string) *logsample.Sampler {
+	return &logsample.Sampler{Report: func(reason string, n int) {
+		s.log.Warn().Str("listener", listener).Str("reason", reason).Int("suppressed", n).
+			Dur("window", logsample.DefaultWindow).Msg("more connections refused for this reason than were logged")
+	}}
+}
+
 // acceptLoop accepts connections from downstream servers until the
 // listener closes.
 func (s *Server) acceptLoop() {
 	s.mu.Lock()
 	ln := s.ln
 	s.mu.Unlock()
+	a := &acceptor{s: s, gate: newHandshakeGate(maxLinkHandshakes, maxLinkHandshakesPerAddr), logs: s.newRefusalSampler("links")}
+	defer a.logs.Stop()
 	failures := 0
 	for {
 		conn, err := ln.Accept()
@@ -164,11 +210,22 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		failures = 0
+		if err := a.gate.enter(conn); err != nil {
+			s.refused.Add(1)
+			sampledWarn(&s.log, a.logs, "handshake cap").Str("remote_addr", conn.RemoteAddr().String()).
+				Str("reason", "handshake cap").Str("detail", err.Error()).Msg("refused a connection")
+			// A server that dialled in a burst learns why and redials.
+			writeClose(conn, protocol.ReasonServerFull, err.Error())
+			conn.Close()
+			continue
+		}
 		if !s.trackConn(conn) {
+			a.gate.leave(conn)
 			conn.Close()
 			return
 		}
-		if !s.goTracked(func() { s.serveAccepted(conn) }) {
+		if !s.goTracked(func() { a.serve(conn) }) {
+			a.gate.leave(conn)
 			s.untrackConn(conn)
 			conn.Close()
 			return
@@ -176,9 +233,11 @@ func (s *Server) acceptLoop() {
 	}
 }
 
-// serveAccepted runs the acceptor's side of the handshake, then the link.
-func (s *Server) serveAccepted(conn net.Conn) {
-	l := s.acceptHandshake(conn)
+// serve runs the acceptor's side of the handshake, then the link.
+func (a *acceptor) serve(conn net.Conn) {
+	s := a.s
+	l := a.handshake(conn)
+	a.gate.leave(conn)
 	s.untrackConn(conn)
 	if l == nil {
 		conn.Close()
@@ -187,14 +246,15 @@ func (s *Server) serveAccepted(conn net.Conn) {
 	l.run()
 }
 
-// acceptHandshake returns the authenticated link, or nil after refusing
-// the connection with a logged reason.
-func (s *Server) acceptHandshake(conn net.Conn) *link {
+// handshake returns the authenticated link, or nil after refusing the
+// connection with a logged (sampled) reason.
+func (a *acceptor) handshake(conn net.Conn) *link {
+	s := a.s
 	conn.SetDeadline(time.Now().Add(s.links.HandshakeTimeout.D()))
 	log := s.log.With().Str("remote_addr", conn.RemoteAddr().String()).Logger()
 	refuse := func(reason protocol.Reason, msg string, err error) *link {
 		s.refused.Add(1)
-		log.Warn().Str("reason", reason.String()).Str("detail", msg).AnErr("error", err).Msg("refused a connection")
+		sampledWarn(&log, a.logs, reason.String()).Str("reason", reason.String()).Str("detail", msg).AnErr("error", err).Msg("refused a connection")
 		writeClose(conn, reason, msg)
 		return nil
 	}
@@ -209,7 +269,8 @@ func (s *Server) acceptHandshake(conn net.Conn) *link {
 			return refuse(protocol.ReasonProtocol, "while waiting for "+stage, err)
 		}
 		s.refused.Add(1)
-		log.Warn().Str("reason", protocol.ReasonIO.String()).Err(err).Msg("connection failed during the handshake")
+		sampledWarn(&log, a.logs, protocol.ReasonIO.String()).Str("reason", protocol.ReasonIO.String()).Err(err).
+			Msg("connection failed during the handshake")
 		return nil
 	}
 
@@ -219,13 +280,13 @@ func (s *Server) acceptHandshake(conn net.Conn) *link {
 	}
 	if protocol.LooksLikeHTTP(first[:]) {
 		s.refused.Add(1)
-		log.Warn().Str("reason", protocol.ReasonClientProtocol.String()).
+		sampledWarn(&log, a.logs, protocol.ReasonClientProtocol.String()).Str("reason", protocol.ReasonClientProtocol.String()).
 			Msg("refused a connection: a game client (HTTP/WebSocket) reached a server port")
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(conn, httpRefusal)
 		return nil
 	}
-	rd := protocol.NewReader(io.MultiReader(bytes.NewReader(first[:]), conn), s.links.MaxFrame)
+	rd := protocol.NewReader(io.MultiReader(bytes.NewReader(first[:]), conn), protocol.MaxHandshakeFrame)
 	f, err := rd.Next()
 	if err != nil {
 		return readFailed("hello", err)
@@ -234,14 +295,15 @@ func (s *Server) acceptHandshake(conn net.Conn) *link {
 		return refuse(protocol.ReasonProtocol, fmt.Sprintf("expected hello, got %s", f.Kind), nil)
 	}
 	helloBytes := bytes.Clone(f.Payload)
+	if v, ok := protocol.PeekVersion(helloBytes); ok && v != protocol.Version {
+		return refuse(protocol.ReasonVersion, fmt.Sprintf("protocol version %d, this server speaks %d", v, protocol.Version), nil)
+	}
 	var hello protocol.Hello
 	if err := hello.Decode(helloBytes); err != nil {
 		return refuse(protocol.ReasonProtocol, "malformed hello", err)
 	}
 	log = log.With().Str("peer", hello.ServerID).Str("peer_group", hello.Group).Logger()
 	switch {
-	case hello.Version != protocol.Version:
-		return refuse(protocol.ReasonVersion, fmt.Sprintf("protocol version %d, this server speaks %d", hello.Version, protocol.Version), nil)
 	case hello.System != s.sys.System:
 		return refuse(protocol.ReasonWrongSystem, fmt.Sprintf("system %q, this server belongs to %q", hello.System, s.sys.System), nil)
 	case !s.topo.Accepts(s.group.Name, hello.Group):
@@ -260,9 +322,8 @@ func (s *Server) acceptHandshake(conn net.Conn) *link {
 		Incarnation: s.incarnation,
 		Nonce:       nonce,
 	}
-	body := ch.Body(nil)
-	ch.MAC = protocol.ChallengeMAC(s.secret, helloBytes, body)
-	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindChallenge, 0, ch.AppendTo(nil))); err != nil {
+	chBytes := ch.AppendTo(nil)
+	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindChallenge, 0, chBytes)); err != nil {
 		return readFailed("challenge write", err)
 	}
 	f, err = rd.Next()
@@ -275,7 +336,7 @@ func (s *Server) acceptHandshake(conn net.Conn) *link {
 		var c protocol.Close
 		_ = c.Decode(f.Payload)
 		s.refused.Add(1)
-		log.Warn().Str("reason", c.Reason.String()).Str("detail", c.Message).Msg("the dialer gave up the handshake")
+		sampledWarn(&log, a.logs, "dialer gave up").Str("reason", c.Reason.String()).Str("detail", c.Message).Msg("the dialer gave up the handshake")
 		return nil
 	default:
 		return refuse(protocol.ReasonProtocol, fmt.Sprintf("expected auth, got %s", f.Kind), nil)
@@ -284,12 +345,15 @@ func (s *Server) acceptHandshake(conn net.Conn) *link {
 	if err := auth.Decode(f.Payload); err != nil {
 		return refuse(protocol.ReasonProtocol, "malformed auth", err)
 	}
-	if !protocol.VerifyMAC(auth.MAC, protocol.AuthMAC(s.secret, helloBytes, body)) {
+	if !protocol.VerifyMAC(auth.MAC, protocol.AuthMAC(s.secret, helloBytes, chBytes)) {
 		return refuse(protocol.ReasonAuth, "the dialer could not prove it knows the system secret", nil)
 	}
-	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindWelcome, 0, nil)); err != nil {
+	// Only now, the dialer authenticated, does this side prove itself.
+	w := protocol.Welcome{MAC: protocol.WelcomeMAC(s.secret, helloBytes, chBytes)}
+	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.KindWelcome, 0, w.AppendTo(nil))); err != nil {
 		return readFailed("welcome write", err)
 	}
+	rd.SetMaxFrame(s.links.MaxFrame)
 	conn.SetDeadline(time.Time{})
 	g := s.related[hello.Group]
 	r := g.remoteForLink(hello.ServerID, hello.Incarnation, conn.RemoteAddr().String())

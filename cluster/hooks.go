@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cloudrift/cloudrift/internal/logsample"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -19,6 +20,7 @@ type pluginSlot struct {
 	name string
 	p    plugins.Plugin
 	log  zerolog.Logger
+	logs *logsample.Sampler // hook failures, sampled per hook
 
 	cloudOnce sync.Once
 	cloud     plugins.CloudMemory // the plugin's session, made on first use
@@ -77,6 +79,7 @@ func newHookSet(s *Server, ps []plugins.Plugin, names []string) (*hookSet, error
 			name = names[i]
 		}
 		slots[i] = pluginSlot{name: name, p: p, log: s.log.With().Str("plugin", name).Logger()}
+		slots[i].logs = newHookSampler(slots[i].log)
 		warnMisnamedHooks(&slots[i])
 	}
 	hs := &hookSet{
@@ -128,6 +131,25 @@ func warnMisnamedHooks(slot *pluginSlot) {
 	}
 }
 
+// failed returns the error event for a failure of hook, with the hook
+// named, or nil (on which zerolog's methods do nothing) when the sampler
+// drops it: a hook that fails for every message logs a few lines and a
+// count, not a line per message.
+func (p *pluginSlot) failed(hook string) *zerolog.Event {
+	if !p.logs.Allow(hook) {
+		return nil
+	}
+	return p.log.Error().Str("hook", hook)
+}
+
+// newHookSampler returns the sampler of a plugin's hook failures.
+func newHookSampler(log zerolog.Logger) *logsample.Sampler {
+	return &logsample.Sampler{Report: func(hook string, n int) {
+		log.Error().Str("hook", hook).Int("suppressed", n).Dur("window", logsample.DefaultWindow).
+			Msg("more hook failures than were logged")
+	}}
+}
+
 // call runs one hook, recovering a panic. Errors and panics are logged and
 // counted; the returned error is for Start, whose failure is fatal to
 // startup.
@@ -136,12 +158,12 @@ func (hs *hookSet) call(slot *pluginSlot, hookName string, f func() error) (err 
 		if v := recover(); v != nil {
 			hs.s.hookPanics.Add(1)
 			err = fmt.Errorf("plugin %q: %s panicked: %v", slot.name, hookName, v)
-			slot.log.Error().Str("hook", hookName).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
+			slot.failed(hookName).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
 		}
 	}()
 	if err = f(); err != nil {
 		hs.s.hookErrors.Add(1)
-		slot.log.Error().Str("hook", hookName).Err(err).Msg("plugin hook failed")
+		slot.failed(hookName).Err(err).Msg("plugin hook failed")
 		err = fmt.Errorf("plugin %q: %s: %w", slot.name, hookName, err)
 	}
 	return err
@@ -216,13 +238,13 @@ func (hs *hookSet) messageOne(h *hook[plugins.ServerMessageHandler], r *remote, 
 	defer func() {
 		if v := recover(); v != nil {
 			hs.s.hookPanics.Add(1)
-			h.slot.log.Error().Str("hook", "ServerMessage").Str("peer", r.id).Interface("panic", v).
+			h.slot.failed("ServerMessage").Str("peer", r.id).Interface("panic", v).
 				Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
 		}
 	}()
 	if err := h.h.ServerMessage(r, m); err != nil {
 		hs.s.hookErrors.Add(1)
-		h.slot.log.Error().Str("hook", "ServerMessage").Str("peer", r.id).Err(err).Msg("plugin hook failed")
+		h.slot.failed("ServerMessage").Str("peer", r.id).Err(err).Msg("plugin hook failed")
 	}
 }
 
@@ -274,12 +296,12 @@ func (hs *hookSet) clientMessageOne(h *hook[plugins.ClientMessageHandler], c *se
 	defer func() {
 		if v := recover(); v != nil {
 			hs.s.hookPanics.Add(1)
-			h.slot.log.Error().Str("hook", "ClientMessage").Str("client", c.ref.String()).Interface("panic", v).
+			h.slot.failed("ClientMessage").Str("client", c.ref.String()).Interface("panic", v).
 				Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
 		}
 	}()
 	if err := h.h.ClientMessage(c, m); err != nil {
 		hs.s.hookErrors.Add(1)
-		h.slot.log.Error().Str("hook", "ClientMessage").Str("client", c.ref.String()).Err(err).Msg("plugin hook failed")
+		h.slot.failed("ClientMessage").Str("client", c.ref.String()).Err(err).Msg("plugin hook failed")
 	}
 }

@@ -55,9 +55,10 @@ func helloFrame(sys, group, id string) []byte {
 }
 
 // authenticate sends the Hello hb on c, reads the acceptor's Challenge,
-// and answers it with an Auth keyed by secret. It returns the reader on c
-// and the Challenge's body, which both MACs cover.
-func authenticate(t *testing.T, c net.Conn, hb []byte, secret string) (*protocol.Reader, protocol.Challenge) {
+// and answers it with an Auth keyed by secret: the dialer proves first.
+// It returns the reader on c and the Challenge's encoding, which both MACs
+// cover.
+func authenticate(t *testing.T, c net.Conn, hb []byte, secret string) (*protocol.Reader, []byte) {
 	t.Helper()
 	c.Write(protocol.AppendFrame(nil, protocol.KindHello, 0, hb))
 	rd := protocol.NewReader(c, protocol.DefaultMaxFrame)
@@ -69,9 +70,10 @@ func authenticate(t *testing.T, c net.Conn, hb []byte, secret string) (*protocol
 	if err := ch.Decode(f.Payload); err != nil {
 		t.Fatal(err)
 	}
-	auth := protocol.Auth{MAC: protocol.AuthMAC([]byte(secret), hb, ch.Body(nil))}
+	body := ch.AppendTo(nil)
+	auth := protocol.Auth{MAC: protocol.AuthMAC([]byte(secret), hb, body)}
 	c.Write(protocol.AppendFrame(nil, protocol.KindAuth, 0, auth.AppendTo(nil)))
-	return rd, ch
+	return rd, body
 }
 
 // rawLink completes a real handshake with the server at addr as server id
@@ -81,12 +83,14 @@ func rawLink(t *testing.T, addr, id string, inc uint64) (net.Conn, *protocol.Rea
 	t.Helper()
 	c := rawConn(t, addr)
 	hb := hello("test", "g1", id, inc)
-	rd, ch := authenticate(t, c, hb, testSecret)
-	if !protocol.VerifyMAC(ch.MAC, protocol.ChallengeMAC([]byte(testSecret), hb, ch.Body(nil))) {
-		t.Fatal("acceptor MAC does not verify")
-	}
-	if f, err := rd.Next(); err != nil || f.Kind != protocol.KindWelcome {
+	rd, body := authenticate(t, c, hb, testSecret)
+	f, err := rd.Next()
+	if err != nil || f.Kind != protocol.KindWelcome {
 		t.Fatalf("want welcome: %v %v", f.Kind, err)
+	}
+	var w protocol.Welcome
+	if err := w.Decode(f.Payload); err != nil || !protocol.VerifyMAC(w.MAC, protocol.WelcomeMAC([]byte(testSecret), hb, body)) {
+		t.Fatalf("acceptor MAC does not verify: %v", err)
 	}
 	return c, rd
 }

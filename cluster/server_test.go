@@ -5,6 +5,7 @@ package cluster
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -38,10 +39,10 @@ func TestNewAppliesTheSystemFilesDefaults(t *testing.T) {
 	if s.links != want.Links || s.links.LeaveGrace != config.DefaultLeaveGrace {
 		t.Errorf("links %+v, want %+v", s.links, want.Links)
 	}
-	if s.group.Clients != want.Groups[0].Clients || s.group.Clients.SendQueueBytes != config.DefaultSendQueueBytes {
+	if !reflect.DeepEqual(s.group.Clients, want.Groups[0].Clients) || s.group.Clients.SendQueueBytes != config.DefaultSendQueueBytes {
 		t.Errorf("clients %+v, want %+v", s.group.Clients, want.Groups[0].Clients)
 	}
-	if sys.Links != (config.Links{}) || sys.Groups[0].Clients != (config.Clients{}) || sys.Groups[0].Listen != "" {
+	if sys.Links != (config.Links{}) || !reflect.DeepEqual(sys.Groups[0].Clients, config.Clients{}) || sys.Groups[0].Listen != "" {
 		t.Errorf("New changed the caller's System: %+v", sys)
 	}
 

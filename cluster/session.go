@@ -22,7 +22,8 @@ type session struct {
 	cc      *clientConn // conn's socket; nil only for a conn this package did not accept
 	addr    string
 	info    plugins.ClientInfo
-	limiter *rate.Limiter
+	limiter *rate.Limiter // the message budget (session_limit.go)
+	abuse   *rate.Limiter // the allowance of refused messages
 
 	mu        sync.Mutex // guards the fields below
 	queue     [][]byte   // whole client messages waiting to be written

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,12 +20,7 @@ func (c *session) readLoop() {
 	h := c.h
 	s := h.s
 	rt := h.cfg.ReadTimeout.D()
-	c.conn.SetPongHandler(func(string) error {
-		if !c.isClosing() {
-			c.conn.SetReadDeadline(time.Now().Add(rt))
-		}
-		return nil
-	})
+	c.limitControlFrames(rt)
 	s.hooks.clientConnected(c)
 	for c.readOne(rt) {
 	}
@@ -119,9 +115,11 @@ func (c *session) readOne(rt time.Duration) bool {
 		c.close(protocol.ReasonProtocol, "message shorter than its header", err)
 		return false
 	}
-	if !c.limiter.Allow() {
-		c.close(protocol.ReasonRateLimited, fmt.Sprintf("more than %d messages/s (burst %d)", h.cfg.Rate, h.cfg.Burst), nil)
-		return false
+	if ok, end := c.spend(); !ok {
+		if !end {
+			c.refuseOverBudget(f)
+		}
+		return !end
 	}
 	switch f.Kind {
 	case protocol.KindUser:
@@ -148,7 +146,39 @@ func (c *session) readFailed(err error) {
 		c.closedByPeer(protocol.ReasonNone, fmt.Sprintf("client closed (%d %s)", ce.Code, ce.Text), nil)
 	case errors.As(err, &ne) && ne.Timeout():
 		c.close(protocol.ReasonReadTimeout, fmt.Sprintf("silent for %s", c.h.cfg.ReadTimeout.D()), nil)
+	case isWebSocketProtocolError(err):
+		c.brokeProtocol(err)
 	default:
 		c.closedByPeer(protocol.ReasonIO, "connection failed", err)
 	}
+}
+
+// isWebSocketProtocolError reports whether a read failed because the client
+// broke the WebSocket protocol (a bad mask, reserved bits, a bad opcode, an
+// oversized control frame, ...). gorilla/websocket reports those as plain
+// errors whose text starts with "websocket: ", having already sent a close
+// frame with code 1002 (protocol error) and the same text.
+func isWebSocketProtocolError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, errRateLimited) {
+		return false
+	}
+	return strings.HasPrefix(err.Error(), "websocket: ")
+}
+
+// brokeProtocol ends a session whose client broke the WebSocket protocol.
+// gorilla has already answered with a close frame (1002 and its reason
+// text), after which no KindClose can follow; the session's reason, which
+// the plugins see, is ReasonProtocol, and the log says what was wrong.
+func (c *session) brokeProtocol(err error) {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		c.reason = &plugins.CloseError{Reason: protocol.ReasonProtocol, Message: "WebSocket protocol error", Err: err}
+		c.queue = nil
+	}
+	c.mu.Unlock()
+	c.h.warn("websocket protocol error").Str("remote_addr", c.addr).Str("client", c.ref.String()).
+		Str("reason", protocol.ReasonProtocol.String()).Err(err).Msg("a client broke the WebSocket protocol")
 }

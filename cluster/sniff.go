@@ -43,7 +43,15 @@ func (l *sniffListener) acceptLoop() {
 			continue
 		}
 		failures = 0
+		if err := l.s.clients.gate.enter(conn); err != nil {
+			l.s.refused.Add(1)
+			l.s.clients.warn("handshake cap").Str("remote_addr", conn.RemoteAddr().String()).
+				Str("reason", "handshake cap").Str("detail", err.Error()).Msg("refused a connection")
+			conn.Close()
+			continue
+		}
 		if !l.s.goTracked(func() { l.sniff(conn) }) {
+			l.s.clients.gate.leave(conn)
 			conn.Close()
 			return
 		}
@@ -55,6 +63,7 @@ func (l *sniffListener) sniff(conn net.Conn) {
 	conn.SetReadDeadline(time.Now().Add(s.links.HandshakeTimeout.D()))
 	var first [4]byte
 	if _, err := io.ReadFull(conn, first[:]); err != nil {
+		s.clients.gate.leave(conn)
 		conn.Close()
 		return
 	}
@@ -64,20 +73,24 @@ func (l *sniffListener) sniff(conn net.Conn) {
 		reason := protocol.ReasonProtocol
 		msg := "external groups accept game clients (WebSocket) only, never servers"
 		if binary.BigEndian.Uint32(first[:]) < uint32(s.links.MaxFrame) {
-			s.log.Warn().Str("remote_addr", conn.RemoteAddr().String()).Str("reason", reason.String()).
+			s.clients.warn("server link on a client port").Str("remote_addr", conn.RemoteAddr().String()).Str("reason", reason.String()).
 				Msg("refused a server link on an external port: " + msg)
 		} else {
-			s.log.Warn().Str("remote_addr", conn.RemoteAddr().String()).Str("reason", reason.String()).
+			s.clients.warn("not HTTP").Str("remote_addr", conn.RemoteAddr().String()).Str("reason", reason.String()).
 				Msg("refused a connection that is neither HTTP nor a server link")
 		}
 		writeClose(conn, reason, msg)
+		s.clients.gate.leave(conn)
 		conn.Close()
 		return
 	}
+	// The connection stays in the gate until HTTP upgrades or closes it
+	// (clientHub.connState).
 	pc := newClientConn(conn, first[:], &l.s.clients.wbufs)
 	select {
 	case l.conns <- pc:
 	case <-l.done:
+		s.clients.gate.leave(conn)
 		conn.Close()
 	}
 }

@@ -193,6 +193,13 @@ type Clients struct {
 	// SendQueueBytes bounds the bytes queued for one client; past it the
 	// client is slow and disconnected. Zero means 256 KiB.
 	SendQueueBytes int
+	// AllowedOrigins lists the web origins (scheme://host[:port], compared
+	// without regard to case) whose browser pages may open a client
+	// connection, besides pages served from the same host as the client
+	// port; "*" allows every origin. Requests without an Origin header
+	// (game clients that are not browsers) are always allowed. Empty
+	// means the same host only.
+	AllowedOrigins []string
 	// Line is the line of the clients mapping; 0 when absent.
 	Line int
 }

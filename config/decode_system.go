@@ -71,6 +71,7 @@ func (d *decoder) clients(f yamlx.Field, gctx, base string) Clients {
 		d.durationKey("readTimeout", ctx, &c.ReadTimeout),
 		d.durationKey("writeTimeout", ctx, &c.WriteTimeout),
 		d.intKey("sendQueueBytes", ctx, &c.SendQueueBytes),
+		d.strListKey("allowedOrigins", ctx, &c.AllowedOrigins),
 	})
 	return c
 }
@@ -188,6 +189,14 @@ func (d *decoder) strKey(name, ctx string, dst *string) key {
 
 func (d *decoder) intKey(name, ctx string, dst *int) key {
 	return key{name, func(f yamlx.Field, p string) { *dst = d.integer(f, ctx, p) }}
+}
+
+func (d *decoder) strListKey(name, ctx string, dst *[]string) key {
+	return key{name, func(f yamlx.Field, p string) {
+		for i, item := range d.list(f, ctx, p) {
+			*dst = append(*dst, d.str(yamlx.Field{Key: f.Key, Val: item}, ctx, p+"."+strconv.Itoa(i)))
+		}
+	}}
 }
 
 func (d *decoder) durationKey(name, ctx string, dst *Duration) key {

@@ -28,8 +28,11 @@ func (d *decoder) expandTree(n *yaml.Node, key string, lookup func(string) (stri
 		}
 		v, err := expand(n.Value, lookup)
 		if err != nil {
-			ctx := key
-			d.errorf(n, ctx, "%v", err)
+			msg := err.full
+			if sensitiveKey(key) && (err.badName || !wholeReference(n.Value)) {
+				msg = err.redacted // the message would quote part of a secret
+			}
+			d.errorf(n, key, "%s", msg)
 			d.failed[n] = true
 			return
 		}
@@ -41,9 +44,43 @@ func (d *decoder) expandTree(n *yaml.Node, key string, lookup func(string) (stri
 	}
 }
 
+// expandError is a failed expansion, in two wordings: full names the
+// offending reference; redacted says where it is (a byte offset) and
+// quotes nothing of the value, for values that are secrets: a secret
+// written next to a ${...} must not reach a log through its error.
+type expandError struct {
+	full, redacted string
+	badName        bool // full quotes a reference whose name is not valid
+}
+
+func expandErr(at int, redacted, format string, args ...any) *expandError {
+	return &expandError{
+		full:     fmt.Sprintf(format, args...),
+		redacted: fmt.Sprintf("at byte %d: %s (the value is not shown: it may be a secret)", at, redacted),
+	}
+}
+
+// wholeReference reports whether v is one ${...} reference and nothing
+// else, so that naming the variable quotes nothing written next to it.
+func wholeReference(v string) bool {
+	return strings.HasPrefix(v, "${") && strings.IndexByte(v, '}') == len(v)-1
+}
+
+// sensitiveKey reports whether values under key may be secrets, whose text
+// expansion errors must not quote.
+func sensitiveKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, w := range []string{"secret", "password", "token", "key", "credential"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // expand substitutes ${VAR}, ${VAR:-default} and $$ in s. Substituted text is
 // not expanded again; a $ not followed by { or $ is kept.
-func expand(s string, lookup func(string) (string, bool)) (string, error) {
+func expand(s string, lookup func(string) (string, bool)) (string, *expandError) {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		if s[i] != '$' || i+1 == len(s) {
@@ -58,19 +95,23 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		case '{':
 			end := strings.IndexByte(s[i+2:], '}')
 			if end < 0 {
-				return "", fmt.Errorf("unterminated \"${\": write ${VAR}, or $$ for a literal $")
+				return "", expandErr(i, `unterminated "${"`, `unterminated "${": write ${VAR}, or $$ for a literal $`)
 			}
 			body := s[i+2 : i+2+end]
 			name, def, hasDef := strings.Cut(body, ":-")
 			if !isVarName(name) {
-				return "", fmt.Errorf("bad variable reference %q: write ${VAR} or ${VAR:-default}", "${"+body+"}")
+				e := expandErr(i, "bad variable reference",
+					"bad variable reference %q: write ${VAR} or ${VAR:-default}", "${"+name+"}")
+				e.badName = true
+				return "", e
 			}
 			v, ok := lookup(name)
 			switch {
 			case hasDef && v == "":
 				v = def
 			case !ok:
-				return "", fmt.Errorf("environment variable %q is not set (use ${%s:-default} for a default)", name, name)
+				return "", expandErr(i, "an environment variable it names is not set",
+					"environment variable %q is not set (use ${%s:-default} for a default)", name, name)
 			}
 			b.WriteString(v)
 			i += 2 + end + 1

@@ -18,6 +18,9 @@ const minLength = HeaderSize - lengthSize
 // larger than it arrives.
 const initialReaderBuffer = 32 << 10
 
+// minGrowth is the least a full Reader buffer grows by when it grows.
+const minGrowth = 512
+
 // maxEmptyReads is how many consecutive (0, nil) reads a Reader tolerates
 // before it gives up with io.ErrNoProgress.
 const maxEmptyReads = 100
@@ -106,10 +109,13 @@ func frameAt(b []byte) Frame {
 // reads is completed by moving it to the front of the buffer, growing the
 // buffer when the frame is larger than it.
 //
-// The buffer starts at 32 KiB (or lengthSize+maxFrame if smaller), grows
-// only for a frame that does not fit, never beyond lengthSize+maxFrame, and
-// only after the frame's length has been checked against the limit. It keeps
-// its largest size for the Reader's life.
+// The buffer starts at 32 KiB (or lengthSize+maxFrame if smaller) and grows
+// only for a frame that does not fit, only after the frame's length has been
+// checked against the limit, and only as the frame's bytes arrive: it at
+// most doubles when it is full, never beyond lengthSize+maxFrame. A peer
+// that announces a large frame and sends nothing more costs nothing beyond
+// the initial buffer; memory follows the bytes actually received. The
+// buffer keeps its largest size for the Reader's life.
 //
 // A Reader is not safe for concurrent use.
 type Reader struct {
@@ -127,6 +133,12 @@ type Reader struct {
 func NewReader(r io.Reader, maxFrame int) *Reader {
 	return &Reader{src: r, max: effectiveMax(maxFrame)}
 }
+
+// SetMaxFrame changes the limit on length fields for the frames Next
+// returns from now on (maxFrame <= 0 means DefaultMaxFrame). A link raises
+// it from MaxHandshakeFrame to its configured limit once the peer is
+// authenticated.
+func (r *Reader) SetMaxFrame(maxFrame int) { r.max = effectiveMax(maxFrame) }
 
 // Buffered returns the number of bytes read from the stream but not yet
 // returned as frames.
@@ -198,23 +210,25 @@ func (r *Reader) Next() (Frame, error) {
 	}
 }
 
-// makeRoom makes buf[start:] at least need bytes long, moving the buffered
-// bytes to the front and growing the buffer when necessary. need is at most
-// lengthSize+max (checked by the caller) and more than end-start.
+// makeRoom makes room to read more of the need bytes, from start, that the
+// next step waits for. need is at most lengthSize+max (checked by the
+// caller) and more than end-start. Buffered bytes move to the front when
+// that frees room; the buffer grows only when it is full, to at most twice
+// its size, so it never runs ahead of what the peer has sent.
 func (r *Reader) makeRoom(need int) {
 	if len(r.buf)-r.start >= need {
 		return
 	}
-	if need > len(r.buf) {
-		size := min(max(need, 2*len(r.buf)), lengthSize+r.max)
-		nb := make([]byte, size)
-		r.end = copy(nb, r.buf[r.start:r.end])
+	if r.start > 0 {
+		r.end = copy(r.buf, r.buf[r.start:r.end])
 		r.start = 0
-		r.buf = nb
+	}
+	if r.end < len(r.buf) {
 		return
 	}
-	r.end = copy(r.buf, r.buf[r.start:r.end])
-	r.start = 0
+	nb := make([]byte, min(need, max(2*len(r.buf), minGrowth)))
+	copy(nb, r.buf[:r.end])
+	r.buf = nb
 }
 
 // fail records err as the Reader's sticky error and returns it.

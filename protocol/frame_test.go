@@ -308,15 +308,15 @@ func TestReaderLimitExact(t *testing.T) {
 		t.Fatalf("frame over the limit: %v", err)
 	}
 
-	// Growth doubles the buffer but stops at the limit.
+	// Growth doubles the buffer but stops at the frame's size.
 	const limit2 = initialReaderBuffer + initialReaderBuffer/2
 	mid := AppendFrame(nil, KindUser, 3, make([]byte, initialReaderBuffer))
 	r = NewReader(bytes.NewReader(mid), limit2)
 	if f, err := r.Next(); err != nil || len(f.Payload) != initialReaderBuffer {
 		t.Fatalf("frame over the initial buffer: %v", err)
 	}
-	if len(r.buf) != lengthSize+limit2 {
-		t.Fatalf("buffer grew to %d, want the limit %d", len(r.buf), lengthSize+limit2)
+	if len(r.buf) != len(mid) {
+		t.Fatalf("buffer grew to %d, want the frame's %d", len(r.buf), len(mid))
 	}
 
 	// A small limit caps the initial buffer too.
@@ -469,4 +469,22 @@ func ExampleReader() {
 	// ping tag=0 payload=""
 	// user tag=42 payload="hello"
 	// EOF
+}
+
+// TestReaderGrowsWithArrivingBytes checks that announcing a large frame
+// costs the sender the bytes: a Reader's buffer follows what arrived, not
+// what the length field promised.
+func TestReaderGrowsWithArrivingBytes(t *testing.T) {
+	const limit = 16 << 20
+	for _, sent := range []int{0, 100, initialReaderBuffer + 1000} {
+		stream := AppendHeader(nil, KindUser, 0, limit-minLength)
+		stream = append(stream, make([]byte, sent)...)
+		r := NewReader(bytes.NewReader(stream), limit)
+		if _, err := r.Next(); err != io.ErrUnexpectedEOF {
+			t.Fatalf("%d bytes of a %d-byte frame: %v, want io.ErrUnexpectedEOF", sent, limit, err)
+		}
+		if max := 2 * max(initialReaderBuffer, len(stream)); len(r.buf) > max {
+			t.Fatalf("%d bytes of a %d-byte frame grew the buffer to %d, want at most %d", sent, limit, len(r.buf), max)
+		}
+	}
 }

@@ -170,16 +170,9 @@ func FuzzHello(f *testing.F) {
 func FuzzChallenge(f *testing.F) {
 	c := testChallenge()
 	f.Add(c.AppendTo(nil))
-	f.Add(c.Body(nil))
 	f.Add((&Challenge{}).AppendTo(nil))
 	f.Add([]byte{0, 1, 255})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		fuzzRoundTrip[Challenge](t, data)
-		var c Challenge
-		if c.Decode(data) == nil && !bytes.Equal(c.Body(nil), data[:len(data)-32]) {
-			t.Fatalf("Body differs from the input without its MAC")
-		}
-	})
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip[Challenge](t, data) })
 }
 
 func FuzzAuth(f *testing.F) {

@@ -12,22 +12,35 @@ import (
 )
 
 // The link handshake. The dialer sends Hello (KindHello); the acceptor
-// answers Challenge (KindChallenge), whose MAC is ChallengeMAC over the
-// transcript; the dialer checks it and sends Auth (KindAuth) with AuthMAC;
-// the acceptor checks it and sends an empty KindWelcome frame. Either side
-// may instead send Close (KindClose) with a Reason and end the connection.
-// Handshake frames carry tag 0.
+// answers Challenge (KindChallenge), which carries its nonce and no MAC; the
+// dialer proves it holds the secret with Auth (KindAuth), AuthMAC over the
+// transcript; the acceptor checks it and only then proves itself with
+// Welcome (KindWelcome), WelcomeMAC over the same transcript, which the
+// dialer checks. Either side may instead send Close (KindClose) with a
+// Reason and end the connection. Handshake frames carry tag 0.
+//
+// The order is the point: a party that has proved nothing never receives a
+// MAC made with the secret. Anyone who can reach a listening port can send
+// a Hello, so the acceptor answers it with a nonce only; the dialer, which
+// dials only servers the registry lists, is the one who proves first.
 //
 // Encodings are big-endian and canonical (one encoding per value, which
 // Decode enforces), with strings prefixed by their length:
 //
 //	Hello:     u16 version | str8 system | str8 group | str8 serverID | u64 incarnation | [32] nonce
-//	Challenge: u16 version | str8 serverID | str8 group | u64 incarnation | [32] nonce | [32] mac
+//	Challenge: u16 version | str8 serverID | str8 group | u64 incarnation | [32] nonce
 //	Auth:      [32] mac
+//	Welcome:   [32] mac
 //	Close:     u16 reason | u16 length | message
 //
 // Hello and Challenge start with the version in every protocol version, so
 // a receiver can read it with PeekVersion before decoding the rest.
+
+// MaxHandshakeFrame is the largest length field a handshake frame needs: a
+// Hello with three names of MaxNameLen bytes, or a Close with the longest
+// message, plus kind and tag. Readers apply it until the handshake is over,
+// so an unauthenticated peer cannot make them hold more.
+const MaxHandshakeFrame = 1 << 11
 
 // MaxNameLen is the longest system, group or server ID a handshake carries,
 // in bytes.
@@ -39,8 +52,8 @@ const MaxCloseMessage = 1024
 // Labels that separate the acceptor's MAC from the dialer's, so one can never
 // be replayed as the other.
 const (
-	acceptorLabel = "cloudrift/1 acceptor\x00"
-	dialerLabel   = "cloudrift/1 dialer\x00"
+	acceptorLabel = "cloudrift/2 acceptor\x00"
+	dialerLabel   = "cloudrift/2 dialer\x00"
 )
 
 // Hello is the dialer's first message.
@@ -86,8 +99,9 @@ func (h *Hello) Decode(b []byte) error {
 	return nil
 }
 
-// Challenge is the acceptor's answer to Hello. MAC is ChallengeMAC over the
-// Hello payload as received and this Challenge's Body.
+// Challenge is the acceptor's answer to Hello: who it is and its nonce. It
+// carries no MAC: the acceptor proves itself in Welcome, after the dialer
+// has proved itself in Auth.
 //
 // Strings follow the same rules as Hello's.
 type Challenge struct {
@@ -96,14 +110,12 @@ type Challenge struct {
 	Group       string   // acceptor's group
 	Incarnation uint64   // acceptor's incarnation
 	Nonce       [32]byte // fresh per handshake (NewNonce)
-	MAC         [32]byte // ChallengeMAC(secret, hello, c.Body(nil))
 }
 
-// Body appends the encoded Challenge without its MAC, the part the MACs
-// cover, and returns the extended slice. Because the encoding is canonical,
-// Body of a decoded Challenge equals the received payload minus its last 32
-// bytes.
-func (c *Challenge) Body(dst []byte) []byte {
+// AppendTo appends the encoded Challenge to dst and returns the extended
+// slice. Because the encoding is canonical, AppendTo of a decoded Challenge
+// equals the received payload.
+func (c *Challenge) AppendTo(dst []byte) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, c.Version)
 	dst = wire.AppendStr8(dst, c.ServerID)
 	dst = wire.AppendStr8(dst, c.Group)
@@ -111,15 +123,8 @@ func (c *Challenge) Body(dst []byte) []byte {
 	return append(dst, c.Nonce[:]...)
 }
 
-// AppendTo appends the encoded Challenge (Body, then MAC) to dst and returns
-// the extended slice.
-func (c *Challenge) AppendTo(dst []byte) []byte {
-	return append(c.Body(dst), c.MAC[:]...)
-}
-
 // Decode sets c from b, a whole Challenge payload. On error, which wraps
-// ErrMalformed, c is unchanged. Decoded strings do not alias b. Decode does
-// not verify the MAC.
+// ErrMalformed, c is unchanged. Decoded strings do not alias b.
 func (c *Challenge) Decode(b []byte) error {
 	d := wire.NewDecoder(b, "challenge")
 	v := Challenge{
@@ -128,7 +133,6 @@ func (c *Challenge) Decode(b []byte) error {
 		Group:       d.Str8("group"),
 		Incarnation: d.U64("incarnation"),
 		Nonce:       d.Bytes32("nonce"),
-		MAC:         d.Bytes32("mac"),
 	}
 	if err := d.Finish(); err != nil {
 		return err
@@ -137,8 +141,9 @@ func (c *Challenge) Decode(b []byte) error {
 	return nil
 }
 
-// Auth is the dialer's proof that it holds the secret. MAC is AuthMAC over
-// the Hello payload as sent and the Challenge's Body.
+// Auth is the dialer's proof that it holds the secret: MAC is AuthMAC over
+// the Hello and the Challenge payloads. Welcome, the acceptor's proof, has
+// the same encoding.
 type Auth struct {
 	MAC [32]byte
 }
@@ -148,8 +153,8 @@ func (a *Auth) AppendTo(dst []byte) []byte {
 	return append(dst, a.MAC[:]...)
 }
 
-// Decode sets a from b, a whole Auth payload. On error, which wraps
-// ErrMalformed, a is unchanged.
+// Decode sets a from b, a whole Auth (or Welcome) payload. On error, which
+// wraps ErrMalformed, a is unchanged.
 func (a *Auth) Decode(b []byte) error {
 	d := wire.NewDecoder(b, "auth")
 	mac := d.Bytes32("mac")
@@ -159,6 +164,11 @@ func (a *Auth) Decode(b []byte) error {
 	a.MAC = mac
 	return nil
 }
+
+// Welcome is the acceptor's proof that it holds the secret, sent only after
+// it has verified the dialer's Auth: MAC is WelcomeMAC over the Hello and
+// the Challenge payloads. Its encoding is Auth's.
+type Welcome = Auth
 
 // Close says why the sender ends a link or connection; the sender closes the
 // connection after it.
@@ -205,21 +215,21 @@ func PeekVersion(b []byte) (uint16, bool) {
 	return binary.BigEndian.Uint16(b), true
 }
 
-// ChallengeMAC returns the acceptor's MAC: HMAC-SHA256 keyed with the system
+// AuthMAC returns the dialer's MAC: HMAC-SHA256 keyed with the system
 // secret over
 //
-//	"cloudrift/1 acceptor\x00" | u32 len(hello) | hello | u32 len(challengeBody) | challengeBody
+//	"cloudrift/2 dialer\x00" | u32 len(hello) | hello | u32 len(challenge) | challenge
 //
-// where hello is the Hello payload exactly as it crossed the wire and
-// challengeBody is Challenge.Body. The nonces in both make it fresh.
-func ChallengeMAC(secret, hello, challengeBody []byte) [32]byte {
-	return transcriptMAC(secret, acceptorLabel, hello, challengeBody)
+// where hello and challenge are the Hello and Challenge payloads exactly as
+// they crossed the wire. The nonces in both make it fresh.
+func AuthMAC(secret, hello, challenge []byte) [32]byte {
+	return transcriptMAC(secret, dialerLabel, hello, challenge)
 }
 
-// AuthMAC returns the dialer's MAC: like ChallengeMAC with the label
-// "cloudrift/1 dialer\x00", so neither MAC can stand in for the other.
-func AuthMAC(secret, hello, challengeBody []byte) [32]byte {
-	return transcriptMAC(secret, dialerLabel, hello, challengeBody)
+// WelcomeMAC returns the acceptor's MAC: like AuthMAC with the label
+// "cloudrift/2 acceptor\x00", so neither MAC can stand in for the other.
+func WelcomeMAC(secret, hello, challenge []byte) [32]byte {
+	return transcriptMAC(secret, acceptorLabel, hello, challenge)
 }
 
 // VerifyMAC reports whether a and b are equal, in constant time.
@@ -236,16 +246,16 @@ func NewNonce() ([32]byte, error) {
 	return n, nil
 }
 
-func transcriptMAC(secret []byte, label string, hello, challengeBody []byte) [32]byte {
+func transcriptMAC(secret []byte, label string, hello, challenge []byte) [32]byte {
 	m := hmac.New(sha256.New, secret)
 	var n [4]byte
 	m.Write([]byte(label))
 	binary.BigEndian.PutUint32(n[:], uint32(len(hello)))
 	m.Write(n[:])
 	m.Write(hello)
-	binary.BigEndian.PutUint32(n[:], uint32(len(challengeBody)))
+	binary.BigEndian.PutUint32(n[:], uint32(len(challenge)))
 	m.Write(n[:])
-	m.Write(challengeBody)
+	m.Write(challenge)
 	var sum [32]byte
 	m.Sum(sum[:0])
 	return sum

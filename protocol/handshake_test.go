@@ -29,7 +29,6 @@ func testChallenge() Challenge {
 		Group:       "cloud",
 		Incarnation: 0xFEDCBA9876543210,
 		Nonce:       [32]byte{9, 8, 7, 31: 0x11},
-		MAC:         [32]byte{0xAB, 31: 0xCD},
 	}
 }
 
@@ -84,15 +83,10 @@ func TestHandshakeLayout(t *testing.T) {
 	if got := h.AppendTo(nil); !bytes.Equal(got, want) {
 		t.Fatalf("Hello = %x\nwant    %x", got, want)
 	}
-	c := Challenge{Version: 1, ServerID: "a", Group: "b", Incarnation: 2, Nonce: [32]byte{3}, MAC: [32]byte{4}}
+	c := Challenge{Version: 1, ServerID: "a", Group: "b", Incarnation: 2, Nonce: [32]byte{3}}
 	body := []byte{0, 1, 1, 'a', 1, 'b', 0, 0, 0, 0, 0, 0, 0, 2, 3}
 	body = append(body, make([]byte, 31)...)
-	if got := c.Body([]byte("x")); !bytes.Equal(got, append([]byte("x"), body...)) {
-		t.Fatalf("Challenge.Body = %x", got)
-	}
-	full := append(append([]byte{}, body...), 4)
-	full = append(full, make([]byte, 31)...)
-	if got := c.AppendTo(nil); !bytes.Equal(got, full) {
+	if got := c.AppendTo([]byte("x")); !bytes.Equal(got, append([]byte("x"), body...)) {
 		t.Fatalf("Challenge = %x", got)
 	}
 	cl := Close{Reason: ReasonReplaced, Message: "hi"}
@@ -275,44 +269,49 @@ func referenceMAC(secret []byte, label string, hello, body []byte) [32]byte {
 func TestMACs(t *testing.T) {
 	secret := []byte("system secret")
 	h, c := testHello(), testChallenge()
-	hello, body := h.AppendTo(nil), c.Body(nil)
+	hello, body := h.AppendTo(nil), c.AppendTo(nil)
 
-	cm := ChallengeMAC(secret, hello, body)
+	wm := WelcomeMAC(secret, hello, body)
 	am := AuthMAC(secret, hello, body)
-	if cm != referenceMAC(secret, "cloudrift/1 acceptor\x00", hello, body) {
-		t.Fatal("ChallengeMAC does not match the documented construction")
+	if wm != referenceMAC(secret, "cloudrift/2 acceptor\x00", hello, body) {
+		t.Fatal("WelcomeMAC does not match the documented construction")
 	}
-	if am != referenceMAC(secret, "cloudrift/1 dialer\x00", hello, body) {
+	if am != referenceMAC(secret, "cloudrift/2 dialer\x00", hello, body) {
 		t.Fatal("AuthMAC does not match the documented construction")
 	}
-	if VerifyMAC(cm, am) {
+	if VerifyMAC(wm, am) {
 		t.Fatal("acceptor and dialer MACs are equal")
 	}
-	if VerifyMAC(cm, ChallengeMAC([]byte("other secret"), hello, body)) {
-		t.Fatal("ChallengeMAC ignores the secret")
+	if VerifyMAC(wm, WelcomeMAC([]byte("other secret"), hello, body)) {
+		t.Fatal("WelcomeMAC ignores the secret")
 	}
 	if VerifyMAC(am, AuthMAC([]byte("other secret"), hello, body)) {
 		t.Fatal("AuthMAC ignores the secret")
 	}
-	if !VerifyMAC(cm, ChallengeMAC(secret, hello, body)) {
-		t.Fatal("ChallengeMAC is not deterministic")
+	if !VerifyMAC(wm, WelcomeMAC(secret, hello, body)) {
+		t.Fatal("WelcomeMAC is not deterministic")
 	}
 	// Length prefixes keep the split between hello and body in the MAC.
 	joined := append(append([]byte{}, hello...), body...)
-	if VerifyMAC(ChallengeMAC(secret, joined[:len(hello)+1], joined[len(hello)+1:]), cm) {
+	if VerifyMAC(WelcomeMAC(secret, joined[:len(hello)+1], joined[len(hello)+1:]), wm) {
 		t.Fatal("moving a byte from body to hello keeps the MAC")
 	}
 	// Any change to the transcript changes the MAC.
 	h.Nonce[5] ^= 1
-	if VerifyMAC(cm, ChallengeMAC(secret, h.AppendTo(nil), body)) {
-		t.Fatal("ChallengeMAC ignores the dialer's nonce")
+	if VerifyMAC(wm, WelcomeMAC(secret, h.AppendTo(nil), body)) {
+		t.Fatal("WelcomeMAC ignores the dialer's nonce")
+	}
+	c.Nonce[5] ^= 1
+	if VerifyMAC(am, AuthMAC(secret, hello, c.AppendTo(nil))) {
+		t.Fatal("AuthMAC ignores the acceptor's nonce")
 	}
 }
 
 // TestHandshakeFlow runs both sides of a handshake through frames and checks
-// that a wrong secret fails on either side.
+// that a wrong secret fails on either side, and that the acceptor sends no
+// MAC before the dialer's Auth verified.
 func TestHandshakeFlow(t *testing.T) {
-	run := func(dialerSecret, acceptorSecret []byte) (challengeOK, authOK bool) {
+	run := func(dialerSecret, acceptorSecret []byte) (authOK, welcomeOK bool) {
 		t.Helper()
 		// Dialer → Hello.
 		dn, err := NewNonce()
@@ -322,8 +321,8 @@ func TestHandshakeFlow(t *testing.T) {
 		hello := Hello{Version: Version, System: "openworld", Group: "world", ServerID: "w1", Incarnation: 7, Nonce: dn}
 		wire := AppendFrame(nil, KindHello, 0, hello.AppendTo(nil))
 
-		// Acceptor: decode Hello, answer Challenge.
-		f, n, err := Decode(wire, 0)
+		// Acceptor: decode Hello, answer Challenge (no MAC).
+		f, n, err := Decode(wire, MaxHandshakeFrame)
 		if err != nil || n != len(wire) || f.Kind != KindHello || f.Tag != 0 {
 			t.Fatalf("hello frame: %v", err)
 		}
@@ -337,11 +336,11 @@ func TestHandshakeFlow(t *testing.T) {
 			t.Fatal(err)
 		}
 		ch := Challenge{Version: Version, ServerID: "c1", Group: "cloud", Incarnation: 9, Nonce: an}
-		ch.MAC = ChallengeMAC(acceptorSecret, helloWire, ch.Body(nil))
-		wire = AppendFrame(nil, KindChallenge, 0, ch.AppendTo(nil))
+		chWire := ch.AppendTo(nil)
+		wire = AppendFrame(nil, KindChallenge, 0, chWire)
 
-		// Dialer: decode Challenge, check its MAC, answer Auth.
-		f, _, err = Decode(wire, 0)
+		// Dialer: decode Challenge, prove itself with Auth.
+		f, _, err = Decode(wire, MaxHandshakeFrame)
 		if err != nil || f.Kind != KindChallenge {
 			t.Fatalf("challenge frame: %v", err)
 		}
@@ -349,16 +348,15 @@ func TestHandshakeFlow(t *testing.T) {
 		if err := gotCh.Decode(f.Payload); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(gotCh.Body(nil), f.Payload[:len(f.Payload)-32]) {
-			t.Fatal("Body of the decoded Challenge differs from the received bytes")
+		if !bytes.Equal(gotCh.AppendTo(nil), f.Payload) {
+			t.Fatal("the decoded Challenge re-encodes differently from the received bytes")
 		}
 		sentHello := hello.AppendTo(nil)
-		challengeOK = VerifyMAC(gotCh.MAC, ChallengeMAC(dialerSecret, sentHello, gotCh.Body(nil)))
-		auth := Auth{MAC: AuthMAC(dialerSecret, sentHello, gotCh.Body(nil))}
+		auth := Auth{MAC: AuthMAC(dialerSecret, sentHello, gotCh.AppendTo(nil))}
 		wire = AppendFrame(nil, KindAuth, 0, auth.AppendTo(nil))
 
-		// Acceptor: check Auth.
-		f, _, err = Decode(wire, 0)
+		// Acceptor: check Auth; only then answer Welcome.
+		f, _, err = Decode(wire, MaxHandshakeFrame)
 		if err != nil || f.Kind != KindAuth {
 			t.Fatalf("auth frame: %v", err)
 		}
@@ -366,14 +364,44 @@ func TestHandshakeFlow(t *testing.T) {
 		if err := gotAuth.Decode(f.Payload); err != nil {
 			t.Fatal(err)
 		}
-		authOK = VerifyMAC(gotAuth.MAC, AuthMAC(acceptorSecret, helloWire, ch.Body(nil)))
-		return challengeOK, authOK
+		authOK = VerifyMAC(gotAuth.MAC, AuthMAC(acceptorSecret, helloWire, chWire))
+		if !authOK {
+			return false, false
+		}
+		w := Welcome{MAC: WelcomeMAC(acceptorSecret, helloWire, chWire)}
+		wire = AppendFrame(nil, KindWelcome, 0, w.AppendTo(nil))
+
+		// Dialer: check Welcome.
+		f, _, err = Decode(wire, MaxHandshakeFrame)
+		if err != nil || f.Kind != KindWelcome {
+			t.Fatalf("welcome frame: %v", err)
+		}
+		var gotW Welcome
+		if err := gotW.Decode(f.Payload); err != nil {
+			t.Fatal(err)
+		}
+		welcomeOK = VerifyMAC(gotW.MAC, WelcomeMAC(dialerSecret, sentHello, gotCh.AppendTo(nil)))
+		return authOK, welcomeOK
 	}
-	if c, a := run([]byte("s3cret"), []byte("s3cret")); !c || !a {
-		t.Fatalf("same secret: challenge ok %v, auth ok %v", c, a)
+	if a, w := run([]byte("s3cret"), []byte("s3cret")); !a || !w {
+		t.Fatalf("same secret: auth ok %v, welcome ok %v", a, w)
 	}
-	if c, a := run([]byte("s3cret"), []byte("other")); c || a {
-		t.Fatalf("different secrets: challenge ok %v, auth ok %v", c, a)
+	if a, w := run([]byte("s3cret"), []byte("other")); a || w {
+		t.Fatalf("different secrets: auth ok %v, welcome ok %v", a, w)
+	}
+}
+
+// TestMaxHandshakeFrame checks that the largest handshake messages fit the
+// handshake frame limit.
+func TestMaxHandshakeFrame(t *testing.T) {
+	long := strings.Repeat("n", MaxNameLen)
+	h := Hello{System: long, Group: long, ServerID: long}
+	cl := Close{Message: strings.Repeat("m", MaxCloseMessage)}
+	for _, p := range [][]byte{h.AppendTo(nil), cl.AppendTo(nil), (&Challenge{ServerID: long, Group: long}).AppendTo(nil)} {
+		wire := AppendFrame(nil, KindHello, 0, p)
+		if _, n, err := Decode(wire, MaxHandshakeFrame); err != nil || n != len(wire) {
+			t.Fatalf("a %d-byte handshake payload does not fit MaxHandshakeFrame: %v", len(p), err)
+		}
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 	"github.com/cloudrift/cloudrift/protocol/internal/wire"
 )
 
-// Version is the link protocol version carried in the handshake.
-const Version uint16 = 1
+// Version is the link protocol version carried in the handshake. Version 2
+// moved the acceptor's MAC from Challenge to Welcome.
+const Version uint16 = 2
 
 // HeaderSize is the size of a frame header: length, kind and tag.
 const HeaderSize = 7
@@ -36,7 +37,7 @@ const (
 	KindHello     Kind = 1  // dialer → acceptor: Hello
 	KindChallenge Kind = 2  // acceptor → dialer: Challenge
 	KindAuth      Kind = 3  // dialer → acceptor: Auth
-	KindWelcome   Kind = 4  // acceptor → dialer: the link is up (empty payload)
+	KindWelcome   Kind = 4  // acceptor → dialer: Welcome, the link is up
 	KindClose     Kind = 5  // either side: Close, then the connection ends
 	KindPing      Kind = 6  // either side: keepalive, answered by KindPong
 	KindPong      Kind = 7  // answer to KindPing
@@ -118,7 +119,7 @@ const (
 	// disconnected.
 	ReasonMessageTooLarge Reason = 16 // a client message exceeded the size limit
 	ReasonRateLimited     Reason = 17 // a client sent faster than its rate limit
-	ReasonServerFull      Reason = 18 // the server holds its maximum of clients
+	ReasonServerFull      Reason = 18 // the server holds its maximum of clients (on a link port: of handshakes)
 	ReasonReadTimeout     Reason = 19 // the client was silent past the read deadline
 	ReasonSlowClient      Reason = 20 // the client's send queue overflowed
 	ReasonAuthRefused     Reason = 21 // a plugin refused the client at connect

@@ -59,7 +59,7 @@ func TestDeploySystemMatchesRepository(t *testing.T) {
 		gc, rc := g.Clients, r.Clients
 		gc.Line, rc.Line = 0, 0
 		if g.Name != r.Name || g.Visibility != r.Visibility || g.Replicas != r.Replicas ||
-			!slices.Equal(g.ConnectsTo, r.ConnectsTo) || gc != rc {
+			!slices.Equal(g.ConnectsTo, r.ConnectsTo) || !reflect.DeepEqual(gc, rc) {
 			t.Errorf("group %d: %+v\nrepository's: %+v", i, g, r)
 		}
 		if len(g.Plugins) != len(r.Plugins) {

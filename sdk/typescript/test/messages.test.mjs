@@ -95,7 +95,7 @@ test("the server's close reasons reach the application", async (t) => {
   });
   await t.test("rate limited", { skip: noSystem }, async (t) => {
     const c = await dial(t);
-    for (let i = 0; i < 400 && c.err === null; i++) c.send(0, new Uint8Array());
+    for (let i = 0; i < 1700 && c.err === null; i++) c.send(0, new Uint8Array()); // past the burst and 4×burst refused
     const err = await within(c.done, "the close");
     assert.ok(err instanceof CloseError, `${err}`);
     assert.equal(err.reason, Reason.RateLimited);
