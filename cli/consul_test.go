@@ -14,7 +14,7 @@ import (
 func TestRunWithConsul(t *testing.T) {
 	agent := consultest.Start(t, consultest.Options{})
 	path := writeFile(t, "consul.yaml", fmt.Sprintf(`system: clitest
-secret: dev-only-secret-change-me
+secret: ${CLOUDRIFT_SECRET}
 registry:
   type: consul
   settings:

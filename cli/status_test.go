@@ -24,7 +24,7 @@ func statusFile(t *testing.T, addr, token string) string {
 		tok = "\n    token: " + token
 	}
 	return writeFile(t, "status.yaml", fmt.Sprintf(`system: statustest
-secret: dev-only-secret-change-me
+secret: ${CLOUDRIFT_SECRET}
 registry:
   type: consul
   settings:
