@@ -126,8 +126,9 @@ func (h *clientHub) route(w http.ResponseWriter, r *http.Request) {
 
 // originAllowed reports whether a request may open a client connection:
 // one without an Origin header (not a browser), one from a page on the
-// same host as the request, or one from an origin clients.allowedOrigins
-// lists.
+// same host as the request (any port: a game's page is usually served
+// from another port than the client port), or one from an origin
+// clients.allowedOrigins lists.
 func (h *clientHub) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -139,7 +140,15 @@ func (h *clientHub) originAllowed(r *http.Request) bool {
 		}
 	}
 	u, err := url.Parse(origin)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
+	return err == nil && u.Hostname() != "" && strings.EqualFold(u.Hostname(), hostname(r.Host))
+}
+
+// hostname is host without its port.
+func hostname(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
 }
 
 // shutdown stops accepting clients and tells each connected client why it

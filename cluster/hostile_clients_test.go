@@ -193,6 +193,8 @@ func TestClientOrigins(t *testing.T) {
 		"https://game.example":      true, // listed
 		"HTTPS://GAME.EXAMPLE":      true,
 		"http://" + host:            true, // same host
+		"http://127.0.0.1:1":        true, // same host, another port (the game's web server)
+		"http://localhost":          false,
 		"https://evil.example":      false,
 		"https://game.example.evil": false,
 	} {

@@ -560,7 +560,7 @@ func generate(t *testing.T) map[string]any {
 	requests.add("unsubscribe uploaders", protocol.KindCloudUnsubscribe, 0, (&cloudwire.Unsubscribe{Req: 6, Keys: []cloud.Key{lobby}, Uploaders: []protocol.ClientRef{alice}}).AppendTo(nil))
 
 	answers := &builder{t: t, file: vectorFile{Comment: generated}}
-	for c := cloud.CodeOK; c <= cloud.CodeShuttingDown; c++ {
+	for c := cloud.CodeOK; c <= cloud.CodeRateLimited; c++ {
 		msg := ""
 		if c != cloud.CodeOK {
 			msg = "because: " + c.String()

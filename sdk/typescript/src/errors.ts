@@ -95,7 +95,8 @@ export class CloudError extends CloudriftError {
       this.code === CloudCode.NotOwner ||
       this.code === CloudCode.Unavailable ||
       this.code === CloudCode.Timeout ||
-      this.code === CloudCode.ShuttingDown
+      this.code === CloudCode.ShuttingDown ||
+      this.code === CloudCode.RateLimited
     );
   }
 }

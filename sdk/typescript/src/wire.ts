@@ -114,6 +114,7 @@ export const CloudCode = {
   SubscribedToAll: 10,
   Timeout: 11,
   ShuttingDown: 12,
+  RateLimited: 13,
 } as const;
 
 const cloudCodeNames = [
@@ -130,6 +131,7 @@ const cloudCodeNames = [
   "subscribed to all uploaders",
   "timeout",
   "shutting down",
+  "rate limited",
 ];
 
 /** The name of a cloud code. */
