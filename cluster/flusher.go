@@ -68,8 +68,7 @@ func (c *session) flush() {
 		c.mu.Unlock()
 		return
 	case c.closing || c.cc == nil:
-		c.runWriterLocked()
-		c.mu.Unlock()
+		c.handOffLocked()
 		return
 	}
 	queued := c.queued
@@ -86,13 +85,13 @@ func (c *session) flush() {
 		// socket): the flusher does not wait for it; a writer does.
 		c.queue = append(batch, c.queue...)
 		c.queued += queued
-		c.runWriterLocked()
-		c.mu.Unlock()
+		c.handOffLocked()
 		return
 	}
 	switch {
 	case rest || c.closing:
-		c.runWriterLocked()
+		c.handOffLocked()
+		return
 	case len(c.queue) > 0:
 		c.mu.Unlock()
 		c.h.markDirty(c)
@@ -101,4 +100,17 @@ func (c *session) flush() {
 		c.writing = false
 	}
 	c.mu.Unlock()
+}
+
+// handOffLocked gives the queue the flusher owns to a writer goroutine and
+// unlocks c.mu. Once the server starts no more goroutines, the flusher
+// (which shutdown waits for) writes it itself: a Close that shutdown
+// queued while the flusher held the queue must still be delivered.
+func (c *session) handOffLocked() {
+	if c.h.s.goTracked(c.writeLoop) {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.writeLoop()
 }
