@@ -36,12 +36,14 @@ func (h *clientHub) flushLoop() {
 }
 
 // markDirty hands c, whose writing flag the caller set, to the flusher
-// (or, once it has ended, to a writer goroutine).
+// (or, once it has ended, to a writer goroutine, or to the caller itself
+// once no goroutine may start: see handOffLocked).
 func (h *clientHub) markDirty(c *session) {
 	h.fmu.Lock()
 	if h.fstopped {
 		h.fmu.Unlock()
-		c.runWriter()
+		c.mu.Lock()
+		c.handOffLocked()
 		return
 	}
 	wasEmpty := len(h.dirty) == 0
@@ -102,10 +104,11 @@ func (c *session) flush() {
 	c.mu.Unlock()
 }
 
-// handOffLocked gives the queue the flusher owns to a writer goroutine and
-// unlocks c.mu. Once the server starts no more goroutines, the flusher
-// (which shutdown waits for) writes it itself: a Close that shutdown
-// queued while the flusher held the queue must still be delivered.
+// handOffLocked gives the queue the caller owns to a writer goroutine and
+// unlocks c.mu. Once the server starts no more goroutines, the caller (the
+// flusher, which shutdown waits for, or a sender late to the flusher's
+// end) writes it itself: a Close that shutdown queued behind the caller's
+// ownership must still be delivered.
 func (c *session) handOffLocked() {
 	if c.h.s.goTracked(c.writeLoop) {
 		c.mu.Unlock()
