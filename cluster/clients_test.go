@@ -456,6 +456,68 @@ func TestShutdownTellsClients(t *testing.T) {
 	}
 }
 
+func TestShutdownTellsBusyClients(t *testing.T) {
+	// Messages flow to every client as Shutdown begins, so the flusher
+	// often holds a client's queue when Shutdown closes it and may resume
+	// only after the server has stopped starting goroutines: the Close
+	// must still reach each client, after what was sent before it.
+	const n = 16
+	a1, rec := startClientServer(t, config.Clients{SendQueueBytes: 64 << 20})
+	cs := make([]*wsClient, n)
+	ps := make([]plugins.Client, n)
+	for i := range cs {
+		cs[i] = dialClient(t, a1, nil)
+		ps[i] = rec.client(t, cs[i].ref.ID)
+	}
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for {
+			for _, p := range ps {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p.Send(7, []byte("busy"))
+			}
+		}
+	}()
+	reasons := make(chan error, n)
+	for _, c := range cs {
+		go func() {
+			for {
+				f, err := c.tryNext()
+				switch {
+				case err != nil:
+					reasons <- fmt.Errorf("client %s: no Close before the connection ended: %w", c.ref, err)
+					return
+				case f.Kind == protocol.KindClose:
+					var cl protocol.Close
+					if err := cl.Decode(f.Payload); err != nil || cl.Reason != protocol.ReasonShutdown {
+						reasons <- fmt.Errorf("client %s: Close %s (%v)", c.ref, cl.Reason, err)
+						return
+					}
+					reasons <- nil
+					return
+				}
+			}
+		}()
+	}
+	err := a1.Cluster().Shutdown(testutil.Context(t))
+	close(stop)
+	<-sent
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cs {
+		if err := <-reasons; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func TestClientWriteTimeout(t *testing.T) {
 	// A client that stops reading while its send queue is large enough to
 	// never overflow: the write deadline ends it instead. It cannot be told

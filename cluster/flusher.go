@@ -36,12 +36,14 @@ func (h *clientHub) flushLoop() {
 }
 
 // markDirty hands c, whose writing flag the caller set, to the flusher
-// (or, once it has ended, to a writer goroutine).
+// (or, once it has ended, to a writer goroutine, or to the caller itself
+// once no goroutine may start: see handOffLocked).
 func (h *clientHub) markDirty(c *session) {
 	h.fmu.Lock()
 	if h.fstopped {
 		h.fmu.Unlock()
-		c.runWriter()
+		c.mu.Lock()
+		c.handOffLocked()
 		return
 	}
 	wasEmpty := len(h.dirty) == 0
@@ -68,8 +70,7 @@ func (c *session) flush() {
 		c.mu.Unlock()
 		return
 	case c.closing || c.cc == nil:
-		c.runWriterLocked()
-		c.mu.Unlock()
+		c.handOffLocked()
 		return
 	}
 	queued := c.queued
@@ -86,13 +87,13 @@ func (c *session) flush() {
 		// socket): the flusher does not wait for it; a writer does.
 		c.queue = append(batch, c.queue...)
 		c.queued += queued
-		c.runWriterLocked()
-		c.mu.Unlock()
+		c.handOffLocked()
 		return
 	}
 	switch {
 	case rest || c.closing:
-		c.runWriterLocked()
+		c.handOffLocked()
+		return
 	case len(c.queue) > 0:
 		c.mu.Unlock()
 		c.h.markDirty(c)
@@ -101,4 +102,18 @@ func (c *session) flush() {
 		c.writing = false
 	}
 	c.mu.Unlock()
+}
+
+// handOffLocked gives the queue the caller owns to a writer goroutine and
+// unlocks c.mu. Once the server starts no more goroutines, the caller (the
+// flusher, which shutdown waits for, or a sender late to the flusher's
+// end) writes it itself: a Close that shutdown queued behind the caller's
+// ownership must still be delivered.
+func (c *session) handOffLocked() {
+	if c.h.s.goTracked(c.writeLoop) {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.writeLoop()
 }

@@ -98,9 +98,7 @@ func (c *session) limitControlFrames(rt time.Duration) {
 			}
 			return nil
 		}
-		if !c.isClosing() {
-			c.conn.SetReadDeadline(time.Now().Add(rt))
-		}
+		c.extendReadDeadline(rt)
 		return nil
 	})
 }

@@ -47,10 +47,20 @@ func (c *session) readLoop() {
 // client still sends after this side's Close.
 const clientLinger = 250 * time.Millisecond
 
-func (c *session) isClosing() bool {
+// extendReadDeadline sets the read deadline rt from now and reports true,
+// or reports false once the session is closing. It checks and sets under
+// c.mu: close sets closing under c.mu before the writer sends the Close
+// and halfClose shortens the deadline, so this never overrides that
+// deadline (which would leave the read loop, and Shutdown, waiting for
+// the whole read timeout).
+func (c *session) extendReadDeadline(rt time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closing
+	if c.closing {
+		return false
+	}
+	c.conn.SetReadDeadline(time.Now().Add(rt))
+	return true
 }
 
 // halfClose ends this side's writes once the Close is out, but keeps the
@@ -83,10 +93,9 @@ func (c *session) linger() {
 // readOne reads and dispatches one message; false ends the session.
 func (c *session) readOne(rt time.Duration) bool {
 	h := c.h
-	if c.isClosing() {
+	if !c.extendReadDeadline(rt) {
 		return false
 	}
-	c.conn.SetReadDeadline(time.Now().Add(rt))
 	mt, r, err := c.conn.NextReader()
 	if err != nil {
 		c.readFailed(err)

@@ -121,13 +121,6 @@ func (c *session) runWriterLocked() {
 	c.markFlushedLocked(c.flushed)
 }
 
-// runWriter is runWriterLocked for a caller that does not hold c.mu.
-func (c *session) runWriter() {
-	c.mu.Lock()
-	c.runWriterLocked()
-	c.mu.Unlock()
-}
-
 // writeClose tells the client why it is being disconnected: a KindClose
 // message, then a WebSocket close frame. Callers own the write side.
 func (c *session) writeClose(reason protocol.Reason, msg string) {
