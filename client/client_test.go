@@ -701,10 +701,10 @@ func TestProtocolErrors(t *testing.T) {
 			checkOnly(t, c.Err(), ErrProtocol)
 		})
 	}
-	t.Run("unknown kind ignored", func(t *testing.T) {
+	t.Run("extension kind skipped", func(t *testing.T) {
 		f := newFakeServer(t, func(t *testing.T, conn *websocket.Conn, _ *http.Request, _ uint64) {
 			welcome(t, conn, 1, 64)
-			writeWS(conn, protocol.Kind(99), 5, []byte("future"))
+			writeWS(conn, protocol.LastExtensionKind, 5, []byte("a plugin's own"))
 			writeWS(conn, protocol.KindUser, 6, []byte("now"))
 			drain(conn)
 		})

@@ -57,9 +57,18 @@ func (c *Client) readLoop() {
 			if !more {
 				return // Close was called
 			}
+		case protocol.KindClientWelcome:
+			err = fmt.Errorf("%w: a second welcome", ErrProtocol)
+			return
 		default:
-			// Kinds this version does not know are ignored, so a newer
-			// server can add messages without breaking older clients.
+			// Extension kinds (64–95) belong to the game's own plugins;
+			// this SDK has no use for them and skips them. Any other
+			// kind is one a server never sends a client: the stream
+			// cannot be trusted past it.
+			if !protocol.IsExtensionKind(f.Kind) {
+				err = fmt.Errorf("%w: unexpected message kind %s", ErrProtocol, f.Kind)
+				return
+			}
 		}
 		if cap(buf) > maxKeptBuffer {
 			buf = nil
