@@ -20,15 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/cloudrift/cloudrift/cluster"
-	"github.com/cloudrift/cloudrift/config"
-	"github.com/cloudrift/cloudrift/internal/testutil"
+	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
-	"github.com/cloudrift/cloudrift/registry/embedded"
 
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
@@ -151,43 +146,14 @@ func tool(t *testing.T, name, hint string) string {
 // startSystem starts the test system and returns its client servers' URLs.
 func startSystem(t *testing.T) []string {
 	t.Helper()
-	sys, err := config.Parse("sdk-test.yaml", []byte(system), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys.Links.BackoffMin = config.Duration(10 * time.Millisecond)
-	sys.Links.BackoffMax = config.Duration(100 * time.Millisecond)
-	var logs testutil.Buffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server logs:\n%s", logs.String())
-		}
-	})
-	hub := embedded.NewHub()
-	start := func(group, id string, ps []plugins.Plugin) *cluster.Server {
-		conn := hub.Connector()
-		log := zerolog.New(&logs).With().Str("server", id).Logger().Level(zerolog.InfoLevel)
-		srv, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Registry: conn, Logger: &log, Plugins: ps})
-		if err != nil {
-			conn.Close()
-			t.Fatalf("New %s: %v", id, err)
-		}
-		t.Cleanup(func() {
-			srv.Close()
-			conn.Close()
-		})
-		if err := srv.Start(context.Background()); err != nil {
-			t.Fatalf("Start %s: %v", id, err)
-		}
-		return srv
-	}
-	start("cloud", "cloud-1", nil)
-	start("cloud", "cloud-2", nil)
+	sys := clustertest.New(t, system)
+	sys.StartServer("cloud", "cloud-1")
+	sys.StartServer("cloud", "cloud-2")
 	var urls []string
 	for _, id := range []string{"client-1", "client-2"} {
-		srv := start("client", id, []plugins.Plugin{&echo{}})
-		testutil.WaitFor(t, id+" linked to both replicas", func() bool { return srv.Stats().LinksUp == 2 })
-		urls = append(urls, "ws://"+srv.Addr().String()+"/")
+		srv := sys.StartServer("client", id, &echo{})
+		sys.WaitLinkedServer(id)
+		urls = append(urls, srv.URL())
 	}
 	return urls
 }
