@@ -82,7 +82,7 @@ func servePage(t *testing.T) string {
 func TestBrowserSDK(t *testing.T) {
 	b := browsertest.Start(t, 800, 600)
 	pageURL := servePage(t)
-	urls := startSystem(t)
+	_, urls := startSystem(t)
 	tab := b.Open(t, pageURL)
 	tab.Wait("the SDK module", "window.ready === true", "document.documentElement.outerHTML")
 
@@ -139,7 +139,7 @@ func TestBrowserRoundTrip(t *testing.T) {
 	const pace = 2 * time.Millisecond // within the test system's 1000 messages/s
 	b := browsertest.Start(t, 800, 600)
 	pageURL := servePage(t)
-	urls := startSystem(t)
+	_, urls := startSystem(t)
 	tab := b.Open(t, pageURL)
 	tab.Wait("the SDK module", "window.ready === true", "document.documentElement.outerHTML")
 	tab.Eval(fmt.Sprintf("dial(%q)", urls[0]), nil)

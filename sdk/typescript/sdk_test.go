@@ -4,11 +4,21 @@
 // replicas, over loopback. The Node tests find the client servers' URLs in
 // CLOUDRIFT_TEST_URLS (comma-separated).
 //
+// Two more client servers are there to be stopped, one each, by the
+// failover test (test/failover.test.mjs), so that the test files running
+// in parallel never lose their servers: the one at CLOUDRIFT_TEST_KILL_URL
+// is killed (Server.Kill: no Close frame, as when a process dies), the one
+// at CLOUDRIFT_TEST_SHUTDOWN_URL shut down gracefully (its clients get a
+// Close of ReasonShutdown). A client asks for it with a tagStop message;
+// the echo plugin passes the request to the test goroutine, which stops
+// the server while Node runs.
+//
 // Without tsc (Debian: apt-get install node-typescript) or node on PATH
 // the test skips, unless CI=true, where it fails.
 package typescript_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -35,7 +45,18 @@ const (
 	tagWhoAmI  = 3 // answer JSON {ref, header, query}: what Authenticate saw
 	tagBurst   = 4 // payload u32 n: send n messages of tagBurstMsg, payload u32 0..n-1
 	tagBurstMs = 5
+	tagStop    = 6 // payload "kill" or "shutdown": stop the server this way (victims only)
 )
+
+// How a victim is stopped: the payloads of tagStop.
+const (
+	stopKill     = "kill"
+	stopShutdown = "shutdown"
+)
+
+// stopRequest is a tagStop message, passed from the echo plugin to the
+// test goroutine: stop the server id as how says.
+type stopRequest struct{ id, how string }
 
 // kindEchoFrame is the extension kind the echo plugin claims: it sends
 // every such frame back.
@@ -73,7 +94,13 @@ groups:
 `
 
 // echo answers test clients (see the tag constants).
-type echo struct{ host extension.Host }
+type echo struct {
+	host extension.Host
+	// id and stops are set on victims only: tagStop sends a request for
+	// server id on stops. Nil stops: tagStop is refused.
+	id    string
+	stops chan<- stopRequest
+}
 
 func (e *echo) Start(_ context.Context, h plugins.Host) error {
 	var ok bool
@@ -90,7 +117,7 @@ func (echo) Authenticate(info plugins.ClientInfo) error {
 	return nil
 }
 
-func (echo) ClientMessage(c plugins.Client, m plugins.Message) error {
+func (e *echo) ClientMessage(c plugins.Client, m plugins.Message) error {
 	switch m.Tag {
 	case tagEcho:
 		return c.Send(tagEcho, m.Payload)
@@ -114,6 +141,17 @@ func (echo) ClientMessage(c plugins.Client, m plugins.Message) error {
 			if err := c.Send(tagBurstMs, binary.BigEndian.AppendUint32(nil, i)); err != nil {
 				return err
 			}
+		}
+	case tagStop:
+		if e.stops == nil {
+			return fmt.Errorf("stop: server %s is not to be stopped", c.Ref().Server)
+		}
+		// The hook only asks: stopping the server from inside its own
+		// hook would wait for itself.
+		select {
+		case e.stops <- stopRequest{id: e.id, how: string(m.Payload)}:
+		default:
+			return fmt.Errorf("stop: a request for %s is pending", e.id)
 		}
 	}
 	return nil
@@ -143,8 +181,9 @@ func tool(t *testing.T, name, hint string) string {
 	return p
 }
 
-// startSystem starts the test system and returns its client servers' URLs.
-func startSystem(t *testing.T) []string {
+// startSystem starts the test system and returns it with its client
+// servers' URLs.
+func startSystem(t *testing.T) (*clustertest.System, []string) {
 	t.Helper()
 	sys := clustertest.New(t, system)
 	sys.StartServer("cloud", "cloud-1")
@@ -155,7 +194,28 @@ func startSystem(t *testing.T) []string {
 		sys.WaitLinkedServer(id)
 		urls = append(urls, srv.URL())
 	}
-	return urls
+	return sys, urls
+}
+
+// startVictim starts one more client server, id, whose clients may ask
+// for it to be stopped (tagStop) with a request on stops.
+func startVictim(sys *clustertest.System, id string, stops chan<- stopRequest) *clustertest.Server {
+	srv := sys.StartServer("client", id, &echo{id: id, stops: stops})
+	sys.WaitLinkedServer(id)
+	return srv
+}
+
+// stop stops a victim as req says; the test goroutine calls it.
+func stop(t *testing.T, sys *clustertest.System, req stopRequest) {
+	t.Helper()
+	switch req.how {
+	case stopKill:
+		sys.Server(req.id).Kill()
+	case stopShutdown:
+		sys.Server(req.id).Shutdown()
+	default:
+		t.Errorf("stop %s: unknown way %q", req.id, req.how)
+	}
 }
 
 func TestNodeSDK(t *testing.T) {
@@ -171,22 +231,43 @@ func TestNodeSDK(t *testing.T) {
 		t.Fatalf("no Node tests in test/ (%v)", err)
 	}
 
-	urls := startSystem(t)
+	sys, urls := startSystem(t)
+	stops := make(chan stopRequest, 1)
+	killed := startVictim(sys, "client-3", stops)
+	shutDown := startVictim(sys, "client-4", stops)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	args := append([]string{"--experimental-websocket", "--test"}, tests...)
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Env = append(os.Environ(),
 		"CLOUDRIFT_TEST_URLS="+strings.Join(urls, ","),
+		"CLOUDRIFT_TEST_KILL_URL="+killed.URL(),
+		"CLOUDRIFT_TEST_SHUTDOWN_URL="+shutDown.URL(),
 		"CLOUDRIFT_TEST_REFUSED_TOKEN="+refusedToken,
 		"NODE_NO_WARNINGS=1",
 	)
-	out, err := cmd.CombinedOutput()
+	// One writer for both streams: exec then writes from one goroutine
+	// at a time, and out is read only once node has exited.
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for running := true; running; {
+		select {
+		case req := <-stops:
+			stop(t, sys, req)
+		case err = <-exited:
+			running = false
+		}
+	}
 	if ctx.Err() != nil {
-		t.Fatalf("node tests did not finish in time\n%s", out)
+		t.Fatalf("node tests did not finish in time\n%s", out.String())
 	}
 	if err != nil {
-		t.Fatalf("node tests failed: %v\n%s", err, out)
+		t.Fatalf("node tests failed: %v\n%s", err, out.String())
 	}
-	t.Logf("node tests:\n%s", out)
+	t.Logf("node tests:\n%s", out.String())
 }

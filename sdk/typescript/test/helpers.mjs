@@ -10,11 +10,18 @@ export const urls = (process.env.CLOUDRIFT_TEST_URLS ?? "").split(",").filter(Bo
 /** Whether a system is running; tests that need one skip without it. */
 export const noSystem = urls.length === 0 ? "CLOUDRIFT_TEST_URLS is not set (run go test ./sdk/typescript)" : false;
 
+/** The client servers the failover test stops: killed, and shut down (sdk_test.go). */
+export const killURL = process.env.CLOUDRIFT_TEST_KILL_URL ?? "";
+export const shutdownURL = process.env.CLOUDRIFT_TEST_SHUTDOWN_URL ?? "";
+
+/** Whether the servers to stop are there; the failover tests skip without them. */
+export const noVictims = noSystem || (killURL === "" || shutdownURL === "" ? "CLOUDRIFT_TEST_KILL_URL or CLOUDRIFT_TEST_SHUTDOWN_URL is not set" : false);
+
 /** The token the server's Authenticate refuses. */
 export const refusedToken = process.env.CLOUDRIFT_TEST_REFUSED_TOKEN ?? "refuse-me";
 
 /** The echo plugin's tags (sdk_test.go). */
-export const Tag = { echo: 1, kick: 2, whoami: 3, burst: 4, burstMsg: 5 };
+export const Tag = { echo: 1, kick: 2, whoami: 3, burst: 4, burstMsg: 5, stop: 6 };
 
 /** The bound of every wait. */
 export const patience = 15_000;
