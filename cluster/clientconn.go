@@ -94,6 +94,9 @@ func (c *clientConn) tryPing() (rest bool, err error) {
 	case c.tail != nil:
 		c.pingDue.Store(true) // after the rest of the frame
 		return false, nil
+	case c.nb == nil: // not a plain socket (wss): a writer sends it
+		c.tail = append(c.tail, ping...)
+		return true, nil
 	}
 	n, err := c.nb.write(ping)
 	if err != nil {
