@@ -137,13 +137,15 @@ func peerSerial(t *testing.T, addr string, pool *x509.CertPool) *big.Int {
 func TestClientsOverWSS(t *testing.T) {
 	ca := newTestCA(t, t.TempDir(), "clients")
 	cert, key, serial := ca.valid(t, "wss")
-	sys := newSystem(t, clientSystem(config.Clients{TLS: config.TLS{CertFile: cert, KeyFile: key}}))
+	// Pings every third of a second: an idle wss session lives on them.
+	cl := config.Clients{ReadTimeout: config.Duration(time.Second), TLS: config.TLS{CertFile: cert, KeyFile: key}}
+	sys := newSystem(t, clientSystem(cl))
 	a1 := sys.StartServer("g1", "a1", echo{})
 	wss := "wss://" + a1.Addr() + "/"
 	ctx, cancel := context.WithTimeout(context.Background(), testutil.Patience)
 	defer cancel()
 
-	c, err := client.Dial(ctx, client.Options{URL: wss, TLSConfig: &tls.Config{RootCAs: ca.pool}})
+	c, err := client.Dial(ctx, client.Options{URL: wss, TLSConfig: &tls.Config{RootCAs: ca.pool}, ReadTimeout: 700 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +165,8 @@ func TestClientsOverWSS(t *testing.T) {
 		}
 	}
 	roundTrip(c, "over wss")
+	time.Sleep(1500 * time.Millisecond) // past both read timeouts, unless pings and pongs flow
+	roundTrip(c, "after idling")
 
 	t.Run("plain ws is refused", func(t *testing.T) {
 		_, err := client.Dial(ctx, client.Options{URL: "ws://" + a1.Addr() + "/"})
