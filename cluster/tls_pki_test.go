@@ -28,7 +28,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T, dir, name string) *testCA {
+func newTestCA(t testing.TB, dir, name string) *testCA {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(t),
@@ -52,7 +52,7 @@ func newTestCA(t *testing.T, dir, name string) *testCA {
 
 // newCert makes a P-256 key and the certificate tmpl describes for it,
 // signed by parent's key, or self-signed when parent is nil.
-func newCert(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *ecdsa.PrivateKey) {
+func newCert(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -68,7 +68,7 @@ func newCert(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.Priv
 	return der, key
 }
 
-func randomSerial(t *testing.T) *big.Int {
+func randomSerial(t testing.TB) *big.Int {
 	t.Helper()
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
@@ -80,7 +80,7 @@ func randomSerial(t *testing.T) *big.Int {
 // issue writes a leaf certificate for 127.0.0.1 and localhost, good for
 // both ends of a TLS connection, valid from notBefore to notAfter, into
 // dir/name.pem and dir/name-key.pem. It returns the serial number.
-func (ca *testCA) issue(t *testing.T, name string, notBefore, notAfter time.Time) (certFile, keyFile string, serial *big.Int) {
+func (ca *testCA) issue(t testing.TB, name string, notBefore, notAfter time.Time) (certFile, keyFile string, serial *big.Int) {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(t),
@@ -104,19 +104,19 @@ func (ca *testCA) issue(t *testing.T, name string, notBefore, notAfter time.Time
 }
 
 // valid issues a certificate valid now.
-func (ca *testCA) valid(t *testing.T, name string) (certFile, keyFile string, serial *big.Int) {
+func (ca *testCA) valid(t testing.TB, name string) (certFile, keyFile string, serial *big.Int) {
 	return ca.issue(t, name, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 }
 
 // linkTLS returns a links.tls block with a new valid certificate.
-func (ca *testCA) linkTLS(t *testing.T, name string) config.TLS {
+func (ca *testCA) linkTLS(t testing.TB, name string) config.TLS {
 	cert, key, _ := ca.valid(t, name)
 	return config.TLS{CertFile: cert, KeyFile: key, CAFile: ca.file}
 }
 
 // writePEM replaces path atomically (a rename), as certificate renewal
 // tools do.
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
