@@ -165,6 +165,15 @@ func (lt *linkTLS) dialConfig(host string) *tls.Config {
 	}
 }
 
+// tlsConn is a TLS connection of a link or a game client. Close closes
+// the socket at once, without TLS's close_notify, which could wait up to
+// 5s on a full socket: both protocols say goodbye in their own frames
+// (a link's or a client's Close) before closing, and a truncated stream
+// is no less detectable than a dropped one.
+type tlsConn struct{ *tls.Conn }
+
+func (c tlsConn) Close() error { return c.NetConn().Close() }
+
 // looksLikeTLS reports whether the first bytes of a connection are a TLS
 // handshake record (content type 22, major version 3).
 func looksLikeTLS(first []byte) bool {

@@ -51,20 +51,13 @@ func (l *sniffListener) startTLS(conn net.Conn, first []byte) (tc net.Conn, ok b
 		return refuse()
 	}
 	conn.SetDeadline(time.Time{})
-	return wssConn{t}, true
+	return tlsConn{t}, true
 }
-
-// wssConn is a game client's TLS connection. Close closes the socket at
-// once, without the TLS close_notify (which could wait on a full socket):
-// the WebSocket close frame has said goodbye already.
-type wssConn struct{ *tls.Conn }
-
-func (c wssConn) Close() error { return c.NetConn().Close() }
 
 // gateKey returns the connection the gate admitted under c: the socket
 // under a wss connection, c itself otherwise.
 func gateKey(c net.Conn) net.Conn {
-	if w, ok := c.(wssConn); ok {
+	if w, ok := c.(tlsConn); ok {
 		return w.NetConn()
 	}
 	return c

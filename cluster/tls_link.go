@@ -26,9 +26,9 @@ func (lt *linkTLS) dialTLS(ctx context.Context, conn net.Conn, addr string) (net
 	}
 	tc := tls.Client(conn, lt.dialConfig(host))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("%w: tls: %w", ErrHandshake, err)
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	return tc, nil
+	return tlsConn{tc}, nil
 }
 
 // acceptTLS runs the server side of TLS on an accepted link connection
@@ -42,7 +42,7 @@ func (lt *linkTLS) acceptTLS(conn net.Conn, first []byte) (net.Conn, error) {
 	if err := tc.Handshake(); err != nil {
 		return nil, err
 	}
-	return tc, nil
+	return tlsConn{tc}, nil
 }
 
 // refuseTLS logs (sampled) why an accepted link failed TLS. A plain peer

@@ -77,11 +77,15 @@ func randomSerial(t testing.TB) *big.Int {
 	return n.Add(n, big.NewInt(1))
 }
 
-// issue writes a leaf certificate for 127.0.0.1 and localhost, good for
-// both ends of a TLS connection, valid from notBefore to notAfter, into
-// dir/name.pem and dir/name-key.pem. It returns the serial number.
-func (ca *testCA) issue(t testing.TB, name string, notBefore, notAfter time.Time) (certFile, keyFile string, serial *big.Int) {
+// issue writes a leaf certificate for hosts (IP addresses or DNS names;
+// none means 127.0.0.1 and localhost), good for both ends of a TLS
+// connection, valid from notBefore to notAfter, into dir/name.pem and
+// dir/name-key.pem. It returns the serial number.
+func (ca *testCA) issue(t testing.TB, name string, notBefore, notAfter time.Time, hosts ...string) (certFile, keyFile string, serial *big.Int) {
 	t.Helper()
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1", "localhost"}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(t),
 		Subject:      pkix.Name{CommonName: name},
@@ -89,8 +93,13 @@ func (ca *testCA) issue(t testing.TB, name string, notBefore, notAfter time.Time
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, key := newCert(t, tmpl, ca.cert, ca.key)
 	keyDER, err := x509.MarshalECPrivateKey(key)

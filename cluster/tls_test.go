@@ -87,6 +87,29 @@ func TestLinksOverMutualTLS(t *testing.T) {
 	sendAll(t, send.peer("b1"), 100, "after")
 	testutil.WaitFor(t, "100 more messages", func() bool { return len(recv.messages("a1")) == 200 })
 	checkInOrder(t, recv.messages("a1")[100:], 100, "after")
+
+	// Renewing the expired certificate in place heals a-expired's link:
+	// it keeps redialling, and reads the new files at its next handshake.
+	ca.valid(t, "expired")
+	testutil.WaitFor(t, "a-expired's link after renewal", func() bool { return b1.Cluster().Stats().LinksUp == 2 })
+}
+
+// A dialer checks that the acceptor's certificate names the host the
+// acceptor advertises.
+func TestLinkDialerChecksTheAcceptorsName(t *testing.T) {
+	ca := newTestCA(t, t.TempDir(), "system")
+	cfg := twoGroups()
+	cfg.Links.TLS = ca.linkTLS(t, "server")
+	sys := newSystem(t, cfg)
+	misnamed := *cfg
+	cert, key, _ := ca.issue(t, "misnamed", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "elsewhere.example")
+	misnamed.Links.TLS = config.TLS{CertFile: cert, KeyFile: key, CAFile: ca.file}
+	b1 := sys.StartServerWith(cluster.Options{System: &misnamed, Group: "g2", ID: "b1"})
+	sys.StartServer("g1", "a1")
+	testutil.WaitFor(t, "a1 to refuse b1's certificate", logged(sys, `"server":"a1"`, "dial failed", "failed to verify certificate", "cannot validate certificate for 127.0.0.1"))
+	if n := b1.Cluster().Stats().LinksUp; n != 0 {
+		t.Errorf("b1 has %d links up", n)
+	}
 }
 
 // A TLS dialer reaching a server whose links are plain is refused with a
