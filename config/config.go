@@ -137,7 +137,8 @@ type Links struct {
 }
 
 // TLS names the PEM files of a TLS endpoint. Relative paths are relative
-// to the server's working directory. The certificate files are read again
+// to the server's working directory; ${VAR} in a path lets one system
+// file name each server's own files. The certificate files are read again
 // when they change, so a renewed certificate needs no restart.
 type TLS struct {
 	// CertFile holds the certificate chain, leaf first; KeyFile its
