@@ -16,6 +16,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -53,6 +54,12 @@ type Options struct {
 	// URL of the external server's WebSocket endpoint: ws://host:port/path
 	// or wss://... A token may ride in the query string.
 	URL string
+
+	// TLSConfig configures TLS for a wss:// URL: set its RootCAs to trust
+	// a private CA (or a test's), or ServerName when the URL's host is not
+	// the certificate's name. Nil means the host's trusted roots and the
+	// URL's host name. Dial does not modify it. Unused for ws://.
+	TLSConfig *tls.Config
 
 	// Header is sent with the upgrade request, for example an
 	// Authorization header that a server plugin checks. Nil sends none.
@@ -196,7 +203,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
 	defer cancel()
 
-	d := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: o.DialTimeout}
+	d := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: o.DialTimeout, TLSClientConfig: o.TLSConfig}
 	conn, resp, err := d.DialContext(ctx, o.URL, o.Header)
 	if err != nil {
 		if ctx.Err() != nil {

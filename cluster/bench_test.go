@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/cloudrift/cloudrift/config"
 	"github.com/cloudrift/cloudrift/internal/testutil"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -13,12 +14,18 @@ import (
 
 // BenchmarkLink64 measures one server-to-server link carrying 64-byte
 // messages, and beside it, in the same run, a raw-TCP baseline with the same
-// framing and no runtime logic. bench/link.sh runs it and prints the ratio.
+// framing and no runtime logic, and the same link over mutual TLS
+// (links.tls). bench/link.sh runs it and prints the ratio.
 //
 //	go test -run '^$' -bench BenchmarkLink64 -count 5 ./cluster/
 func BenchmarkLink64(b *testing.B) {
 	b.Run("raw-tcp", benchRawTCP)
-	b.Run("runtime", benchRuntime)
+	b.Run("runtime", func(b *testing.B) { benchRuntime(b, twoGroups()) })
+	b.Run("tls-runtime", func(b *testing.B) {
+		cfg := twoGroups()
+		cfg.Links.TLS = newTestCA(b, b.TempDir(), "bench").linkTLS(b, "server")
+		benchRuntime(b, cfg)
+	})
 }
 
 const benchPayload = 64
@@ -95,12 +102,11 @@ func (c *counter) ServerMessage(_ plugins.RemoteServer, m plugins.Message) error
 	return nil
 }
 
-// benchRuntime: two servers linked through the runtime; the sender calls the
+// benchRuntime: two servers of cfg (twoGroups) linked through the runtime; the sender calls the
 // public RemoteServer.Send, the receiver counts in its ServerMessage hook.
 // The sender keeps at most window messages in flight so the bounded
 // outbound queue never overflows, as a well-behaved plugin would.
-func benchRuntime(b *testing.B) {
-	cfg := twoGroups()
+func benchRuntime(b *testing.B, cfg *config.System) {
 	cfg.Links.Heartbeat = cfg.Links.Timeout / 2
 	sys := newSystem(b, cfg)
 	recv := &counter{}

@@ -77,7 +77,8 @@ func (c *clientConn) tryWrite(msgs [][]byte) (wrote, rest bool, err error) {
 // tryPing writes an empty ping frame without blocking. When another write
 // holds the connection or part of a frame waits, the ping is marked due
 // and goes out with the next batch the client's writers send. A corked
-// connection takes the ping into its batch.
+// connection takes the ping into its batch; one that is not a plain socket
+// (wss) keeps it all as the tail, for a writer goroutine.
 // It reports whether part of the ping is left as the tail.
 func (c *clientConn) tryPing() (rest bool, err error) {
 	if !c.mu.TryLock() {
@@ -94,6 +95,9 @@ func (c *clientConn) tryPing() (rest bool, err error) {
 	case c.tail != nil:
 		c.pingDue.Store(true) // after the rest of the frame
 		return false, nil
+	case c.nb == nil: // not a plain socket (wss): a writer sends it
+		c.tail = append(c.tail, ping...)
+		return true, nil
 	}
 	n, err := c.nb.write(ping)
 	if err != nil {

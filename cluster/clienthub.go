@@ -107,7 +107,7 @@ func (h *clientHub) connState(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateHijacked, http.StateClosed, http.StateIdle:
 		if cc, ok := c.(*clientConn); ok {
-			h.gate.leave(cc.Conn)
+			h.gate.leave(gateKey(cc.Conn))
 		}
 	}
 }

@@ -52,7 +52,15 @@ func (s *Server) dial(ctx context.Context, r *remote) (*link, error) {
 	defer s.untrackConn(conn)
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	l, err := s.dialHandshake(conn, r, timeout)
+	var nc net.Conn = conn
+	if s.linkTLS != nil {
+		conn.SetDeadline(time.Now().Add(timeout))
+		nc, err = s.linkTLS.dialTLS(ctx, conn, addr)
+	}
+	var l *link
+	if err == nil {
+		l, err = s.dialHandshake(nc, r, timeout)
+	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("dial %s at %s: %w", r.id, addr, err)
@@ -286,7 +294,19 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 		io.WriteString(conn, httpRefusal)
 		return nil
 	}
-	rd := protocol.NewReader(io.MultiReader(bytes.NewReader(first[:]), conn), protocol.MaxHandshakeFrame)
+	in := io.MultiReader(bytes.NewReader(first[:]), conn)
+	switch {
+	case s.linkTLS != nil: // tls_link.go
+		tc, err := s.linkTLS.acceptTLS(conn, first[:])
+		if err != nil {
+			a.refuseTLS(&log, conn, err)
+			return nil
+		}
+		conn, in = tc, tc
+	case looksLikeTLS(first[:]):
+		return refuse(protocol.ReasonProtocol, "the peer speaks TLS and this server's links do not (links.tls): every server of a system needs the same links.tls", nil)
+	}
+	rd := protocol.NewReader(in, protocol.MaxHandshakeFrame)
 	f, err := rd.Next()
 	if err != nil {
 		return readFailed("hello", err)

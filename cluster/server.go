@@ -11,6 +11,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -111,7 +112,9 @@ type Server struct {
 
 	state atomic.Int32 // serverState
 
-	clients *clientHub // external groups only; nil otherwise
+	clients   *clientHub  // external groups only; nil otherwise
+	linkTLS   *linkTLS    // links.tls; nil for plain links
+	clientTLS *tls.Config // clients.tls; nil for plain ws://
 
 	mu          sync.Mutex // guards the fields below
 	ln          net.Listener
@@ -190,6 +193,9 @@ func New(opts Options) (*Server, error) {
 		s.related[name] = newRemoteGroup(s, name, plugins.Downstream)
 	}
 
+	if err := s.loadTLS(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
 	ps, names, err := s.provision()
 	if err != nil {
 		return nil, err

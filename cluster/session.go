@@ -74,7 +74,7 @@ func (c *session) enqueue(msg []byte) error {
 // go) it goes with the next batch, so one slow client never delays the
 // pings of the others (and their read deadlines).
 func (c *session) ping() {
-	if c.cc == nil || c.cc.nb == nil { // no non-blocking writes here
+	if c.cc == nil { // a connection this package did not accept
 		c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.cfg.WriteTimeout.D()))
 		return
 	}

@@ -68,7 +68,14 @@ func (l *sniffListener) sniff(conn net.Conn) {
 		return
 	}
 	conn.SetReadDeadline(time.Time{})
-	if !protocol.LooksLikeHTTP(first[:]) {
+	prefix := first[:]
+	if s.clientTLS != nil { // tls_clients.go
+		tc, ok := l.startTLS(conn, prefix)
+		if !ok {
+			return
+		}
+		conn, prefix = tc, nil
+	} else if !protocol.LooksLikeHTTP(first[:]) {
 		s.refused.Add(1)
 		reason := protocol.ReasonProtocol
 		msg := "external groups accept game clients (WebSocket) only, never servers"
@@ -86,11 +93,11 @@ func (l *sniffListener) sniff(conn net.Conn) {
 	}
 	// The connection stays in the gate until HTTP upgrades or closes it
 	// (clientHub.connState).
-	pc := newClientConn(conn, first[:], &l.s.clients.wbufs)
+	pc := newClientConn(conn, prefix, &l.s.clients.wbufs)
 	select {
 	case l.conns <- pc:
 	case <-l.done:
-		s.clients.gate.leave(conn)
+		s.clients.gate.leave(gateKey(conn))
 		conn.Close()
 	}
 }

@@ -130,7 +130,30 @@ type Links struct {
 	// briefly forgets its members (an agent restart) drops no link. Zero
 	// means 5s.
 	LeaveGrace Duration
+	// TLS, when set, wraps every link in mutual TLS: each server presents
+	// CertFile and checks its peer's certificate against CAFile. The zero
+	// value means plain TCP (the HMAC handshake still authenticates).
+	TLS TLS
 }
+
+// TLS names the PEM files of a TLS endpoint. Relative paths are relative
+// to the server's working directory; ${VAR} in a path lets one system
+// file name each server's own files. The certificate files are read again
+// when they change, so a renewed certificate needs no restart.
+type TLS struct {
+	// CertFile holds the certificate chain, leaf first; KeyFile its
+	// private key. Both or neither.
+	CertFile, KeyFile string
+	// CAFile holds the certificates that sign the peers' certificates.
+	// Links require it; clients.tls takes none (game clients present no
+	// certificate).
+	CAFile string
+	// Line is the line of the tls mapping; 0 when absent.
+	Line int
+}
+
+// Enabled reports whether t asks for TLS.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" }
 
 // Visibility says who may connect to a group's servers.
 type Visibility string
@@ -200,6 +223,10 @@ type Clients struct {
 	// (game clients that are not browsers) are always allowed. Empty
 	// means the same host only.
 	AllowedOrigins []string
+	// TLS, when set, makes the client port serve wss:// only: TLS with
+	// CertFile and KeyFile, then the WebSocket upgrade. The zero value
+	// means plain ws://.
+	TLS TLS
 	// Line is the line of the clients mapping; 0 when absent.
 	Line int
 }

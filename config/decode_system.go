@@ -55,6 +55,7 @@ func (d *decoder) links(f yamlx.Field) Links {
 		d.durationKey("backoffMin", ctx, &l.BackoffMin),
 		d.durationKey("backoffMax", ctx, &l.BackoffMax),
 		d.durationKey("leaveGrace", ctx, &l.LeaveGrace),
+		{"tls", func(f yamlx.Field, p string) { l.TLS = d.tls(f, ctx, p) }},
 	})
 	return l
 }
@@ -72,8 +73,21 @@ func (d *decoder) clients(f yamlx.Field, gctx, base string) Clients {
 		d.durationKey("writeTimeout", ctx, &c.WriteTimeout),
 		d.intKey("sendQueueBytes", ctx, &c.SendQueueBytes),
 		d.strListKey("allowedOrigins", ctx, &c.AllowedOrigins),
+		{"tls", func(f yamlx.Field, p string) { c.TLS = d.tls(f, ctx, p) }},
 	})
 	return c
+}
+
+// tls decodes a tls mapping of links or clients.
+func (d *decoder) tls(f yamlx.Field, pctx, base string) TLS {
+	ctx := pctx + ": tls"
+	t := TLS{Line: f.Key.Line}
+	d.mapping(f.Val, ctx, base, []key{
+		d.strKey("certFile", ctx, &t.CertFile),
+		d.strKey("keyFile", ctx, &t.KeyFile),
+		d.strKey("caFile", ctx, &t.CAFile),
+	})
+	return t
 }
 
 func (d *decoder) groups(f yamlx.Field) []Group {

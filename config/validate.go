@@ -160,6 +160,30 @@ func (c *checker) links(l *Links, line int) {
 	if l.BackoffMax < l.BackoffMin && !c.pos.bad("links.backoffMin") {
 		c.add("links.backoffMax", line, ctx, "backoffMax %q must be at least backoffMin %q", l.BackoffMax, l.BackoffMin)
 	}
+	if l.TLS.Enabled() || l.TLS.Line > 0 {
+		c.tls(l.TLS, "links.tls", line, ctx+": tls", true)
+	}
+}
+
+// tls checks a tls mapping: certFile and keyFile always, caFile where the
+// peers present certificates (links) and nowhere else.
+func (c *checker) tls(t TLS, base string, fallback int, ctx string, needCA bool) {
+	line := t.Line
+	if line == 0 {
+		line = fallback
+	}
+	if t.CertFile == "" {
+		c.add(base+".certFile", line, ctx, `missing "certFile": the PEM certificate chain this end presents`)
+	}
+	if t.KeyFile == "" {
+		c.add(base+".keyFile", line, ctx, `missing "keyFile": the PEM private key of certFile`)
+	}
+	switch {
+	case needCA && t.CAFile == "":
+		c.add(base+".caFile", line, ctx, `missing "caFile": the PEM certificates that sign every server's certificate`)
+	case !needCA && t.CAFile != "":
+		c.add(base+".caFile", line, ctx, "caFile %q: game clients present no certificate, so clients.tls takes none", t.CAFile)
+	}
 }
 
 const nameRule = "is invalid: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters"
@@ -421,5 +445,8 @@ func (c *checker) clients(g *Group, base, ctx string) {
 	}
 	if cl.WriteTimeout <= 0 {
 		c.add(base+".writeTimeout", line, ctx, "writeTimeout %q must be greater than zero", cl.WriteTimeout)
+	}
+	if cl.TLS.Enabled() || cl.TLS.Line > 0 {
+		c.tls(cl.TLS, base+".tls", line, ctx+": tls", false)
 	}
 }
