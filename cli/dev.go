@@ -9,7 +9,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -162,23 +161,10 @@ func runDev(e *env, o *devOptions, sys *config.System) int {
 // clientURL is where game clients reach a server of an external group at
 // addr, or "" for an internal group.
 func clientURL(g *config.Group, addr string) string {
-	if u := wsURL(g, addr); u != "" {
+	if u := g.ClientURL(addr); u != "" {
 		return "game clients: " + u
 	}
 	return ""
-}
-
-// wsURL is the WebSocket endpoint of a server of an external group at addr,
-// or "" for an internal group.
-func wsURL(g *config.Group, addr string) string {
-	if g.Visibility != config.External {
-		return ""
-	}
-	path := g.Clients.Path
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	return "ws://" + addr + path
 }
 
 // devClientServers returns the servers of external groups and their
@@ -192,7 +178,7 @@ func devClientServers(sys *config.System, servers []devServer) []ClientServer {
 		if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
 			addr = net.JoinHostPort("127.0.0.1", port)
 		}
-		if u := wsURL(g, addr); u != "" {
+		if u := g.ClientURL(addr); u != "" {
 			out = append(out, ClientServer{ID: ds.srv.ID(), Group: g.Name, URL: u})
 		}
 	}

@@ -3,7 +3,6 @@ package clustertest
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 
 	"github.com/cloudrift/cloudrift/client"
@@ -76,11 +75,7 @@ func (s *Server) URL() string {
 	if g.Visibility != config.External {
 		s.sys.t.Fatalf("clustertest: server %s is in internal group %s, which takes no game clients", s.id, s.group)
 	}
-	path := g.Clients.Path
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	return "ws://" + s.Addr() + path
+	return g.ClientURL(s.Addr())
 }
 
 // Dial connects an SDK client to this server, as DialWith does with zero

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -191,6 +192,24 @@ type Group struct {
 	Plugins []Plugin
 	// Line is the line of the group's mapping; 0 when unknown.
 	Line int
+}
+
+// ClientURL returns the WebSocket URL game clients dial on a server of g
+// listening at addr: wss:// when clients.tls is set, ws:// otherwise, with
+// the group's clients.path. It returns "" for an internal group.
+func (g *Group) ClientURL(addr string) string {
+	if g.Visibility != External {
+		return ""
+	}
+	scheme := "ws://"
+	if g.Clients.TLS.Enabled() {
+		scheme = "wss://"
+	}
+	path := g.Clients.Path
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return scheme + addr + path
 }
 
 // Clients are the game-client settings of an external group. Each limit is
