@@ -76,6 +76,17 @@ func (d *decoder) clients(f yamlx.Field, gctx, base string) Clients {
 	return c
 }
 
+func (d *decoder) ops(f yamlx.Field, gctx, base string) Ops {
+	ctx := gctx + ": ops"
+	o := Ops{Line: f.Key.Line}
+	d.mapping(f.Val, ctx, base, []key{
+		d.strKey("listen", ctx, &o.Listen),
+		{"pprof", func(f yamlx.Field, p string) { o.Pprof = d.boolean(f, ctx, p) }},
+		d.strKey("token", ctx, &o.Token),
+	})
+	return o
+}
+
 func (d *decoder) groups(f yamlx.Field) []Group {
 	items := d.list(f, "", "groups")
 	var out []Group
@@ -123,6 +134,7 @@ func (d *decoder) group(n *yaml.Node, i int) Group {
 		}},
 		d.intKey("replicas", ctx, &g.Replicas),
 		{"clients", func(f yamlx.Field, p string) { g.Clients = d.clients(f, ctx, p) }},
+		{"ops", func(f yamlx.Field, p string) { g.Ops = d.ops(f, ctx, p) }},
 		{"plugins", func(f yamlx.Field, p string) {
 			for _, item := range d.list(f, ctx, p) {
 				item = yamlx.Resolve(item)
