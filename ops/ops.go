@@ -188,8 +188,12 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 func (l *Listener) URL() string { return "http://" + l.ln.Addr().String() }
 
 // Close stops the listener, waiting up to a second for requests in
-// flight (a pprof profile may be cut short).
+// flight (a pprof profile may be cut short). Closing a nil Listener does
+// nothing.
 func (l *Listener) Close() error {
+	if l == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := l.srv.Shutdown(ctx); err != nil {
