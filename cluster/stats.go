@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -172,28 +171,57 @@ func (c *reasonCounts) add(r protocol.Reason) {
 	c[min(int(r), len(c)-1)].Add(1)
 }
 
-// snapshot returns the non-zero counts by reason name.
+// snapshot returns the non-zero counts by reason label.
 func (c *reasonCounts) snapshot() map[string]uint64 {
 	m := make(map[string]uint64)
 	for i := range c {
 		if n := c[i].Load(); n > 0 {
-			name := "unknown"
-			if i < len(c)-1 {
-				name = protocol.Reason(i).String()
-			}
-			m[reasonLabel(name)] += n
+			m[ReasonLabel(protocol.Reason(i))] += n
 		}
 	}
 	return m
 }
 
-// reasonLabel turns a name into a metric label value: lower case, words
-// joined by underscores.
-func reasonLabel(name string) string {
-	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), " ", "_")
+// reasonLabels are the reasons' metric labels: short, stable, snake_case
+// (the protocol's names are sentences for people).
+var reasonLabels = map[protocol.Reason]string{
+	protocol.ReasonNone:             "none",
+	protocol.ReasonShutdown:         "shutdown",
+	protocol.ReasonProtocol:         "protocol",
+	protocol.ReasonFrameTooLarge:    "frame_too_large",
+	protocol.ReasonAuth:             "auth",
+	protocol.ReasonWrongSystem:      "wrong_system",
+	protocol.ReasonNotDownstream:    "not_downstream",
+	protocol.ReasonVersion:          "version",
+	protocol.ReasonHandshakeTimeout: "handshake_timeout",
+	protocol.ReasonHeartbeatTimeout: "heartbeat_timeout",
+	protocol.ReasonSlowPeer:         "slow_peer",
+	protocol.ReasonReplaced:         "replaced",
+	protocol.ReasonClientProtocol:   "client_protocol",
+	protocol.ReasonPeerLeft:         "peer_left",
+	protocol.ReasonIO:               "io",
+	protocol.ReasonUnknownPeer:      "unknown_peer",
+	protocol.ReasonWriteStalled:     "write_stalled",
+	protocol.ReasonMessageTooLarge:  "message_too_large",
+	protocol.ReasonRateLimited:      "rate_limited",
+	protocol.ReasonServerFull:       "server_full",
+	protocol.ReasonReadTimeout:      "read_timeout",
+	protocol.ReasonSlowClient:       "slow_client",
+	protocol.ReasonAuthRefused:      "auth_refused",
+	protocol.ReasonKicked:           "kicked",
+	protocol.ReasonWriteTimeout:     "write_timeout",
 }
 
-// Closes are counts by close reason (label form: "heartbeat_timeout").
+// ReasonLabel returns r's metric label: "heartbeat_timeout", ...;
+// "unknown" for a reason this build does not know.
+func ReasonLabel(r protocol.Reason) string {
+	if l, ok := reasonLabels[r]; ok {
+		return l
+	}
+	return "unknown"
+}
+
+// Closes are counts by close reason, keyed by ReasonLabel.
 type Closes struct {
 	// Links counts links that went down; Refused connections refused
 	// during the handshake; Clients game-client sessions that ended.
