@@ -245,3 +245,39 @@ func grep(body, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestLinkClosesAndRefusalsByReason(t *testing.T) {
+	sys := startRelay(t)
+	lobby, world := sys.Server("lobby-1"), sys.Server("world-1")
+	l := serve(t, ops.NewHandler(ops.Options{}, lobby.Cluster(), world.Cluster()))
+
+	// A browser (HTTP) at a server's link port is refused.
+	if code, _ := getErr("http://" + world.Addr() + "/"); code == 200 {
+		t.Error("the link port answered HTTP with 200")
+	}
+	sys.WaitFor("world-1 to count the refusal", func() bool { return world.Cluster().Closes().Refused["client_protocol"] == 1 })
+
+	world.Kill()
+	sys.WaitFor("lobby-1 to count the lost link", func() bool { return len(lobby.Cluster().Closes().Links) > 0 })
+	_, body := get(t, "GET", l.URL()+"/metrics")
+	for _, want := range []string{
+		`cloudrift_handshakes_refused_total{group="world",reason="client_protocol"} 1`,
+		`cloudrift_link_closes_total{group="lobby",reason=`,
+		`cloudrift_links_up{group="lobby",peer_group="world"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, grep(body, "cloudrift_l")+grep(body, "refused"))
+		}
+	}
+}
+
+// getErr GETs url and returns the status, 0 when no HTTP answer came.
+func getErr(url string) (int, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
