@@ -60,3 +60,23 @@ func TestCloudOperationsAreCountedAndTimed(t *testing.T) {
 		}
 	}
 }
+
+// fakeStore reports fixed store gauges, as a cloud-memory replica does.
+type fakeStore struct{}
+
+func (fakeStore) CloudStoreStats() (rows, keys, subscriptions int) { return 3, 2, 1 }
+
+func TestCloudStoreGaugesComeFromThePlugin(t *testing.T) {
+	sys := clustertest.Start(t, relayYAML, clustertest.WithPlugins("world-1", fakeStore{}))
+	l := serve(t, ops.NewHandler(ops.Options{}, sys.Server("world-1").Cluster()))
+	_, body := get(t, "GET", l.URL()+"/metrics")
+	for _, want := range []string{
+		`cloudrift_cloud_rows{group="world"} 3`,
+		`cloudrift_cloud_keys{group="world"} 2`,
+		`cloudrift_cloud_subscriptions{group="world"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
