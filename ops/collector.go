@@ -108,14 +108,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		g := srv.GroupName()
 		for _, rg := range srv.Groups() {
 			add(dMembers, gauge, float64(rg.Members), g, rg.Group)
-			if rg.Direction == plugins.Upstream || rg.LinksUp > 0 || rg.MessagesIn+rg.MessagesOut > 0 {
-				add(dLinksUp, gauge, float64(rg.LinksUp), g, rg.Group)
-				add(dLinkQueue, gauge, float64(rg.QueueBytes), g, rg.Group)
-				add(dLinkMsgIn, counter, float64(rg.MessagesIn), g, rg.Group)
-				add(dLinkMsgOut, counter, float64(rg.MessagesOut), g, rg.Group)
-				add(dLinkBytesIn, counter, float64(rg.BytesIn), g, rg.Group)
-				add(dLinkBytesOut, counter, float64(rg.BytesOut), g, rg.Group)
-			}
+			add(dLinksUp, gauge, float64(rg.LinksUp), g, rg.Group)
+			add(dLinkQueue, gauge, float64(rg.QueueBytes), g, rg.Group)
+			add(dLinkMsgIn, counter, float64(rg.MessagesIn), g, rg.Group)
+			add(dLinkMsgOut, counter, float64(rg.MessagesOut), g, rg.Group)
+			add(dLinkBytesIn, counter, float64(rg.BytesIn), g, rg.Group)
+			add(dLinkBytesOut, counter, float64(rg.BytesOut), g, rg.Group)
 		}
 		closes := srv.Closes()
 		for r, n := range closes.Links {
