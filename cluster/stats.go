@@ -62,7 +62,7 @@ type LinkTotals struct {
 	// MessagesIn and MessagesOut count messages as Stats does.
 	MessagesIn, MessagesOut uint64
 	// BytesIn and BytesOut count frame bytes (headers included) of every
-	// kind, heartbeats and handshakes excepted.
+	// kind after the handshake, heartbeats included.
 	BytesIn, BytesOut uint64
 }
 
