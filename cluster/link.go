@@ -284,7 +284,9 @@ func (l *link) readLoop() {
 		if !l.seen.Load() {
 			l.seen.Store(true)
 		}
-		l.inBytes.Add(uint64(protocol.HeaderSize + len(f.Payload)))
+		// Only this loop writes inBytes: a load and a store are enough,
+		// without the locked add.
+		l.inBytes.Store(l.inBytes.Load() + uint64(protocol.HeaderSize+len(f.Payload)))
 		switch f.Kind {
 		case protocol.KindUser:
 			l.in.Add(1)
