@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/ops"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 )
 
@@ -122,6 +123,20 @@ func runDev(e *env, o *devOptions, sys *config.System) int {
 		}
 	}
 	tw.Flush()
+	// One operations port serves every server of the process; pprof is
+	// on, for loopback only.
+	all := make([]*cluster.Server, len(servers))
+	for i, ds := range servers {
+		all[i] = ds.srv
+	}
+	opsLn, err := ops.Listen(config.DefaultListen, ops.NewHandler(ops.Options{Pprof: true}, all...))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s dev: %v\n", e.prog, err)
+		e.stopDev(servers, "")
+		return exitFail
+	}
+	defer opsLn.Close()
+	fmt.Fprintf(e.stdout, "operations port %s (/metrics, /healthz, /readyz, /status, /debug/pprof/)\n", opsLn.URL())
 	fmt.Fprintf(e.stdout, "waiting for %s...\n", plural(p.links, "link", "links"))
 
 	mon := newMonitor(sys, p, servers)

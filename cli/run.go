@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/ops"
 	"github.com/cloudrift/cloudrift/registry"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 )
@@ -21,13 +22,14 @@ type runOptions struct {
 	id        string
 	listen    string
 	advertise string
+	ops       string
 	logLevel  string
 	logJSON   bool
 	level     zerolog.Level // -log-level, once checked
 }
 
 func (o *runOptions) flagSet(prog string) *flag.FlagSet {
-	fs := newFlagSet(prog, "run", "-group NAME [-config cluster.yaml] [-id ID] [-listen host:port] [-advertise host:port] [-log-level info] [-log-json]", `
+	fs := newFlagSet(prog, "run", "-group NAME [-config cluster.yaml] [-id ID] [-listen host:port] [-advertise host:port] [-ops host:port] [-log-level info] [-log-json]", `
 Run runs one server of one group: a replica of a real deployment. It finds
 the other servers through the registry the system file names (consul, or a
 connector compiled into this binary; the embedded registry only sees servers
@@ -40,6 +42,7 @@ shuts the server down gracefully; a second one closes it at once.`)
 	fs.StringVar(&o.id, "id", envDefault("CLOUDRIFT_ID", ""), "this server's `ID`, unique in the system; empty: <group>-<random> (env CLOUDRIFT_ID)")
 	fs.StringVar(&o.listen, "listen", envDefault("CLOUDRIFT_LISTEN", ""), "`host:port` to listen on; empty: the group's listen (env CLOUDRIFT_LISTEN)")
 	fs.StringVar(&o.advertise, "advertise", envDefault("CLOUDRIFT_ADVERTISE", ""), "`host:port` other servers dial; empty: the listen address, which then needs a host; \"auto\": this host's address on the route to the registry, \"auto:IFACE\": the interface's, with the listen port (env CLOUDRIFT_ADVERTISE)")
+	fs.StringVar(&o.ops, "ops", envDefault("CLOUDRIFT_OPS", ""), "`host:port` of the operations port (/metrics, /healthz, /readyz, /status); empty: the group's ops.listen, loopback by default; \"off\": none (env CLOUDRIFT_OPS)")
 	fs.StringVar(&o.logLevel, "log-level", envDefault("CLOUDRIFT_LOG_LEVEL", "info"), "log `level`: "+logLevels+" (env CLOUDRIFT_LOG_LEVEL)")
 	fs.BoolVar(&o.logJSON, "log-json", envDefault("CLOUDRIFT_LOG_JSON", "") == "true", "write logs as JSON lines (one object per line, RFC 3339 times with nanoseconds) for machines; true when CLOUDRIFT_LOG_JSON=true")
 	return fs
@@ -102,6 +105,14 @@ func runRun(e *env, o *runOptions, sys *config.System) int {
 		}
 		return exitFail
 	}
+	opsLn, err := startOps(g, o.ops, srv)
+	if err != nil {
+		srv.Close()
+		conn.Close()
+		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
+		return exitFail
+	}
+	defer opsLn.Close()
 	if err := srv.Start(e.ctx); err != nil {
 		conn.Close()
 		if e.ctx.Err() != nil {
@@ -120,6 +131,9 @@ func runRun(e *env, o *runOptions, sys *config.System) int {
 	}
 	if u := clientURL(g, advertised); u != "" {
 		fmt.Fprintln(e.stdout, u)
+	}
+	if opsLn != nil {
+		fmt.Fprintf(e.stdout, "operations port %s (/metrics, /healthz, /readyz, /status)\n", opsLn.URL())
 	}
 
 	select {
@@ -169,4 +183,16 @@ type timeHook struct{}
 
 func (timeHook) Run(ev *zerolog.Event, _ zerolog.Level, _ string) {
 	ev.Str(zerolog.TimestampFieldName, time.Now().Format(time.RFC3339Nano))
+}
+
+// startOps opens the operations port of servers of group g: on addr, or
+// the group's ops.listen when addr is empty; nil when addr is "off".
+func startOps(g *config.Group, addr string, servers ...*cluster.Server) (*ops.Listener, error) {
+	if addr == "off" {
+		return nil, nil
+	}
+	if addr == "" {
+		addr = g.Ops.Listen
+	}
+	return ops.Listen(addr, ops.NewHandler(ops.Options{Pprof: g.Ops.Pprof, Token: g.Ops.Token}, servers...))
 }

@@ -35,6 +35,8 @@ type clientHub struct {
 	idBase   uint64             // random high bits, so refs of an earlier incarnation miss
 	seq      atomic.Uint64      // low bits of the next client ID
 	count    atomic.Int64       // clients connected
+	msgIn    atomic.Uint64      // messages received from clients
+	msgOut   atomic.Uint64      // messages queued to clients
 	bufs     sync.Pool          // read buffers of MaxMessageBytes+header+1
 	wbufs    sync.Pool          // write batches of corked connections (*[]byte)
 	gate     *handshakeGate     // connections not yet upgraded

@@ -32,6 +32,14 @@ func (hs *hookSet) filterCloud(op *plugins.CloudOp) error {
 	return nil
 }
 
+// metered wraps a cloud-memory session so its operations are counted.
+func (hs *hookSet) metered(c plugins.CloudMemory) plugins.CloudMemory {
+	if c == nil {
+		return nil
+	}
+	return meteredCloud{CloudMemory: c, m: &hs.s.cloudMeter}
+}
+
 // cloudSession returns slot's cloud-memory session, making it on first
 // use. slot is nil for the embedder's Host.
 func (hs *hookSet) cloudSession(slot *pluginSlot) (plugins.CloudMemory, error) {
@@ -39,7 +47,7 @@ func (hs *hookSet) cloudSession(slot *pluginSlot) (plugins.CloudMemory, error) {
 		return nil, fmt.Errorf("%w: group %q connects to no cloud-memory group", plugins.ErrNoCloudMemory, hs.s.group.Name)
 	}
 	if slot == nil {
-		hs.embedOnce.Do(func() { hs.embedCloud = hs.cloud.CloudSession("embedder", nil) })
+		hs.embedOnce.Do(func() { hs.embedCloud = hs.metered(hs.cloud.CloudSession("embedder", nil)) })
 		return hs.embedCloud, nil
 	}
 	slot.cloudOnce.Do(func() {
@@ -49,7 +57,7 @@ func (hs *hookSet) cloudSession(slot *pluginSlot) (plugins.CloudMemory, error) {
 				_ = hs.call(slot, "CloudNotification", func() error { return h.CloudNotification(n) })
 			}
 		}
-		slot.cloud = hs.cloud.CloudSession(slot.name, notify)
+		slot.cloud = hs.metered(hs.cloud.CloudSession(slot.name, notify))
 	})
 	return slot.cloud, nil
 }

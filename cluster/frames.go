@@ -141,7 +141,7 @@ func (hs *hookSet) clientFrame(c *session, f protocol.Frame) error {
 func (hs *hookSet) frameCall(h *hook[extension.FrameHandler], name string, f func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			hs.s.hookPanics.Add(1)
+			hs.failed(h.slot, name, true)
 			h.slot.log.Error().Str("hook", name).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
 			err = fmt.Errorf("plugin %q: %s panicked: %v", h.slot.name, name, v)
 		}

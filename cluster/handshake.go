@@ -219,7 +219,7 @@ func (s *Server) acceptLoop() {
 		}
 		failures = 0
 		if err := a.gate.enter(conn); err != nil {
-			s.refused.Add(1)
+			s.refuse(protocol.ReasonServerFull)
 			sampledWarn(&s.log, a.logs, "handshake cap").Str("remote_addr", conn.RemoteAddr().String()).
 				Str("reason", "handshake cap").Str("detail", err.Error()).Msg("refused a connection")
 			// A server that dialled in a burst learns why and redials.
@@ -261,7 +261,7 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 	conn.SetDeadline(time.Now().Add(s.links.HandshakeTimeout.D()))
 	log := s.log.With().Str("remote_addr", conn.RemoteAddr().String()).Logger()
 	refuse := func(reason protocol.Reason, msg string, err error) *link {
-		s.refused.Add(1)
+		s.refuse(reason)
 		sampledWarn(&log, a.logs, reason.String()).Str("reason", reason.String()).Str("detail", msg).AnErr("error", err).Msg("refused a connection")
 		writeClose(conn, reason, msg)
 		return nil
@@ -276,7 +276,7 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 		case errors.Is(err, protocol.ErrShortFrame):
 			return refuse(protocol.ReasonProtocol, "while waiting for "+stage, err)
 		}
-		s.refused.Add(1)
+		s.refuse(protocol.ReasonIO)
 		sampledWarn(&log, a.logs, protocol.ReasonIO.String()).Str("reason", protocol.ReasonIO.String()).Err(err).
 			Msg("connection failed during the handshake")
 		return nil
@@ -287,7 +287,7 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 		return readFailed("hello", err)
 	}
 	if protocol.LooksLikeHTTP(first[:]) {
-		s.refused.Add(1)
+		s.refuse(protocol.ReasonClientProtocol)
 		sampledWarn(&log, a.logs, protocol.ReasonClientProtocol.String()).Str("reason", protocol.ReasonClientProtocol.String()).
 			Msg("refused a connection: a game client (HTTP/WebSocket) reached a server port")
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -355,7 +355,7 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 	case protocol.KindClose:
 		var c protocol.Close
 		_ = c.Decode(f.Payload)
-		s.refused.Add(1)
+		s.refuse(c.Reason)
 		sampledWarn(&log, a.logs, "dialer gave up").Str("reason", c.Reason.String()).Str("detail", c.Message).Msg("the dialer gave up the handshake")
 		return nil
 	default:

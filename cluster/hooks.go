@@ -17,10 +17,11 @@ import (
 
 // pluginSlot is one hosted plugin with its hooks found by type assertion.
 type pluginSlot struct {
-	name string
-	p    plugins.Plugin
-	log  zerolog.Logger
-	logs *logsample.Sampler // hook failures, sampled per hook
+	name  string
+	p     plugins.Plugin
+	log   zerolog.Logger
+	logs  *logsample.Sampler // hook failures, sampled per hook
+	tally hookTally          // hook failures counted per hook
 
 	cloudOnce sync.Once
 	cloud     plugins.CloudMemory // the plugin's session, made on first use
@@ -156,13 +157,13 @@ func newHookSampler(log zerolog.Logger) *logsample.Sampler {
 func (hs *hookSet) call(slot *pluginSlot, hookName string, f func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			hs.s.hookPanics.Add(1)
+			hs.failed(slot, hookName, true)
 			err = fmt.Errorf("plugin %q: %s panicked: %v", slot.name, hookName, v)
 			slot.failed(hookName).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
 		}
 	}()
 	if err = f(); err != nil {
-		hs.s.hookErrors.Add(1)
+		hs.failed(slot, hookName, false)
 		slot.failed(hookName).Err(err).Msg("plugin hook failed")
 		err = fmt.Errorf("plugin %q: %s: %w", slot.name, hookName, err)
 	}
@@ -237,13 +238,13 @@ func (hs *hookSet) message(r *remote, m plugins.Message) {
 func (hs *hookSet) messageOne(h *hook[plugins.ServerMessageHandler], r *remote, m plugins.Message) {
 	defer func() {
 		if v := recover(); v != nil {
-			hs.s.hookPanics.Add(1)
+			hs.failed(h.slot, "ServerMessage", true)
 			h.slot.failed("ServerMessage").Str("peer", r.id).Interface("panic", v).
 				Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
 		}
 	}()
 	if err := h.h.ServerMessage(r, m); err != nil {
-		hs.s.hookErrors.Add(1)
+		hs.failed(h.slot, "ServerMessage", false)
 		h.slot.failed("ServerMessage").Str("peer", r.id).Err(err).Msg("plugin hook failed")
 	}
 }
@@ -295,13 +296,13 @@ func (hs *hookSet) clientMessage(c *session, m plugins.Message) {
 func (hs *hookSet) clientMessageOne(h *hook[plugins.ClientMessageHandler], c *session, m plugins.Message) {
 	defer func() {
 		if v := recover(); v != nil {
-			hs.s.hookPanics.Add(1)
+			hs.failed(h.slot, "ClientMessage", true)
 			h.slot.failed("ClientMessage").Str("client", c.ref.String()).Interface("panic", v).
 				Bytes("stack", debug.Stack()).Msg("plugin hook panicked")
 		}
 	}()
 	if err := h.h.ClientMessage(c, m); err != nil {
-		hs.s.hookErrors.Add(1)
+		hs.failed(h.slot, "ClientMessage", false)
 		h.slot.failed("ClientMessage").Str("client", c.ref.String()).Err(err).Msg("plugin hook failed")
 	}
 }

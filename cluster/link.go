@@ -52,8 +52,10 @@ type link struct {
 	reason    *plugins.CloseError
 	sendClose bool   // write a Close frame after the final flush
 	out       uint64 // plugin messages queued
+	outBytes  uint64 // frame bytes queued, all kinds
 
 	in          atomic.Uint64 // plugin messages received
+	inBytes     atomic.Uint64 // frame bytes received, all kinds
 	seen        atomic.Bool   // a frame arrived since the last heartbeat tick
 	silentTicks int           // heartbeat loop only
 	writerDone  chan struct{}
@@ -99,6 +101,7 @@ func (l *link) sendPrefixed(kind protocol.Kind, tag uint16, head, body []byte) e
 	wasEmpty := len(l.pending) == 0
 	l.pending = protocol.AppendHeader(l.pending, kind, tag, n)
 	l.pending = append(append(l.pending, head...), body...)
+	l.outBytes += uint64(protocol.HeaderSize + n)
 	if countsAsMessage(kind) {
 		l.out++
 	}
@@ -281,6 +284,9 @@ func (l *link) readLoop() {
 		if !l.seen.Load() {
 			l.seen.Store(true)
 		}
+		// Only this loop writes inBytes: a load and a store are enough,
+		// without the locked add.
+		l.inBytes.Store(l.inBytes.Load() + uint64(protocol.HeaderSize+len(f.Payload)))
 		switch f.Kind {
 		case protocol.KindUser:
 			l.in.Add(1)
@@ -364,6 +370,7 @@ func (l *link) run() {
 	<-l.writerDone
 	l.conn.Close()
 	le := l.closeReason()
+	s.linkCloses.add(le.Reason)
 	ev := l.log.Info()
 	switch {
 	case le.Reason == protocol.ReasonShutdown, le.Reason == protocol.ReasonPeerLeft, le.Reason == protocol.ReasonReplaced:
@@ -389,11 +396,12 @@ func (s *Server) addLink(l *link) bool {
 }
 
 func (s *Server) removeLink(l *link) {
-	in, out := l.counts()
+	t, _ := l.totals()
 	s.mu.Lock()
 	delete(s.linkSet, l)
-	s.closedIn += in
-	s.closedOut += out
+	s.closedIn += t.MessagesIn
+	s.closedOut += t.MessagesOut
+	l.r.g.closed.add(t)
 	s.mu.Unlock()
 }
 

@@ -21,6 +21,9 @@ type remoteGroup struct {
 	// servers holds the current incarnation of each remote server that
 	// has not left, by ID. Guarded by s.mu.
 	servers map[string]*remote
+	// closed adds up the counters of the group's links that are gone.
+	// Guarded by s.mu.
+	closed LinkTotals
 }
 
 var _ plugins.RemoteGroup = (*remoteGroup)(nil)

@@ -129,6 +129,12 @@ type Server struct {
 	refused    atomic.Uint64
 	hookErrors atomic.Uint64
 	hookPanics atomic.Uint64
+
+	refusedBy      reasonCounts // refusals by reason
+	linkCloses     reasonCounts // links down by reason
+	clientCloses   reasonCounts // client sessions ended by reason
+	registryErrors atomic.Uint64
+	cloudMeter     cloudMeter
 }
 
 // New checks opts and provisions the group's plugins. It does not touch the
@@ -286,6 +292,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	self := registry.Member{ID: s.id, Group: s.group.Name, Address: advertise, Incarnation: s.incarnation, Meta: meta}
 	if err := s.reg.Register(ctx, self); err != nil {
+		s.registryErrors.Add(1)
 		return fmt.Errorf("cluster: register %s: %w", s.id, err)
 	}
 	s.mu.Lock()
@@ -294,6 +301,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	for _, g := range s.sortedRelated() {
 		ch, err := s.reg.Watch(s.ctx, g.name)
 		if err != nil {
+			s.registryErrors.Add(1)
 			return fmt.Errorf("cluster: watch group %q: %w", g.name, err)
 		}
 		s.goTracked(func() { s.watchLoop(g, ch) })
@@ -486,6 +494,7 @@ func (s *Server) deregister(ctx context.Context) {
 		defer cancel()
 	}
 	if err := s.reg.Deregister(dctx); err != nil && !errors.Is(err, registry.ErrNotRegistered) {
+		s.registryErrors.Add(1)
 		s.log.Warn().Err(err).Msg("deregister failed")
 	}
 }

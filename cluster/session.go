@@ -60,6 +60,7 @@ func (c *session) enqueue(msg []byte) error {
 	}
 	c.queue = append(c.queue, msg)
 	c.queued += len(msg)
+	c.h.msgOut.Add(1)
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()

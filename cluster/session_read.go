@@ -34,6 +34,7 @@ func (c *session) readLoop() {
 	}
 	h.remove(c)
 	le := c.closeReason()
+	s.clientCloses.add(le.Reason)
 	s.log.Debug().Str("client", c.ref.String()).Str("reason", le.Reason.String()).Bool("by_client", le.ByPeer).
 		Str("detail", le.Message).Msg("client disconnected")
 	s.hooks.clientDisconnected(c, le)
@@ -130,6 +131,7 @@ func (c *session) readOne(rt time.Duration) bool {
 		}
 		return !end
 	}
+	h.msgIn.Add(1)
 	switch f.Kind {
 	case protocol.KindUser:
 		h.s.hooks.clientMessage(c, plugins.Message{Tag: f.Tag, Payload: f.Payload})

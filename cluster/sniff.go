@@ -44,7 +44,7 @@ func (l *sniffListener) acceptLoop() {
 		}
 		failures = 0
 		if err := l.s.clients.gate.enter(conn); err != nil {
-			l.s.refused.Add(1)
+			l.s.refuse(protocol.ReasonServerFull)
 			l.s.clients.warn("handshake cap").Str("remote_addr", conn.RemoteAddr().String()).
 				Str("reason", "handshake cap").Str("detail", err.Error()).Msg("refused a connection")
 			conn.Close()
@@ -76,7 +76,7 @@ func (l *sniffListener) sniff(conn net.Conn) {
 		}
 		conn, prefix = tc, nil
 	} else if !protocol.LooksLikeHTTP(first[:]) {
-		s.refused.Add(1)
+		s.refuse(protocol.ReasonProtocol)
 		reason := protocol.ReasonProtocol
 		msg := "external groups accept game clients (WebSocket) only, never servers"
 		if binary.BigEndian.Uint32(first[:]) < uint32(s.links.MaxFrame) {

@@ -23,7 +23,7 @@ const wssRefusal = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConn
 func (l *sniffListener) startTLS(conn net.Conn, first []byte) (tc net.Conn, ok bool) {
 	h := l.s.clients
 	refuse := func() (net.Conn, bool) {
-		l.s.refused.Add(1)
+		l.s.refuse(protocol.ReasonProtocol)
 		h.gate.leave(conn)
 		conn.Close()
 		return nil, false

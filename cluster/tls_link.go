@@ -50,12 +50,13 @@ func (lt *linkTLS) acceptTLS(conn net.Conn, first []byte) (net.Conn, error) {
 // sent its alert.
 func (a *acceptor) refuseTLS(log *zerolog.Logger, conn net.Conn, err error) {
 	s := a.s
-	s.refused.Add(1)
 	if errors.Is(err, errNotTLS) {
+		s.refuse(protocol.ReasonProtocol)
 		sampledWarn(log, a.logs, "not TLS").Str("reason", "not TLS").Msg("refused a connection: " + err.Error())
 		writeClose(conn, protocol.ReasonProtocol, err.Error())
 		return
 	}
+	s.refuse(protocol.ReasonAuth)
 	reason := tlsReason(err)
 	sampledWarn(log, a.logs, reason).Str("reason", reason).Err(err).Msg("refused a connection: TLS handshake failed")
 }

@@ -190,6 +190,8 @@ type Group struct {
 	// Plugins run on every server of the group; names are unique in the
 	// group.
 	Plugins []Plugin
+	// Ops sets the group's operations listener (metrics, health, status).
+	Ops Ops
 	// Line is the line of the group's mapping; 0 when unknown.
 	Line int
 }
@@ -210,6 +212,25 @@ func (g *Group) ClientURL(addr string) string {
 		path = "/" + path
 	}
 	return scheme + addr + path
+}
+
+// Ops is a group's operations listener: /metrics, /healthz, /readyz,
+// /status and, when Pprof is set, /debug/pprof/. The command line may
+// override Listen for one server.
+type Ops struct {
+	// Listen is the host:port the operations listener binds. "" means
+	// "127.0.0.1:0" (loopback, a free port); the listener is started by
+	// the command that runs the server.
+	Listen string
+	// Pprof serves /debug/pprof/. False: not served.
+	Pprof bool
+	// Token, when set, lets a request from a non-loopback address reach
+	// /debug/pprof/ by presenting it as "Authorization: Bearer TOKEN".
+	// Write it as ${VAR} so it comes from the environment. "": pprof is
+	// served to loopback addresses only.
+	Token string
+	// Line is the line of the ops mapping; 0 when unknown.
+	Line int
 }
 
 // Clients are the game-client settings of an external group. Each limit is

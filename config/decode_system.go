@@ -90,6 +90,18 @@ func (d *decoder) tls(f yamlx.Field, pctx, base string) TLS {
 	return t
 }
 
+// ops decodes a group's ops mapping.
+func (d *decoder) ops(f yamlx.Field, gctx, base string) Ops {
+	ctx := gctx + ": ops"
+	o := Ops{Line: f.Key.Line}
+	d.mapping(f.Val, ctx, base, []key{
+		d.strKey("listen", ctx, &o.Listen),
+		{"pprof", func(f yamlx.Field, p string) { o.Pprof = d.boolean(f, ctx, p) }},
+		d.strKey("token", ctx, &o.Token),
+	})
+	return o
+}
+
 func (d *decoder) groups(f yamlx.Field) []Group {
 	items := d.list(f, "", "groups")
 	var out []Group
@@ -137,6 +149,7 @@ func (d *decoder) group(n *yaml.Node, i int) Group {
 		}},
 		d.intKey("replicas", ctx, &g.Replicas),
 		{"clients", func(f yamlx.Field, p string) { g.Clients = d.clients(f, ctx, p) }},
+		{"ops", func(f yamlx.Field, p string) { g.Ops = d.ops(f, ctx, p) }},
 		{"plugins", func(f yamlx.Field, p string) {
 			for _, item := range d.list(f, ctx, p) {
 				item = yamlx.Resolve(item)

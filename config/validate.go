@@ -67,6 +67,9 @@ func applyDefaults(s *System, pos positions) {
 		if g.Listen == "" {
 			g.Listen = DefaultListen
 		}
+		if g.Ops.Listen == "" {
+			g.Ops.Listen = DefaultListen
+		}
 		if g.Replicas == 0 && unset("groups."+strconv.Itoa(i)+".replicas") {
 			g.Replicas = DefaultReplicas
 		}
@@ -242,6 +245,9 @@ func (c *checker) groups(s *System) {
 		}
 		if msg := checkListen(g.Listen); msg != "" {
 			c.add(base+".listen", g.Line, ctx, "listen %q %s", g.Listen, msg)
+		}
+		if msg := checkListen(g.Ops.Listen); msg != "" {
+			c.add(base+".ops.listen", max(g.Ops.Line, g.Line), ctx, "ops: listen %q %s", g.Ops.Listen, msg)
 		}
 		if g.Replicas < 1 || g.Replicas > MaxReplicas {
 			c.add(base+".replicas", g.Line, ctx, "replicas %d is out of range (1..%d)", g.Replicas, MaxReplicas)

@@ -140,7 +140,9 @@ func (p *probe) changes() []cloud.Notification {
 }
 
 // caller returns the cloud-memory caller behind the probe's session.
-func (p *probe) caller() *Caller { return p.cm.(*session).c }
+func (p *probe) caller() *Caller {
+	return p.cm.(interface{ Unwrap() plugins.CloudMemory }).Unwrap().(*session).c
+}
 
 // linked reports whether the probe's server is linked to n replicas.
 func (p *probe) linked(n int) func() bool {

@@ -22,6 +22,7 @@ var tools = []tool{
 	{"node", "nodejs", "the TypeScript SDK's tests (sdk/typescript)"},
 	{"tsc", "node-typescript", "the TypeScript SDK's tests (sdk/typescript)"},
 	{"chromium", "chromium", "the browser tests (sdk/typescript, examples/openworld/web)"},
+	{"prometheus", "prometheus", "the operations port's scrape test (ops)"},
 }
 
 // installTools installs the Debian packages of missing tools. Without

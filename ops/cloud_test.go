@@ -1,0 +1,82 @@
+package ops_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudrift/cloudrift/cloud"
+	"github.com/cloudrift/cloudrift/clustertest"
+	"github.com/cloudrift/cloudrift/ops"
+
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
+)
+
+const cloudYAML = `
+system: opscloud
+secret: a-secret-of-sufficient-length
+groups:
+  - {name: front, visibility: internal, connectsTo: [cloud]}
+  - name: cloud
+    visibility: internal
+    plugins: [{name: cloudmemory}]
+`
+
+func TestCloudOperationsAreCountedAndTimed(t *testing.T) {
+	sys := clustertest.Start(t, cloudYAML)
+	sys.WaitLinked("front")
+	front := sys.Server("front-1")
+	mem, err := front.Host().CloudMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if err := mem.Post(ctx, cloud.Key{Primary: "k", Secondary: uint32(i)}, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := mem.Get(ctx, cloud.Query{Keys: []cloud.Key{{Primary: "k"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.Unsubscribe(ctx, []cloud.Key{{Primary: "k"}}); !errors.Is(err, cloud.ErrNotSubscribed) {
+		t.Fatalf("Unsubscribe of nothing: %v, want ErrNotSubscribed", err)
+	}
+
+	l := serve(t, ops.NewHandler(ops.Options{}, front.Cluster()))
+	_, body := get(t, "GET", l.URL()+"/metrics")
+	for _, want := range []string{
+		`cloudrift_cloud_operations_total{group="front",op="post",result="ok"} 3`,
+		`cloudrift_cloud_operations_total{group="front",op="get",result="ok"} 1`,
+		`cloudrift_cloud_operations_total{group="front",op="unsubscribe",result="not_subscribed"} 1`,
+		`cloudrift_cloud_operation_duration_seconds_count{group="front",op="post"} 3`,
+		`cloudrift_cloud_operation_duration_seconds_bucket{group="front",op="post",le="+Inf"} 3`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q; cloud series:\n%s", want, grep(body, "cloudrift_cloud"))
+		}
+	}
+}
+
+// fakeStore reports fixed store gauges, as a cloud-memory replica does.
+type fakeStore struct{}
+
+func (fakeStore) CloudStoreStats() (rows, keys, subscriptions int) { return 3, 2, 1 }
+
+func TestCloudStoreGaugesComeFromThePlugin(t *testing.T) {
+	sys := clustertest.Start(t, relayYAML, clustertest.WithPlugins("world-1", fakeStore{}))
+	l := serve(t, ops.NewHandler(ops.Options{}, sys.Server("world-1").Cluster()))
+	_, body := get(t, "GET", l.URL()+"/metrics")
+	for _, want := range []string{
+		`cloudrift_cloud_rows{group="world"} 3`,
+		`cloudrift_cloud_keys{group="world"} 2`,
+		`cloudrift_cloud_subscriptions{group="world"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
