@@ -66,7 +66,7 @@ func newClientHub(s *Server) *clientHub {
 		logs:    s.newRefusalSampler("clients"),
 	}
 	h.upgrader = websocket.Upgrader{
-		HandshakeTimeout: s.links.HandshakeTimeout.D(),
+		HandshakeTimeout: s.links.HandshakeTimeout.Duration(),
 		ReadBufferSize:   512,
 		WriteBufferSize:  1024,
 		WriteBufferPool:  &sync.Pool{},
@@ -77,8 +77,8 @@ func newClientHub(s *Server) *clientHub {
 	// time after New without racing its creation.
 	h.http = &http.Server{
 		Handler:           http.HandlerFunc(h.route),
-		ReadHeaderTimeout: s.links.HandshakeTimeout.D(),
-		IdleTimeout:       s.links.HandshakeTimeout.D(),
+		ReadHeaderTimeout: s.links.HandshakeTimeout.Duration(),
+		IdleTimeout:       s.links.HandshakeTimeout.Duration(),
 		ConnState:         h.connState,
 	}
 	size := h.cfg.MaxMessageBytes + protocol.WSHeaderSize + 1
@@ -190,7 +190,7 @@ func (h *clientHub) lookup(id uint64) *session {
 // pingLoop pings every client at a third of the read timeout; a pong
 // extends the client's read deadline.
 func (h *clientHub) pingLoop() {
-	t := time.NewTicker(h.cfg.ReadTimeout.D() / 3)
+	t := time.NewTicker(h.cfg.ReadTimeout.Duration() / 3)
 	defer t.Stop()
 	for {
 		select {

@@ -163,7 +163,7 @@ func TestRemovedPeerIsNotRedialled(t *testing.T) {
 	// b1 is alive and would accept: a dialer that kept going would be
 	// linked again within a few backoff periods (at most 50 ms each).
 	accepted := b1.Stats().Refused
-	time.Sleep(20 * l.sys.Config().Links.BackoffMax.D())
+	time.Sleep(20 * l.sys.Config().Links.BackoffMax.Duration())
 	if n := r1.count("connected", "b1"); n != 1 {
 		t.Fatalf("b1 connected %d times after removal, want 1", n)
 	}
@@ -397,7 +397,7 @@ func TestRegistryBlipKeepsLinks(t *testing.T) {
 	if err := conn.Register(context.Background(), self); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * l.sys.Config().Links.LeaveGrace.D())
+	time.Sleep(3 * l.sys.Config().Links.LeaveGrace.Duration())
 	if got := r1.eventsFor("b1"); !slices.Equal(got, []string{"joined", "connected"}) {
 		t.Fatalf("events for b1 after a registry blip: %v", got)
 	}

@@ -55,7 +55,7 @@ func permanentRefusal(reason protocol.Reason) bool {
 func (r *remote) dialLoop(ctx context.Context) {
 	s := r.s
 	log := s.log.With().Str("peer", r.id).Str("peer_group", r.g.name).Logger()
-	policy := backoff.Policy{Min: s.links.BackoffMin.D(), Max: s.links.BackoffMax.D()}
+	policy := backoff.Policy{Min: s.links.BackoffMin.Duration(), Max: s.links.BackoffMax.Duration()}
 	waits := 0    // redials since the last long-lived link
 	failures := 0 // consecutive failed dials, for the log
 	for ctx.Err() == nil && s.running() && !r.leaving.Load() {

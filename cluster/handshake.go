@@ -39,7 +39,7 @@ const httpRefusal = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nCon
 // success the link is ready to run; its connection has no deadline.
 func (s *Server) dial(ctx context.Context, r *remote) (*link, error) {
 	addr := r.Address()
-	timeout := s.links.HandshakeTimeout.D()
+	timeout := s.links.HandshakeTimeout.Duration()
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -258,7 +258,7 @@ func (a *acceptor) serve(conn net.Conn) {
 // connection with a logged (sampled) reason.
 func (a *acceptor) handshake(conn net.Conn) *link {
 	s := a.s
-	conn.SetDeadline(time.Now().Add(s.links.HandshakeTimeout.D()))
+	conn.SetDeadline(time.Now().Add(s.links.HandshakeTimeout.Duration()))
 	log := s.log.With().Str("remote_addr", conn.RemoteAddr().String()).Logger()
 	refuse := func(reason protocol.Reason, msg string, err error) *link {
 		s.refuse(reason)
@@ -270,7 +270,7 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 		var ne net.Error
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():
-			return refuse(protocol.ReasonHandshakeTimeout, "no "+stage+" within "+s.links.HandshakeTimeout.D().String(), nil)
+			return refuse(protocol.ReasonHandshakeTimeout, "no "+stage+" within "+s.links.HandshakeTimeout.Duration().String(), nil)
 		case errors.Is(err, protocol.ErrFrameTooLarge):
 			return refuse(protocol.ReasonFrameTooLarge, "while waiting for "+stage, err)
 		case errors.Is(err, protocol.ErrShortFrame):

@@ -198,7 +198,7 @@ func (l *link) writeLoop() {
 		if err := l.write(buf); err != nil {
 			reason, msg := protocol.ReasonIO, "write failed"
 			if errors.Is(err, errWriteStalled) {
-				reason, msg = protocol.ReasonWriteStalled, fmt.Sprintf("a write made no progress for %s", l.s.links.Timeout.D())
+				reason, msg = protocol.ReasonWriteStalled, fmt.Sprintf("a write made no progress for %s", l.s.links.Timeout.Duration())
 			}
 			l.close(reason, msg, err, false)
 			l.finalFlush(nil)
@@ -220,7 +220,7 @@ var errWriteStalled = errors.New("cluster: link write stalled")
 // (flushTimeout) bounds the write instead; a step that began before
 // close keeps its own bound.
 func (l *link) write(b []byte) error {
-	timeout := l.s.links.Timeout.D()
+	timeout := l.s.links.Timeout.Duration()
 	for len(b) > 0 {
 		select {
 		case <-l.quit:
@@ -408,8 +408,8 @@ func (s *Server) removeLink(l *link) {
 // heartbeatLoop pings every link each heartbeat interval and closes links
 // that stayed silent past the timeout.
 func (s *Server) heartbeatLoop() {
-	every := s.links.Heartbeat.D()
-	maxSilent := int((s.links.Timeout.D() + every - 1) / every)
+	every := s.links.Heartbeat.Duration()
+	maxSilent := int((s.links.Timeout.Duration() + every - 1) / every)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -418,7 +418,7 @@ func (s *Server) heartbeatLoop() {
 			return
 		case <-t.C:
 		}
-		grace := s.links.LeaveGrace.D()
+		grace := s.links.LeaveGrace.Duration()
 		now := time.Now()
 		for _, l := range s.liveLinks() {
 			s.mu.Lock()
@@ -431,7 +431,7 @@ func (s *Server) heartbeatLoop() {
 			if l.seen.Swap(false) {
 				l.silentTicks = 0
 			} else if l.silentTicks++; l.silentTicks >= maxSilent {
-				l.close(protocol.ReasonHeartbeatTimeout, fmt.Sprintf("silent for %s", s.links.Timeout.D()), nil, true)
+				l.close(protocol.ReasonHeartbeatTimeout, fmt.Sprintf("silent for %s", s.links.Timeout.Duration()), nil, true)
 				continue
 			}
 			l.sendSystem(protocol.KindPing, nil)

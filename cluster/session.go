@@ -76,7 +76,7 @@ func (c *session) enqueue(msg []byte) error {
 // pings of the others (and their read deadlines).
 func (c *session) ping() {
 	if c.cc == nil { // a connection this package did not accept
-		c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.cfg.WriteTimeout.D()))
+		c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.cfg.WriteTimeout.Duration()))
 		return
 	}
 	rest, err := c.cc.tryPing()

@@ -84,7 +84,7 @@ func (c *session) limitControlFrames(rt time.Duration) {
 			}
 			return nil
 		}
-		err := c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.h.cfg.WriteTimeout.D()))
+		err := c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.h.cfg.WriteTimeout.Duration()))
 		var ne net.Error
 		if err == websocket.ErrCloseSent || (errors.As(err, &ne) && ne.Timeout()) {
 			return nil // closing anyway, or a congested socket

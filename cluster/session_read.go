@@ -19,7 +19,7 @@ import (
 func (c *session) readLoop() {
 	h := c.h
 	s := h.s
-	rt := h.cfg.ReadTimeout.D()
+	rt := h.cfg.ReadTimeout.Duration()
 	c.limitControlFrames(rt)
 	s.hooks.clientConnected(c)
 	for c.readOne(rt) {
@@ -156,7 +156,7 @@ func (c *session) readFailed(err error) {
 	case errors.As(err, &ce):
 		c.closedByPeer(protocol.ReasonNone, fmt.Sprintf("client closed (%d %s)", ce.Code, ce.Text), nil)
 	case errors.As(err, &ne) && ne.Timeout():
-		c.close(protocol.ReasonReadTimeout, fmt.Sprintf("silent for %s", c.h.cfg.ReadTimeout.D()), nil)
+		c.close(protocol.ReasonReadTimeout, fmt.Sprintf("silent for %s", c.h.cfg.ReadTimeout.Duration()), nil)
 	case isWebSocketProtocolError(err):
 		c.brokeProtocol(err)
 	default:

@@ -15,7 +15,7 @@ import (
 // Everything queued at once goes out in one write: the connection is corked
 // while gorilla frames the batch, then flushed.
 func (c *session) writeLoop() {
-	wt := c.h.cfg.WriteTimeout.D()
+	wt := c.h.cfg.WriteTimeout.Duration()
 	cc := c.cc
 	for {
 		c.mu.Lock()
@@ -124,7 +124,7 @@ func (c *session) runWriterLocked() {
 // writeClose tells the client why it is being disconnected: a KindClose
 // message, then a WebSocket close frame. Callers own the write side.
 func (c *session) writeClose(reason protocol.Reason, msg string) {
-	wt := c.h.cfg.WriteTimeout.D()
+	wt := c.h.cfg.WriteTimeout.Duration()
 	cl := protocol.Close{Reason: reason, Message: msg}
 	c.conn.SetWriteDeadline(time.Now().Add(wt))
 	c.conn.WriteMessage(websocket.BinaryMessage, protocol.AppendWS(nil, protocol.KindClose, 0, cl.AppendTo(nil)))

@@ -60,7 +60,7 @@ func (l *sniffListener) acceptLoop() {
 
 func (l *sniffListener) sniff(conn net.Conn) {
 	s := l.s
-	conn.SetReadDeadline(time.Now().Add(s.links.HandshakeTimeout.D()))
+	conn.SetReadDeadline(time.Now().Add(s.links.HandshakeTimeout.Duration()))
 	var first [4]byte
 	if _, err := io.ReadFull(conn, first[:]); err != nil {
 		s.clients.gate.leave(conn)

@@ -43,7 +43,7 @@ func (l *sniffListener) startTLS(conn net.Conn, first []byte) (tc net.Conn, ok b
 		}
 		return refuse()
 	}
-	conn.SetDeadline(time.Now().Add(l.s.links.HandshakeTimeout.D()))
+	conn.SetDeadline(time.Now().Add(l.s.links.HandshakeTimeout.Duration()))
 	t := tls.Server(&prefixConn{Conn: conn, prefix: first}, l.s.clientTLS)
 	if err := t.Handshake(); err != nil {
 		reason := tlsReason(err)

@@ -298,8 +298,8 @@ type Plugin struct {
 // as "5s" or "250ms". A bare number is an error: durations need a unit.
 type Duration time.Duration
 
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+// Duration returns d as a time.Duration.
+func (d Duration) Duration() time.Duration { return time.Duration(d) }
 
 // String formats d like time.Duration.
 func (d Duration) String() string { return time.Duration(d).String() }

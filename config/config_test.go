@@ -172,7 +172,7 @@ func TestParseFull(t *testing.T) {
 	if err := p.Settings.Decode(&settings); err != nil {
 		t.Fatal(err)
 	}
-	if settings.Regions != 64 || settings.Tick.D() != 50*time.Millisecond {
+	if settings.Regions != 64 || settings.Tick.Duration() != 50*time.Millisecond {
 		t.Errorf("settings = %+v", settings)
 	}
 	if k := s.Groups[0].Plugins[0].Settings.Kind; k != 0 {
@@ -224,7 +224,7 @@ groups: [{ name: a, visibility: internal }]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Links.Timeout.D() != 15*time.Second || s.Links.QueueBytes != 32<<20 || s.Links.BackoffMax.D() != 10*time.Second {
+	if s.Links.Timeout.Duration() != 15*time.Second || s.Links.QueueBytes != 32<<20 || s.Links.BackoffMax.Duration() != 10*time.Second {
 		t.Errorf("Links = %+v", s.Links)
 	}
 }
@@ -832,7 +832,7 @@ func TestApplyDefaultsKeepsValues(t *testing.T) {
 	s := config.System{Links: config.Links{Heartbeat: config.Duration(time.Second), Timeout: config.Duration(9 * time.Second)},
 		Groups: []config.Group{{Replicas: 5, Listen: ":1"}}}
 	s.ApplyDefaults()
-	if s.Links.Timeout.D() != 9*time.Second || s.Groups[0].Replicas != 5 || s.Groups[0].Listen != ":1" || s.Links.BackoffMin == 0 {
+	if s.Links.Timeout.Duration() != 9*time.Second || s.Groups[0].Replicas != 5 || s.Groups[0].Listen != ":1" || s.Links.BackoffMin == 0 {
 		t.Errorf("ApplyDefaults = %+v", s)
 	}
 }
@@ -841,7 +841,7 @@ func TestDurationYAML(t *testing.T) {
 	var v struct {
 		D config.Duration `yaml:"d"`
 	}
-	if err := yaml.Unmarshal([]byte("d: 250ms"), &v); err != nil || v.D.D() != 250*time.Millisecond {
+	if err := yaml.Unmarshal([]byte("d: 250ms"), &v); err != nil || v.D.Duration() != 250*time.Millisecond {
 		t.Errorf("250ms: %v %v", v.D, err)
 	}
 	err := yaml.Unmarshal([]byte("x: 1\nd: 5"), &v)
@@ -889,7 +889,7 @@ groups:
 		t.Fatal(err)
 	}
 	c := sys.Groups[0].Clients
-	if c.Path != "/play" || c.MaxMessageBytes != 512 || c.Rate != 10 || c.Burst != 20 || c.ReadTimeout.D() != 2*time.Second ||
+	if c.Path != "/play" || c.MaxMessageBytes != 512 || c.Rate != 10 || c.Burst != 20 || c.ReadTimeout.Duration() != 2*time.Second ||
 		c.MaxClients != config.DefaultMaxClients || c.SendQueueBytes != config.DefaultSendQueueBytes || c.WriteTimeout != config.DefaultClientWriteTimeout {
 		t.Fatalf("clients = %+v", c)
 	}

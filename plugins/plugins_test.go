@@ -76,7 +76,7 @@ func TestProvisionDecodesSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp := p.(*settingsPlugin)
-	if sp.Regions != 64 || sp.Tick.D() != 250*time.Millisecond || sp.Limits.MaxBytes != 10 || sp.Tags["a"] != 1 || sp.List[0].MaxBytes != 3 {
+	if sp.Regions != 64 || sp.Tick.Duration() != 250*time.Millisecond || sp.Limits.MaxBytes != 10 || sp.Tags["a"] != 1 || sp.List[0].MaxBytes != 3 {
 		t.Fatalf("decoded %+v", sp)
 	}
 	// Each Provision makes a fresh value: no shared state between servers.

@@ -177,9 +177,9 @@ func (a *Aggregator) run() {
 	if !a.subscribe() {
 		return
 	}
-	flush := time.NewTicker(a.FlushInterval.D())
+	flush := time.NewTicker(a.FlushInterval.Duration())
 	defer flush.Stop()
-	publish := time.NewTicker(a.PublishInterval.D())
+	publish := time.NewTicker(a.PublishInterval.Duration())
 	defer publish.Stop()
 	a.publish()
 	for {
@@ -337,7 +337,7 @@ func (a *Aggregator) publish() {
 	if a.posted && total == a.published {
 		return
 	}
-	if time.Since(a.lastPost) < a.PublishInterval.D() {
+	if time.Since(a.lastPost) < a.PublishInterval.Duration() {
 		return
 	}
 	a.lastPost = time.Now()

@@ -231,7 +231,7 @@ func (c *Coordinator) step() {
 	if c.doneCount == uint32(len(c.tasks)) && c.finishedAt.IsZero() {
 		c.finish()
 	}
-	if !c.finishedAt.IsZero() && c.RestartAfter > 0 && time.Since(c.finishedAt) >= c.RestartAfter.D() {
+	if !c.finishedAt.IsZero() && c.RestartAfter > 0 && time.Since(c.finishedAt) >= c.RestartAfter.Duration() {
 		c.newRound()
 		c.log.Info().Uint32("round", c.round).Msg("new round")
 	}

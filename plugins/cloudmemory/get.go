@@ -146,7 +146,7 @@ func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Que
 		op.phase = 1
 		op.counts1 = make(map[key]uint32)
 	}
-	op.timer = time.AfterFunc(c.cfg.GetTimeout.D(), func() {
+	op.timer = time.AfterFunc(c.cfg.GetTimeout.Duration(), func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.finishGetLocked(op, cloud.CodeOK, "")

@@ -144,7 +144,7 @@ func (c *Caller) reconcileLocked() {
 func (c *Caller) delayResyncLocked(ks *ksub, now time.Time) {
 	if _, ok := c.resync[ks.k]; !ok {
 		ks.attempts = 0
-		ks.retryAt = now.Add(c.cfg.ResyncDelay.D())
+		ks.retryAt = now.Add(c.cfg.ResyncDelay.Duration())
 	}
 	c.resync[ks.k] = struct{}{}
 }

@@ -57,10 +57,10 @@ type waiter struct {
 // operation timeout.
 func (c *Caller) newWaiterLocked(version uint64, done doneFunc) *waiter {
 	w := &waiter{version: version, done: done}
-	w.timer = time.AfterFunc(c.cfg.OpTimeout.D(), func() {
+	w.timer = time.AfterFunc(c.cfg.OpTimeout.Duration(), func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.fireLocked(w, cloud.CodeTimeout, fmt.Sprintf("not confirmed within %s", c.cfg.OpTimeout.D()))
+		c.fireLocked(w, cloud.CodeTimeout, fmt.Sprintf("not confirmed within %s", c.cfg.OpTimeout.Duration()))
 	})
 	return w
 }

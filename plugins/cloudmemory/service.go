@@ -411,7 +411,7 @@ func (s *Service) ServerDisconnected(rs plugins.RemoteServer, _ error) error {
 	id, inc := rs.ID(), rs.Incarnation()
 	d.seq++
 	seq := d.seq
-	d.grace = time.AfterFunc(s.ServerGrace.D(), func() { s.graceOver(id, inc, seq) })
+	d.grace = time.AfterFunc(s.ServerGrace.Duration(), func() { s.graceOver(id, inc, seq) })
 	return nil
 }
 
