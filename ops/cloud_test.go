@@ -46,6 +46,20 @@ func TestCloudOperationsAreCountedAndTimed(t *testing.T) {
 		t.Fatalf("Unsubscribe of nothing: %v, want ErrNotSubscribed", err)
 	}
 
+	// The replica's store gauges come from the cloud memory itself: three
+	// rows under three keys, no subscription.
+	replica := serve(t, ops.NewHandler(ops.Options{}, sys.Server("cloud-1").Cluster()))
+	_, rbody := get(t, "GET", replica.URL()+"/metrics")
+	for _, want := range []string{
+		`cloudrift_cloud_rows{group="cloud"} 3`,
+		`cloudrift_cloud_keys{group="cloud"} 3`,
+		`cloudrift_cloud_subscriptions{group="cloud"} 0`,
+	} {
+		if !strings.Contains(rbody, want) {
+			t.Errorf("replica /metrics lacks %q; cloud series:\n%s", want, grep(rbody, "cloudrift_cloud"))
+		}
+	}
+
 	l := serve(t, ops.NewHandler(ops.Options{}, front.Cluster()))
 	_, body := get(t, "GET", l.URL()+"/metrics")
 	for _, want := range []string{

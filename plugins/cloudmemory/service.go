@@ -459,3 +459,15 @@ func compareKeys(a, b key) int {
 	}
 	return int(int64(a.Secondary) - int64(b.Secondary))
 }
+
+// CloudStoreStats reports the rows, keys and subscriptions (one per
+// subscribing server and key) this replica holds, for the operations
+// port's cloudrift_cloud_rows, _keys and _subscriptions. It walks the
+// store, so it is meant for scrapes, not for every message.
+func (s *Service) CloudStoreStats() (rows, keys, subscriptions int) {
+	if s.st == nil {
+		return 0, 0, 0
+	}
+	st := s.st.stats()
+	return st.Rows, st.Keys, st.Subscriptions
+}
