@@ -137,16 +137,25 @@ func (p *Project) Links(ctx context.Context, container string) (id string, peers
 			Peer      string `json:"peer"`
 			Direction string `json:"direction"`
 		}
-		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Peer == "" || ev.Direction != "upstream" {
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
 			continue
 		}
-		if ev.Server != id {
+		if ev.Message == "server starting" && ev.Server != "" {
 			id, up = ev.Server, map[string]bool{}
+			continue
 		}
-		switch ev.Message {
-		case "link up":
+		if ev.Peer == "" {
+			continue
+		}
+		// "link up" says the direction; "link down" does not, and a peer
+		// is linked in one direction only.
+		switch {
+		case ev.Message == "link up" && ev.Direction == "upstream":
+			if ev.Server != id {
+				id, up = ev.Server, map[string]bool{}
+			}
 			up[ev.Peer] = true
-		case "link down":
+		case ev.Message == "link down" && ev.Server == id:
 			delete(up, ev.Peer)
 		}
 	}
