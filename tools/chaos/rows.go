@@ -17,7 +17,10 @@ const getTimeout = 5 * time.Second
 // rowsCheck is the outcome of one look at the cloud memory.
 type rowsCheck struct {
 	lost    int    // rows of ready uploaders missing, doubled or stale
-	problem string // the first thing that is not consistent; "" when all is
+	problem string // what is not consistent; "" when all is
+	// gateWait is how long the check waited for uploads in flight, and
+	// slowest the slowest Get.
+	gateWait, slowest time.Duration
 }
 
 // checkRows holds the rows to the uploaders' records with every upload
@@ -25,9 +28,11 @@ type rowsCheck struct {
 // must return each ready uploader's row under each key exactly once with
 // its latest value, and no row of an uploader that is gone; and the
 // uploader's View must equal that Get.
-func (f *fleet) checkRows(ctx context.Context) rowsCheck {
+func (f *fleet) checkRows(ctx context.Context) (out rowsCheck) {
+	waitFrom := time.Now()
 	f.gate.Lock()
 	defer f.gate.Unlock()
+	out.gateWait = time.Since(waitFrom)
 	type ready struct {
 		u      *uploader
 		c      *client.Client
@@ -35,7 +40,6 @@ func (f *fleet) checkRows(ctx context.Context) rowsCheck {
 		latest map[cloud.Key]string
 	}
 	var all []ready
-	var out rowsCheck
 	var problems []string
 	note := func(format string, args ...any) {
 		problems = append(problems, fmt.Sprintf(format, args...))
@@ -63,7 +67,9 @@ func (f *fleet) checkRows(ctx context.Context) rowsCheck {
 	}
 	for _, r := range all {
 		gctx, cancel := context.WithTimeout(ctx, getTimeout)
+		getFrom := time.Now()
 		res, err := r.c.Get(gctx, cloud.Query{Keys: keys()})
+		out.slowest = max(out.slowest, time.Since(getFrom))
 		cancel()
 		if err != nil {
 			note("%s: Get: %v", r.u.name, err)

@@ -186,13 +186,18 @@ func (su *suite) waitShape(ctx context.Context) error {
 func (su *suite) settle(ctx context.Context, ev *eventStats) error {
 	start := time.Now()
 	deadline := start.Add(su.opts.Settle)
+	lastSaid := start
 	for {
 		if err := su.refreshURLs(ctx); err != nil {
 			return err
 		}
+		iter := time.Now()
 		missing, err := su.sys.settled(ctx)
 		if err != nil {
 			return err
+		}
+		if d := time.Since(iter); d > 3*time.Second {
+			su.opts.Log("  slow look at Consul and the links: %v", round(d))
 		}
 		lost := 0
 		if missing == "" {
@@ -203,6 +208,9 @@ func (su *suite) settle(ctx context.Context, ev *eventStats) error {
 		if missing == "" {
 			rc := su.fleet.checkRows(ctx)
 			missing, lost = rc.problem, rc.lost
+			if rc.gateWait > 3*time.Second || rc.slowest > 3*time.Second {
+				su.opts.Log("  slow rows check: %v waiting for uploads in flight, slowest Get %v", round(rc.gateWait), round(rc.slowest))
+			}
 		}
 		if missing == "" {
 			ev.settle = time.Since(start)
@@ -210,6 +218,10 @@ func (su *suite) settle(ctx context.Context, ev *eventStats) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if time.Since(lastSaid) >= 5*time.Second {
+			su.opts.Log("  waiting %v: %s", since(start), missing)
+			lastSaid = time.Now()
 		}
 		if time.Now().After(deadline) {
 			ev.settle = time.Since(start)
