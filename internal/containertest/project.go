@@ -86,17 +86,17 @@ type Member struct {
 }
 
 // Members returns the registrations of a group of sys from the Consul HTTP
-// API at consul (http://host:port); nil when Consul does not answer.
-func Members(consul string, sys *config.System, group string) []Member {
+// API at consul (http://host:port), or why Consul did not answer.
+func Members(consul string, sys *config.System, group string) ([]Member, error) {
 	url := fmt.Sprintf("%s/v1/health/service/cloudrift-%s-%s", consul, sys.System, group)
 	cl := http.Client{Timeout: 5 * time.Second}
 	resp, err := cl.Get(url)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	var entries []struct {
 		Service struct {
@@ -107,7 +107,7 @@ func Members(consul string, sys *config.System, group string) []Member {
 		Checks []struct{ Status string }
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil {
-		return nil
+		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	var out []Member
 	for _, e := range entries {
@@ -117,7 +117,7 @@ func Members(consul string, sys *config.System, group string) []Member {
 		}
 		out = append(out, m)
 	}
-	return out
+	return out, nil
 }
 
 // Links reads a container's JSON log and returns the ID of the server it
@@ -174,7 +174,11 @@ func (p *Project) Links(ctx context.Context, container string) (id string, peers
 func (p *Project) Settled(ctx context.Context, consul string, sys *config.System, want map[string]int) (map[string][]string, string, error) {
 	passing := map[string][]string{}
 	for _, g := range sys.Groups {
-		for _, m := range Members(consul, sys, g.Name) {
+		members, err := Members(consul, sys, g.Name)
+		if err != nil {
+			return nil, fmt.Sprintf("Consul does not answer: %v", err), nil
+		}
+		for _, m := range members {
 			if host, port, err := net.SplitHostPort(m.Address); err != nil || port != "7000" ||
 				net.ParseIP(host) == nil || net.ParseIP(host).IsLoopback() || net.ParseIP(host).IsUnspecified() {
 				return nil, "", fmt.Errorf("%w: %s registered %s", ErrBadAddress, m.ID, m.Address)
