@@ -87,6 +87,10 @@ func (f *fleet) upload(ctx context.Context, i int, u *uploader) {
 		url := f.pick(i, attempt)
 		opts := dialOptions()
 		opts.URL = url
+		// The gateway treats every connection as a player and sends it
+		// the world around it; unread, those messages would fill the
+		// client's queue and stall its read loop, cloud answers and all.
+		opts.Handler = func(client.Message) {}
 		c, err := client.Dial(ctx, opts)
 		if err == nil {
 			err = f.prepare(ctx, c, u, &seq)
