@@ -33,7 +33,7 @@ func fullEvents() []event {
 	}
 }
 
-// shortEvents is one event of each kind, for the test command.
+// shortEvents is one event of each kind, for a quicker look (-short).
 func shortEvents() []event {
 	return []event{
 		scale("world", 4), kill("client"), kill("cloud"), partition("world"), pause("cloud"), consulRestart("consul2"),

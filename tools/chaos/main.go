@@ -2,7 +2,7 @@
 // event at a time while players and cloud-memory uploaders stay connected,
 // checking after each event that the system became consistent again:
 //
-//	go run ./tools/chaos                       # every event (about 8 minutes)
+//	go run ./tools/chaos                       # every event (two to three minutes)
 //	go run ./tools/chaos -short                # one event of each kind
 //	go run ./tools/chaos -events 'kill client,pause cloud'
 //
