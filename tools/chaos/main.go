@@ -24,7 +24,8 @@
 // back within a bound (on another client server); the system is
 // consistent within a bound. It prints a table of figures per event and
 // exits 1 when an invariant did not hold, with the event and the
-// evidence. Everything it made (containers, network, volumes, images) is
+// evidence (every server's log is saved in the temporary directory), and
+// 2 when the run itself failed (no docker, a build or docker command). Everything it made (containers, network, volumes, images) is
 // removed when it ends, also on failure or interrupt.
 package main
 
