@@ -1,16 +1,11 @@
 package containertest
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -42,13 +37,8 @@ func requireDocker(t *testing.T) string {
 		}
 		t.Skipf(format, args...)
 	}
-	for _, tool := range []string{"docker", "docker-compose"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing("%s is not on PATH", tool)
-		}
-	}
-	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		missing("docker engine: %v: %s", err, out)
+	if err := DockerMissing(); err != nil {
+		missing("%v", err)
 	}
 	bin, err := consultest.Binary()
 	if err != nil {
@@ -59,10 +49,8 @@ func requireDocker(t *testing.T) string {
 
 // project is one compose project of the test, with its images.
 type project struct {
+	Project
 	t      *testing.T
-	name   string
-	files  []string
-	env    []string
 	consul string // Consul's HTTP API on 127.0.0.1, http://host:port
 }
 
@@ -70,171 +58,31 @@ type project struct {
 // with both outputs when it fails.
 func (p *project) run(name string, args ...string) string {
 	p.t.Helper()
-	out, errOut, err := p.exec(name, args...)
+	out, err := p.Run(context.Background(), name, args...)
 	if err != nil {
-		p.t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, errOut)
+		p.t.Fatal(err)
 	}
 	return out
-}
-
-// exec runs a command with the project's environment; docker-compose
-// writes warnings to stderr, which never mix into the output.
-func (p *project) exec(name string, args ...string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), p.env...)
-	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	return out.String(), errOut.String(), err
 }
 
 // compose runs docker-compose on the project's files.
 func (p *project) compose(args ...string) string {
 	p.t.Helper()
-	full := []string{"-p", p.name}
-	for _, f := range p.files {
-		full = append(full, "-f", f)
+	out, err := p.Compose(context.Background(), args...)
+	if err != nil {
+		p.t.Fatal(err)
 	}
-	return p.run("docker-compose", append(full, args...)...)
+	return out
 }
 
 // containers returns the IDs of the running containers of a service.
 func (p *project) containers(service string) []string {
 	p.t.Helper()
-	out := p.run("docker", "ps", "-q", "--no-trunc",
-		"--filter", "label=com.docker.compose.project="+p.name,
-		"--filter", "label=com.docker.compose.service="+service)
-	return strings.Fields(out)
-}
-
-// member is a registration in Consul, as its health endpoint shows it.
-type member struct {
-	ID      string
-	Address string
-	Passing bool
-}
-
-// members returns the registrations of a group; nil when Consul does not
-// answer yet.
-func (p *project) members(sys *config.System, group string) []member {
-	url := fmt.Sprintf("%s/v1/health/service/cloudrift-%s-%s", p.consul, sys.System, group)
-	resp, err := http.Get(url)
+	ids, err := p.Containers(context.Background(), service)
 	if err != nil {
-		return nil
+		p.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	var entries []struct {
-		Service struct {
-			ID      string
-			Address string
-			Port    int
-		}
-		Checks []struct{ Status string }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil {
-		return nil
-	}
-	var out []member
-	for _, e := range entries {
-		m := member{ID: strings.TrimPrefix(e.Service.ID, sys.System+":"), Address: fmt.Sprintf("%s:%d", e.Service.Address, e.Service.Port), Passing: true}
-		for _, c := range e.Checks {
-			m.Passing = m.Passing && c.Status == "passing"
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// links reads a container's JSON log and returns the server's ID and the
-// peers it holds an upstream link to (every "link up" not followed by a
-// "link down" of the same peer).
-func (p *project) links(container string) (id string, peers []string) {
-	p.t.Helper()
-	// The servers log to stderr. A restarted container's log holds its
-	// earlier runs too.
-	_, out, _ := p.exec("docker", "logs", container)
-	up := map[string]bool{}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var ev struct {
-			Message   string `json:"message"`
-			Server    string `json:"server"`
-			Peer      string `json:"peer"`
-			Direction string `json:"direction"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Peer == "" || ev.Direction != "upstream" {
-			continue
-		}
-		if ev.Server != id {
-			id, up = ev.Server, map[string]bool{}
-		}
-		switch ev.Message {
-		case "link up":
-			up[ev.Peer] = true
-		case "link down":
-			delete(up, ev.Peer)
-		}
-	}
-	for peer := range up {
-		peers = append(peers, peer)
-	}
-	slices.Sort(peers)
-	return id, peers
-}
-
-// settled reports whether every group has want[group] passing members,
-// and every server of a group that dials others holds a link to every
-// passing member of the groups it dials. It returns the passing IDs by
-// group, and what is missing.
-func (p *project) settled(sys *config.System, want map[string]int) (map[string][]string, string) {
-	p.t.Helper()
-	passing := map[string][]string{}
-	for _, g := range sys.Groups {
-		for _, m := range p.members(sys, g.Name) {
-			if host, port, err := net.SplitHostPort(m.Address); err != nil || port != "7000" ||
-				net.ParseIP(host) == nil || net.ParseIP(host).IsLoopback() || net.ParseIP(host).IsUnspecified() {
-				p.t.Fatalf("%s registered %s: want the container's own address, port 7000 (-advertise auto)", m.ID, m.Address)
-			}
-			if m.Passing {
-				passing[g.Name] = append(passing[g.Name], m.ID)
-			}
-		}
-		slices.Sort(passing[g.Name])
-		if len(passing[g.Name]) != want[g.Name] {
-			return nil, fmt.Sprintf("group %s: %d passing in Consul, want %d", g.Name, len(passing[g.Name]), want[g.Name])
-		}
-	}
-	for _, g := range sys.Groups {
-		if len(g.ConnectsTo) == 0 {
-			continue
-		}
-		var upstream []string
-		for _, to := range g.ConnectsTo {
-			upstream = append(upstream, passing[to]...)
-		}
-		slices.Sort(upstream)
-		seen := 0
-		for _, c := range p.containers(g.Name) {
-			id, peers := p.links(c)
-			if !slices.Contains(passing[g.Name], id) {
-				continue // not registered yet, or an earlier run of a restarted container
-			}
-			seen++
-			if !slices.Equal(peers, upstream) {
-				return nil, fmt.Sprintf("%s links to %v, want %v", id, peers, upstream)
-			}
-		}
-		if seen != want[g.Name] {
-			return nil, fmt.Sprintf("group %s: %d of %d servers logged their links", g.Name, seen, want[g.Name])
-		}
-	}
-	return passing, ""
+	return ids
 }
 
 // waitLeader waits until the Consul servers have elected a leader.
@@ -242,14 +90,8 @@ func (p *project) waitLeader() {
 	p.t.Helper()
 	deadline := time.Now().Add(patience)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.consul + "/v1/status/leader")
-		if err == nil {
-			var leader string
-			err = json.NewDecoder(resp.Body).Decode(&leader)
-			resp.Body.Close()
-			if err == nil && leader != "" {
-				return
-			}
+		if Leader(p.consul) {
+			return
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -263,7 +105,10 @@ func (p *project) waitSettled(sys *config.System, want map[string]int) map[strin
 	deadline := time.Now().Add(patience)
 	var last string
 	for time.Now().Before(deadline) {
-		passing, missing := p.settled(sys, want)
+		passing, missing, err := p.Settled(context.Background(), p.consul, sys, want)
+		if err != nil {
+			p.t.Fatalf("%v (want -advertise auto)", err)
+		}
 		if missing == "" {
 			return passing
 		}
@@ -300,21 +145,21 @@ func TestComposeUpAndScale(t *testing.T) {
 	if err := os.WriteFile(override, []byte("version: \"3.8\"\nservices:\n  consul1:\n    ports: [\"127.0.0.1::8500\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &project{
-		t:     t,
-		name:  "crtest" + suffix,
-		files: []string{filepath.Join(root, "deploy/compose/docker-compose.yml"), override},
-		env: []string{
+	p := &project{t: t, Project: Project{
+		Name:  "crtest" + suffix,
+		Files: []string{filepath.Join(root, "deploy/compose/docker-compose.yml"), override},
+		Env: []string{
 			"CLOUDRIFT_IMAGE=" + image,
 			"CONSUL_IMAGE=" + consulImage,
 			"CLOUDRIFT_SECRET=" + hex.EncodeToString(secret),
 			"CONSUL_BIN=" + consulBin,
+			"CLIENT_PUBLISH=127.0.0.1::7000",
 		},
-	}
+	}}
 
 	// Cleanups run last-registered first: the project goes, then the images.
 	t.Cleanup(func() {
-		if _, errOut, err := p.exec("docker", "rmi", "-f", image, consulImage); err != nil && !strings.Contains(errOut, "No such image") {
+		if _, errOut, err := p.Exec(context.Background(), "docker", "rmi", "-f", image, consulImage); err != nil && !strings.Contains(errOut, "No such image") {
 			t.Logf("docker rmi: %v\n%s", err, errOut)
 		}
 	})
@@ -367,29 +212,9 @@ func TestComposeUpAndScale(t *testing.T) {
 	}
 }
 
-// down removes the project's containers, networks and volumes, with
-// docker-compose and then by label, should compose have missed any.
+// down removes the project's containers, networks and volumes.
 func (p *project) down() {
-	args := []string{"-p", p.name}
-	for _, f := range p.files {
-		args = append(args, "-f", f)
-	}
-	args = append(args, "down", "-v", "--remove-orphans", "-t", "5")
-	if _, errOut, err := p.exec("docker-compose", args...); err != nil {
-		p.t.Logf("docker-compose down: %v\n%s", err, errOut)
-	}
-	label := "label=com.docker.compose.project=" + p.name
-	for _, c := range []struct{ list, rm []string }{
-		{[]string{"container", "ls", "-a"}, []string{"container", "rm", "-f", "-v"}},
-		{[]string{"network", "ls"}, []string{"network", "rm"}},
-		{[]string{"volume", "ls"}, []string{"volume", "rm", "-f"}},
-	} {
-		out, _, _ := p.exec("docker", append(c.list, "-q", "--filter", label)...)
-		if ids := strings.Fields(out); len(ids) > 0 {
-			rm := append(c.rm, ids...)
-			if _, errOut, err := p.exec("docker", rm...); err != nil {
-				p.t.Logf("docker %s: %v\n%s", strings.Join(rm, " "), err, errOut)
-			}
-		}
+	for _, err := range p.Down(context.Background()) {
+		p.t.Log(err)
 	}
 }

@@ -9,4 +9,9 @@
 // unique tag, runs the system as a compose project of a unique name on a
 // network of its own, and removes containers, networks, volumes and images
 // when it ends, passed or failed.
+//
+// Project (project.go) drives one compose project from Go: docker and
+// docker-compose commands, the Consul registrations and upstream links of
+// its servers, teardown. The Docker test and the chaos suite
+// (tools/chaos) share it.
 package containertest
