@@ -131,8 +131,9 @@ func (p *poller) update(now time.Time, results []result, members []registry.Memb
 		if r.err != nil {
 			st.Errors = append(st.Errors, r.target+": "+r.err.Error())
 			for _, id := range p.byTarget[r.target] {
-				if _, ok := servers[id]; !ok {
-					servers[id] = &ServerState{ID: id, Group: p.seen[id].group, State: StateDown, Reason: "operations port unreachable"}
+				seen, ok := p.seen[id]
+				if _, dup := servers[id]; !dup && ok && now.Sub(seen.at) <= goneAfter {
+					servers[id] = &ServerState{ID: id, Group: seen.group, State: StateDown, Reason: "operations port unreachable"}
 				}
 			}
 			continue
