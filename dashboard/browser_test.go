@@ -1,7 +1,6 @@
 package dashboard_test
 
 import (
-	"context"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -51,25 +50,10 @@ func TestPageFollowsTheSystem(t *testing.T) {
 	}
 	conn := sys.Hub().Connector()
 	t.Cleanup(func() { conn.Close() })
-	d, err := dashboard.New(dashboard.Options{System: sys.Config(), Targets: targets, Registry: conn, Interval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		d.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	page := httptest.NewServer(d)
-	t.Cleanup(page.Close)
+	page := serveDashboard(t, dashboard.Options{System: sys.Config(), Targets: targets, Registry: conn, Interval: 200 * time.Millisecond})
 
 	sys.Server("front-1").Dial() // one player
-	tab := b.Open(t, page.URL)
+	tab := b.Open(t, page)
 	const show = `Array.from(document.querySelectorAll("[data-server]")).map(e => e.dataset.server + "=" + e.dataset.state).join(" ")`
 	state := func(id, want string) string {
 		return fmt.Sprintf(`document.querySelector('[data-server=%q]')?.dataset.state === %q`, id, want)

@@ -43,6 +43,29 @@ func startWithOps(t *testing.T, sys *clustertest.System, group, id string) (*clu
 	return srv, port
 }
 
+// serveDashboard runs a dashboard of opts until the test ends and returns
+// the URL of its page.
+func serveDashboard(t *testing.T, opts dashboard.Options) string {
+	t.Helper()
+	d, err := dashboard.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	page := httptest.NewServer(d)
+	t.Cleanup(page.Close)
+	return page.URL
+}
+
 func state(t *testing.T, page string) dashboard.State {
 	t.Helper()
 	resp, err := http.Get(page + "/state.json")
@@ -90,24 +113,9 @@ func TestServersAreFoundInRegistryMetadata(t *testing.T) {
 	front, frontPort := startWithOps(t, sys, "front", "front-1")
 	conn := sys.Hub().Connector()
 	t.Cleanup(func() { conn.Close() })
-	d, err := dashboard.New(dashboard.Options{System: sys.Config(), Registry: conn, Interval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		d.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	page := httptest.NewServer(d)
-	t.Cleanup(page.Close)
+	page := serveDashboard(t, dashboard.Options{System: sys.Config(), Registry: conn, Interval: 50 * time.Millisecond})
 
-	waitState(t, page.URL, "three ready servers linked", func(st dashboard.State) bool {
+	waitState(t, page, "three ready servers linked", func(st dashboard.State) bool {
 		linked := 0
 		for _, l := range st.Links {
 			if l.Linked {
@@ -118,10 +126,10 @@ func TestServersAreFoundInRegistryMetadata(t *testing.T) {
 	})
 	front.Kill()
 	frontPort.Close()
-	waitState(t, page.URL, "front-1 down", func(st dashboard.State) bool {
+	waitState(t, page, "front-1 down", func(st dashboard.State) bool {
 		return serverState(st, "front-1") == dashboard.StateDown
 	})
-	waitState(t, page.URL, "the closes of front-1's links", func(st dashboard.State) bool {
+	waitState(t, page, "the closes of front-1's links", func(st dashboard.State) bool {
 		for _, e := range st.Events {
 			if e.Kind == "link" && e.Group == "world" {
 				return true
