@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -61,7 +60,7 @@ func TestPageFollowsTheSystem(t *testing.T) {
 	for _, id := range []string{"front-1", "front-2", "world-1", "world-2"} {
 		tab.Wait(id+" ready", state(id, "ready"), show)
 	}
-	tab.Wait("the four servers' links", `document.querySelectorAll("#graph line.linked").length === 4`,
+	tab.Wait("the four servers' links", `document.querySelectorAll("#graph .link.linked").length === 4`,
 		`document.querySelector("#graph").outerHTML`)
 	tab.Wait("front-1's player", `document.querySelector('[data-server="front-1"]').textContent.includes("1 players")`, show)
 
@@ -79,14 +78,14 @@ func TestPageFollowsTheSystem(t *testing.T) {
 	added := sys.AddReplica("world")
 	tab.Wait(added.ID()+" on the page", fmt.Sprintf(`!!document.querySelector('[data-server=%q]')`, added.ID()), show)
 	sys.WaitLinked("front")
-	tab.Wait(added.ID()+" linked", fmt.Sprintf(`document.querySelectorAll('#graph line.linked[data-link*=%q]').length === 2`, added.ID()),
+	tab.Wait(added.ID()+" linked", fmt.Sprintf(`document.querySelectorAll('#graph .link.linked[data-link*=%q]').length === 2`, added.ID()),
 		`document.querySelector("#graph").outerHTML`)
 
-	if os.Getenv("DASHBOARD_SCREENSHOT") != "" {
+	// DASHBOARD_SCREENSHOT=file.png saves the page as the test left it.
+	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
 		tab.Viewport(900, 600)
 		time.Sleep(1500 * time.Millisecond) // a redraw at the new size
 		png := tab.Screenshot()
-		path := filepath.Join("..", "docs", "images", "dashboard.png")
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -154,6 +154,9 @@ func (d *Dashboard) pollOnce(ctx context.Context) {
 // ServeHTTP serves the page and /state.json.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/state.json" {
+		// Embedded files carry no modification time: without this a
+		// browser may keep the page of an older binary.
+		w.Header().Set("Cache-Control", "no-cache")
 		d.static.ServeHTTP(w, r)
 		return
 	}

@@ -41,7 +41,7 @@ function renderGroups(st) {
 function renderGraph(st) {
   const svg = document.getElementById("graph");
   svg.replaceChildren();
-  const colW = 190, rowH = 46, top = 34;
+  const colW = 190, rowH = 46, top = 60;
   const pos = {};
   let rows = 1;
   st.groups.forEach((g, i) => {
@@ -56,14 +56,24 @@ function renderGraph(st) {
   const height = top + rows * rowH;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("height", height);
+  // Idle links are thin and grey; busy ones blue, wider with their rate.
+  // A link that skips columns bows upwards, clear of the nodes between.
+  const labels = [];
   for (const l of st.links) {
     const a = pos[l.a], b = pos[l.b];
     if (!a || !b) continue;
-    svg.append(el("svg:line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: l.linked ? "linked" : "unlinked", "data-link": l.a + " " + l.b }));
-    if (l.linked) {
-      svg.append(el("svg:text", { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 3, "text-anchor": "middle", class: "rate" }, rate(l.messages_per_second) + "/s"));
-    }
+    const span = Math.round(Math.abs(b.x - a.x) / colW);
+    const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2 - (span > 1 ? 26 * (span - 1) : 0);
+    const busy = l.linked && l.messages_per_second >= 0.05;
+    const cls = "link " + (l.linked ? "linked" : "unlinked") + (busy ? " busy" : "");
+    const d = `M ${a.x} ${a.y} Q ${2 * mx - (a.x + b.x) / 2} ${2 * my - (a.y + b.y) / 2} ${b.x} ${b.y}`;
+    const path = el("svg:path", { d, class: cls, "data-link": l.a + " " + l.b });
+    if (busy) path.setAttribute("stroke-width", String(1.5 + Math.min(4, Math.log10(1 + l.messages_per_second))));
+    path.append(el("svg:title", {}, `${l.a} – ${l.b}: ${l.state}, ${rate(l.messages_per_second)} msg/s`));
+    svg.append(path);
+    if (busy) labels.push(el("svg:text", { x: mx, y: my - 3, "text-anchor": "middle", class: "rate" }, rate(l.messages_per_second) + "/s"));
   }
+  svg.append(...labels);
   for (const { x, y, s } of Object.values(pos)) {
     const c = el("svg:circle", { cx: x, cy: y, r: 9, class: "state-" + s.state, "data-node": s.id });
     c.append(el("svg:title", {}, `${s.id}: ${s.state}${s.reason ? " (" + s.reason + ")" : ""}`));
