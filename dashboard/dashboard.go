@@ -97,7 +97,7 @@ func New(opts Options) (*Dashboard, error) {
 
 // Run watches the registry, if any, and polls every Interval until ctx is
 // done; it returns ctx's error, or the error of a watch that could not
-// start.
+// start. Call it once; the page shows no server until it runs.
 func (d *Dashboard) Run(ctx context.Context) error {
 	if d.opts.Registry != nil {
 		for _, g := range d.opts.System.Groups {

@@ -115,6 +115,13 @@ func (p *poller) empty(now time.Time) State {
 	return st
 }
 
+// view is the servers and links one poll found.
+type view struct {
+	servers   map[string]*ServerState
+	links     map[[2]string]*LinkState // by sorted pair of IDs
+	peerGroup map[string]string        // the group of each peer reported
+}
+
 // update folds one poll into a new State. members is the registry's view;
 // haveRegistry tells an empty registry from none.
 func (p *poller) update(now time.Time, results []result, members []registry.Member, haveRegistry bool) State {
@@ -123,87 +130,107 @@ func (p *poller) update(now time.Time, results []result, members []registry.Memb
 	first := p.lastAt.IsZero()
 	p.lastAt = now
 
-	servers := map[string]*ServerState{}
-	links := map[[2]string]*LinkState{}
-	newLinks := map[peerKey]uint64{}
-	peerGroup := map[string]string{}
+	v := &view{servers: map[string]*ServerState{}, links: map[[2]string]*LinkState{}, peerGroup: map[string]string{}}
+	counts := map[peerKey]uint64{}
 	for _, r := range results {
 		if r.err != nil {
 			st.Errors = append(st.Errors, r.target+": "+r.err.Error())
-			for _, id := range p.byTarget[r.target] {
-				seen, ok := p.seen[id]
-				if _, dup := servers[id]; !dup && ok && now.Sub(seen.at) <= goneAfter {
-					servers[id] = &ServerState{ID: id, Group: seen.group, State: StateDown, Reason: "operations port unreachable"}
-				}
-			}
+			p.unreachable(now, v, r.target)
 			continue
 		}
-		ids := make([]string, 0, len(r.statuses))
-		for _, s := range r.statuses {
-			ids = append(ids, s.ID)
-			ss := &ServerState{ID: s.ID, Group: s.Group, State: StateReady, Clients: s.Clients}
-			if !s.Ready {
-				ss.State, ss.Reason = StateNotReady, s.NotReady
-			}
-			servers[s.ID] = ss
-			for _, peer := range s.Peers {
-				k := peerKey{s.ID, s.Incarnation, peer.ID, peer.Incarnation}
-				n := peer.MessagesIn + peer.MessagesOut
-				newLinks[k] = n
-				rate := 0.0
-				if prev, ok := p.links[k]; ok && n >= prev && secs > 0 {
-					rate = float64(n-prev) / secs
-				}
-				ss.Rate += rate
-				pair := [2]string{s.ID, peer.ID}
-				if pair[1] < pair[0] {
-					pair[0], pair[1] = pair[1], pair[0]
-				}
-				l := links[pair]
-				if l == nil {
-					l = &LinkState{A: pair[0], B: pair[1], Linked: peer.Linked, State: peer.State}
-					links[pair] = l
-				} else if !peer.Linked {
-					l.Linked, l.State = false, peer.State
-				}
-				l.Rate = max(l.Rate, rate)
-				peerGroup[peer.ID] = peer.Group
-			}
-		}
-		p.byTarget[r.target] = ids
+		p.read(v, r, secs, counts)
 		p.closeEvents(now, r, first)
 	}
-	p.links = newLinks
+	p.links = counts
+	p.unreported(now, v, members, haveRegistry)
+	p.remember(now, v)
+	p.sum(&st, v)
+	return st
+}
 
-	// Servers no port reported: from the registry, from their peers, or
-	// remembered from earlier polls.
+// unreachable marks down the servers target reported last time.
+func (p *poller) unreachable(now time.Time, v *view, target string) {
+	for _, id := range p.byTarget[target] {
+		seen, ok := p.seen[id]
+		if _, dup := v.servers[id]; !dup && ok && now.Sub(seen.at) <= goneAfter {
+			v.servers[id] = &ServerState{ID: id, Group: seen.group, State: StateDown, Reason: "operations port unreachable"}
+		}
+	}
+}
+
+// read adds the servers and links of r to v, and the link counters to
+// counts; rates are the counters' rise over secs since the last poll.
+func (p *poller) read(v *view, r result, secs float64, counts map[peerKey]uint64) {
+	ids := make([]string, 0, len(r.statuses))
+	for _, s := range r.statuses {
+		ids = append(ids, s.ID)
+		ss := &ServerState{ID: s.ID, Group: s.Group, State: StateReady, Clients: s.Clients}
+		if !s.Ready {
+			ss.State, ss.Reason = StateNotReady, s.NotReady
+		}
+		v.servers[s.ID] = ss
+		for _, peer := range s.Peers {
+			k := peerKey{s.ID, s.Incarnation, peer.ID, peer.Incarnation}
+			n := peer.MessagesIn + peer.MessagesOut
+			counts[k] = n
+			rate := 0.0
+			if prev, ok := p.links[k]; ok && n >= prev && secs > 0 {
+				rate = float64(n-prev) / secs
+			}
+			ss.Rate += rate
+			pair := [2]string{s.ID, peer.ID}
+			if pair[1] < pair[0] {
+				pair[0], pair[1] = pair[1], pair[0]
+			}
+			l := v.links[pair]
+			if l == nil {
+				l = &LinkState{A: pair[0], B: pair[1], Linked: peer.Linked, State: peer.State}
+				v.links[pair] = l
+			} else if !peer.Linked {
+				l.Linked, l.State = false, peer.State
+			}
+			l.Rate = max(l.Rate, rate)
+			v.peerGroup[peer.ID] = peer.Group
+		}
+	}
+	p.byTarget[r.target] = ids
+}
+
+// unreported adds the servers no port reported: from the registry, from
+// their peers' links, or remembered from earlier polls (as down).
+func (p *poller) unreported(now time.Time, v *view, members []registry.Member, haveRegistry bool) {
 	linkedWith := map[string]bool{}
-	for _, l := range links {
+	for _, l := range v.links {
 		if l.Linked {
 			linkedWith[l.A], linkedWith[l.B] = true, true
 		}
 	}
 	for _, m := range members {
-		if _, ok := servers[m.ID]; !ok {
-			servers[m.ID] = &ServerState{ID: m.ID, Group: m.Group, State: StateUnmonitored, Reason: "registered; no operations port known"}
+		if _, ok := v.servers[m.ID]; !ok {
+			v.servers[m.ID] = &ServerState{ID: m.ID, Group: m.Group, State: StateUnmonitored, Reason: "registered; no operations port known"}
 		}
 	}
 	for id := range linkedWith {
-		if _, ok := servers[id]; !ok {
-			servers[id] = &ServerState{ID: id, Group: peerGroup[id], State: StateUnmonitored, Reason: "linked with its peers; no operations port known"}
+		if _, ok := v.servers[id]; !ok {
+			v.servers[id] = &ServerState{ID: id, Group: v.peerGroup[id], State: StateUnmonitored, Reason: "linked with its peers; no operations port known"}
 		}
 	}
 	for id, s := range p.seen {
-		if _, ok := servers[id]; ok || now.Sub(s.at) > goneAfter {
+		if _, ok := v.servers[id]; ok || now.Sub(s.at) > goneAfter {
 			continue
 		}
 		reason := "no longer reported"
 		if haveRegistry {
 			reason = "left the registry; no peer links with it"
 		}
-		servers[id] = &ServerState{ID: id, Group: s.group, State: StateDown, Reason: reason}
+		v.servers[id] = &ServerState{ID: id, Group: s.group, State: StateDown, Reason: reason}
 	}
-	for id, s := range servers {
+}
+
+// remember notes when each server was last up, and forgets those down
+// for longer than goneAfter.
+func (p *poller) remember(now time.Time, v *view) {
+	for id, s := range v.servers {
 		prev, ok := p.seen[id]
 		if s.Group != "" {
 			prev.group = s.Group
@@ -218,12 +245,16 @@ func (p *poller) update(now time.Time, results []result, members []registry.Memb
 			delete(p.seen, id)
 		}
 	}
+}
 
+// sum puts v's servers and links into st, sorted, with each group's
+// figures, and the recent closes.
+func (p *poller) sum(st *State, v *view) {
 	byGroup := map[string]*GroupState{}
 	for i := range st.Groups {
 		byGroup[st.Groups[i].Name] = &st.Groups[i]
 	}
-	for _, s := range servers {
+	for _, s := range v.servers {
 		st.Servers = append(st.Servers, *s)
 		g := byGroup[s.Group]
 		if g == nil {
@@ -239,7 +270,7 @@ func (p *poller) update(now time.Time, results []result, members []registry.Memb
 		g.Rate += s.Rate
 	}
 	slices.SortFunc(st.Servers, func(a, b ServerState) int { return compareIDs(a.ID, b.ID) })
-	for _, l := range links {
+	for _, l := range v.links {
 		st.Links = append(st.Links, *l)
 	}
 	slices.SortFunc(st.Links, func(a, b LinkState) int {
@@ -249,7 +280,6 @@ func (p *poller) update(now time.Time, results []result, members []registry.Memb
 		return compareIDs(a.B, b.B)
 	})
 	st.Events = append(st.Events, p.events...)
-	return st
 }
 
 // closeEvents records the rises of r's close counters since the last poll;
