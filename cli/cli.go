@@ -25,6 +25,7 @@
 //	validate  check a system file and print who dials whom
 //	run       one server of one group: a replica of a real deployment
 //	status    each group's servers and their health in the registry (consul)
+//	dashboard a live web page of a running system, from its operations ports
 //	help      usage, or a command's flags
 //
 // Exit codes: 0 success, 1 a failure (a bad system file, a server that could
@@ -141,6 +142,7 @@ func commands() []command {
 		systemCommand("validate", "check a system file and print who dials whom", runValidate),
 		systemCommand("run", "run one server of a group (a replica of a real deployment)", runRun),
 		systemCommand("status", "list each group's servers and their health in the registry", runStatus),
+		systemCommand("dashboard", "serve a live web page of a running system", runDashboard),
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/dashboard"
 	"github.com/cloudrift/cloudrift/ops"
 	"github.com/cloudrift/cloudrift/registry/embedded"
 )
@@ -26,6 +27,7 @@ type devOptions struct {
 	interval time.Duration
 	logLevel string
 	bots     int
+	dash     string        // -dashboard: where to serve the dashboard; "": none
 	level    zerolog.Level // -log-level, once checked
 }
 
@@ -34,7 +36,7 @@ type devOptions struct {
 const DefaultDevBots = 4
 
 func (o *devOptions) flagSet(prog string) *flag.FlagSet {
-	fs := newFlagSet(prog, "dev", "[-config cluster.yaml] [-interval 1s] [-log-level warn] [-bots 4]", `
+	fs := newFlagSet(prog, "dev", "[-config cluster.yaml] [-interval 1s] [-log-level warn] [-bots 4] [-dashboard host:port]", `
 Dev runs the whole system of a system file in this one process: every group
 with its replicas, upstream groups first, all on one in-process (embedded)
 registry, with real TCP links on loopback. Each server listens on its group's
@@ -57,6 +59,7 @@ once.`)
 	fs.DurationVar(&o.interval, "interval", time.Second, "how often to print the figures of each group")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log `level`: "+logLevels)
 	fs.IntVar(&o.bots, "bots", DefaultDevBots, "simulated players the binary's dev hooks start; 0 for none")
+	fs.StringVar(&o.dash, "dashboard", "", "`host:port` to serve the dashboard (a live web page of the system) on; empty: none")
 	return fs
 }
 
@@ -137,6 +140,16 @@ func runDev(e *env, o *devOptions, sys *config.System) int {
 	}
 	defer opsLn.Close()
 	fmt.Fprintf(e.stdout, "operations port %s (/metrics, /healthz, /readyz, /status, /debug/pprof/)\n", opsLn.URL())
+	if o.dash != "" {
+		ds, err := startDashboard(e.ctx, o.dash, dashboard.Options{System: sys, Targets: []string{opsLn.URL()}})
+		if err != nil {
+			fmt.Fprintf(e.stderr, "%s dev: %v\n", e.prog, err)
+			e.stopDev(servers, "")
+			return exitFail
+		}
+		defer ds.Close()
+		fmt.Fprintf(e.stdout, "dashboard %s\n", ds.URL())
+	}
 	fmt.Fprintf(e.stdout, "waiting for %s...\n", plural(p.links, "link", "links"))
 
 	mon := newMonitor(sys, p, servers)
