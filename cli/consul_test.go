@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/cloudrift/cloudrift/dashboard"
 	"github.com/cloudrift/cloudrift/internal/consultest"
 )
 
@@ -29,6 +30,19 @@ groups:
 
 	core := start(t, "run", "-config", path, "-group", "core", "-id", "core-1", "-log-level", "info")
 	core.Match(t, &core.Stdout, listening)
+	// The operations port's URL is in the registry, for the dashboard.
+	opsURL := core.Match(t, &core.Stdout, regexp.MustCompile(`operations port (http://\S+)`))[1]
+	capi, err := agent.API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := capi.Health().Service("cloudrift-clitest-core", "", false, nil)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("core in Consul: %d entries, %v", len(entries), err)
+	}
+	if got := entries[0].Service.Meta[dashboard.MetaOps]; got != opsURL {
+		t.Errorf("registered ops URL %q, want the printed %q", got, opsURL)
+	}
 	edge := start(t, "run", "-config", path, "-group", "edge", "-id", "edge-1", "-log-level", "info")
 	if m := edge.Match(t, &edge.Stdout, listening); !regexp.MustCompile(`listening on \S+, consul registry`).MatchString(edge.Stdout.String()) {
 		t.Errorf("run does not say it uses consul: %q", m[0])

@@ -4,13 +4,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/config"
+	"github.com/cloudrift/cloudrift/dashboard"
 	"github.com/cloudrift/cloudrift/ops"
 	"github.com/cloudrift/cloudrift/registry"
 	"github.com/cloudrift/cloudrift/registry/embedded"
@@ -85,6 +89,20 @@ func runRun(e *env, o *runOptions, sys *config.System) int {
 		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
 		return exitFail
 	}
+	opsLn, opsHandler, err := openOps(o.ops, g)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		conn.Close()
+		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
+		return exitFail
+	}
+	defer opsLn.Close()
+	listen := o.listen
+	if listen == "" {
+		listen = g.Listen
+	}
 	srv, err := cluster.New(cluster.Options{
 		System:    sys,
 		Group:     o.group,
@@ -94,6 +112,7 @@ func runRun(e *env, o *runOptions, sys *config.System) int {
 		Advertise: o.advertise,
 		Registry:  conn,
 		Logger:    &log,
+		Meta:      registeredOps(opsLn, o.advertise, listen),
 	})
 	if err != nil {
 		if ln != nil {
@@ -105,14 +124,9 @@ func runRun(e *env, o *runOptions, sys *config.System) int {
 		}
 		return exitFail
 	}
-	opsLn, err := startOps(g, o.ops, srv)
-	if err != nil {
-		srv.Close()
-		conn.Close()
-		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
-		return exitFail
+	if opsHandler != nil {
+		opsHandler.set(ops.NewHandler(ops.Options{Pprof: g.Ops.Pprof, Token: g.Ops.Token}, srv))
 	}
-	defer opsLn.Close()
 	if err := srv.Start(e.ctx); err != nil {
 		conn.Close()
 		if e.ctx.Err() != nil {
@@ -185,14 +199,55 @@ func (timeHook) Run(ev *zerolog.Event, _ zerolog.Level, _ string) {
 	ev.Str(zerolog.TimestampFieldName, time.Now().Format(time.RFC3339Nano))
 }
 
-// startOps opens the operations port of servers of group g: on addr, or
-// the group's ops.listen when addr is empty; nil when addr is "off".
-func startOps(g *config.Group, addr string, servers ...*cluster.Server) (*ops.Listener, error) {
+// openOps opens the operations port of a server of group g, on addr or
+// the group's ops.listen when addr is empty; nil when addr is "off". It
+// opens before the server exists, so that its URL can go into the
+// registry (for the dashboard); until the handler is set it answers 503.
+func openOps(addr string, g *config.Group) (*ops.Listener, *lateHandler, error) {
 	if addr == "off" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if addr == "" {
 		addr = g.Ops.Listen
 	}
-	return ops.Listen(addr, ops.NewHandler(ops.Options{Pprof: g.Ops.Pprof, Token: g.Ops.Token}, servers...))
+	h := new(lateHandler)
+	ln, err := ops.Listen(addr, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ln, h, nil
+}
+
+// lateHandler serves 503 until set gives it the real handler.
+type lateHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "starting", http.StatusServiceUnavailable)
+}
+
+// registeredOps returns the registry metadata that tells the dashboard
+// where the operations port is: its URL, with a wildcard host replaced by
+// the host the server advertises (from listen when advertise is empty).
+func registeredOps(ln *ops.Listener, advertise, listen string) map[string]string {
+	if ln == nil {
+		return nil
+	}
+	u := ln.URL()
+	host, port, err := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsUnspecified() {
+		addr := advertise
+		if addr == "" {
+			addr = listen
+		}
+		if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
+			u = "http://" + net.JoinHostPort(h, port)
+		}
+	}
+	return map[string]string{dashboard.MetaOps: u}
 }
