@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,6 +36,13 @@ import (
 // directory relative to the root. tools/consul is not here: it holds no
 // package, only the pinned agent's requirements, and build.sh builds it.
 var modules = []string{".", "examples/stats", "bench"}
+
+// heavy are the packages whose tests run whole systems in Docker: they run
+// after every other package of their module, one at a time.
+var heavy = []string{
+	modulePath + "/internal/containertest",
+	modulePath + "/tools/chaos",
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -102,9 +110,25 @@ func run(ctx context.Context, args []string) error {
 		if err := command(ctx, dir, env, "go", append([]string{"vet"}, pkgs...)...); err != nil {
 			outcome = "go vet failed"
 		} else {
-			step(fmt.Sprintf("[%s] go %s %s", name, strings.Join(testArgs, " "), strings.Join(pkgs, " ")))
-			if err := command(ctx, dir, env, "go", append(append([]string{}, testArgs...), pkgs...)...); err != nil {
-				outcome = "go test failed"
+			rest, heavy, err := splitHeavy(ctx, dir, pkgs)
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				step(fmt.Sprintf("[%s] go %s %s", name, strings.Join(testArgs, " "), strings.Join(rest, " ")))
+				if err := command(ctx, dir, env, "go", append(append([]string{}, testArgs...), rest...)...); err != nil {
+					outcome = "go test failed"
+				}
+			}
+			if len(heavy) > 0 {
+				// The Docker suites run after the rest, one at a time:
+				// each starts a dozen containers, and a machine busy with
+				// other tests starves their Consul servers of CPU.
+				args := append(append([]string{}, testArgs...), "-p", "1")
+				step(fmt.Sprintf("[%s] go %s %s", name, strings.Join(args, " "), strings.Join(heavy, " ")))
+				if err := command(ctx, dir, env, "go", append(args, heavy...)...); err != nil {
+					outcome = "go test failed"
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -255,4 +279,24 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// splitHeavy lists the packages of patterns in the module at dir and
+// splits off the heavy ones.
+func splitHeavy(ctx context.Context, dir string, patterns []string) (rest, heavyPkgs []string, err error) {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"list"}, patterns...)...)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("go list %s: %w", strings.Join(patterns, " "), err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if slices.Contains(heavy, p) {
+			heavyPkgs = append(heavyPkgs, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	return rest, heavyPkgs, nil
 }
