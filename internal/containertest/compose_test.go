@@ -2,8 +2,6 @@ package containertest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -132,13 +130,8 @@ func TestComposeUpAndScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b [4]byte
-	rand.Read(b[:])
-	suffix := hex.EncodeToString(b[:])
-	image := "cloudrift-containertest:" + suffix
-	consulImage := "cloudrift-consul-containertest:" + suffix
-	secret := make([]byte, 16)
-	rand.Read(secret)
+	// Cleanups run last-registered first: the project goes, then the images.
+	img := buildImages(t, root, "cloudrift-containertest", consulBin)
 
 	override := filepath.Join(t.TempDir(), "test.yml")
 	// Consul's HTTP API, for the test only, on a free port of loopback.
@@ -146,31 +139,12 @@ func TestComposeUpAndScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &project{t: t, Project: Project{
-		Name:  "crtest" + suffix,
+		Name:  "crtest" + img.tag,
 		Files: []string{filepath.Join(root, "deploy/compose/docker-compose.yml"), override},
-		Env: []string{
-			"CLOUDRIFT_IMAGE=" + image,
-			"CONSUL_IMAGE=" + consulImage,
-			"CLOUDRIFT_SECRET=" + hex.EncodeToString(secret),
-			"CONSUL_BIN=" + consulBin,
-			"CLIENT_PUBLISH=127.0.0.1::7000",
-		},
+		Env:   append(img.env, "CLIENT_PUBLISH=127.0.0.1::7000"),
 	}}
-
-	// Cleanups run last-registered first: the project goes, then the images.
-	t.Cleanup(func() {
-		if _, errOut, err := p.Exec(context.Background(), "docker", "rmi", "-f", image, consulImage); err != nil && !strings.Contains(errOut, "No such image") {
-			t.Logf("docker rmi: %v\n%s", err, errOut)
-		}
-	})
-	start := time.Now()
-	// A studio's binary, as a studio deploys it (the stock one differs only
-	// in its package).
-	p.run(filepath.Join(root, "deploy/build.sh"), "-p", "./examples/openworld/cmd/openworld", "-t", image, "-c", consulImage)
-	t.Logf("images built in %v", time.Since(start).Round(time.Millisecond))
-
 	t.Cleanup(func() { p.down() })
-	start = time.Now()
+	start := time.Now()
 	p.compose("up", "-d")
 	want := map[string]int{}
 	for _, g := range sys.Groups {
