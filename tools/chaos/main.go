@@ -5,6 +5,7 @@
 //	go run ./tools/chaos                       # every event (two to three minutes)
 //	go run ./tools/chaos -short                # one event of each kind
 //	go run ./tools/chaos -events 'kill client,pause cloud'
+//	go run ./tools/chaos -large                # scaled out, up to 2,000 bots (see large.go)
 //
 // It builds the images (deploy/build.sh, the open-world binary), starts
 // deploy/compose as a project of its own (three Consul servers, 2 client,
@@ -48,8 +49,15 @@ func main() {
 	uploaders := flag.Int("uploaders", 4, "cloud-memory uploaders kept connected")
 	settle := flag.Duration("settle", 2*time.Minute, "how long the system may take to be consistent after an event")
 	reconnect := flag.Duration("reconnect", 30*time.Second, "how long a dropped connection may take to return")
+	large := flag.Bool("large", false, "scale the system out and hold as many bots as it takes (no events)")
+	bots := flag.Int("bots", 2000, "with -large: the most bots tried; a level that does not hold is halved, down to a quarter")
+	ramp := flag.Duration("ramp", time.Minute, "with -large: how long the bots take to join")
+	hold := flag.Duration("hold", time.Minute, "with -large: how long the bots stay once joined")
 	flag.Parse()
 
+	if *large {
+		os.Exit(mainLarge(LargeOptions{Bots: []int{*bots, *bots / 2, *bots / 4}, Ramp: *ramp, Hold: *hold, Log: logf}))
+	}
 	opts := Options{Players: *players, Uploaders: *uploaders, Settle: *settle, Reconnect: *reconnect, Log: logf}
 	switch {
 	case *list != "":
@@ -81,6 +89,27 @@ func main() {
 		}
 		os.Exit(2)
 	}
+}
+
+// mainLarge runs a large run and returns the exit status: 2 when the run
+// itself failed, 0 otherwise (a level that did not hold is a figure).
+func mainLarge(o LargeOptions) int {
+	root, err := repoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	levels, shape, err := runLarge(ctx, root, o)
+	printLarge(os.Stdout, shape, levels)
+	fmt.Printf("\n%d levels in %v\n", len(levels), since(start))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		return 2
+	}
+	return 0
 }
 
 func logf(format string, args ...any) {
