@@ -173,7 +173,10 @@ func (tab *Tab) Wait(what, expr, show string) {
 	tab.t.Helper()
 	ctx, cancel := context.WithTimeout(tab.ctx, testutil.Patience)
 	defer cancel()
-	poll := chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(0))
+	// An expression that throws counts as false: it may read what the
+	// page's module has not defined yet.
+	guarded := "(() => { try { return !!(" + expr + "); } catch (e) { return false; } })()"
+	poll := chromedp.Poll[chromedp.Void](guarded, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(0))
 	if _, err := chromedp.Run(ctx, poll); err != nil {
 		var state json.RawMessage
 		sctx, scancel := context.WithTimeout(tab.ctx, 5*time.Second)
