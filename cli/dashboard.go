@@ -21,7 +21,7 @@ const DefaultDashboardListen = "127.0.0.1:7070"
 type dashboardOptions struct {
 	configFlag
 	listen   string
-	ops      string
+	ops      List
 	interval time.Duration
 	targets  []string // -ops, split, once checked
 }
@@ -43,7 +43,7 @@ and their peers' links. A server whose port stops answering turns red.
 "cloudrift dev -dashboard ADDR" serves the same page beside dev's servers.`)
 	o.defineConfig(fs)
 	fs.StringVar(&o.listen, "listen", DefaultDashboardListen, "`host:port` the page is served on")
-	fs.StringVar(&o.ops, "ops", "", "comma-separated base `URLs` of operations ports to poll (http://host:port)")
+	fs.Var(&o.ops, "ops", "base `URLs` of operations ports to poll (http://host:port); repeat it, or separate them with commas")
 	fs.DurationVar(&o.interval, "interval", time.Second, "how often to poll the operations ports")
 	return fs
 }
@@ -52,11 +52,7 @@ func (o *dashboardOptions) check() error {
 	if o.interval <= 0 {
 		return fmt.Errorf("-interval %s: want a positive duration", o.interval)
 	}
-	for _, u := range strings.Split(o.ops, ",") {
-		u = strings.TrimSpace(u)
-		if u == "" {
-			continue
-		}
+	for _, u := range o.ops {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			return fmt.Errorf("-ops %q: want a URL like http://127.0.0.1:9100", u)
 		}

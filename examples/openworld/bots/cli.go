@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cloudrift/cloudrift/cli"
@@ -25,22 +24,8 @@ func Options() []cli.Option {
 	return []cli.Option{cli.WithCommand(Command()), cli.WithDevHook(DevHook)}
 }
 
-// urlList is a repeatable flag of comma-separated URLs.
-type urlList []string
-
-func (u *urlList) String() string { return strings.Join(*u, ",") }
-
-func (u *urlList) Set(s string) error {
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*u = append(*u, part)
-		}
-	}
-	return nil
-}
-
 type commandOptions struct {
-	urls      urlList
+	urls      cli.List
 	n         int
 	duration  time.Duration
 	interval  time.Duration

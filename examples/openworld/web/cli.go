@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cloudrift/cloudrift/cli"
@@ -80,7 +79,7 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 
 type commandOptions struct {
 	addr      string
-	urls      []string
+	urls      cli.List
 	config    string
 	directory string
 	app       string
@@ -104,14 +103,7 @@ Flags:
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.addr, "addr", DefaultAddr, "the `address` to serve the page on")
-	fs.Func("url", "a client server's WebSocket `URL`; repeat it, or separate URLs with commas, for several", func(s string) error {
-		for part := range strings.SplitSeq(s, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				o.urls = append(o.urls, part)
-			}
-		}
-		return nil
-	})
+	fs.Var(&o.urls, "url", "a client server's WebSocket `URL`; repeat it, or separate URLs with commas, for several")
 	fs.StringVar(&o.config, "config", "", "the system `file`, to show region owners (optional)")
 	fs.StringVar(&o.directory, "directory", "", "a server-directory client server's WebSocket `URL` (optional)")
 	fs.StringVar(&o.app, "app", DefaultDirectoryApp, "the directory's application `key`")
