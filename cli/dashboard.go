@@ -23,7 +23,6 @@ type dashboardOptions struct {
 	listen   string
 	ops      List
 	interval time.Duration
-	targets  []string // -ops, split, once checked
 }
 
 func (o *dashboardOptions) flagSet(prog string) *flag.FlagSet {
@@ -56,13 +55,12 @@ func (o *dashboardOptions) check() error {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			return fmt.Errorf("-ops %q: want a URL like http://127.0.0.1:9100", u)
 		}
-		o.targets = append(o.targets, u)
 	}
 	return nil
 }
 
 func runDashboard(e *env, o *dashboardOptions, sys *config.System) int {
-	opts := dashboard.Options{System: sys, Targets: o.targets, Interval: o.interval}
+	opts := dashboard.Options{System: sys, Targets: o.ops, Interval: o.interval}
 	if registryType(sys) != config.RegistryEmbedded {
 		c, err := registry.Open(registrySpec(sys), registry.Options{System: sys.System})
 		if err != nil {
@@ -71,7 +69,7 @@ func runDashboard(e *env, o *dashboardOptions, sys *config.System) int {
 		}
 		defer c.Close()
 		opts.Registry = c
-	} else if len(o.targets) == 0 {
+	} else if len(o.ops) == 0 {
 		fmt.Fprintf(e.stderr, "%s dashboard: %s uses the embedded registry, which no other process sees: list the operations ports with -ops (or run \"%s dev -dashboard ADDR\")\n",
 			e.prog, o.config, e.prog)
 		return exitUsage
