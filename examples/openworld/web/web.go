@@ -86,6 +86,11 @@ func Handler(cfg Config) http.Handler {
 	if err != nil {
 		panic(err) // the embedded tree has static/
 	}
+	return pageHandler(files, body)
+}
+
+// pageHandler is Handler over the page's files and its configuration's JSON.
+func pageHandler(files fs.FS, body []byte) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /config.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
