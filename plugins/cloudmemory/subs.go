@@ -175,7 +175,7 @@ func (c *Caller) syncSubsLocked(now time.Time) {
 			continue
 		}
 		rep := c.ownerLocked(k)
-		if rep == nil {
+		if rep == nil || !rep.linked {
 			continue
 		}
 		c.placeSubLocked(ks, rep)
