@@ -23,9 +23,11 @@ import (
 // the global window restricted to one owner's keys is one contiguous run
 // of that owner's own ordering.
 //
-// A part whose owner answers "not owner", or whose link goes down, is
-// planned again with the current owners after a backoff; parts not
-// answered within GetTimeout leave their keys missing (partial).
+// Keys their owner refuses ("not owner", or "unavailable": it took them
+// over and their rows are still arriving), keys whose owner is not
+// linked, and the keys of a part whose link goes down are planned again
+// with the current owners after a backoff; keys not answered within
+// GetTimeout are missing (partial).
 
 type getOp struct {
 	c         *Caller
