@@ -196,7 +196,9 @@ func (c *Caller) reconcileLocked() {
 			continue
 		}
 		o := c.ownerLocked(r.id.k)
-		if o != nil && (r.placed == o.at || (r.sending != 0 && c.calls[r.sending] != nil && c.calls[r.sending].to == o.at)) {
+		// A row placed at its owner's latest link stays there, even while
+		// that link is down: the next link's sync session re-places it.
+		if o != nil && o.at.gen != 0 && (r.placed == o.at || (r.sending != 0 && c.calls[r.sending] != nil && c.calls[r.sending].to == o.at)) {
 			continue
 		}
 		r.placed = place{}
