@@ -332,3 +332,19 @@ func TestServiceDeletesRowsOnlyOnGracefulLeave(t *testing.T) {
 		t.Fatalf("%d rows, want 2", rows())
 	}
 }
+
+func TestServiceFreshReplicaWaitsForItsFirstServer(t *testing.T) {
+	s := startService(t, time.Minute)
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}})
+	e1 := &fakeRemote{id: "e1", inc: 1}
+	k := []key{{Primary: "fresh", Secondary: 1}}
+	// No downstream server known yet: its lists may not have arrived.
+	if res := serviceGet(t, s, e1, k); len(refusedKeys(res, k, cloud.CodeUnavailable)) != 1 {
+		t.Fatalf("served with no server known: %+v", res)
+	}
+	s.ServerConnected(e1)
+	confirm(t, s, e1, "cloud-1")
+	if res := serviceGet(t, s, e1, k); len(res.Refused) != 0 || len(res.Counts) != 1 {
+		t.Fatalf("after the first confirmation: %+v", res)
+	}
+}

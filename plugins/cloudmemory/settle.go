@@ -17,7 +17,9 @@ import (
 // a group linking to this replica (joined and not left, or linked) says,
 // with SyncRing, that it placed here every row it holds for this
 // replica's keys under the current set. A replica that starts has no
-// settled set, so it serves nothing before the first confirmation round.
+// settled set, so it serves nothing before the first confirmation round,
+// which needs at least one member (its registry lists of the downstream
+// groups may come after its own group's).
 // Whenever the set changes, every confirmation is void and the servers
 // are asked again (an SrvMoved, empty when nothing of theirs moved).
 //
@@ -78,6 +80,12 @@ func (s *Service) ringChangedLocked(r rendezvous.Ring) {
 // confirmed it. s.mu is held (write).
 func (s *Service) trySettleLocked() {
 	if len(s.since) == 0 || !s.ready {
+		return
+	}
+	if len(s.members) == 0 && s.settled.Len() == 0 {
+		// A replica that never settled and knows no downstream server
+		// yet may just not have its first registry lists: it waits for
+		// the first server that links (every read comes through one).
 		return
 	}
 	for _, m := range s.members {
