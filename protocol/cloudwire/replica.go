@@ -361,9 +361,11 @@ func (m *SrvResult) Decode(b []byte) error {
 	return nil
 }
 
-// SrvMoved tells a server that the sending replica no longer owns
-// Keys: the server's rows and subscriptions there were dropped, so it
-// places them again with the keys' new owner.
+// SrvMoved tells a server that the sending replica's set changed and it
+// no longer owns Keys: the server's rows and subscriptions there were
+// dropped, so it places them again with the keys' new owner. It also
+// asks the server to confirm its placement again (SyncRing), which an
+// SrvMoved with no keys asks alone.
 type SrvMoved struct {
 	Keys []cloud.Key
 }
