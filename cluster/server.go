@@ -115,6 +115,9 @@ type Server struct {
 	clients   *clientHub  // external groups only; nil otherwise
 	linkTLS   *linkTLS    // links.tls; nil for plain links
 	clientTLS *tls.Config // clients.tls; nil for plain ws://
+	// advertised is the address registered for this server; Start sets
+	// it before it starts the goroutines that read it.
+	advertised string
 
 	mu          sync.Mutex // guards the fields below
 	ln          net.Listener
@@ -270,6 +273,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	s.advertised = advertise
 	if err := s.hooks.start(ctx); err != nil {
 		return err
 	}

@@ -126,10 +126,12 @@ type Links struct {
 	// BackoffMax caps the reconnect delay; at least BackoffMin. Zero means
 	// 5s, or BackoffMin when that is longer.
 	BackoffMax Duration
-	// LeaveGrace is how long a live link to an upstream server survives
-	// the registry no longer listing that server, so a registry that
-	// briefly forgets its members (an agent restart) drops no link. Zero
-	// means 5s.
+	// LeaveGrace is how long the registry must not list a server before
+	// it counts as gone: a server's remote goes Left (once its link is
+	// down too; a live link keeps it) and the own group's PeersChanged
+	// list drops it. Joins apply at once. A registry that briefly forgets
+	// its members (an agent restart) therefore changes nothing. Zero
+	// means 5s; an explicit 0 applies every absence at once.
 	LeaveGrace Duration
 	// TLS, when set, wraps every link in mutual TLS: each server presents
 	// CertFile and checks its peer's certificate against CAFile. The zero
