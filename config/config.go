@@ -102,6 +102,13 @@ type Registry struct {
 	// Settings is the raw `settings:` node, with ${VAR} expanded; Kind 0
 	// when absent.
 	Settings yaml.Node
+	// StartTimeout bounds how long a starting server waits for its
+	// registry: registering is retried, with backoff and a log line per
+	// attempt, while the connector reports the registry unavailable
+	// (registry.ErrUnavailable: not up yet, no leader), then the server
+	// gives up. Zero means 3m; an explicit 0 in the file gives up at the
+	// first failure.
+	StartTimeout Duration
 	// Line is the line of the registry mapping; 0 when unknown.
 	Line int
 }
