@@ -50,8 +50,8 @@ func (s *Server) register(ctx context.Context, self registry.Member) error {
 		}
 		left := bound - time.Since(start)
 		if left <= 0 {
-			return fmt.Errorf("cluster: register %s: %w for %s (registry.startTimeout), %d attempts: %w",
-				s.id, ErrRegistryUnreachable, bound, attempt, err)
+			return fmt.Errorf("%w: registering %s: gave up after %s (registry.startTimeout), %d attempts: %w",
+				ErrRegistryUnreachable, s.id, bound, attempt, err)
 		}
 		wait := min(backoff.Policy{Min: registerRetryMin, Max: registerRetryMax}.Delay(attempt), left)
 		s.log.Warn().Int("attempt", attempt).Err(err).Dur("retry_in", wait).Dur("start_timeout", bound).
