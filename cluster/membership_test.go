@@ -225,3 +225,26 @@ func TestLeavingServerGoesAtOnce(t *testing.T) {
 		t.Fatalf("a1's g2 servers = %v, want [b1 b3]", ids)
 	}
 }
+
+// A blackout longer than leaveGrace drops the replicas' peers to
+// themselves (the registry is their only witness) and brings them back
+// when it ends, but every live link stays and no linked server leaves.
+func TestLongBlackoutKeepsLinkedServers(t *testing.T) {
+	const grace = 200 * time.Millisecond
+	m := startMembership(t, grace)
+
+	before := len(m.b1.peerHistory())
+	<-m.sys.Hub().Blackout(5 * grace)
+	testutil.WaitFor(t, "b1 sees b2 again", func() bool {
+		h := m.b1.peerHistory()
+		return h[len(h)-1] == "b1,b2"
+	})
+	if h := m.b1.peerHistory()[before:]; !slices.Equal(h, []string{"b1", "b1,b2"}) {
+		t.Fatalf("b1's lists through the blackout = %v, want [b1 b1,b2]", h)
+	}
+	for _, id := range []string{"b1", "b2"} {
+		wantEvents(t, "a1", m.a1, id, "joined", "connected")
+	}
+	wantEvents(t, "b1", m.b1, "a1", "joined", "connected")
+	wantEvents(t, "b2", m.b2, "a1", "joined", "connected")
+}
