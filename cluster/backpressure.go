@@ -1,7 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,47 +20,105 @@ import (
 // batch being written. Three marks, all from links.queueBytes (Q):
 //
 //   - at or over the high-water mark (Q/2) the link is busy. Sends still
-//     queue and return nil, but an external server stops reading the game
-//     clients whose messages go to a busy link: a client's read loop that
-//     dispatched a message during which a send found a link busy waits,
-//     before it reads the next message, until every busy link has drained
-//     under the low-water mark (Q/4) or closed. TCP flow control then
-//     holds the client back. Send itself never blocks: hooks often hold
-//     their own locks.
+//     queue and return nil, but the goroutine that sent pauses before it
+//     reads more, when it is a read loop: a game client's read loop waits,
+//     before it reads the client's next message, until the busy link has
+//     drained under the low-water mark (Q/4) or closed, so TCP flow
+//     control holds that client back while every other client is read as
+//     before; a link's read loop waits the same way, but at most half of
+//     links.timeout per frame, so that its own peer never sees a stuck
+//     reader. Send itself never blocks: hooks often hold their own locks.
 //   - a send that would take the queue past Q is refused with
 //     plugins.ErrBusy, wrapped with the queue's length; the frame is not
-//     queued and the link stays up. Between Q/2 and Q a client's read loop
-//     pauses after at most one message's sends, so a client's own flood
-//     meets ErrBusy only when thousands of clients dispatch at the same
-//     moment or a hook sends far more than it reads; sends from other
-//     goroutines (a link's read loop, a plugin's own goroutine) are never
+//     queued and the link stays up. Read loops pause after at most one
+//     message's sends, so they meet ErrBusy only when very many of them
+//     send at the same moment or a hook sends far more than it reads;
+//     other goroutines (timers, a plugin's own goroutines) are never
 //     paused and get ErrBusy once the queue is full.
 //   - a full queue alone never closes a link. A busy peer takes bytes; a
 //     stuck peer takes none for links.timeout, and only that closes the
 //     link (ReasonWriteStalled, see link.write).
 //
-// The runtime cannot tell which goroutine sent, so the pause is decided
-// by time: a client whose dispatch overlapped another's send to a busy
-// link pauses too, until that link drains. Control frames (pings, pongs,
-// ClientGone, Leaving) are small and never refused.
+// Which goroutine sent: Go does not name goroutines, so a send to a busy
+// link (the slow path only) reads its goroutine's ID from the first line of
+// runtime.Stack and records it with the link; a read loop, which learned
+// its own ID when it started, looks itself up after each dispatch, and
+// only when some send found a link busy meanwhile (one atomic load
+// otherwise). Control frames (pings, pongs, ClientGone, Leaving, Close)
+// are small, never refused and never pause anyone.
 
-// flowControl holds a server's backpressure counters and their log.
+// flowControl holds a server's backpressure state and counters.
 type flowControl struct {
-	busySends atomic.Uint64      // sends that left a link's queue at or over its high-water mark
-	refused   atomic.Uint64      // sends refused with ErrBusy
-	pauses    atomic.Uint64      // client read loops paused for busy links
-	logs      *logsample.Sampler // busy links and refusals, sampled per peer and kind
+	busySends atomic.Uint64 // sends that left a link's queue at or over its high-water mark
+	refused   atomic.Uint64 // sends refused with ErrBusy
+	pauses    atomic.Uint64 // read loops paused for busy links
+	logs      *logsample.Sampler
+
+	mu      sync.Mutex
+	senders map[uint64]*link // goroutine ID → the busy link it sent to, until it pauses
 }
+
+// maxBusySenders bounds flowControl.senders: goroutines that are not read
+// loops never collect their entries, so the map is cleared when it grows
+// this large (a read loop then misses one pause, and pauses at its next
+// send to the busy link).
+const maxBusySenders = 4096
 
 // clientPausePoll is how often a paused client's read loop checks whether
 // its session is closing meanwhile.
 const clientPausePoll = 100 * time.Millisecond
 
 func (f *flowControl) init(log *zerolog.Logger) {
+	f.senders = make(map[uint64]*link)
 	f.logs = &logsample.Sampler{Report: func(key string, n int) {
 		log.Warn().Str("event", key).Int("suppressed", n).Dur("window", logsample.DefaultWindow).
 			Msg("more busy-link events than were logged")
 	}}
+}
+
+// goid returns the calling goroutine's ID, from the first line of its
+// stack trace ("goroutine 17 [running]:"). It costs a stack walk: callers
+// use it once per read loop, and on the busy path.
+func goid() uint64 {
+	var buf [64]byte
+	b := bytes.TrimPrefix(buf[:runtime.Stack(buf[:], false)], []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
+}
+
+// sentToBusy records that the calling goroutine left l busy.
+func (f *flowControl) sentToBusy(l *link) {
+	id := goid()
+	f.mu.Lock()
+	if len(f.senders) >= maxBusySenders {
+		clear(f.senders)
+	}
+	f.senders[id] = l
+	f.mu.Unlock()
+	f.busySends.Add(1)
+}
+
+// mark returns the count of busy sends, taken before a read loop
+// dispatches what it read; busyLink compares it after.
+func (f *flowControl) mark() uint64 { return f.busySends.Load() }
+
+// busyLink returns the busy link the goroutine id sent to since mark, and
+// forgets it; nil when it sent to none.
+func (f *flowControl) busyLink(mark, id uint64) *link {
+	if f.busySends.Load() == mark {
+		return nil
+	}
+	f.mu.Lock()
+	l := f.senders[id]
+	delete(f.senders, id)
+	f.mu.Unlock()
+	return l
 }
 
 // highWater and lowWater are the link queue's marks, in bytes.
@@ -126,50 +187,65 @@ func (f *flowControl) becameBusy(l *link, queued int) {
 	}
 }
 
-// dispatchMark returns the server's count of sends to busy links, taken
-// before a client's message is dispatched; pauseIfBusy compares it after.
-func (c *session) dispatchMark() uint64 { return c.h.s.flow.busySends.Load() }
-
-// pauseIfBusy pauses the client's read loop when a send found a link
-// busy since mark: it waits until every busy link has drained or closed,
-// or the session or the server ends. It reports false when the session
-// should end.
+// pauseIfBusy pauses the client's read loop when its last dispatch (since
+// mark) left a link busy: it waits until that link has drained or closed,
+// or the session or the server ends. It reports false when the session is
+// closing.
 func (c *session) pauseIfBusy(mark uint64) bool {
 	s := c.h.s
-	if s.flow.busySends.Load() == mark {
+	l := s.flow.busyLink(mark, c.goid)
+	if l == nil {
 		return true
 	}
-	var tick *time.Timer
-	paused := false
-	for _, l := range s.liveLinks() {
-		ch := l.busyUntil()
-		if ch == nil {
-			continue
-		}
-		if !paused {
-			paused = true
-			s.flow.pauses.Add(1)
-			c.pauses.Add(1)
-			tick = time.NewTimer(clientPausePoll)
-			defer tick.Stop()
-		}
-		for waiting := true; waiting; {
-			select {
-			case <-ch:
-				waiting = false
-			case <-l.quit:
-				waiting = false
-			case <-s.ctx.Done(): // shutdown closes the session
-				return !c.isClosing()
-			case <-tick.C:
-				if c.isClosing() {
-					return false
-				}
-				tick.Reset(clientPausePoll)
+	ch := l.busyUntil()
+	if ch == nil {
+		return true
+	}
+	s.flow.pauses.Add(1)
+	c.pauses.Add(1)
+	tick := time.NewTimer(clientPausePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ch:
+			return !c.isClosing()
+		case <-l.quit:
+			return !c.isClosing()
+		case <-s.ctx.Done(): // shutdown closes the session
+			return !c.isClosing()
+		case <-tick.C:
+			if c.isClosing() {
+				return false
 			}
+			tick.Reset(clientPausePoll)
 		}
 	}
-	return !c.isClosing()
+}
+
+// pauseIfBusy pauses the link's read loop when its last dispatch (since
+// mark) left a link busy (this one or another): until that link drains or
+// closes, for at most half of links.timeout, so the peer's writer never
+// sees this reader stalled. A link that drains slower than that meets
+// ErrBusy once full instead.
+func (l *link) pauseIfBusy(mark, id uint64) {
+	s := l.s
+	busy := s.flow.busyLink(mark, id)
+	if busy == nil {
+		return
+	}
+	ch := busy.busyUntil()
+	if ch == nil {
+		return
+	}
+	s.flow.pauses.Add(1)
+	t := time.NewTimer(s.links.Timeout.Duration() / 2)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-busy.quit:
+	case <-l.quit:
+	case <-t.C:
+	}
 }
 
 func (c *session) isClosing() bool {

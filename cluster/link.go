@@ -117,11 +117,11 @@ func (l *link) sendPrefixed(kind protocol.Kind, tag uint16, head, body []byte) e
 	}
 	busy, became := l.markBusyLocked(queued + size)
 	l.mu.Unlock()
-	if busy {
-		l.s.flow.busySends.Add(1)
-		if became {
-			l.s.flow.becameBusy(l, queued+size)
-		}
+	if became {
+		l.s.flow.becameBusy(l, queued+size)
+	}
+	if busy && !isControlKind(kind) {
+		l.s.flow.sentToBusy(l)
 	}
 	if wasEmpty {
 		select {
@@ -299,7 +299,12 @@ func (l *link) finalFlush(buf []byte) {
 func (l *link) readLoop() {
 	hooks := l.s.hooks
 	var ids []uint64 // scratch for client routing frames
+	id, mark := goid(), l.s.flow.mark()
 	for {
+		// Backpressure: what the last frame's hooks sent may have left a
+		// link busy; read on once it drains (backpressure.go).
+		l.pauseIfBusy(mark, id)
+		mark = l.s.flow.mark()
 		f, err := l.rd.Next()
 		if err != nil {
 			l.readFailed(err)

@@ -20,6 +20,7 @@ func (c *session) readLoop() {
 	h := c.h
 	s := h.s
 	rt := h.cfg.ReadTimeout.Duration()
+	c.goid = goid()
 	c.limitControlFrames(rt)
 	s.hooks.clientConnected(c)
 	for c.readOne(rt) {
@@ -132,7 +133,7 @@ func (c *session) readOne(rt time.Duration) bool {
 		return !end
 	}
 	h.msgIn.Add(1)
-	mark := c.dispatchMark()
+	mark := h.s.flow.mark()
 	switch f.Kind {
 	case protocol.KindUser:
 		h.s.hooks.clientMessage(c, plugins.Message{Tag: f.Tag, Payload: f.Payload})
