@@ -32,15 +32,19 @@ type clientHub struct {
 	cfg      config.Clients
 	upgrader websocket.Upgrader
 	http     *http.Server
-	idBase   uint64             // random high bits, so refs of an earlier incarnation miss
-	seq      atomic.Uint64      // low bits of the next client ID
-	count    atomic.Int64       // clients connected
-	msgIn    atomic.Uint64      // messages received from clients
-	msgOut   atomic.Uint64      // messages queued to clients
-	bufs     sync.Pool          // read buffers of MaxMessageBytes+header+1
-	wbufs    sync.Pool          // write batches of corked connections (*[]byte)
-	gate     *handshakeGate     // connections not yet upgraded
-	logs     *logsample.Sampler // refusals and protocol errors, sampled per reason
+	idBase   uint64        // random high bits, so refs of an earlier incarnation miss
+	seq      atomic.Uint64 // low bits of the next client ID
+	count    atomic.Int64  // clients connected
+	msgIn    atomic.Uint64 // messages received from clients
+	msgOut   atomic.Uint64 // messages queued to clients
+	bufs     sync.Pool     // read buffers of MaxMessageBytes+header+1
+	wbufs    sync.Pool     // write batches of corked connections (*[]byte)
+	rbufs    sync.Pool     // read chunks of readAheadSize (*[]byte)
+	// plainReads makes connections accepted from now on read their socket
+	// directly, as before readAhead; for benchmarks that compare the two.
+	plainReads atomic.Bool
+	gate       *handshakeGate     // connections not yet upgraded
+	logs       *logsample.Sampler // refusals and protocol errors, sampled per reason
 
 	mu      sync.Mutex // guards clients
 	clients map[uint64]*session
@@ -84,6 +88,7 @@ func newClientHub(s *Server) *clientHub {
 	size := h.cfg.MaxMessageBytes + protocol.WSHeaderSize + 1
 	h.bufs.New = func() any { b := make([]byte, size); return &b }
 	h.wbufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
+	h.rbufs.New = func() any { b := make([]byte, readAheadSize); return &b }
 	return h
 }
 
@@ -281,6 +286,15 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		c.close(protocol.ReasonShutdown, "server shutting down", nil)
 		c.conn.Close()
 	}
+}
+
+// readBufs returns the pool new connections read their socket through
+// (see readAhead), or nil for direct reads.
+func (h *clientHub) readBufs() *sync.Pool {
+	if h.plainReads.Load() {
+		return nil
+	}
+	return &h.rbufs
 }
 
 func (h *clientHub) remove(c *session) {
