@@ -16,9 +16,13 @@ import (
 	"github.com/cloudrift/cloudrift/plugins"
 )
 
+// echoTag marks a client message relayGate sends straight back.
+const echoTag = 1
+
 // relayGate is an external server's plugin that forwards every client
 // message to the upstream server it is linked to, prefixed with the
-// client's ID, and counts what the link refused.
+// client's ID, and counts what the link refused. Messages tagged echoTag
+// it sends straight back instead.
 type relayGate struct {
 	world   atomic.Pointer[remoteBox]
 	busy    atomic.Int64 // sends refused with ErrBusy
@@ -40,12 +44,22 @@ func (g *relayGate) ServerDisconnected(plugins.RemoteServer, error) error {
 }
 
 func (g *relayGate) ClientMessage(c plugins.Client, m plugins.Message) error {
+	if m.Tag == echoTag {
+		return c.Send(m.Tag, m.Payload)
+	}
 	w := g.world.Load()
 	if w == nil {
 		return errors.New("relay gate: not linked")
 	}
-	b := binary.BigEndian.AppendUint64(nil, c.Ref().ID)
-	err := w.Send(m.Tag, append(b, m.Payload...))
+	bp, _ := g.bufPool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	b := binary.BigEndian.AppendUint64((*bp)[:0], c.Ref().ID)
+	b = append(b, m.Payload...)
+	err := w.Send(m.Tag, b) // Send copies b
+	*bp = b
+	g.bufPool.Put(bp)
 	switch {
 	case errors.Is(err, plugins.ErrBusy):
 		g.busy.Add(1)
@@ -56,8 +70,8 @@ func (g *relayGate) ClientMessage(c plugins.Client, m plugins.Message) error {
 }
 
 // relayWorld is an internal server's plugin that sends each relayed
-// message back to the client named in its first 8 bytes. Until hold is
-// closed, it holds its link's read loop in the first message.
+// message back to the client named in its first 8 bytes. Until hold (when
+// not nil) is closed, it holds its link's read loop in the first message.
 type relayWorld struct {
 	host   plugins.Host
 	hold   chan struct{}
@@ -71,7 +85,9 @@ func (w *relayWorld) Start(_ context.Context, h plugins.Host) error {
 }
 
 func (w *relayWorld) ServerMessage(s plugins.RemoteServer, m plugins.Message) error {
-	w.once.Do(func() { <-w.hold })
+	if w.hold != nil {
+		w.once.Do(func() { <-w.hold })
+	}
 	ref := plugins.ClientRef{Server: s.ID(), ID: binary.BigEndian.Uint64(m.Payload)}
 	if err := w.host.SendToClient(ref, m.Tag, m.Payload[8:]); err != nil {
 		w.failed.Add(1)

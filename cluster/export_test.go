@@ -41,6 +41,11 @@ func Closing(s *Server) bool { return serverState(s.state.Load()) == stateClosed
 // runs its own work; once s has stopped, it runs nothing and reports false.
 func GoTracked(s *Server, f func()) bool { return s.goTracked(f) }
 
+// SetPlainClientReads makes the client connections s accepts from now on
+// read their sockets directly (on) or in chunks (off, the default), for
+// benchmarks that compare the two.
+func SetPlainClientReads(s *Server, on bool) { s.clients.plainReads.Store(on) }
+
 // ClientReadPauses returns how many times s paused reading its client id
 // because a link the client's messages went to was busy; -1 when s holds
 // no such client.
