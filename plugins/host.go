@@ -21,11 +21,12 @@ var (
 	ErrUnrelatedGroup = errors.New("cloudrift: group is neither upstream nor downstream")
 	// ErrMessageTooLarge: the payload does not fit the link's frame limit.
 	ErrMessageTooLarge = errors.New("cloudrift: message too large")
-	// ErrBusy: the link's outbound queue is full, so the message was not
-	// queued. The link stays up and drains: send again later, or tell
-	// whoever asked. (A game client's own messages never get here in
-	// practice: the runtime stops reading a client whose messages go to a
-	// link over half full.)
+	// ErrBusy: the link's outbound queue (links.queueBytes) is full, so
+	// the message was not queued. The link stays up and drains: send again
+	// later, or tell whoever asked. Hooks running on a read loop (a game
+	// client's ClientMessage, a link's ServerMessage) rarely see it: the
+	// runtime pauses the read loop whose send finds a link over half
+	// full until it drains; other goroutines get it once the queue is full.
 	ErrBusy = errors.New("cloudrift: link busy, outbound queue full")
 )
 
