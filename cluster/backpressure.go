@@ -51,7 +51,8 @@ import (
 type flowControl struct {
 	busySends atomic.Uint64 // sends that left a link's queue at or over its high-water mark
 	refused   atomic.Uint64 // sends refused with ErrBusy
-	pauses    atomic.Uint64 // read loops paused for busy links
+	pauses    atomic.Uint64 // client read loops paused for busy links
+	linkWaits atomic.Uint64 // link read loops paused for busy links
 	logs      *logsample.Sampler
 
 	mu      sync.Mutex
@@ -237,7 +238,7 @@ func (l *link) pauseIfBusy(mark, id uint64) {
 	if ch == nil {
 		return
 	}
-	s.flow.pauses.Add(1)
+	s.flow.linkWaits.Add(1)
 	t := time.NewTimer(s.links.Timeout.Duration() / 2)
 	defer t.Stop()
 	select {

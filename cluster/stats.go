@@ -33,8 +33,8 @@ type Stats struct {
 	// sends refused with plugins.ErrBusy (the queue was full).
 	BusySends, SendsRefused uint64
 	// ClientPauses counts the times a game client's reads were paused
-	// until a busy link drained.
-	ClientPauses uint64
+	// until a busy link drained; LinkPauses the times a link's reads were.
+	ClientPauses, LinkPauses uint64
 }
 
 // Stats returns the server's counters.
@@ -63,6 +63,7 @@ func (s *Server) Stats() Stats {
 	st.BusySends = s.flow.busySends.Load()
 	st.SendsRefused = s.flow.refused.Load()
 	st.ClientPauses = s.flow.pauses.Load()
+	st.LinkPauses = s.flow.linkWaits.Load()
 	return st
 }
 
