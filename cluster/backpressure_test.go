@@ -191,3 +191,59 @@ func TestClientFloodPausesReadsAndKeepsLink(t *testing.T) {
 		t.Fatalf("gate stats %+v, want busy sends and client pauses counted", st)
 	}
 }
+
+// A link's read loop whose hook answers over a busy link pauses (at most
+// half of links.timeout at a time) instead of filling the queue: the
+// answers are never refused, the link stays up, and everything arrives in
+// order. A sender that is not a read loop meets ErrBusy and retries.
+func TestLinkReadLoopPausesForBusyLink(t *testing.T) {
+	cfg := floodSystem()
+	l := startLinked(t, cfg)
+	block := make(chan struct{})
+	var once sync.Once
+	l.r1.setOnMessage(func(plugins.RemoteServer, plugins.Message) error {
+		once.Do(func() { <-block }) // a1 stops reading its link
+		return nil
+	})
+	l.r2.setOnMessage(func(s plugins.RemoteServer, m plugins.Message) error {
+		return s.Send(m.Tag, m.Payload) // b1 answers on its link read loop
+	})
+	p := l.r1.peer("b1")
+	const n = 200
+	sent := make(chan error, 1)
+	go func() {
+		payload := make([]byte, 1024)
+		for i := 0; i < n; {
+			binary.BigEndian.PutUint32(payload, uint32(i))
+			err := p.Send(uint16(i), payload)
+			if errors.Is(err, plugins.ErrBusy) {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			if err != nil {
+				sent <- err
+				return
+			}
+			i++
+		}
+		sent <- nil
+	}()
+	b1 := l.b1.Cluster()
+	testutil.WaitFor(t, "b1's link read loop paused", func() bool { return b1.Stats().LinkPauses > 0 })
+	close(block)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "every answer", func() bool { return len(l.r1.messages("b1")) == n })
+	for i, m := range l.r1.messages("b1") {
+		if m.Tag != uint16(i) || binary.BigEndian.Uint32(m.Payload) != uint32(i) {
+			t.Fatalf("answer %d: tag %d, number %d", i, m.Tag, binary.BigEndian.Uint32(m.Payload))
+		}
+	}
+	if st := b1.Stats(); st.SendsRefused != 0 {
+		t.Fatalf("b1 refused %d answers; stats %+v", st.SendsRefused, st)
+	}
+	if d1, d2 := l.r1.count("disconnected", "b1"), l.r2.count("disconnected", "a1"); d1+d2 != 0 {
+		t.Fatalf("the link went down (%d, %d)", d1, d2)
+	}
+}
