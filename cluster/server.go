@@ -138,6 +138,7 @@ type Server struct {
 	clientCloses   reasonCounts // client sessions ended by reason
 	registryErrors atomic.Uint64
 	cloudMeter     cloudMeter
+	flow           flowControl // link backpressure (backpressure.go)
 }
 
 // New checks opts and provisions the group's plugins. It does not touch the
@@ -178,6 +179,7 @@ func New(opts Options) (*Server, error) {
 		stopped:     make(chan struct{}),
 		startDone:   make(chan struct{}),
 	}
+	s.flow.init(&s.log)
 	// Made here, not in Start, so that Shutdown and Close racing Start
 	// always find them.
 	s.ctx, s.cancel = context.WithCancel(context.Background())

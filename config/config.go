@@ -125,8 +125,10 @@ type Links struct {
 	// MaxFrame limits a frame's length field, 64 bytes to 64 MiB. Zero
 	// means protocol.DefaultMaxFrame (1 MiB).
 	MaxFrame int
-	// QueueBytes caps a link's outbound queue; at least MaxFrame. Zero means
-	// 8 MiB, or MaxFrame when that is larger.
+	// QueueBytes caps a link's outbound queue; at least MaxFrame. Over
+	// half of it the link is busy and the read loops that feed it pause;
+	// a send past it is refused (plugins.ErrBusy). Zero means 8 MiB, or
+	// MaxFrame when that is larger.
 	QueueBytes int
 	// BackoffMin is the first reconnect delay. Zero means 100ms.
 	BackoffMin Duration

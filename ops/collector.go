@@ -41,6 +41,9 @@ var (
 	dHookErrors   = desc("hook_errors_total", "Plugin hooks that returned an error.", "group", "plugin", "hook")
 	dHookPanics   = desc("hook_panics_total", "Plugin hooks that panicked.", "group", "plugin", "hook")
 	dRegErrors    = desc("registry_errors_total", "Registry calls (register, watch, deregister) that failed.", "group")
+	dBusySends    = desc("link_busy_sends_total", "Sends that left a link's queue over half of links.queueBytes (the link is busy).", "group")
+	dBusyRefused  = desc("link_sends_refused_total", "Sends refused with ErrBusy: the link's queue was full.", "group")
+	dReadPauses   = desc("read_pauses_total", "Read loops paused until a busy link drained, by loop (client or link).", "group", "loop")
 	dCloudOps     = desc("cloud_operations_total", "Cloud-memory operations made by plugins, by kind and result code.", "group", "op", "result")
 	dCloudLatency = desc("cloud_operation_duration_seconds", "Latency of cloud-memory operations made by plugins.", "group", "op")
 	dCloudRows    = desc("cloud_rows", "Rows a cloud-memory replica holds.", "group")
@@ -51,7 +54,7 @@ var (
 
 var allDescs = []*prometheus.Desc{dLinksUp, dMembers, dLinkMsgIn, dLinkMsgOut, dLinkBytesIn, dLinkBytesOut, dLinkQueue,
 	dLinkCloses, dRefused, dClients, dClientIn, dClientOut, dClientCloses, dHookErrors, dHookPanics, dRegErrors,
-	dCloudOps, dCloudLatency, dCloudRows, dCloudKeys, dCloudSubs, dReady}
+	dBusySends, dBusyRefused, dReadPauses, dCloudOps, dCloudLatency, dCloudRows, dCloudKeys, dCloudSubs, dReady}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
@@ -135,6 +138,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			add(dHookPanics, counter, float64(h.Panics), g, h.Plugin, h.Hook)
 		}
 		add(dRegErrors, counter, float64(srv.RegistryErrors()), g)
+		st := srv.Stats()
+		add(dBusySends, counter, float64(st.BusySends), g)
+		add(dBusyRefused, counter, float64(st.SendsRefused), g)
+		add(dReadPauses, counter, float64(st.ClientPauses), g, "client")
+		add(dReadPauses, counter, float64(st.LinkPauses), g, "link")
 		ready := 0.0
 		if srv.Ready() == nil {
 			ready = 1

@@ -130,6 +130,8 @@ func TestMetricsCountTraffic(t *testing.T) {
 		`cloudrift_hook_errors_total{group="lobby",hook="ClientMessage",plugin="`,
 		`cloudrift_registry_members{group="lobby",peer_group="world"} 1`,
 		`cloudrift_servers_ready{group="world"} 1`,
+		`cloudrift_link_sends_refused_total{group="lobby"} 0`,
+		`cloudrift_read_pauses_total{group="lobby",loop="client"} 0`,
 		"go_goroutines ",
 		"process_open_fds ",
 	} {

@@ -107,7 +107,7 @@ const (
 	ReasonVersion          Reason = 7  // unsupported protocol version
 	ReasonHandshakeTimeout Reason = 8  // the handshake did not finish in time
 	ReasonHeartbeatTimeout Reason = 9  // the peer was silent past the timeout
-	ReasonSlowPeer         Reason = 10 // the outbound queue overflowed
+	ReasonSlowPeer         Reason = 10 // the outbound queue overflowed (no longer sent: a full queue refuses sends instead; kept for peers that do)
 	ReasonReplaced         Reason = 11 // a newer link to the same server replaced this one
 	ReasonClientProtocol   Reason = 12 // a client protocol (HTTP, WebSocket) reached a server port
 	ReasonPeerLeft         Reason = 13 // the registry no longer lists the peer (cloudrift no longer sends it: a live link outranks the registry)
