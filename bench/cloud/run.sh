@@ -16,4 +16,4 @@ if ! command -v redis-server >/dev/null; then
 	exit 1
 fi
 source bench/run.sh
-bench_run cloud 300 "$@"
+bench_run cloud 900 "$@"
