@@ -70,7 +70,11 @@ type options struct {
 	subscribers int
 	fanRounds   int
 	inProcess   bool
+	only        string // "": every part; else "server", "client" or "fanout"
 }
+
+// runs reports whether the run measures part.
+func (o options) runs(part string) bool { return o.only == "" || o.only == part }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == serveCloudCommand {
@@ -92,6 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.subscribers, "subscribers", 1000, "fan-out: subscribers")
 	fs.IntVar(&o.fanRounds, "fan-rounds", 30, "fan-out: measured messages per side (after 3 uncounted)")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the cloud servers in this process, beside the clients, instead of in a child process")
+	fs.StringVar(&o.only, "only", "", "measure only this part: server, client or fanout (default: all three)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients; the cloud servers too with -in-process) to this `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -109,6 +114,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.clients < 1 || o.size < 8 || o.rounds < 1 || o.duration <= 0 || o.subscribers < 1 || o.fanRounds < 1 {
 		fmt.Fprintln(stderr, "cloud: -clients, -rounds, -subscribers, -fan-rounds must be positive, -size at least 8")
+		return 2
+	}
+	if !slices.Contains([]string{"", "server", "client", "fanout"}, o.only) {
+		fmt.Fprintf(stderr, "cloud: -only %q: want server, client or fanout\n", o.only)
 		return 2
 	}
 	if *cpuProfile != "" {
@@ -190,11 +199,15 @@ func bench(o options, out io.Writer) error {
 	defer rfan.Close()
 	for _, n := range o.replicas {
 		f := figures{replicas: n}
-		if err := benchServerSide(o, &f, payload, rs); err != nil {
-			return fmt.Errorf("%d replicas, server side: %w", n, err)
+		if o.runs("server") {
+			if err := benchServerSide(o, &f, payload, rs); err != nil {
+				return fmt.Errorf("%d replicas, server side: %w", n, err)
+			}
 		}
-		if err := benchClientSide(o, &f, payload, rs, rdb, rfan); err != nil {
-			return fmt.Errorf("%d replicas, client side: %w", n, err)
+		if o.runs("client") || o.runs("fanout") {
+			if err := benchClientSide(o, &f, payload, rs, rdb, rfan); err != nil {
+				return fmt.Errorf("%d replicas, client side: %w", n, err)
+			}
 		}
 		printFigures(out, f, o)
 	}
@@ -290,6 +303,9 @@ func benchClientSide(o options, f *figures, payload []byte, rs *redisServer, rdb
 	redisCPU := cpuMeter{pids: append(slices.Clone(cloudCPU.pids), rs.Pid())}
 	directCPU := cpuMeter{pids: []int{os.Getpid(), rs.Pid()}}
 	for range o.rounds {
+		if !o.runs("client") {
+			break
+		}
 		if err := rounds(o, []workload{
 			{&f.serverSet, "SET behind the client server", false, redisCPU, serverSet(cs, payload)},
 			{&f.post, "Post", false, cloudCPU, cloudPost(cs, payload)},
@@ -301,6 +317,9 @@ func benchClientSide(o options, f *figures, payload []byte, rs *redisServer, rdb
 		}); err != nil {
 			return err
 		}
+	}
+	if !o.runs("fanout") {
+		return nil
 	}
 	fan, err := newFanClients(rig, o.subscribers)
 	if err != nil {
@@ -410,29 +429,41 @@ func printFigures(out io.Writer, f figures, o options) {
 	say := func(s string) func(float64) string { return func(float64) string { return s } }
 
 	fmt.Fprintf(out, "%d cloud replica(s)\n", f.replicas)
-	section(fmt.Sprintf("Server side: a world server's plugin, %d goroutines (servers in this process)", o.clients))
-	target("Post vs SET", f.worldPost, f.worldSet, 1.5)
-	lat("CPU per Post vs per SET", f.worldPost.cpu, f.worldSet.cpu, "all processes, user+system; lower is better")
-	target("Get vs GET", f.worldGet, f.worldGET, 1.5)
-	lat("Get vs GET latency p50", f.worldGet.p50, f.worldGET.p50, "lower is better")
-	lat("Get vs GET latency p99", f.worldGet.p99, f.worldGET.p99, "lower is better")
-	section(fmt.Sprintf("Client side: %d SDK clients through a client server (servers %s)", o.clients, where))
-	target("Post vs SET behind the server", f.post, f.serverSet, 1.5)
-	lat("CPU per Post vs per SET", f.post.cpu, f.serverSet.cpu, "all processes, user+system; lower is better")
-	target("Get vs GET behind the server", f.get, f.serverGET, 1.5)
-	lat("Get vs GET latency p50", f.get.p50, f.serverGET.p50, "lower is better")
-	lat("Get vs GET latency p99", f.get.p99, f.serverGET.p99, "lower is better")
-	rate("reference: echo vs SET behind the server", f.echo, f.serverSet, "one hop, no cloud memory, no Redis")
-	rate("reference: Post vs SET from the clients straight", f.post, f.directSet, "no game server in front of Redis")
-	rate("reference: Get vs GET from the clients straight", f.get, f.directGET, "no game server in front of Redis")
-	section(fmt.Sprintf("Fan-out: one message to %d clients over %d client servers, time until all got it", o.subscribers, clientServers))
-	fan("p50", f.fan, f.fanRedis, 50, func(r float64) string { return verdict(r, false, 1) })
-	fan("p99", f.fan, f.fanRedis, 99, say("lower is better"))
-	fan("reference: p50 vs PUBLISH straight", f.fan, f.fanDirect, 50, say("to as many Redis connections, no game server"))
-	fan("reference: p99 vs PUBLISH straight", f.fan, f.fanDirect, 99, say(""))
-	tw.Flush()
-	fmt.Fprintf(out, "  ops/s per round: world Post %s | world SET %s | world Get %s | world GET %s\n", opsList(f.worldPost.ops), opsList(f.worldSet.ops), opsList(f.worldGet.ops), opsList(f.worldGET.ops))
-	fmt.Fprintf(out, "  ops/s per round: Post %s | SET behind %s | Get %s | GET behind %s | echo %s\n", opsList(f.post.ops), opsList(f.serverSet.ops), opsList(f.get.ops), opsList(f.serverGET.ops), opsList(f.echo.ops))
+	if len(f.worldPost.ops) > 0 {
+		section(fmt.Sprintf("Server side: a world server's plugin, %d goroutines (servers in this process)", o.clients))
+		target("Post vs SET", f.worldPost, f.worldSet, 1.5)
+		lat("CPU per Post vs per SET", f.worldPost.cpu, f.worldSet.cpu, "all processes, user+system; lower is better")
+		target("Get vs GET", f.worldGet, f.worldGET, 1.5)
+		lat("Get vs GET latency p50", f.worldGet.p50, f.worldGET.p50, "lower is better")
+		lat("Get vs GET latency p99", f.worldGet.p99, f.worldGET.p99, "lower is better")
+	}
+	if len(f.post.ops) > 0 {
+		section(fmt.Sprintf("Client side: %d SDK clients through a client server (servers %s)", o.clients, where))
+		target("Post vs SET behind the server", f.post, f.serverSet, 1.5)
+		lat("CPU per Post vs per SET", f.post.cpu, f.serverSet.cpu, "all processes, user+system; lower is better")
+		target("Get vs GET behind the server", f.get, f.serverGET, 1.5)
+		lat("Get vs GET latency p50", f.get.p50, f.serverGET.p50, "lower is better")
+		lat("Get vs GET latency p99", f.get.p99, f.serverGET.p99, "lower is better")
+		rate("reference: echo vs SET behind the server", f.echo, f.serverSet, "one hop, no cloud memory, no Redis")
+		rate("reference: Post vs SET from the clients straight", f.post, f.directSet, "no game server in front of Redis")
+		rate("reference: Get vs GET from the clients straight", f.get, f.directGET, "no game server in front of Redis")
+	}
+	if len(f.fan) > 0 {
+		section(fmt.Sprintf("Fan-out: one message to %d clients over %d client servers, time until all got it", o.subscribers, clientServers))
+		fan("p50", f.fan, f.fanRedis, 50, func(r float64) string { return verdict(r, false, 1) })
+		fan("p99", f.fan, f.fanRedis, 99, say("lower is better"))
+		fan("reference: p50 vs PUBLISH straight", f.fan, f.fanDirect, 50, say("to as many Redis connections, no game server"))
+		fan("reference: p99 vs PUBLISH straight", f.fan, f.fanDirect, 99, say(""))
+	}
+	if tw != nil {
+		tw.Flush()
+	}
+	if len(f.worldPost.ops) > 0 {
+		fmt.Fprintf(out, "  ops/s per round: world Post %s | world SET %s | world Get %s | world GET %s\n", opsList(f.worldPost.ops), opsList(f.worldSet.ops), opsList(f.worldGet.ops), opsList(f.worldGET.ops))
+	}
+	if len(f.post.ops) > 0 {
+		fmt.Fprintf(out, "  ops/s per round: Post %s | SET behind %s | Get %s | GET behind %s | echo %s\n", opsList(f.post.ops), opsList(f.serverSet.ops), opsList(f.get.ops), opsList(f.serverGET.ops), opsList(f.echo.ops))
+	}
 	fmt.Fprintln(out, "  (throughputs and latencies: medians of the rounds; ratios: medians of the rounds' ratios; fan-out: over every message, p99 the nearest rank)")
 	fmt.Fprintln(out)
 }
