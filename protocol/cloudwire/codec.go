@@ -147,11 +147,11 @@ func (d *decoder) key() cloud.Key {
 }
 
 func (d *decoder) ref(field string) protocol.ClientRef {
-	return protocol.ClientRef{Server: d.Str8(field + " server"), ID: d.U64(field + " id")}
+	return protocol.ClientRef{Server: d.Str8Of(field, " server"), ID: d.U64Of(field, " id")}
 }
 
 func (d *decoder) keys(field string) []cloud.Key {
-	n := int(d.U16(field + " count"))
+	n := int(d.U16Of(field, " count"))
 	if n == 0 || !d.Check(n, 5, field) {
 		return nil
 	}
@@ -163,7 +163,7 @@ func (d *decoder) keys(field string) []cloud.Key {
 }
 
 func (d *decoder) refs(field string) []protocol.ClientRef {
-	n := int(d.U16(field + " count"))
+	n := int(d.U16Of(field, " count"))
 	if n == 0 || !d.Check(n, 9, field) {
 		return nil
 	}
