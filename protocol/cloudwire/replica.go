@@ -2,6 +2,7 @@ package cloudwire
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -26,6 +27,7 @@ type SrvPost struct {
 }
 
 func (m *SrvPost) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 8+1+keySize(m.Key)+refSize(m.Uploader)+1+len(m.Addr)+len(m.Data))
 	dst = binary.BigEndian.AppendUint64(dst, m.Req)
 	var flags byte
 	if m.Sync {
@@ -98,6 +100,7 @@ type SrvGet struct {
 }
 
 func (m *SrvGet) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 8+1+refSize(m.Asker)+1+len(m.Addr)+4+4+4+keysSize(m.Keys)+refsSize(m.Uploaders))
 	dst = binary.BigEndian.AppendUint64(dst, m.Req)
 	var flags byte
 	if m.Sync {
@@ -241,6 +244,7 @@ type SrvReply struct {
 }
 
 func (m *SrvReply) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 8+2+2+len(m.Message))
 	dst = binary.BigEndian.AppendUint64(dst, m.Req)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(m.Code))
 	return appendMsg(dst, m.Message)
@@ -270,6 +274,7 @@ type SrvResult struct {
 }
 
 func (m *SrvResult) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 8+2+2+len(m.Message)+1+2+4*len(m.Counts)+rowsSize(m.Rows))
 	dst = binary.BigEndian.AppendUint64(dst, m.Req)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(m.Code))
 	dst = appendMsg(dst, m.Message)
