@@ -97,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.fanRounds, "fan-rounds", 30, "fan-out: measured messages per side (after 3 uncounted)")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the cloud servers in this process, beside the clients, instead of in a child process")
 	fs.StringVar(&o.only, "only", "", "measure only this part: server, client or fanout (default: all three)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients; the cloud servers too with -in-process) to this `file`")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients, the server-side part's servers, and every server with -in-process) to this `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -434,6 +434,7 @@ func printFigures(out io.Writer, f figures, o options) {
 		target("Post vs SET", f.worldPost, f.worldSet, 1.5)
 		lat("CPU per Post vs per SET", f.worldPost.cpu, f.worldSet.cpu, "all processes, user+system; lower is better")
 		target("Get vs GET", f.worldGet, f.worldGET, 1.5)
+		lat("CPU per Get vs per GET", f.worldGet.cpu, f.worldGET.cpu, "all processes, user+system; lower is better")
 		lat("Get vs GET latency p50", f.worldGet.p50, f.worldGET.p50, "lower is better")
 		lat("Get vs GET latency p99", f.worldGet.p99, f.worldGET.p99, "lower is better")
 	}
@@ -442,6 +443,7 @@ func printFigures(out io.Writer, f figures, o options) {
 		target("Post vs SET behind the server", f.post, f.serverSet, 1.5)
 		lat("CPU per Post vs per SET", f.post.cpu, f.serverSet.cpu, "all processes, user+system; lower is better")
 		target("Get vs GET behind the server", f.get, f.serverGET, 1.5)
+		lat("CPU per Get vs per GET", f.get.cpu, f.serverGET.cpu, "all processes, user+system; lower is better")
 		lat("Get vs GET latency p50", f.get.p50, f.serverGET.p50, "lower is better")
 		lat("Get vs GET latency p99", f.get.p99, f.serverGET.p99, "lower is better")
 		rate("reference: echo vs SET behind the server", f.echo, f.serverSet, "one hop, no cloud memory, no Redis")
