@@ -69,8 +69,8 @@ func TestFieldNamesJoinedOnlyForErrors(t *testing.T) {
 			t.Fatal(d.Err())
 		}
 	})
-	// The one allocation is the decoded string.
-	if allocs > 1 {
+	// The one allocation is the decoded string (-race allocates more).
+	if allocs > 1 && !raceEnabled {
 		t.Fatalf("%v allocations per decode, want at most 1", allocs)
 	}
 	for name, read := range map[string]func(d *Decoder){
