@@ -71,7 +71,8 @@ func (c *Client) DroppedNotifications() uint64 { return c.cloud.dropped.Load() }
 //
 // A nil error means the key's owner replica stored the row (in memory;
 // no other replica holds a copy): a Get that reaches that owner
-// afterwards, this client's or anyone's, sees this value or a later one.
+// afterwards, this client's or anyone's, sees this value or a later one
+// (until the row is released or deleted with this client).
 // This client's Posts to one key are applied in the order it made them; a
 // nil error for one also answers earlier ones of the same key still
 // waiting, whose values it replaced. If the owner is lost or the key

@@ -37,7 +37,8 @@ type CloudMemory interface {
 	//
 	// A nil error means the key's owner replica stored the row (in
 	// memory; no other replica holds a copy): a Get that reaches that
-	// owner afterwards sees this value or a later one. This server's
+	// owner afterwards sees this value or a later one (until the row is
+	// released). This server's
 	// Posts to one key are applied in the order they were made; a nil
 	// error for one also answers earlier ones of the same key still
 	// waiting, whose values it replaced. If the owner is lost or the key
