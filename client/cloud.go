@@ -67,10 +67,27 @@ func (c *Client) Notifications() <-chan cloud.Notification {
 func (c *Client) DroppedNotifications() uint64 { return c.cloud.dropped.Load() }
 
 // Post creates or overwrites this client's row under key with data (the
-// SDK does not keep data). Subscribers get Updated. It returns once the
-// key's owner confirmed. An cloud.ErrTimeout means the server keeps the
-// row and keeps placing it; every other error means nothing changed. A
-// server still waiting for its first cloud replica holds the Post until
+// SDK does not keep data). Subscribers get Updated.
+//
+// A nil error means the key's owner replica stored the row (in memory;
+// no other replica holds a copy): a Get that reaches that owner
+// afterwards, this client's or anyone's, sees this value or a later one
+// (until the row is released or deleted with this client).
+// This client's Posts to one key are applied in the order it made them; a
+// nil error for one also answers earlier ones of the same key still
+// waiting, whose values it replaced. If the owner is lost or the key
+// moves to another replica, the client's server posts the row again to
+// the new owner; until then a Get may miss it. The row is deleted when
+// this client disconnects (or its server stops).
+//
+// An error matching cloud.ErrTimeout, or ctx's error once the request was
+// sent, leaves the row with the server, which keeps placing it: it may
+// still appear. Every other error (cloud.ErrBadRequest, ErrRowTooLarge,
+// ErrUploadLimit, ErrRejected, ErrRateLimited, ErrUnavailable, ...) means
+// this Post changed nothing; the row keeps its last stored value.
+// cloud.ErrShuttingDown, and the client's end (ErrClosed, a lost
+// connection), take every row of this client with them. A server still
+// waiting for its first cloud replica holds the Post until
 // one links; cloud.ErrUnavailable means every replica it had is gone.
 func (c *Client) Post(ctx context.Context, key cloud.Key, data []byte) error {
 	if err := key.Validate(); err != nil {
