@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -44,8 +46,10 @@ const requestTimeout = 10 * time.Second
 
 // registration is the connector's one registered member.
 type registration struct {
-	member  registry.Member
-	service *api.AgentServiceRegistration
+	member registry.Member // guarded by Connector.regMu
+	// service is the registration as last sent; Update replaces it while
+	// the heartbeat reads it to register again.
+	service atomic.Pointer[api.AgentServiceRegistration]
 	cancel  context.CancelFunc // ends the heartbeat
 	done    chan struct{}      // closed when the heartbeat has ended
 }
@@ -87,7 +91,8 @@ func (c *Connector) Register(ctx context.Context, self registry.Member) error {
 	}
 
 	hctx, hcancel := context.WithCancel(c.ctx)
-	reg := &registration{member: self, service: svc, cancel: hcancel, done: make(chan struct{})}
+	reg := &registration{member: self, cancel: hcancel, done: make(chan struct{})}
+	reg.service.Store(svc)
 	c.reg = reg
 	// Close sets closed before taking regMu, and waits on wg after
 	// releasing it: this Add happens before that Wait.
@@ -114,6 +119,42 @@ func (c *Connector) Deregister(ctx context.Context) error {
 	return c.endRegistration(ctx)
 }
 
+// Update implements registry.Updater: it registers the service again with
+// self's Meta (the same checks that Register validates), keeping its TTL
+// check passing. The request is bounded by ctx and by 10 s; on error the
+// previous registration stands.
+func (c *Connector) Update(ctx context.Context, self registry.Member) error {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	if c.isClosed() {
+		return registry.ErrClosed
+	}
+	if c.reg == nil {
+		return registry.ErrNotRegistered
+	}
+	if err := registry.CheckUpdate(c.reg.member, self); err != nil {
+		return fmt.Errorf("%w: member %q", err, self.ID)
+	}
+	svc, err := c.registration(self)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := c.mergeCancel(ctx)
+	defer cancel()
+	rctx, cancelTimeout := context.WithTimeout(rctx, requestTimeout)
+	defer cancelTimeout()
+	if err := c.register(rctx, svc); err != nil {
+		if c.isClosed() {
+			return registry.ErrClosed
+		}
+		return c.apiError("update "+self.ID, svc.Name, err)
+	}
+	self.Meta = maps.Clone(self.Meta)
+	c.reg.member = self
+	c.reg.service.Store(svc)
+	return nil
+}
+
 // endRegistration stops the heartbeat and deregisters. regMu must be held
 // and c.reg set.
 func (c *Connector) endRegistration(ctx context.Context) error {
@@ -123,9 +164,10 @@ func (c *Connector) endRegistration(ctx context.Context) error {
 	<-reg.done
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	err := c.client.Agent().ServiceDeregisterOpts(reg.service.ID, c.queryOptions(ctx))
+	svc := reg.service.Load()
+	err := c.client.Agent().ServiceDeregisterOpts(svc.ID, c.queryOptions(ctx))
 	if err != nil && !isNotFound(err) {
-		return c.apiError("deregister "+reg.member.ID, reg.service.Name, err)
+		return c.apiError("deregister "+reg.member.ID, svc.Name, err)
 	}
 	return nil
 }
@@ -216,10 +258,11 @@ func (c *Connector) heartbeat(ctx context.Context, reg *registration) {
 		case <-ticker.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
-		err := c.client.Agent().UpdateTTLOpts(reg.service.Check.CheckID, "", "pass", c.queryOptions(rctx))
+		svc := reg.service.Load()
+		err := c.client.Agent().UpdateTTLOpts(svc.Check.CheckID, "", "pass", c.queryOptions(rctx))
 		if err != nil && isMissingCheck(err) {
 			// The agent lost the registration (restart): register again.
-			err = c.register(rctx, reg.service)
+			err = c.register(rctx, svc)
 			if err == nil {
 				log.Info().Msg("consul lost the registration; registered again")
 			}
@@ -230,7 +273,7 @@ func (c *Connector) heartbeat(ctx context.Context, reg *registration) {
 			return
 		case err != nil && !failing:
 			failing = true
-			log.Warn().Err(c.apiError("heartbeat", reg.service.Name, err)).
+			log.Warn().Err(c.apiError("heartbeat", svc.Name, err)).
 				Msg("heartbeat failed; retrying every interval")
 		case err != nil:
 			log.Debug().Err(err).Msg("heartbeat failed again")
