@@ -420,6 +420,9 @@ func applyClientDefaults(c *Clients, base string, unset func(string) bool) {
 	if c.WriteTimeout == 0 && unset(base+"writeTimeout") {
 		c.WriteTimeout = DefaultClientWriteTimeout
 	}
+	if c.DrainTimeout == 0 && unset(base+"drainTimeout") {
+		c.DrainTimeout = DefaultClientDrainTimeout
+	}
 }
 
 func (c *checker) clients(g *Group, base, ctx string) {
@@ -451,6 +454,9 @@ func (c *checker) clients(g *Group, base, ctx string) {
 	}
 	if cl.WriteTimeout <= 0 {
 		c.add(base+".writeTimeout", line, ctx, "writeTimeout %q must be greater than zero", cl.WriteTimeout)
+	}
+	if cl.DrainTimeout < 0 {
+		c.add(base+".drainTimeout", line, ctx, "drainTimeout %q must not be negative", cl.DrainTimeout)
 	}
 	if cl.TLS.Enabled() || cl.TLS.Line > 0 {
 		c.tls(cl.TLS, base+".tls", line, ctx+": tls", false)

@@ -78,16 +78,8 @@ func (c *Connector) Register(ctx context.Context, self registry.Member) error {
 	if err != nil {
 		return err
 	}
-	rctx, cancel := c.mergeCancel(ctx)
-	rctx, cancelTimeout := context.WithTimeout(rctx, requestTimeout)
-	err = c.register(rctx, svc)
-	cancelTimeout()
-	cancel()
-	if err != nil {
-		if c.isClosed() {
-			return registry.ErrClosed
-		}
-		return c.apiError("register "+self.ID, svc.Name, err)
+	if err := c.send(ctx, "register "+self.ID, svc); err != nil {
+		return err
 	}
 
 	hctx, hcancel := context.WithCancel(c.ctx)
@@ -139,15 +131,8 @@ func (c *Connector) Update(ctx context.Context, self registry.Member) error {
 	if err != nil {
 		return err
 	}
-	rctx, cancel := c.mergeCancel(ctx)
-	defer cancel()
-	rctx, cancelTimeout := context.WithTimeout(rctx, requestTimeout)
-	defer cancelTimeout()
-	if err := c.register(rctx, svc); err != nil {
-		if c.isClosed() {
-			return registry.ErrClosed
-		}
-		return c.apiError("update "+self.ID, svc.Name, err)
+	if err := c.send(ctx, "update "+self.ID, svc); err != nil {
+		return err
 	}
 	self.Meta = maps.Clone(self.Meta)
 	c.reg.member = self
@@ -230,6 +215,22 @@ func (c *Connector) registration(m registry.Member) (*api.AgentServiceRegistrati
 			DeregisterCriticalServiceAfter: c.deregAfter.String(),
 		},
 	}, nil
+}
+
+// send registers svc for Register and Update (op names it in errors),
+// bounded by ctx, by Close and by requestTimeout.
+func (c *Connector) send(ctx context.Context, op string, svc *api.AgentServiceRegistration) error {
+	rctx, cancel := c.mergeCancel(ctx)
+	defer cancel()
+	rctx, cancelTimeout := context.WithTimeout(rctx, requestTimeout)
+	defer cancelTimeout()
+	if err := c.register(rctx, svc); err != nil {
+		if c.isClosed() {
+			return registry.ErrClosed
+		}
+		return c.apiError(op, svc.Name, err)
+	}
+	return nil
 }
 
 // register registers (or registers again) svc, replacing its checks.
