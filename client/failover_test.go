@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/clustertest"
+	"github.com/cloudrift/cloudrift/protocol"
 
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
@@ -79,11 +81,38 @@ func recvT[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-// A Reconnector whose server shuts down ends up on another server of the
-// group: it reports the failover, its View is subscribed again and
-// converges, and with Repost the row it posted (its latest data) is there
-// once, under its new ref, while the row it released stays gone.
+// A Reconnector whose server drains (it follows the Move) or shuts down
+// (it reconnects) ends up on another server of the group: it reports the
+// failover, its View is subscribed again and converges, and with Repost
+// the row it posted (its latest data) is there once, under its new ref,
+// while the row it released stays gone.
 func TestReconnectorFailoverRealSystem(t *testing.T) {
+	t.Run("drain", func(t *testing.T) {
+		drained := make(chan error, 1)
+		failover(t, func(victim *clustertest.Server) {
+			go func() { drained <- victim.Cluster().Drain(context.Background()) }()
+		}, func(f client.Failover) {
+			if f.Reason != protocol.ReasonDraining || f.Err != nil {
+				t.Errorf("failover after a drain: reason %s, err %v; want a Move", f.Reason, f.Err)
+			}
+			// The drain ends once its only player has moved.
+			if err := recvT(t, drained, "the drain to end"); err != nil {
+				t.Errorf("Drain: %v", err)
+			}
+		})
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		failover(t, (*clustertest.Server).Shutdown, func(f client.Failover) {
+			if f.Reason != protocol.ReasonShutdown || !errors.Is(f.Err, client.ErrShutdown) {
+				t.Errorf("failover after a shutdown: reason %s, err %v", f.Reason, f.Err)
+			}
+		})
+	})
+}
+
+// failover runs the failover test: stop takes the victim away, check
+// looks at the failover report.
+func failover(t *testing.T, stop func(*clustertest.Server), check func(client.Failover)) {
 	sys := clustertest.Start(t, failoverSystem)
 	sys.WaitLinked("client")
 	victim, other := sys.Server("client-3"), sys.Server("client-2")
@@ -112,11 +141,11 @@ func TestReconnectorFailoverRealSystem(t *testing.T) {
 		OnConnect:  func(c *client.Client) { conns <- c },
 		OnFailover: func(f client.Failover) { fos <- f },
 	}
-	runCtx, stop := context.WithCancel(context.Background())
+	runCtx, endRun := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.Run(runCtx) }()
 	defer func() {
-		stop()
+		endRun()
 		recvT(t, runErr, "Run to return")
 	}()
 
@@ -142,7 +171,7 @@ func TestReconnectorFailoverRealSystem(t *testing.T) {
 	}
 	converge(t, "the reconnector's view", v, rowOf(watcher.Ref(), "watcher"), rowOf(c1.Ref(), "latest"))
 
-	victim.Shutdown()
+	stop(victim)
 
 	c2 := recvT(t, conns, "the connection after the failover")
 	if c2.Ref().Server != other.ID() {
@@ -152,6 +181,8 @@ func TestReconnectorFailoverRealSystem(t *testing.T) {
 	if f.From != victim.ID() || f.To != other.ID() || f.FromURL != victim.URL() || f.ToURL != other.URL() || f.Duration <= 0 {
 		t.Errorf("failover %+v", f)
 	}
+	t.Logf("failover %+v", f)
+	check(f)
 	want := []string{rowOf(watcher.Ref(), "watcher"), rowOf(c2.Ref(), "latest")}
 	converge(t, "the reconnector's view after the failover", v, want...)
 	converge(t, "the watcher's view", watched, want...)
@@ -174,5 +205,45 @@ func TestReconnectorFailoverRealSystem(t *testing.T) {
 	slices.Sort(wantGet)
 	if !slices.Equal(got, wantGet) {
 		t.Errorf("Get on the new connection = %v, want %v", got, wantGet)
+	}
+}
+
+// dirURL is the directory on srv's client port.
+func dirURL(srv *clustertest.Server) string {
+	return "http://" + srv.Addr() + "/servers"
+}
+
+// A Reconnector given only a group's directory connects to its least
+// loaded server.
+func TestReconnectorDirectoryRealSystem(t *testing.T) {
+	sys := clustertest.Start(t, failoverSystem)
+	sys.WaitLinked("client")
+	c1, c2, c3 := sys.Server("client-1"), sys.Server("client-2"), sys.Server("client-3")
+	c1.Dial()
+	c1.Dial()
+	c3.Dial()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	var order []string
+	for !slices.Equal(order, []string{c2.URL(), c3.URL(), c1.URL()}) {
+		d, err := client.FetchDirectory(ctx, nil, dirURL(c1))
+		if err != nil {
+			t.Fatalf("directory: %v (last order %v)", err, order)
+		}
+		order = d.URLs()
+		time.Sleep(10 * time.Millisecond)
+	}
+	conns := make(chan *client.Client, 1)
+	r := &client.Reconnector{Directory: dirURL(c1), OnConnect: func(c *client.Client) { conns <- c }}
+	r.Options.Handler = func(client.Message) {}
+	runCtx, endRun := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(runCtx) }()
+	defer func() {
+		endRun()
+		recvT(t, runErr, "Run to return")
+	}()
+	if got := recvT(t, conns, "a connection").Ref().Server; got != c2.ID() {
+		t.Errorf("connected to %s, want the least loaded, %s", got, c2.ID())
 	}
 }
