@@ -163,7 +163,7 @@ export class Reconnector {
     return this.cur;
   }
 
-  /** @internal A view's err: null until run stopped, then its permanent error or a ClosedError-free undefined as null. */
+  /** @internal A view's err: null while running (between connections too), then the permanent error that stopped it (null after stop). */
   get runErr(): Error | null {
     return this.finished ?? null;
   }
