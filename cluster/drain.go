@@ -37,11 +37,11 @@ const drainPoll = 20 * time.Millisecond
 // drain has already begun and ErrServerClosed when the server is not
 // running.
 func (s *Server) Drain(ctx context.Context) error {
-	if s.clients == nil {
-		return s.Shutdown(ctx)
-	}
 	if err := s.beginDrain(); err != nil {
 		return err
+	}
+	if s.clients == nil {
+		return s.Shutdown(ctx)
 	}
 	return s.drainClients(ctx)
 }
@@ -51,26 +51,20 @@ func (s *Server) Drain(ctx context.Context) error {
 // clients.drainTimeout and then 10 s for the shutdown; Done is closed when
 // it has ended. On an internal group it starts a Shutdown bounded by 10 s.
 func (s *Server) BeginDrain() error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout()+drainGrace)
-	if s.clients == nil {
-		if !s.running() {
-			cancel()
-			return ErrServerClosed
-		}
-		go func() {
-			defer cancel()
-			s.Shutdown(ctx)
-		}()
-		return nil
-	}
 	if err := s.beginDrain(); err != nil {
-		cancel()
 		return err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout()+drainGrace)
 	// Not a tracked goroutine: it ends in Shutdown, which waits for those.
 	go func() {
 		defer cancel()
-		if err := s.drainClients(ctx); err != nil {
+		var err error
+		if s.clients == nil {
+			err = s.Shutdown(ctx)
+		} else {
+			err = s.drainClients(ctx)
+		}
+		if err != nil {
 			s.log.Warn().Err(err).Msg("drain ended early")
 		}
 	}()
@@ -80,10 +74,19 @@ func (s *Server) BeginDrain() error {
 // Draining reports whether Drain has begun.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
-func (s *Server) drainTimeout() time.Duration { return s.group.Clients.DrainTimeout.Duration() }
+// drainTimeout is clients.drainTimeout; zero on an internal group.
+func (s *Server) drainTimeout() time.Duration {
+	if s.clients == nil {
+		return 0
+	}
+	return s.group.Clients.DrainTimeout.Duration()
+}
 
 // beginDrain marks the server draining, once.
 func (s *Server) beginDrain() error {
+	if serverState(s.state.Load()) == stateNew {
+		return ErrServerClosed // not started: nothing to drain
+	}
 	// A server still starting has not registered yet: let it finish.
 	select {
 	case <-s.startDone:

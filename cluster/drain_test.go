@@ -222,8 +222,22 @@ func TestDrainTimeoutClosesTheRestWithDraining(t *testing.T) {
 func TestDrainOfAnInternalServerShutsItDown(t *testing.T) {
 	sys := newSystem(t, clientSystem(config.Clients{}))
 	b1 := sys.StartServer("g2", "b1", newClientRecorder())
-	if err := b1.Cluster().Drain(testutil.Context(t)); err != nil {
+	if err := b1.Cluster().BeginDrain(); err != nil {
 		t.Fatal(err)
 	}
+	if err := b1.Cluster().Drain(testutil.Context(t)); !errors.Is(err, cluster.ErrDraining) && !errors.Is(err, cluster.ErrServerClosed) {
+		t.Fatalf("second drain: %v", err)
+	}
 	<-b1.Cluster().Done()
+}
+
+func TestDrainOfAServerNeverStartedReturns(t *testing.T) {
+	sys := newSystem(t, clientSystem(config.Clients{}))
+	s := sys.NewUnstarted(cluster.Options{Group: "g1", ID: "a1"})
+	if err := s.Drain(testutil.Context(t)); !errors.Is(err, cluster.ErrServerClosed) {
+		t.Fatalf("Drain: %v", err)
+	}
+	if err := s.BeginDrain(); !errors.Is(err, cluster.ErrServerClosed) {
+		t.Fatalf("BeginDrain: %v", err)
+	}
 }

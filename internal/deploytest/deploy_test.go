@@ -235,7 +235,7 @@ func TestACL(t *testing.T) {
 		{"no token", noToken, nil,
 			[]string{"ACL token refused", "no token set"}},
 	} {
-		p := startProc(t, "mid", "mid-refused", c.file, c.env...)
+		p := startProc(t, "mid", "mid-refused", c.file, "127.0.0.1:0", c.env...)
 		stderr, err := p.waitExit()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {

@@ -46,7 +46,7 @@ const requestTimeout = 10 * time.Second
 
 // registration is the connector's one registered member.
 type registration struct {
-	member registry.Member // guarded by Connector.regMu
+	member registry.Member // guarded by Connector.regMu; only Meta changes
 	// service is the registration as last sent; Update replaces it while
 	// the heartbeat reads it to register again.
 	service atomic.Pointer[api.AgentServiceRegistration]
@@ -134,8 +134,8 @@ func (c *Connector) Update(ctx context.Context, self registry.Member) error {
 	if err := c.send(ctx, "update "+self.ID, svc); err != nil {
 		return err
 	}
-	self.Meta = maps.Clone(self.Meta)
-	c.reg.member = self
+	// Only Meta changes (CheckUpdate); the heartbeat reads ID and Group.
+	c.reg.member.Meta = maps.Clone(self.Meta)
 	c.reg.service.Store(svc)
 	return nil
 }
