@@ -53,6 +53,13 @@ async function failover(t, victim, how, checkEnd) {
   await until(() => JSON.stringify(rowsOf(v)) === JSON.stringify(before) && v.complete, `the view to converge to ${before}`);
   await until(() => watched.row(k, c1.ref) !== undefined, "the first client's row in the watcher's view");
 
+  const seen = [];
+  const offSeen = watcher.on("notification", (n) => {
+    if (n.key.primary !== k.primary) return;
+    if (n.type === "updated" && !sameRef(n.row.uploader, c1.ref) && !sameRef(n.row.uploader, watcher.ref)) seen.push("new row");
+    if (n.type === "deleted" && sameRef(n.row.uploader, c1.ref)) seen.push("old row gone");
+  });
+  t.after(offSeen);
   const lost = how === "drain" ? null : next(r, "disconnect");
   const second = next(r, "connect");
   const fo = next(r, "failover");
@@ -80,6 +87,11 @@ async function failover(t, victim, how, checkEnd) {
   await until(() => JSON.stringify(rowsOf(v)) === JSON.stringify(want) && v.complete, `the reconnector's view to converge to ${want}`);
   await until(() => JSON.stringify(rowsOf(watched)) === JSON.stringify(want), `the watcher's view to converge to ${want}`);
   assert.equal(v.err, null);
+  if (how === "drain") {
+    // Make before break: the row was posted again before the old session
+    // closed, so the watcher never saw the client without it.
+    assert.deepEqual(seen, ["new row", "old row gone"]);
+  }
   const res = await within(c2.get({ keys: [gone] }), "a get of the released key");
   assert.equal(res.rows.length, 0, "a released row is not posted again");
 
