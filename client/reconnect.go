@@ -417,17 +417,24 @@ func (r *Reconnector) restore(ctx context.Context, c *Client, groups []unionGrou
 		if c.Err() != nil || ctx.Err() != nil {
 			return
 		}
-		failed := false
+		// A pass stops at the first rate-limited answer: every further
+		// request would be refused too, and enough refusals end the
+		// session for flooding. The backoff comes first.
+		failed, limited := false, false
+		try := func(err error) bool {
+			failed = failed || err != nil
+			limited = limited || errors.Is(err, cloud.ErrRateLimited)
+			return err == nil
+		}
 		groups = slices.DeleteFunc(groups, func(g unionGroup) bool {
-			ok := c.viewSubscribe(ctx, g) == nil
-			failed = failed || !ok
-			return ok
+			return !limited && try(c.viewSubscribe(ctx, g))
 		})
 		for k, d := range rows {
-			if c.post(ctx, k, d, false) == nil {
+			if limited {
+				break
+			}
+			if try(c.post(ctx, k, d, false)) {
 				delete(rows, k)
-			} else {
-				failed = true
 			}
 		}
 		if failed {
