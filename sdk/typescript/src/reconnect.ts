@@ -15,9 +15,9 @@ import type { CallOptions } from "./client.js";
 import type { Notification, PostedRow } from "./cloud.js";
 import { directoryProblem, directoryURLs, fetchDirectory } from "./directory.js";
 import { Emitter, Unsubscribe } from "./emitter.js";
-import { CloseError, ConnectionError } from "./errors.js";
+import { CloseError, CloudError, ConnectionError } from "./errors.js";
 import { UnionGroup, View } from "./view.js";
-import { ClientRef, Key, Move, Reason } from "./wire.js";
+import { ClientRef, CloudCode, Key, Move, Reason } from "./wire.js";
 import { keysProblem } from "./cloud.js";
 
 /** Defaults of ReconnectOptions' absent fields. */
@@ -453,10 +453,23 @@ export class Reconnector {
     let wait = minB;
     const opts = { signal };
     while ((groups.length > 0 || rows.length > 0) && c.err === null && !this.stopped && !signal.aborted) {
+      // A pass stops at the first rate-limited answer: every further
+      // request would be refused too, and enough refusals end the session
+      // for flooding. The backoff comes first.
+      let limited = false;
+      const failed = (err: unknown) => {
+        if (err instanceof CloudError && err.code === CloudCode.RateLimited) limited = true;
+      };
       const failedGroups: UnionGroup[] = [];
-      for (const g of groups) await c.subscribeGroup(g, opts).catch(() => failedGroups.push(g));
+      for (const g of groups) {
+        if (limited) failedGroups.push(g);
+        else await c.subscribeGroup(g, opts).catch((err) => (failed(err), failedGroups.push(g)));
+      }
       const failedRows: PostedRow[] = [];
-      for (const r of rows) await c.repost(r, opts).catch(() => failedRows.push(r));
+      for (const r of rows) {
+        if (limited) failedRows.push(r);
+        else await c.repost(r, opts).catch((err) => (failed(err), failedRows.push(r)));
+      }
       tried();
       groups = failedGroups;
       rows = failedRows;
