@@ -143,7 +143,7 @@ func runDev(e *env, o *devOptions, sys *config.System) int {
 		return exitFail
 	}
 	defer opsLn.Close()
-	fmt.Fprintf(e.stdout, "operations port %s (/metrics, /healthz, /readyz, /status, /debug/pprof/)\n", opsLn.URL())
+	fmt.Fprintf(e.stdout, "operations port %s (/metrics, /healthz, /readyz, /status, /debug/pprof/, POST /drain)\n", opsLn.URL())
 	if o.dash != "" {
 		ds, err := startDashboard(e.ctx, o.dash, dashboard.Options{System: sys, Targets: []string{opsLn.URL()}})
 		if err != nil {

@@ -117,12 +117,12 @@ func (h *clientHub) connState(c net.Conn, st http.ConnState) {
 // warn returns a sampled warning event for a refusal (see sampledWarn).
 func (h *clientHub) warn(reason string) *zerolog.Event { return sampledWarn(&h.s.log, h.logs, reason) }
 
-// route serves the configured path, the directory (GET /servers and
-// /load, directory.go: a WebSocket upgrade on clients.path wins should the
-// paths be the same) and answers 404 elsewhere.
+// route serves the configured path and the directory (GET /servers and
+// /load, directory.go; config refuses them as clients.path), and answers
+// 404 elsewhere.
 func (h *clientHub) route(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
-	case p == h.cfg.Path && (websocket.IsWebSocketUpgrade(r) || p != DirectoryPath && p != LoadPath):
+	case p == h.cfg.Path:
 		h.serveWS(w, r)
 	case p == DirectoryPath || p == LoadPath:
 		h.serveDirectory(w, r)

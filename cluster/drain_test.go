@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/config"
@@ -240,4 +242,26 @@ func TestDrainOfAServerNeverStartedReturns(t *testing.T) {
 	if err := s.BeginDrain(); !errors.Is(err, cluster.ErrServerClosed) {
 		t.Fatalf("BeginDrain: %v", err)
 	}
+}
+
+func TestDrainingCloseFrameSaysGoingAway(t *testing.T) {
+	sys := newSystem(t, clientSystem(config.Clients{DrainTimeout: config.Duration(time.Hour)}))
+	sys.StartServer("g2", "b1", newClientRecorder())
+	a1 := sys.StartServer("g1", "a1", newClientRecorder())
+	stay := dialClient(t, a1, nil)
+	if err := a1.Cluster().BeginDrain(); err != nil {
+		t.Fatal(err)
+	}
+	stay.readMove()
+	c, cl, err := tryDialClient(t, a1, nil)
+	if err != nil || cl == nil || cl.Reason != protocol.ReasonDraining {
+		t.Fatalf("connect while draining: %+v %v", cl, err)
+	}
+	_, err = c.tryNext()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway || ce.Text != "draining" {
+		t.Fatalf("close frame: %v, want 1001 draining", err)
+	}
+	stay.conn.Close()
+	<-a1.Cluster().Done()
 }

@@ -237,7 +237,8 @@ type Ops struct {
 // enforced per client (per server for MaxClients); a client that breaks one
 // is told the reason code and disconnected, and the others carry on.
 type Clients struct {
-	// Path is the WebSocket endpoint's URL path. "" means "/".
+	// Path is the WebSocket endpoint's URL path. "" means "/". "/servers"
+	// and "/load" are the group directory's and not allowed.
 	Path string
 	// MaxMessageBytes is the largest message payload a client may send.
 	// Zero means 16 KiB.

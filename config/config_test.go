@@ -907,6 +907,7 @@ groups:
 		{"  - name: x\n    visibility: external\n    clients:\n      rate: 0\n", `cluster.yaml:7: group "x": clients: rate 0 must be at least 1`},
 		{"  - name: x\n    visibility: external\n    clients:\n      sped: 0\n", `cluster.yaml:7: group "x": clients: unknown key "sped"`},
 		{"  - name: x\n    visibility: external\n    clients:\n      path: play\n", `path "play" must start with '/'`},
+		{"  - name: x\n    visibility: external\n    clients:\n      path: /servers\n", `path "/servers" is the group directory's`},
 		{"  - name: x\n    visibility: external\n    clients:\n      drainTimeout: -1s\n", `cluster.yaml:7: group "x": clients: drainTimeout "-1s" must not be negative`},
 		{"  - name: x\n    visibility: external\n    clients:\n      drainTimeout: 30\n", `cluster.yaml:7:`},
 	}

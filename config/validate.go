@@ -439,6 +439,9 @@ func (c *checker) clients(g *Group, base, ctx string) {
 	if !strings.HasPrefix(cl.Path, "/") {
 		c.add(base+".path", line, ctx, "path %q must start with '/'", cl.Path)
 	}
+	if cl.Path == "/servers" || cl.Path == "/load" {
+		c.add(base+".path", line, ctx, "path %q is the group directory's (GET /servers, /load on the client port): choose another", cl.Path)
+	}
 	atLeast := func(key string, v, lo int) {
 		if v < lo {
 			c.add(base+"."+key, line, ctx, "%s %d must be at least %d", key, v, lo)

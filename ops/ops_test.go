@@ -130,6 +130,7 @@ func TestMetricsCountTraffic(t *testing.T) {
 		`cloudrift_hook_errors_total{group="lobby",hook="ClientMessage",plugin="`,
 		`cloudrift_registry_members{group="lobby",peer_group="world"} 1`,
 		`cloudrift_servers_ready{group="world"} 1`,
+		`cloudrift_servers_draining{group="world"} 0`,
 		"go_goroutines ",
 		"process_open_fds ",
 	} {
@@ -305,6 +306,9 @@ func TestDrainEndpoint(t *testing.T) {
 	}
 	if code, body := get(t, "GET", l.URL()+"/readyz"); code != 503 || !strings.Contains(body, "draining") {
 		t.Errorf("/readyz while draining: %d %q", code, body)
+	}
+	if _, body := get(t, "GET", l.URL()+"/metrics"); !strings.Contains(body, `cloudrift_servers_draining{group="lobby"} 1`) {
+		t.Errorf("/metrics while draining lacks cloudrift_servers_draining 1")
 	}
 	var st ops.Status
 	_, body := get(t, "GET", l.URL()+"/status")
