@@ -9,9 +9,16 @@
 // goroutine or from a channel (see Options.Handler).
 //
 // The server may end a session at any time with a reason (rate limited,
-// kicked, shutting down, ...). Err then returns a *CloseError, which
-// matches this package's sentinels with errors.Is. Reconnector keeps a
-// client connected across such ends, with backoff.
+// kicked, shutting down, draining, ...). Err then returns a *CloseError,
+// which matches this package's sentinels with errors.Is. A draining server
+// first asks its clients to move (Moved) to other servers of the group.
+//
+// Reconnector keeps a client connected to a group across such ends: it
+// picks servers from several URLs or the group's directory (FetchDirectory:
+// GET /servers, least loaded first), follows Moves before closing the old
+// session (make before break), reconnects after any other loss with
+// jittered backoff, keeps its Views subscribed on each new connection,
+// posts the client's rows again (Repost) and reports every failover.
 package client
 
 import (

@@ -91,9 +91,14 @@ func TestReconnectorFailoverRealSystem(t *testing.T) {
 		drained := make(chan error, 1)
 		failover(t, func(victim *clustertest.Server) {
 			go func() { drained <- victim.Cluster().Drain(context.Background()) }()
-		}, func(f client.Failover) {
+		}, func(f client.Failover, seen []string) {
 			if f.Reason != protocol.ReasonDraining || f.Err != nil {
 				t.Errorf("failover after a drain: reason %s, err %v; want a Move", f.Reason, f.Err)
+			}
+			// Make before break: the row was posted again before the old
+			// session closed, so a watcher never saw the client without it.
+			if !slices.Equal(seen, []string{"new row", "old row gone"}) {
+				t.Errorf("the watcher saw %v, want the new row before the old one went", seen)
 			}
 			// The drain ends once its only player has moved.
 			if err := recvT(t, drained, "the drain to end"); err != nil {
@@ -102,7 +107,7 @@ func TestReconnectorFailoverRealSystem(t *testing.T) {
 		})
 	})
 	t.Run("shutdown", func(t *testing.T) {
-		failover(t, (*clustertest.Server).Shutdown, func(f client.Failover) {
+		failover(t, (*clustertest.Server).Shutdown, func(f client.Failover, _ []string) {
 			if f.Reason != protocol.ReasonShutdown || !errors.Is(f.Err, client.ErrShutdown) {
 				t.Errorf("failover after a shutdown: reason %s, err %v", f.Reason, f.Err)
 			}
@@ -111,8 +116,9 @@ func TestReconnectorFailoverRealSystem(t *testing.T) {
 }
 
 // failover runs the failover test: stop takes the victim away, check
-// looks at the failover report.
-func failover(t *testing.T, stop func(*clustertest.Server), check func(client.Failover)) {
+// looks at the failover report and at what the watcher saw of the
+// client's row ("new row", "old row gone"), in order.
+func failover(t *testing.T, stop func(*clustertest.Server), check func(f client.Failover, seen []string)) {
 	sys := clustertest.Start(t, failoverSystem)
 	sys.WaitLinked("client")
 	victim, other := sys.Server("client-3"), sys.Server("client-2")
@@ -182,10 +188,21 @@ func failover(t *testing.T, stop func(*clustertest.Server), check func(client.Fa
 		t.Errorf("failover %+v", f)
 	}
 	t.Logf("failover %+v", f)
-	check(f)
 	want := []string{rowOf(watcher.Ref(), "watcher"), rowOf(c2.Ref(), "latest")}
 	converge(t, "the reconnector's view after the failover", v, want...)
 	converge(t, "the watcher's view", watched, want...)
+	var seen []string
+	for len(watcher.Notifications()) > 0 {
+		n := <-watcher.Notifications()
+		switch {
+		case n.Key != k:
+		case n.Type == cloud.NotifyUpdated && n.Row.Uploader == c2.Ref():
+			seen = append(seen, "new row")
+		case n.Type == cloud.NotifyDeleted && n.Row.Uploader == c1.Ref():
+			seen = append(seen, "old row gone")
+		}
+	}
+	check(f, seen)
 	if v.Err() != nil {
 		t.Errorf("the view's Err = %v while Run runs", v.Err())
 	}

@@ -181,17 +181,24 @@ func (r *Reconnector) run(ctx context.Context, hc *http.Client) error {
 	avoid := ""                    // the server just left: tried last
 	for {
 		c, u, err := r.dialAny(ctx, r.candidates(ctx, hc, avoid, false))
+		var old *Client // the session moved from, closed once c has restored
 		for err == nil {
 			since := time.Now()
-			stopRestore := r.adopt(ctx, c, u, lost, carry)
+			restored, stopRestore := r.adopt(ctx, c, u, lost, carry)
+			if old != nil {
+				// Make before break: the old session stays until the new
+				// one has subscribed the views and posted the rows again
+				// (or tried to, for as long as a dial may take).
+				r.waitRestored(ctx, c, restored)
+				old.Close()
+				old = nil
+			}
 			mv, moved := r.watch(ctx, c, u, hc)
 			if moved.c != nil {
-				// Make before break: the new session is up; the old one's
-				// views and rows move over, then it is closed.
-				r.handOver(c)
-				c.Close()
 				stopRestore()
 				carry = carryRows(carry, c)
+				r.handOver(c)
+				old = c
 				lost = &loss{from: c.Ref().Server, url: u, reason: mv.Reason, at: moved.at}
 				c, u = moved.c, moved.url
 				continue
@@ -334,8 +341,9 @@ func (r *Reconnector) dialAny(ctx context.Context, urls []string) (*Client, stri
 
 // adopt makes c the current client: it attaches the views, starts
 // subscribing them and posting carry again, and calls OnConnect and
-// OnFailover. It returns what stops the restoring and waits for it.
-func (r *Reconnector) adopt(ctx context.Context, c *Client, u string, lost *loss, carry map[cloud.Key][]byte) func() {
+// OnFailover. It returns a channel closed once every view and row was
+// tried once, and what stops the restoring and waits for it.
+func (r *Reconnector) adopt(ctx context.Context, c *Client, u string, lost *loss, carry map[cloud.Key][]byte) (<-chan struct{}, func()) {
 	welcomed := time.Now()
 	r.mu.Lock()
 	r.cur = c
@@ -343,9 +351,10 @@ func (r *Reconnector) adopt(ctx context.Context, c *Client, u string, lost *loss
 	r.mu.Unlock()
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	tried := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.restore(rctx, c, groups, maps.Clone(carry))
+		r.restore(rctx, c, groups, maps.Clone(carry), tried)
 	}()
 	if r.OnConnect != nil {
 		r.OnConnect(c)
@@ -356,9 +365,22 @@ func (r *Reconnector) adopt(ctx context.Context, c *Client, u string, lost *loss
 			Reason: lost.reason, Err: lost.err, Duration: welcomed.Sub(lost.at),
 		})
 	}
-	return func() {
+	return tried, func() {
 		cancel()
 		<-done
+	}
+}
+
+// waitRestored waits until c has tried to restore every view and row
+// once, c or ctx ended, or a dial's timeout passed.
+func (r *Reconnector) waitRestored(ctx context.Context, c *Client, tried <-chan struct{}) {
+	t := time.NewTimer(r.dialTimeout())
+	defer t.Stop()
+	select {
+	case <-tried:
+	case <-c.Done():
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -379,27 +401,40 @@ func (r *Reconnector) handOver(c *Client) {
 }
 
 // restore subscribes the views' keys (groups) and posts rows on c,
-// retrying each failure with the backoff while c and ctx last.
-func (r *Reconnector) restore(ctx context.Context, c *Client, groups []unionGroup, rows map[cloud.Key][]byte) {
+// retrying each failure with the backoff while c and ctx last. It closes
+// tried once it has tried each of them once.
+func (r *Reconnector) restore(ctx context.Context, c *Client, groups []unionGroup, rows map[cloud.Key][]byte, tried chan<- struct{}) {
+	markTried := sync.OnceFunc(func() { close(tried) })
+	defer markTried()
 	policy := r.policy()
 	for failures := 0; len(groups) > 0 || len(rows) > 0; {
+		if failures == 1 {
+			markTried()
+		}
 		if failures > 0 && !backoff.Sleep(ctx, policy.Delay(failures)) {
 			return
 		}
 		if c.Err() != nil || ctx.Err() != nil {
 			return
 		}
-		failed := false
+		// A pass stops at the first rate-limited answer: every further
+		// request would be refused too, and enough refusals end the
+		// session for flooding. The backoff comes first.
+		failed, limited := false, false
+		try := func(err error) bool {
+			failed = failed || err != nil
+			limited = limited || errors.Is(err, cloud.ErrRateLimited)
+			return err == nil
+		}
 		groups = slices.DeleteFunc(groups, func(g unionGroup) bool {
-			ok := c.viewSubscribe(ctx, g) == nil
-			failed = failed || !ok
-			return ok
+			return !limited && try(c.viewSubscribe(ctx, g))
 		})
 		for k, d := range rows {
-			if c.post(ctx, k, d, false) == nil {
+			if limited {
+				break
+			}
+			if try(c.post(ctx, k, d, false)) {
 				delete(rows, k)
-			} else {
-				failed = true
 			}
 		}
 		if failed {

@@ -477,8 +477,8 @@ export class Client {
   }
 
   /** @internal Posts a row carried over from an earlier connection, unless the application touched its key here. */
-  repost(r: PostedRow): Promise<void> {
-    return this.cloud.post(r.key, r.data, undefined, false);
+  repost(r: PostedRow, opts?: CallOptions): Promise<void> {
+    return this.cloud.post(r.key, r.data, opts, false);
   }
 
   /** @internal Attaches a Reconnector's views; returns the subscriptions their keys need. */

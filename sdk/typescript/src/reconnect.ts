@@ -10,14 +10,14 @@
 // every connection so that reconnects spread over them. A directory that
 // cannot be read is skipped.
 
-import { Client, ClientOptions, Message, connect } from "./client.js";
+import { Client, ClientOptions, Defaults, Message, connect } from "./client.js";
 import type { CallOptions } from "./client.js";
 import type { Notification, PostedRow } from "./cloud.js";
 import { directoryProblem, directoryURLs, fetchDirectory } from "./directory.js";
 import { Emitter, Unsubscribe } from "./emitter.js";
-import { CloseError, ConnectionError } from "./errors.js";
+import { CloseError, CloudError, ConnectionError } from "./errors.js";
 import { UnionGroup, View } from "./view.js";
-import { ClientRef, Key, Move, Reason } from "./wire.js";
+import { ClientRef, CloudCode, Key, Move, Reason } from "./wire.js";
 import { keysProblem } from "./cloud.js";
 
 /** Defaults of ReconnectOptions' absent fields. */
@@ -163,7 +163,7 @@ export class Reconnector {
     return this.cur;
   }
 
-  /** @internal A view's err: null until run stopped, then its permanent error or a ClosedError-free undefined as null. */
+  /** @internal A view's err: null while running (between connections too), then the permanent error that stopped it (null after stop). */
   get runErr(): Error | null {
     return this.finished ?? null;
   }
@@ -296,24 +296,41 @@ export class Reconnector {
         if (this.stopped) break;
         if (permanent(d.err)) return d.err;
       }
+      let old: Client | null = null; // the session moved from, closed once c has restored
       while (c !== undefined) {
         if (this.stopped) {
+          await old?.close();
           await c.close();
           return undefined;
         }
         const connected = Date.now();
         const restore = this.adopt(c, url, lost, carry, minB, maxB);
+        if (old !== null) {
+          // Make before break: the old session stays until the new one has
+          // subscribed the views and posted the rows again (or tried to,
+          // for as long as a dial may take).
+          let t: ReturnType<typeof setTimeout> | undefined;
+          const timeout = new Promise((r) => (t = setTimeout(r, this.opts.dialTimeoutMs ?? Defaults.dialTimeoutMs)));
+          await Promise.race([restore.tried, c.done, timeout]);
+          clearTimeout(t);
+          await old.close();
+          old = null;
+        }
         const out = await this.watch(c, url);
-        this.handOver(c);
-        await c.close();
-        await restore();
-        carry = carryRows(carry, c);
         if (out.next !== undefined) {
+          await restore.stop();
+          carry = carryRows(carry, c);
+          this.handOver(c);
+          old = c;
           lost = { from: c.ref.server, url, reason: out.next.move.reason, err: null, at: out.next.at };
           c = out.next.c;
           url = out.next.url;
           continue;
         }
+        this.handOver(c);
+        await c.close();
+        await restore.stop();
+        carry = carryRows(carry, c);
         if (this.stopped) return undefined;
         const err = c.err!;
         this.events.emit("disconnect", err);
@@ -333,14 +350,25 @@ export class Reconnector {
   /**
    * Makes c the current client: attaches the views, starts subscribing
    * them and posting carry again, and emits "connect" and "failover".
-   * Returns what stops the restoring and waits for it.
+   * Returns a promise that resolves once every view and row was tried
+   * once, and what stops the restoring and waits for it.
    */
-  private adopt(c: Client, url: string, lost: Lost | null, carry: Map<string, PostedRow>, minB: number, maxB: number): () => Promise<void> {
+  private adopt(
+    c: Client,
+    url: string,
+    lost: Lost | null,
+    carry: Map<string, PostedRow>,
+    minB: number,
+    maxB: number,
+  ): { tried: Promise<void>; stop: () => Promise<void> } {
     const welcomed = Date.now();
     this.cur = c;
     const offs = [c.on("message", (m) => this.events.emit("message", m)), c.on("notification", (n) => this.events.emit("notification", n))];
     const groups = this.views.length > 0 ? c.attachViews([...this.views]) : [];
-    const restoring = this.restore(c, groups, [...carry.values()], minB, maxB);
+    const ctl = new AbortController();
+    let markTried!: () => void;
+    const tried = new Promise<void>((r) => (markTried = r));
+    const restoring = this.restore(c, groups, [...carry.values()], minB, maxB, ctl.signal, markTried).finally(markTried);
     this.events.emit("connect", c);
     if (lost !== null) {
       this.events.emit("failover", {
@@ -353,9 +381,13 @@ export class Reconnector {
         durationMs: welcomed - lost.at,
       });
     }
-    return async () => {
-      offs.forEach((off) => off());
-      await restoring;
+    return {
+      tried,
+      stop: async () => {
+        offs.forEach((off) => off());
+        ctl.abort();
+        await restoring;
+      },
     };
   }
 
@@ -404,20 +436,53 @@ export class Reconnector {
     }
   }
 
-  /** Subscribes the views' keys and posts rows on c, retrying failures with the backoff while c lasts. */
-  private async restore(c: Client, groups: UnionGroup[], rows: PostedRow[], minB: number, maxB: number): Promise<void> {
+  /**
+   * Subscribes the views' keys and posts rows on c, retrying failures with
+   * the backoff while c lasts and signal is not aborted; calls tried once
+   * each was tried once.
+   */
+  private async restore(
+    c: Client,
+    groups: UnionGroup[],
+    rows: PostedRow[],
+    minB: number,
+    maxB: number,
+    signal: AbortSignal,
+    tried: () => void,
+  ): Promise<void> {
     let wait = minB;
-    while ((groups.length > 0 || rows.length > 0) && c.err === null && !this.stopped) {
+    const opts = { signal };
+    while ((groups.length > 0 || rows.length > 0) && c.err === null && !this.stopped && !signal.aborted) {
+      // A pass stops at the first rate-limited answer: every further
+      // request would be refused too, and enough refusals end the session
+      // for flooding. The backoff comes first.
+      let limited = false;
+      const failed = (err: unknown) => {
+        if (err instanceof CloudError && err.code === CloudCode.RateLimited) limited = true;
+      };
       const failedGroups: UnionGroup[] = [];
-      for (const g of groups) await c.subscribeGroup(g).catch(() => failedGroups.push(g));
+      for (const g of groups) {
+        if (limited) failedGroups.push(g);
+        else await c.subscribeGroup(g, opts).catch((err) => (failed(err), failedGroups.push(g)));
+      }
       const failedRows: PostedRow[] = [];
-      for (const r of rows) await c.repost(r).catch(() => failedRows.push(r));
+      for (const r of rows) {
+        if (limited) failedRows.push(r);
+        else await c.repost(r, opts).catch((err) => (failed(err), failedRows.push(r)));
+      }
+      tried();
       groups = failedGroups;
       rows = failedRows;
       if (groups.length === 0 && rows.length === 0) return;
       let t: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([new Promise((r) => (t = setTimeout(r, jitter(wait)))), c.done]);
+      let onAbort: (() => void) | undefined;
+      await Promise.race([
+        new Promise((r) => (t = setTimeout(r, jitter(wait)))),
+        c.done,
+        new Promise<void>((r) => signal.addEventListener("abort", (onAbort = () => r()))),
+      ]);
       clearTimeout(t);
+      if (onAbort) signal.removeEventListener("abort", onAbort);
       wait = Math.min(2 * wait, maxB);
     }
   }
