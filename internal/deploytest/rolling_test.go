@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cloudrift/cloudrift/client"
+	"github.com/cloudrift/cloudrift/examples/openworld/bots"
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/internal/consultest"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -66,6 +67,7 @@ const (
 	rollPlayers   = 6
 	rollUploaders = 3
 	rollWatchers  = 2
+	rollBots      = 8 // open-world bots (examples/openworld/bots), walking and chatting
 )
 
 // rollOrder is the order groups are restarted in, and started in
@@ -85,6 +87,7 @@ type rolling struct {
 	mu    sync.Mutex
 	step  string // the group being restarted, for the failover figures
 	began time.Time
+	bots  bots.Progress // the swarm's latest report
 	fos   map[string][]client.Failover
 }
 
@@ -185,10 +188,17 @@ func (r *rolling) reconnector(i int, repost bool, onConnect func(*client.Client)
 	return rc
 }
 
-// connected waits until every reconnector holds a live client.
+// connected waits until every reconnector holds a live client and every
+// bot is connected.
 func (r *rolling) connected(what string, rcs []*client.Reconnector) {
 	r.t.Helper()
 	r.d.waitFor(what, func() bool {
+		r.mu.Lock()
+		botsIn := r.bots.Connected
+		r.mu.Unlock()
+		if botsIn != rollBots {
+			return false
+		}
 		for _, rc := range rcs {
 			c := rc.Current()
 			if c == nil {
@@ -245,8 +255,9 @@ func (r *rolling) uploader(rc *client.Reconnector, key cloud.Key, stop <-chan st
 // TestRollingRestart restarts every group of the example system, one
 // server at a time (SIGTERM: drain, stop; then start again on the same
 // address), while players, cloud uploaders and View watchers run on Go SDK
-// Reconnectors. Every client must be connected again after each restart,
-// no Reconnector may give up, and at the end every watcher's View must
+// Reconnectors, and open-world bots walk and chat. Every client must be
+// connected again after each restart, no bot connection may drop (a bot
+// follows the Move), no Reconnector may give up, and at the end every watcher's View must
 // hold exactly each uploader's final row under its current ref. The
 // failover times are logged per group (bench/RESULTS.md), not asserted.
 func TestRollingRestart(t *testing.T) {
@@ -285,6 +296,27 @@ func TestRollingRestart(t *testing.T) {
 		watchers[i] = r.reconnector(rollPlayers+rollUploaders+i, false, nil)
 	}
 	all = append(all, watchers...)
+	swarm := &bots.Swarm{
+		URLs:      []string{"ws://" + r.listen["client-1"] + "/", "ws://" + r.listen["client-2"] + "/"},
+		Directory: "http://" + r.listen["client-2"] + "/servers",
+		Players:   rollBots,
+		MoveEvery: 200 * time.Millisecond,
+		ChatEvery: 2 * time.Second,
+	}
+	botCtx, endBots := context.WithCancel(context.Background())
+	botsDone := make(chan bots.Progress, 1)
+	go func() {
+		p, err := swarm.Run(botCtx, 50*time.Millisecond, func(p bots.Progress) {
+			r.mu.Lock()
+			r.bots = p
+			r.mu.Unlock()
+		})
+		if err != nil {
+			t.Errorf("bots: %v", err)
+		}
+		botsDone <- p
+	}()
+	t.Cleanup(endBots)
 	r.connected("every client connected", all)
 	views := make([]*client.View, rollWatchers)
 	for i, w := range watchers {
@@ -331,6 +363,17 @@ func TestRollingRestart(t *testing.T) {
 	}
 	r.mu.Lock()
 	r.step = "after"
+	r.mu.Unlock()
+	endBots()
+	botFigures := <-botsDone
+	if botFigures.Drops != 0 || botFigures.Moves == 0 {
+		t.Errorf("bots: %d connections dropped, %d moves; want none dropped, some moved", botFigures.Drops, botFigures.Moves)
+	}
+	t.Logf("bots: %d players, %d joins (%d failed), %d moves, %d dropped; %d messages sent, %d received, %d chat lines",
+		botFigures.Players, botFigures.Joins, botFigures.JoinErrors, botFigures.Moves, botFigures.Drops,
+		botFigures.Sent, botFigures.Received, botFigures.Chats)
+	r.mu.Lock()
+	r.bots.Connected = rollBots // gone on purpose: the checks below are the Reconnectors'
 	r.mu.Unlock()
 	close(stop)
 	for _, u := range ups {
