@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/cloudrift/cloudrift/client"
-	"github.com/cloudrift/cloudrift/examples/openworld/bots"
 	"github.com/cloudrift/cloudrift/cloud"
+	"github.com/cloudrift/cloudrift/examples/openworld/bots"
 	"github.com/cloudrift/cloudrift/internal/consultest"
 	"github.com/cloudrift/cloudrift/protocol"
 )
