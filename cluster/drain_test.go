@@ -227,8 +227,13 @@ func TestDrainOfAnInternalServerShutsItDown(t *testing.T) {
 	if err := b1.Cluster().BeginDrain(); err != nil {
 		t.Fatal(err)
 	}
+	// Refused at once: the first drain began, whether or not its
+	// shutdown has started yet.
+	if err := b1.Cluster().BeginDrain(); !errors.Is(err, cluster.ErrDraining) && !errors.Is(err, cluster.ErrServerClosed) {
+		t.Fatalf("second BeginDrain: %v", err)
+	}
 	if err := b1.Cluster().Drain(testutil.Context(t)); !errors.Is(err, cluster.ErrDraining) && !errors.Is(err, cluster.ErrServerClosed) {
-		t.Fatalf("second drain: %v", err)
+		t.Fatalf("third drain: %v", err)
 	}
 	<-b1.Cluster().Done()
 }
