@@ -132,13 +132,18 @@ func (h *clientHub) connState(c net.Conn, st http.ConnState) {
 // warn returns a sampled warning event for a refusal (see sampledWarn).
 func (h *clientHub) warn(reason string) *zerolog.Event { return sampledWarn(&h.s.log, h.logs, reason) }
 
-// route serves the configured path and answers 404 elsewhere.
+// route serves the configured path and the directory (GET /servers and
+// /load, directory.go; config refuses them as clients.path), and answers
+// 404 elsewhere.
 func (h *clientHub) route(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != h.cfg.Path {
+	switch p := r.URL.Path; {
+	case p == h.cfg.Path:
+		h.serveWS(w, r)
+	case p == DirectoryPath || p == LoadPath:
+		h.serveDirectory(w, r)
+	default:
 		http.NotFound(w, r)
-		return
 	}
-	h.serveWS(w, r)
 }
 
 // originAllowed reports whether a request may open a client connection:
@@ -264,6 +269,10 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(protocol.ReasonShutdown, "server shutting down")
 		return
 	}
+	if s.draining.Load() {
+		refuse(protocol.ReasonDraining, drainRefusal)
+		return
+	}
 	if n := h.count.Add(1); n > int64(h.cfg.MaxClients) {
 		h.count.Add(-1)
 		refuse(protocol.ReasonServerFull, fmt.Sprintf("server holds its maximum of %d clients", h.cfg.MaxClients))
@@ -276,10 +285,14 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.mu.Lock()
-	if !s.running() {
+	if !s.running() || s.draining.Load() {
 		h.mu.Unlock()
 		h.count.Add(-1)
-		refuse(protocol.ReasonShutdown, "server shutting down")
+		if s.draining.Load() {
+			refuse(protocol.ReasonDraining, drainRefusal)
+		} else {
+			refuse(protocol.ReasonShutdown, "server shutting down")
+		}
 		return
 	}
 	// Registered and welcomed under h.mu: a Shutdown that begins after

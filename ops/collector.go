@@ -50,11 +50,12 @@ var (
 	dCloudKeys    = desc("cloud_keys", "Keys a cloud-memory replica holds rows or subscriptions for.", "group")
 	dCloudSubs    = desc("cloud_subscriptions", "Subscriptions a cloud-memory replica holds.", "group")
 	dReady        = desc("servers_ready", "Servers that answer /readyz with 200.", "group")
+	dDraining     = desc("servers_draining", "Servers draining: taking no new game clients, moving theirs elsewhere.", "group")
 )
 
 var allDescs = []*prometheus.Desc{dLinksUp, dMembers, dLinkMsgIn, dLinkMsgOut, dLinkBytesIn, dLinkBytesOut, dLinkQueue,
 	dLinkCloses, dRefused, dClients, dClientIn, dClientOut, dClientCloses, dHookErrors, dHookPanics, dRegErrors,
-	dBusySends, dBusyRefused, dReadPauses, dCloudOps, dCloudLatency, dCloudRows, dCloudKeys, dCloudSubs, dReady}
+	dBusySends, dBusyRefused, dReadPauses, dCloudOps, dCloudLatency, dCloudRows, dCloudKeys, dCloudSubs, dReady, dDraining}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
@@ -148,6 +149,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ready = 1
 		}
 		add(dReady, gauge, ready, g)
+		draining := 0.0
+		if srv.Draining() {
+			draining = 1
+		}
+		add(dDraining, gauge, draining, g)
 		for _, op := range srv.CloudOps() {
 			for r, n := range op.Results {
 				add(dCloudOps, counter, float64(n), g, op.Kind, r)
