@@ -349,3 +349,35 @@ func TestReconnectorSettings(t *testing.T) {
 		}
 	}
 }
+
+// A Move's servers are dialled before the directory is read again: the
+// directory may be slow to answer, and a moving client holds a session.
+func TestReconnectorMoveDialsBeforeTheDirectory(t *testing.T) {
+	b := newFakeServer(t, func(t *testing.T, conn *websocket.Conn, _ *http.Request, n uint64) {
+		welcomeAs(t, conn, "b", n)
+		drain(conn)
+	})
+	a := newFakeServer(t, func(t *testing.T, conn *websocket.Conn, _ *http.Request, n uint64) {
+		welcomeAs(t, conn, "a", n)
+		if n == 1 {
+			sendMove(t, conn, b.url)
+		}
+		drain(conn)
+	})
+	var reads atomic.Int32
+	dir := directoryServerFunc(t, func() Directory {
+		reads.Add(1)
+		return Directory{Servers: []DirectoryServer{{ID: "a", URL: a.url, Capacity: 10}}}
+	})
+	conns := make(chan *Client, 4)
+	r := &Reconnector{Directory: dir, Options: Options{Handler: func(Message) {}}}
+	r.OnConnect = func(c *Client) { conns <- c }
+	runReconnector(t, r)
+	recv(t, conns)
+	if got := recv(t, conns).Ref().Server; got != "b" {
+		t.Fatalf("moved to %s, want b", got)
+	}
+	if n := reads.Load(); n != 1 {
+		t.Errorf("the directory was read %d times, want once (for the first connection)", n)
+	}
+}

@@ -255,8 +255,13 @@ func (r *Reconnector) watch(ctx context.Context, c *Client, u string, hc *http.C
 					urls = append(urls, m)
 				}
 			}
-			urls = appendNew(urls, r.candidates(ctx, hc, u, true)...)
+			// The Move's servers first; the directory is read (which
+			// may take a while) only when none of them takes the client.
 			nc, nu, err := r.dialAny(ctx, urls)
+			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrAuthRefused) {
+				more := slices.DeleteFunc(r.candidates(ctx, hc, u, true), func(m string) bool { return slices.Contains(urls, m) })
+				nc, nu, err = r.dialAny(ctx, more)
+			}
 			if err == nil {
 				return mv, moved{c: nc, url: nu, at: at}
 			}

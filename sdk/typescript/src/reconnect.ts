@@ -408,9 +408,13 @@ export class Reconnector {
         moving = true;
         const at = Date.now();
         void (async () => {
+          // The Move's servers first; the directory is read (which may
+          // take a while) only when none of them takes the client.
           const urls = m.urls.filter((u) => !wsProblem(u) && u !== url);
-          for (const u of await this.candidates(url, true)) if (!urls.includes(u)) urls.push(u);
-          const d = await this.dialAny(urls);
+          let d = await this.dialAny(urls);
+          if (d.c === undefined && !this.stopped && !permanent(d.err)) {
+            d = await this.dialAny((await this.candidates(url, true)).filter((u) => !urls.includes(u)));
+          }
           moving = false;
           if (d.c !== undefined) {
             if (settled) await d.c.close();

@@ -101,6 +101,25 @@ test("a Move naming no server that works falls back to the directory, then the U
   }
 });
 
+test("a Move's servers are dialled before the directory is read again", async (t) => {
+  let reads = 0;
+  const dir = await directoryServer(() => {
+    reads++;
+    return { group: "g", partial: false, servers: [{ id: "a", url: "ws://a/", players: 0, capacity: 10, draining: false }] };
+  });
+  t.after(() => dir.close());
+  const s = fakeServers();
+  const r = new Reconnector({ directory: dir.url, webSocket: s.factory, closeTimeoutMs: 50 });
+  t.after(() => r.stop());
+  const first = next(r, "connect");
+  r.start();
+  assert.equal((await first).ref.server, "a");
+  const second = next(r, "connect");
+  s.sockets.get("a").deliver(move("ws://b/"));
+  assert.equal((await second).ref.server, "b");
+  assert.equal(reads, 1, "the directory was read again before the Move's server was tried");
+});
+
 test("the directory orders servers least loaded first, without draining ones", () => {
   const d = {
     group: "g",
