@@ -147,26 +147,37 @@ wait:
 // (it refuses new clients) and only directories learn of it later, from
 // its /load answer.
 func (s *Server) markDraining(ctx context.Context) {
+	s.markMeta(ctx, registry.MetaDraining, "draining")
+}
+
+// markMeta sets key to "1" in the registered member's Meta, when the
+// connector is a registry.Updater, and reports whether it did. what names
+// the state in logs.
+func (s *Server) markMeta(ctx context.Context, key, what string) bool {
 	u, ok := s.reg.(registry.Updater)
 	s.mu.Lock()
 	self, registered := s.self, s.registered
 	s.mu.Unlock()
 	if !ok || !registered {
-		s.log.Debug().Msg("registry connector cannot update the member: not marked draining there")
-		return
+		s.log.Debug().Msg("registry connector cannot update the member: not marked " + what + " there")
+		return false
 	}
 	self.Meta = maps.Clone(self.Meta)
-	self.Meta[registry.MetaDraining] = "1"
+	if self.Meta == nil {
+		self.Meta = make(map[string]string, 1)
+	}
+	self.Meta[key] = "1"
 	uctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := u.Update(uctx, self); err != nil {
 		s.registryErrors.Add(1)
-		s.log.Warn().Err(err).Msg("could not mark the server draining in the registry")
-		return
+		s.log.Warn().Err(err).Msg("could not mark the server " + what + " in the registry")
+		return false
 	}
 	s.mu.Lock()
 	s.self = self
 	s.mu.Unlock()
+	return true
 }
 
 // clientURL is this server's client URL, as registered.

@@ -248,3 +248,20 @@ func TestLongBlackoutKeepsLinkedServers(t *testing.T) {
 	wantEvents(t, "b1", m.b1, "a1", "joined", "connected")
 	wantEvents(t, "b2", m.b2, "a1", "joined", "connected")
 }
+
+// A server shutting down gracefully marks itself leaving in the registry
+// before it deregisters, so the peers of its own group, which know it only
+// from the registry, drop it at once instead of after leaveGrace.
+func TestGracefulLeaveReachesOwnGroupAtOnce(t *testing.T) {
+	m := startMembership(t, time.Hour)
+
+	before := len(m.b1.peerHistory())
+	m.sys.Server("b2").Shutdown()
+	testutil.WaitFor(t, "b1's peers without b2", func() bool {
+		h := m.b1.peerHistory()
+		return h[len(h)-1] == "b1"
+	})
+	if h := m.b1.peerHistory()[before:]; !slices.Equal(h, []string{"b1"}) {
+		t.Fatalf("b1's peer lists after b2's shutdown = %v, want [b1]", h)
+	}
+}

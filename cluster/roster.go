@@ -16,7 +16,9 @@ import (
 // lists it (a new incarnation replaces the old one at once), but leaves
 // only after no snapshot has listed it for grace without interruption. A
 // snapshot that drops every member is no different: each absence waits out
-// the grace, and members listed again within it change nothing.
+// the grace, and members listed again within it change nothing. A member
+// listed with registry.MetaLeaving said it is shutting down gracefully: it
+// leaves at once, and is not taken back while a snapshot still lists it so.
 //
 // A roster belongs to one goroutine; it is not safe for concurrent use.
 type roster struct {
@@ -39,6 +41,7 @@ type rosterChange struct {
 	missing []string // newly missing from the registry, held for the grace
 	back    []string // listed again within the grace
 	gone    []string // missing for the grace: removed
+	left    []string // listed as leaving: removed at once
 }
 
 // update takes a registry snapshot seen at now. The membership changes
@@ -49,6 +52,16 @@ func (ro *roster) update(snapshot []registry.Member, now time.Time) rosterChange
 	var c rosterChange
 	listed := make(map[string]bool, len(snapshot))
 	for _, m := range snapshot {
+		if m.Meta[registry.MetaLeaving] == "1" {
+			// Leaving for good: gone now, without a grace.
+			if _, ok := ro.members[m.ID]; ok {
+				delete(ro.members, m.ID)
+				delete(ro.missing, m.ID)
+				c.left = append(c.left, m.ID)
+				c.changed = true
+			}
+			continue
+		}
 		listed[m.ID] = true
 		if _, ok := ro.missing[m.ID]; ok {
 			delete(ro.missing, m.ID)
@@ -161,6 +174,10 @@ func logChange(log zerolog.Logger, c rosterChange, grace time.Duration) {
 	if len(c.back) > 0 {
 		slices.Sort(c.back)
 		log.Info().Strs("back", c.back).Msg("servers the registry had stopped listing are listed again within the grace")
+	}
+	if len(c.left) > 0 {
+		slices.Sort(c.left)
+		log.Info().Strs("left", c.left).Msg("servers shutting down gracefully are gone")
 	}
 	if len(c.gone) > 0 {
 		slices.Sort(c.gone)

@@ -68,3 +68,30 @@ func TestRosterZeroGrace(t *testing.T) {
 		t.Fatalf("zero grace: %+v, want b gone at once", c)
 	}
 }
+
+// A member listed as leaving goes at once, whatever the grace, and stays
+// gone while snapshots list it so; its vanishing afterwards changes
+// nothing.
+func TestRosterLeavingGoesAtOnce(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a, b := registry.Member{ID: "a", Incarnation: 1}, registry.Member{ID: "b", Incarnation: 1}
+	leaving := b
+	leaving.Meta = map[string]string{registry.MetaLeaving: "1"}
+	ro := newRoster(time.Hour)
+	ro.update([]registry.Member{a, b}, t0)
+	if c := ro.update([]registry.Member{a, leaving}, t0.Add(time.Second)); !c.changed || !slices.Equal(c.left, []string{"b"}) {
+		t.Fatalf("leaving: %+v, want b left", c)
+	}
+	if got := rosterIDs(ro); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("members %v, want [a]", got)
+	}
+	if c := ro.update([]registry.Member{a, leaving}, t0.Add(2*time.Second)); c.changed {
+		t.Fatal("a second listing as leaving changed the membership")
+	}
+	if c := ro.update([]registry.Member{a}, t0.Add(3*time.Second)); c.changed || len(c.missing) > 0 {
+		t.Fatalf("deregistered after leaving: %+v, want no change", c)
+	}
+	if _, ok := ro.next(); ok {
+		t.Fatal("a departure is pending for a member that left")
+	}
+}

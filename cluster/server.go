@@ -420,6 +420,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Shutdown returned at its deadline.
 func (s *Server) drain(ctx context.Context) {
 	s.log.Info().Msg("server shutting down")
+	s.announceLeaving(ctx)
 	s.deregister(ctx)
 	s.closeListener()
 	for _, l := range s.liveLinks() {
@@ -503,6 +504,26 @@ func (s *Server) closeRunning() {
 	s.hooks.stop(ctx)
 	s.goroutine.closeAndWait()
 	close(s.stopped)
+}
+
+// leavingNotice is how long a server shutting down gracefully stays
+// registered as leaving before it deregisters, so that watchers see it
+// leave (and drop it at once) rather than see it vanish, which they
+// debounce by links.leaveGrace as they would a registry blip.
+const leavingNotice = 300 * time.Millisecond
+
+// announceLeaving marks the registered member leaving
+// (registry.MetaLeaving) and gives watchers leavingNotice to see it.
+func (s *Server) announceLeaving(ctx context.Context) {
+	if ctx.Err() != nil || !s.markMeta(ctx, registry.MetaLeaving, "leaving") {
+		return
+	}
+	t := time.NewTimer(leavingNotice)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func (s *Server) deregister(ctx context.Context) {

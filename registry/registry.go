@@ -143,6 +143,12 @@ type Updater interface {
 // servers, so directories list it last and Moves never name it.
 const MetaDraining = "draining"
 
+// MetaLeaving is the Meta key a server sets to "1" when it shuts down
+// gracefully, just before it deregisters. Watchers that debounce absences
+// (a registry may drop a member for a moment) take a member listed as
+// leaving, and its absence afterwards, as a departure at once.
+const MetaLeaving = "leaving"
+
 // CheckUpdate returns ErrInvalidMember (wrapped) when next changes
 // anything of registered but Meta. Connectors' Update use it.
 func CheckUpdate(registered, next Member) error {

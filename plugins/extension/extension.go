@@ -132,9 +132,11 @@ type Peer struct {
 // lifecycle therefore agree with this list, but for two cases where the
 // link knows more than the registry: a live link keeps an upstream server
 // joined however long the registry drops it, and a server that says it is
-// leaving (graceful shutdown) goes Left on its links at once, while its
-// own group learns of it here only when the grace after its deregistration
-// has passed.
+// leaving (graceful shutdown) goes Left on its links at once. Here it goes
+// at once too when the registry listed it as leaving
+// (registry.MetaLeaving, which a server shutting down sets when its
+// connector is a registry.Updater); otherwise only once the grace after
+// its deregistration has passed.
 //
 // Calls are serialized, on a goroutine of the runtime's, and made only when
 // the list changes; the first comes soon after Start.
