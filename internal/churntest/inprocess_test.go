@@ -1,0 +1,122 @@
+package churntest
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudrift/cloudrift/clustertest"
+	"github.com/cloudrift/cloudrift/protocol"
+
+	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory" // the cloud group's plugin
+)
+
+// inProcessSystem: two external servers for the game clients, three
+// cloud replicas, every server in this process (package clustertest).
+const inProcessSystem = `
+system: churn
+secret: churn-secret-of-sufficient-length
+links:
+  heartbeat: 250ms
+  timeout: 3s
+groups:
+  - name: front
+    visibility: external
+    connectsTo: [cloud]
+    replicas: 2
+    clients: {path: /, rate: 1000}
+  - name: cloud
+    visibility: internal
+    replicas: 3
+    plugins:
+      - name: cloudmemory
+        settings: {serverGrace: 1s, getTimeout: 1s}
+`
+
+// inProcess is a scenario's system in this process, with its load.
+type inProcess struct {
+	t     *testing.T
+	sys   *clustertest.System
+	check *Checker
+	load  *Load
+}
+
+func startInProcess(t *testing.T) *inProcess {
+	sys := clustertest.Start(t, inProcessSystem)
+	var entries []Entry
+	for _, id := range []string{"front-1", "front-2"} {
+		entries = append(entries, Entry{ID: id, URL: sys.Server(id).URL()})
+	}
+	check := NewChecker()
+	load := NewLoad(LoadConfig{}, check, func() []Entry { return entries })
+	return &inProcess{t: t, sys: sys, check: check, load: load}
+}
+
+func (p *inProcess) run(sc scenario, peerLeftOK ...string) {
+	p.t.Helper()
+	runScenario(p.t, "in process", p.load, p.check, sc, func(time.Time) []string {
+		return peerLeftClosures(p.sys.Logs(), peerLeftOK)
+	})
+}
+
+// peerLeftClosures returns the "link down" lines of logs (zerolog JSON)
+// whose reason is that the registry no longer lists the peer, but for
+// links to or from the servers in ok.
+func peerLeftClosures(logs string, ok []string) []string {
+	var out []string
+	s := bufio.NewScanner(strings.NewReader(logs))
+	s.Buffer(make([]byte, 64<<10), 4<<20)
+	for s.Scan() {
+		var l struct {
+			Message, Reason, Server, Peer, Time string
+		}
+		if json.Unmarshal(s.Bytes(), &l) != nil || l.Message != "link down" || l.Reason != protocol.ReasonPeerLeft.String() {
+			continue
+		}
+		if contains(ok, l.Server) || contains(ok, l.Peer) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s -> %s at %s", l.Server, l.Peer, l.Time))
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+var replicas3 = []string{"cloud-1", "cloud-2", "cloud-3"}
+
+// The load alone: the baseline of the figures.
+func TestInProcessNoEvent(t *testing.T) {
+	p := startInProcess(t)
+	p.run(scenario{name: "no event"})
+}
+
+// A fourth cloud replica joins: the keys it wins move to it; only those
+// may be missing from a Partial Get.
+func TestReplicaJoin(t *testing.T) {
+	p := startInProcess(t)
+	four := append(append([]string{}, replicas3...), "cloud-4")
+	p.check.AllowMissing(OwnedBy("cloud-4", replicas3, four, p.load.Keys()))
+	p.run(scenario{name: "cloud replica join", event: func() {
+		p.sys.AddReplica("cloud")
+	}})
+}
+
+// A cloud replica shuts down gracefully: its keys move to the others.
+func TestReplicaLeave(t *testing.T) {
+	p := startInProcess(t)
+	p.check.AllowMissing(OwnedBy("cloud-3", replicas3, replicas3[:2], p.load.Keys()))
+	p.run(scenario{name: "graceful replica leave", event: func() {
+		p.sys.Server("cloud-3").Shutdown()
+	}}, "cloud-3")
+}

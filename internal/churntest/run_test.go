@@ -1,0 +1,116 @@
+package churntest
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudrift/cloudrift/internal/testutil"
+)
+
+// Phases of every scenario. They bound the load in time; none is an
+// expected duration that a test asserts.
+const (
+	warmUp = 2 * time.Second // load before the event
+	hold   = 6 * time.Second // load after the event's action returned
+)
+
+// EnvFigures names the environment variable that, set to a file path,
+// makes TestMain append a Markdown table of every scenario's figures to
+// that file.
+const EnvFigures = "CLOUDRIFT_CHURN_FIGURES"
+
+// scenario is one event under load.
+type scenario struct {
+	name string
+	// event takes the system through the event and returns when its
+	// action is over (a restarted process started, a stopped one
+	// continued).
+	event func()
+}
+
+// figure is one scenario's measure, for the table.
+type figure struct {
+	harness, name string
+	f             Figures
+	window        time.Duration
+}
+
+var (
+	figMu   sync.Mutex
+	figures []figure
+)
+
+// runScenario runs load through warm-up, the event and the hold, then
+// checks the invariants: none broken during the run, the cloud memory
+// settles to exactly the rows of the connected uploaders, every View
+// equals a fresh Get. linkClosures returns the links closed because the
+// registry dropped a peer since a time, as "server -> peer" strings.
+func runScenario(t *testing.T, harness string, load *Load, check *Checker, sc scenario,
+	linkClosures func(since time.Time) []string) {
+	t.Helper()
+	load.Start()
+	defer load.Stop()
+	time.Sleep(warmUp)
+	t0 := time.Now()
+	if sc.event != nil {
+		sc.event()
+	}
+	time.Sleep(hold)
+	t1 := time.Now()
+	f := check.Figures(t0, t1)
+	load.Quiesce()
+	_, err := load.Settle(time.Now().Add(testutil.Patience))
+	if err != nil {
+		t.Errorf("%s: not settled within %v: %v", sc.name, testutil.Patience, err)
+	}
+	load.Stop()
+	time.Sleep(Margin) // let pending observations be judged
+	vs := check.Violations()
+	for i, v := range vs {
+		if i == 20 {
+			t.Errorf("... and %d more violations", len(vs)-i)
+			break
+		}
+		t.Error(v)
+	}
+	for _, l := range linkClosures(t0.Add(-warmUp)) {
+		t.Errorf("link closed by a registry event between live servers: %s", l)
+	}
+	t.Logf("%s: %d Gets during %v: %d partial, %d failed (%.1f%%); consistent again after %v (still inconsistent at the end: %v)",
+		sc.name, f.Gets, t1.Sub(t0).Round(time.Millisecond), f.Partial, f.Failed, 100*f.PartialShare(),
+		f.Consistent.Round(time.Millisecond), f.Unsettled)
+	figMu.Lock()
+	figures = append(figures, figure{harness: harness, name: sc.name, f: f, window: t1.Sub(t0)})
+	figMu.Unlock()
+}
+
+// writeFigures appends the table of figures to the file EnvFigures names.
+func writeFigures() error {
+	path := os.Getenv(EnvFigures)
+	if path == "" || len(figures) == 0 {
+		return nil
+	}
+	sort.SliceStable(figures, func(i, j int) bool { return figures[i].harness < figures[j].harness })
+	var b strings.Builder
+	fmt.Fprintf(&b, "| harness | event | Gets | Partial or failed | consistent again after |\n|---|---|---|---|---|\n")
+	for _, g := range figures {
+		again := g.f.Consistent.Round(10 * time.Millisecond).String()
+		if g.f.Unsettled {
+			again = "> " + g.window.Round(100*time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d (%.1f%%) | %s |\n", g.harness, g.name, g.f.Gets,
+			g.f.Partial+g.f.Failed, 100*g.f.PartialShare(), again)
+	}
+	fh, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	_, err = fh.WriteString(b.String())
+	return err
+}
