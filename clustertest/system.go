@@ -164,7 +164,8 @@ func NewSystem(t TB, sys *config.System, opts ...Option) *System {
 func (s *System) Config() *config.System { return s.cfg }
 
 // Hub returns the registry hub every server registers in, for fault
-// injection (Expire, Pause, Resume) and for reading its members.
+// injection (Expire, Pause, Resume; Blackout, Flap and Hide, which make
+// watchers miss members that stay registered) and for reading its members.
 func (s *System) Hub() *embedded.Hub { return s.hub }
 
 // Patience returns the bound of every wait of the system.

@@ -5,12 +5,15 @@
 // registry/registrytest).
 //
 // The hub can inject faults: Expire drops a member as if its TTL lapsed,
-// and Pause/Resume simulate a registry outage.
+// Pause/Resume simulate a registry outage, and Blackout, Flap and Hide
+// make watchers see members missing for a while although they stay
+// registered (faults.go).
 //
-// The hub starts no goroutines of its own. Delivery to watchers is
-// synchronous and never blocks (latest-wins): when a Register, Deregister,
-// Expire, Close or Resume call returns, every affected watch channel
-// already holds the new snapshot.
+// The hub starts no goroutines of its own but the timers that end
+// Blackout, Flap and Hide. Delivery to watchers is synchronous and never
+// blocks (latest-wins): when a Register, Deregister, Expire, Close,
+// Resume, Blackout, Flap or Hide call returns, every affected watch
+// channel already holds the new snapshot.
 package embedded
 
 import (
@@ -37,6 +40,7 @@ type Hub struct {
 	mu sync.Mutex
 	// Guarded by mu; maps are created on first use.
 	paused  bool
+	faults  faults // see faults.go
 	byID    map[string]*entry
 	groups  map[string]map[string]*entry // group → ID → entry
 	watches map[string]map[*watch]struct{}
@@ -144,7 +148,7 @@ func (h *Hub) notifyLocked(group string) {
 	if len(ws) == 0 {
 		return
 	}
-	snap := h.snapshotLocked(group) // each Publish copies it
+	snap := h.viewLocked(group) // each Publish copies it
 	for w := range ws {
 		w.pub.Publish(snap)
 	}
@@ -293,7 +297,7 @@ func (c *Connector) Watch(ctx context.Context, group string) (<-chan []registry.
 	ws[w] = struct{}{}
 	c.watches[w] = struct{}{}
 	if !h.paused {
-		w.pub.Publish(h.snapshotLocked(group))
+		w.pub.Publish(h.viewLocked(group))
 	}
 	// The callback runs on its own short-lived goroutine once ctx is
 	// done; it waits for h.mu, which this call holds, so it cannot run
