@@ -247,10 +247,15 @@ func (c *Checker) checkGet(sent time.Time, req []required, keys []cloud.Key, res
 	if res.Truncated {
 		c.violate("Get truncated: the load must fit the download limit")
 	}
+	var wrong []string
 	for _, k := range res.Missing {
 		if c.allowed == nil || !c.allowed(k) {
-			c.violate("Partial Get missed %s, whose owner was reachable the whole time", k)
+			wrong = append(wrong, k.String())
 		}
+	}
+	if len(wrong) > 0 {
+		c.violate("Partial Get missed %d keys whose owners were reachable the whole time: %s",
+			len(wrong), strings.Join(wrong, " "))
 	}
 	seen := make(map[rowID]uint64)
 	for _, r := range res.Rows {

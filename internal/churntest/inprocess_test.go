@@ -120,3 +120,17 @@ func TestReplicaLeave(t *testing.T) {
 		p.sys.Server("cloud-3").Shutdown()
 	}}, "cloud-3")
 }
+
+// blackout is how long the registry answers with no member at all:
+// shorter than the links' leaveGrace (5s by default), the blip a
+// restarting registry agent makes.
+const blackout = 2 * time.Second
+
+// The registry flaps to empty (every watch sees no member) and back,
+// while every server runs: no link closes, no key is missing.
+func TestRegistryFlap(t *testing.T) {
+	p := startInProcess(t)
+	p.run(scenario{name: "registry flap to empty for 2s", event: func() {
+		<-p.sys.Hub().Blackout(blackout)
+	}})
+}
