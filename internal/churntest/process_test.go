@@ -14,6 +14,7 @@ const stopFor = 4 * time.Second
 
 // The load alone on processes and Consul: the baseline of the figures.
 func TestProcessesNoEvent(t *testing.T) {
+	skipShort(t)
 	d := newDeployment(t, consultest.Start(t, consultest.Options{}).Addr())
 	check, load := d.standard()
 	d.run(check, load, scenario{name: "no event"})
@@ -22,6 +23,7 @@ func TestProcessesNoEvent(t *testing.T) {
 // A cloud replica is killed (SIGKILL): its keys move to the others, its
 // rows are placed again from the servers that hold them.
 func TestReplicaKill(t *testing.T) {
+	skipShort(t)
 	d := newDeployment(t, consultest.Start(t, consultest.Options{}).Addr())
 	check, load := d.standard()
 	check.AllowMissing(OwnedBy("cloud-3", replicas3, replicas3[:2], load.Keys()))
@@ -33,6 +35,7 @@ func TestReplicaKill(t *testing.T) {
 // A cloud replica is stopped (SIGSTOP) past the links' timeout, then
 // continued: only its keys may be missing meanwhile, and nothing is lost.
 func TestReplicaStopContinue(t *testing.T) {
+	skipShort(t)
 	d := newDeployment(t, consultest.Start(t, consultest.Options{}).Addr())
 	check, load := d.standard()
 	check.AllowMissing(OwnedBy("cloud-3", replicas3, replicas3, load.Keys()))
@@ -48,6 +51,7 @@ func TestReplicaStopContinue(t *testing.T) {
 // rows (they were theirs for the connection), connect again and post
 // again; the other server's clients and every key are unaffected.
 func TestExternalKillRestart(t *testing.T) {
+	skipShort(t)
 	d := newDeployment(t, consultest.Start(t, consultest.Options{}).Addr())
 	check, load := d.standard()
 	check.MayLose("front-2")
@@ -60,6 +64,7 @@ func TestExternalKillRestart(t *testing.T) {
 // The Consul agent restarts and forgets every registration (dev mode):
 // every server registers again; no link drops, no key is missing.
 func TestConsulAgentRestart(t *testing.T) {
+	skipShort(t)
 	agent := consultest.Start(t, consultest.Options{})
 	d := newDeployment(t, agent.Addr())
 	check, load := d.standard()
@@ -71,6 +76,7 @@ func TestConsulAgentRestart(t *testing.T) {
 // servers register directly against server 1's HTTP API (no client
 // agents), so none of their registrations lives on the lost server.
 func TestConsulServerLoss(t *testing.T) {
+	skipShort(t)
 	c := consultest.StartCluster(t)
 	d := newDeployment(t, c.Server(0).Addr())
 	check, load := d.standard()
@@ -80,4 +86,13 @@ func TestConsulServerLoss(t *testing.T) {
 	}
 	t.Logf("losing Consul server %d of %d (leader: server %d)", lost+1, consultest.ClusterSize, c.Leader(0)+1)
 	d.run(check, load, scenario{name: "loss of one Consul server of three", event: c.Server(lost).Kill})
+}
+
+// skipShort skips a process test under -short: it builds a binary and
+// runs processes.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a binary and runs processes")
+	}
 }
