@@ -9,6 +9,9 @@
 // Every agent is a separate process with its own ports and data: tests may
 // start several in parallel. An agent in dev mode keeps everything in
 // memory, so Restart loses every registration, as a real dev agent does.
+//
+// StartCluster runs three Consul servers instead (cluster.go): a datacenter
+// that can lose one server and keep its quorum.
 package consultest
 
 import (
