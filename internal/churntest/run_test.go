@@ -16,7 +16,8 @@ import (
 // expected duration that a test asserts.
 const (
 	warmUp = 2 * time.Second // load before the event
-	hold   = 6 * time.Second // load after the event's action returned
+	hold   = 6 * time.Second // load after the event's action returned, at least
+	steady = time.Second     // then until every Get was consistent for this long
 )
 
 // EnvFigures names the environment variable that, set to a file path,
@@ -61,6 +62,13 @@ func runScenario(t *testing.T, harness string, load *Load, check *Checker, sc sc
 		sc.event()
 	}
 	time.Sleep(hold)
+	// Keep the load on until every Get has been consistent for steady,
+	// so that the figures see the end of the disturbance.
+	for deadline := time.Now().Add(testutil.Patience); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if f := check.Figures(t0, time.Now()); !f.Unsettled && time.Since(t0.Add(f.Consistent)) >= steady {
+			break
+		}
+	}
 	t1 := time.Now()
 	f := check.Figures(t0, t1)
 	load.Quiesce()
