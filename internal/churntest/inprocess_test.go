@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/protocol"
 
@@ -44,14 +45,14 @@ type inProcess struct {
 	load  *Load
 }
 
-func startInProcess(t *testing.T) *inProcess {
+func startInProcess(t *testing.T, cfg LoadConfig) *inProcess {
 	sys := clustertest.Start(t, inProcessSystem)
 	var entries []Entry
 	for _, id := range []string{"front-1", "front-2"} {
 		entries = append(entries, Entry{ID: id, URL: sys.Server(id).URL()})
 	}
 	check := NewChecker()
-	load := NewLoad(LoadConfig{}, check, func() []Entry { return entries })
+	load := NewLoad(cfg, check, func() []Entry { return entries })
 	return &inProcess{t: t, sys: sys, check: check, load: load}
 }
 
@@ -97,24 +98,32 @@ var replicas3 = []string{"cloud-1", "cloud-2", "cloud-3"}
 
 // The load alone: the baseline of the figures.
 func TestInProcessNoEvent(t *testing.T) {
-	p := startInProcess(t)
+	p := startInProcess(t, LoadConfig{})
 	p.run(scenario{name: "no event"})
 }
 
-// A fourth cloud replica joins: the keys it wins move to it; only those
-// may be missing from a Partial Get.
+// A fourth, then a fifth cloud replica joins: the keys each wins move to
+// it; only those may be missing from a Partial Get. Two joins give the
+// readers two chances at the moment a new owner takes its keys over.
 func TestReplicaJoin(t *testing.T) {
-	p := startInProcess(t)
+	// More rows to hand over and more readers: the moment a new owner
+	// serves a key before its rows arrived is short.
+	p := startInProcess(t, LoadConfig{Readers: 4, RowsEach: 8, Interval: 25 * time.Millisecond})
 	four := append(append([]string{}, replicas3...), "cloud-4")
-	p.check.AllowMissing(OwnedBy("cloud-4", replicas3, four, p.load.Keys()))
-	p.run(scenario{name: "cloud replica join", event: func() {
+	five := append(append([]string{}, four...), "cloud-5")
+	keys := p.load.Keys()
+	joined4, joined5 := OwnedBy("cloud-4", replicas3, four, keys), OwnedBy("cloud-5", four, five, keys)
+	p.check.AllowMissing(func(k cloud.Key) bool { return joined4(k) || joined5(k) })
+	p.run(scenario{name: "cloud replica join (two, 2s apart)", event: func() {
+		p.sys.AddReplica("cloud")
+		time.Sleep(2 * time.Second)
 		p.sys.AddReplica("cloud")
 	}})
 }
 
 // A cloud replica shuts down gracefully: its keys move to the others.
 func TestReplicaLeave(t *testing.T) {
-	p := startInProcess(t)
+	p := startInProcess(t, LoadConfig{})
 	p.check.AllowMissing(OwnedBy("cloud-3", replicas3, replicas3[:2], p.load.Keys()))
 	p.run(scenario{name: "graceful replica leave", event: func() {
 		p.sys.Server("cloud-3").Shutdown()
@@ -129,7 +138,7 @@ const blackout = 2 * time.Second
 // The registry flaps to empty (every watch sees no member) and back,
 // while every server runs: no link closes, no key is missing.
 func TestRegistryFlap(t *testing.T) {
-	p := startInProcess(t)
+	p := startInProcess(t, LoadConfig{})
 	p.run(scenario{name: "registry flap to empty for 2s", event: func() {
 		<-p.sys.Hub().Blackout(blackout)
 	}})
