@@ -41,14 +41,14 @@ type Checker struct {
 	// allowed reports whether a Partial Get may miss key k (its owner was
 	// not reachable the whole time); nil: no key may be missed.
 	allowed func(k cloud.Key) bool
-	// lost reports whether server id is one the event takes down, whose
-	// clients may be disconnected.
-	lost map[string]bool
+	// lost holds the servers the event takes down, with when: their
+	// clients connected before that may be disconnected.
+	lost map[string]time.Time
 }
 
 // NewChecker returns an empty model.
 func NewChecker() *Checker {
-	return &Checker{ups: make(map[protocol.ClientRef]*uploader), lost: make(map[string]bool)}
+	return &Checker{ups: make(map[protocol.ClientRef]*uploader), lost: make(map[string]time.Time)}
 }
 
 // uploader is one connection of an uploading client: its rows live while
@@ -82,6 +82,7 @@ type getRecord struct {
 // clientRecord is one client connection of the load.
 type clientRecord struct {
 	role, server string
+	connected    time.Time
 	ended        time.Time
 	expected     bool // ended by the load itself
 }
@@ -93,11 +94,12 @@ func (c *Checker) AllowMissing(f func(k cloud.Key) bool) {
 	c.mu.Unlock()
 }
 
-// MayLose says that the clients of server id may be disconnected: the
-// event takes it down.
+// MayLose says that the clients connected so far to server id may be
+// disconnected: the event takes it down now. Clients that connect to a
+// new server under the same ID later may not.
 func (c *Checker) MayLose(id string) {
 	c.mu.Lock()
-	c.lost[id] = true
+	c.lost[id] = time.Now()
 	c.mu.Unlock()
 }
 
@@ -109,7 +111,7 @@ func (c *Checker) violate(format string, args ...any) {
 func (c *Checker) connected(role, server string) *clientRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := &clientRecord{role: role, server: server}
+	r := &clientRecord{role: role, server: server, connected: time.Now()}
 	c.clients = append(c.clients, r)
 	return r
 }
@@ -119,7 +121,7 @@ func (c *Checker) ended(r *clientRecord, expected bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.ended, r.expected = time.Now(), expected
-	if !expected && !c.lost[r.server] {
+	if at, lost := c.lost[r.server]; !expected && !(lost && r.connected.Before(at)) {
 		c.violate("a %s connected to %s, a surviving server, was disconnected: %v", r.role, r.server, err)
 	}
 }

@@ -54,8 +54,8 @@ func TestExternalKillRestart(t *testing.T) {
 	skipShort(t)
 	d := newDeployment(t, consultest.Start(t, consultest.Options{}).Addr())
 	check, load := d.standard()
-	check.MayLose("front-2")
 	d.run(check, load, scenario{name: "external server SIGKILL and restart", event: func() {
+		check.MayLose("front-2")
 		d.byID("front-2").kill()
 		d.start("front", "front-2")
 	}}, "front-2")
