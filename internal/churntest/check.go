@@ -384,6 +384,8 @@ type Figures struct {
 	// the window's last Get was still inconsistent.
 	Consistent time.Duration
 	Unsettled  bool
+	// P50 and P99 are the Gets' latencies (nearest rank).
+	P50, P99 time.Duration
 }
 
 // PartialShare is the share of Gets answered Partial or failed.
@@ -401,11 +403,13 @@ func (c *Checker) Figures(from, to time.Time) Figures {
 	gets := slices.Clone(c.gets)
 	sort.Slice(gets, func(i, j int) bool { return gets[i].answered.Before(gets[j].answered) })
 	var f Figures
+	var lat []time.Duration
 	for _, g := range gets {
 		if g.sent.Before(from) || g.sent.After(to) {
 			continue
 		}
 		f.Gets++
+		lat = append(lat, g.answered.Sub(g.sent))
 		if g.partial {
 			f.Partial++
 		}
@@ -416,6 +420,10 @@ func (c *Checker) Figures(from, to time.Time) Figures {
 		if !g.consistent {
 			f.Consistent = g.answered.Sub(from)
 		}
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		f.P50, f.P99 = lat[(len(lat)-1)/2], lat[(len(lat)*99+99)/100-1]
 	}
 	return f
 }

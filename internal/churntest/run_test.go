@@ -89,13 +89,16 @@ func runScenario(t *testing.T, harness string, load *Load, check *Checker, sc sc
 	for _, l := range linkClosures(t0.Add(-warmUp)) {
 		t.Errorf("link closed by a registry event between live servers: %s", l)
 	}
-	t.Logf("%s: %d Gets during %v: %d partial, %d failed (%.1f%%); consistent again after %v (still inconsistent at the end: %v)",
-		sc.name, f.Gets, t1.Sub(t0).Round(time.Millisecond), f.Partial, f.Failed, 100*f.PartialShare(),
+	t.Logf("%s: %d Gets during %v: %d partial, %d failed (%.1f%%), p99 %s; consistent again after %v (still inconsistent at the end: %v)",
+		sc.name, f.Gets, t1.Sub(t0).Round(time.Millisecond), f.Partial, f.Failed, 100*f.PartialShare(), ms(f.P99),
 		f.Consistent.Round(time.Millisecond), f.Unsettled)
 	figMu.Lock()
 	figures = append(figures, figure{harness: harness, name: sc.name, f: f, window: t1.Sub(t0)})
 	figMu.Unlock()
 }
+
+// ms formats d in milliseconds.
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
 // writeFigures appends the table of figures to the file EnvFigures names.
 func writeFigures() error {
@@ -105,14 +108,14 @@ func writeFigures() error {
 	}
 	sort.SliceStable(figures, func(i, j int) bool { return figures[i].harness < figures[j].harness })
 	var b strings.Builder
-	fmt.Fprintf(&b, "| harness | event | Gets | Partial or failed | consistent again after |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| harness | event | Gets | Partial or failed | Get p50 | Get p99 | consistent again after |\n|---|---|---|---|---|---|---|\n")
 	for _, g := range figures {
 		again := g.f.Consistent.Round(10 * time.Millisecond).String()
 		if g.f.Unsettled {
 			again = "> " + g.window.Round(100*time.Millisecond).String()
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d (%.1f%%) | %s |\n", g.harness, g.name, g.f.Gets,
-			g.f.Partial+g.f.Failed, 100*g.f.PartialShare(), again)
+		fmt.Fprintf(&b, "| %s | %s | %d | %d (%.1f%%) | %s | %s | %s |\n", g.harness, g.name, g.f.Gets,
+			g.f.Partial+g.f.Failed, 100*g.f.PartialShare(), ms(g.f.P50), ms(g.f.P99), again)
 	}
 	fh, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
