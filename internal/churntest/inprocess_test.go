@@ -96,6 +96,10 @@ func contains(list []string, s string) bool {
 
 var replicas3 = []string{"cloud-1", "cloud-2", "cloud-3"}
 
+// heavyReads is the load of the events where a replica takes keys over:
+// more rows to hand over, more readers, shorter pauses.
+var heavyReads = LoadConfig{Readers: 4, RowsEach: 8, Interval: 25 * time.Millisecond}
+
 // The load alone: the baseline of the figures.
 func TestInProcessNoEvent(t *testing.T) {
 	p := startInProcess(t, LoadConfig{})
@@ -108,7 +112,7 @@ func TestInProcessNoEvent(t *testing.T) {
 func TestReplicaJoin(t *testing.T) {
 	// More rows to hand over and more readers: the moment a new owner
 	// serves a key before its rows arrived is short.
-	p := startInProcess(t, LoadConfig{Readers: 4, RowsEach: 8, Interval: 25 * time.Millisecond})
+	p := startInProcess(t, heavyReads)
 	four := append(append([]string{}, replicas3...), "cloud-4")
 	five := append(append([]string{}, four...), "cloud-5")
 	keys := p.load.Keys()

@@ -315,8 +315,9 @@ func (d *deployment) peerLeftClosures(since time.Time, ok []string) []string {
 }
 
 // standard starts the processes every process test runs: two front
-// servers and three cloud replicas, linked, with a load ready to start.
-func (d *deployment) standard() (*Checker, *Load) {
+// servers and three cloud replicas, linked, with a load of cfg ready to
+// start.
+func (d *deployment) standard(cfg LoadConfig) (*Checker, *Load) {
 	d.t.Helper()
 	for _, id := range replicas3 {
 		d.start("cloud", id)
@@ -325,7 +326,7 @@ func (d *deployment) standard() (*Checker, *Load) {
 	d.start("front", "front-2")
 	d.waitMesh()
 	check := NewChecker()
-	return check, NewLoad(LoadConfig{}, check, d.entries)
+	return check, NewLoad(cfg, check, d.entries)
 }
 
 func (d *deployment) run(check *Checker, load *Load, sc scenario, peerLeftOK ...string) {

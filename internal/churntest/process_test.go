@@ -16,7 +16,7 @@ const stopFor = 4 * time.Second
 func TestProcessesNoEvent(t *testing.T) {
 	skipShort(t)
 	d := newDeployment(t, consultest.Start(t, consultest.Options{}).Addr())
-	check, load := d.standard()
+	check, load := d.standard(LoadConfig{})
 	d.run(check, load, scenario{name: "no event"})
 }
 
@@ -25,7 +25,7 @@ func TestProcessesNoEvent(t *testing.T) {
 func TestReplicaKill(t *testing.T) {
 	skipShort(t)
 	d := newDeployment(t, consultest.Start(t, consultest.Options{}).Addr())
-	check, load := d.standard()
+	check, load := d.standard(LoadConfig{})
 	check.AllowMissing(OwnedBy("cloud-3", replicas3, replicas3[:2], load.Keys()))
 	d.run(check, load, scenario{name: "replica SIGKILL", event: func() {
 		d.byID("cloud-3").kill()
@@ -37,7 +37,9 @@ func TestReplicaKill(t *testing.T) {
 func TestReplicaStopContinue(t *testing.T) {
 	skipShort(t)
 	d := newDeployment(t, consultest.Start(t, consultest.Options{}).Addr())
-	check, load := d.standard()
+	// Heavier reads, as for a join: when the replica comes back, the
+	// moment it serves its keys before their rows arrived is short.
+	check, load := d.standard(heavyReads)
 	check.AllowMissing(OwnedBy("cloud-3", replicas3, replicas3, load.Keys()))
 	d.run(check, load, scenario{name: "replica SIGSTOP, SIGCONT after 4s", event: func() {
 		p := d.byID("cloud-3")
@@ -53,7 +55,7 @@ func TestReplicaStopContinue(t *testing.T) {
 func TestExternalKillRestart(t *testing.T) {
 	skipShort(t)
 	d := newDeployment(t, consultest.Start(t, consultest.Options{}).Addr())
-	check, load := d.standard()
+	check, load := d.standard(LoadConfig{})
 	d.run(check, load, scenario{name: "external server SIGKILL and restart", event: func() {
 		check.MayLose("front-2")
 		d.byID("front-2").kill()
@@ -67,7 +69,7 @@ func TestConsulAgentRestart(t *testing.T) {
 	skipShort(t)
 	agent := consultest.Start(t, consultest.Options{})
 	d := newDeployment(t, agent.Addr())
-	check, load := d.standard()
+	check, load := d.standard(LoadConfig{})
 	d.run(check, load, scenario{name: "Consul agent restart", event: agent.Restart})
 }
 
@@ -79,7 +81,7 @@ func TestConsulServerLoss(t *testing.T) {
 	skipShort(t)
 	c := consultest.StartCluster(t)
 	d := newDeployment(t, c.Server(0).Addr())
-	check, load := d.standard()
+	check, load := d.standard(LoadConfig{})
 	lost := c.Leader(0)
 	if lost <= 0 {
 		lost = 1
