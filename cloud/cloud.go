@@ -77,8 +77,11 @@ type Result struct {
 	// Truncated: the download byte limit cut Rows short (at least one row
 	// is returned when any matched).
 	Truncated bool
-	// Partial: the replicas owning Missing did not answer within the Get
-	// timeout; with Subscribe, their rows arrive later in a Resync.
+	// Partial: the keys in Missing could not be read within the Get
+	// timeout (their owner did not answer, was not linked, or had just
+	// taken them over and did not hold all their rows yet); with
+	// Subscribe, their rows arrive later in a Resync. Without it, Rows and
+	// Total hold every matching row of every key.
 	Partial bool
 	Missing []Key
 }

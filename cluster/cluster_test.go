@@ -154,24 +154,6 @@ func TestKilledLinkReconnects(t *testing.T) {
 	sendAll(t, r1.peer("b1"), 10, "after")
 }
 
-func TestRemovedPeerIsNotRedialled(t *testing.T) {
-	l := startLinked(t, twoGroups())
-	r1, b1 := l.r1, l.b1.Cluster()
-
-	l.sys.Hub().Expire("b1")
-	testutil.WaitFor(t, "b1 left", func() bool { return r1.count("left", "b1") == 1 })
-	// b1 is alive and would accept: a dialer that kept going would be
-	// linked again within a few backoff periods (at most 50 ms each).
-	accepted := b1.Stats().Refused
-	time.Sleep(20 * l.sys.Config().Links.BackoffMax.Duration())
-	if n := r1.count("connected", "b1"); n != 1 {
-		t.Fatalf("b1 connected %d times after removal, want 1", n)
-	}
-	if st := b1.Stats(); st.LinksUp != 0 || st.Refused != accepted {
-		t.Fatalf("b1 stats after removal: %+v", st)
-	}
-}
-
 func TestRefusals(t *testing.T) {
 	l := startLinked(t, twoGroups())
 	r1, r2 := l.r1, l.r2
@@ -401,8 +383,5 @@ func TestRegistryBlipKeepsLinks(t *testing.T) {
 	if got := r1.eventsFor("b1"); !slices.Equal(got, []string{"joined", "connected"}) {
 		t.Fatalf("events for b1 after a registry blip: %v", got)
 	}
-
-	// Forgotten for longer than the grace: the link closes and b1 leaves.
-	l.sys.Hub().Expire("b1")
-	testutil.WaitFor(t, "b1 left", func() bool { return r1.count("left", "b1") == 1 })
+	// Forgotten for longer than the grace: TestRegistryDropKeepsLiveLink.
 }

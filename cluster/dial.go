@@ -36,6 +36,20 @@ func (r *remote) stopDialer() {
 	}
 }
 
+// endDialIfUnlisted reports whether the registry no longer lists r, and if
+// so forgets the dialer that calls it, so that a snapshot listing r again
+// starts a new one: the check and the forgetting happen under evMu, which
+// applySnapshot holds when it lists r again.
+func (r *remote) endDialIfUnlisted() bool {
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	if r.inRegistry {
+		return false
+	}
+	r.stopDialer()
+	return true
+}
+
 // permanentRefusal reports reasons that redialling the same incarnation
 // cannot fix: the dialer stops instead of looping against a peer that keeps
 // refusing it.
@@ -67,16 +81,10 @@ func (r *remote) dialLoop(ctx context.Context) {
 			if time.Since(start) > policy.Max {
 				waits = 0
 			}
-			// The registry dropped the server while the link was up:
-			// do not redial it. A later snapshot listing it again
-			// starts a new dialer.
-			s.mu.Lock()
-			absent := !r.absentSince.IsZero()
-			if absent {
-				r.dialCancel = nil
-			}
-			s.mu.Unlock()
-			if absent {
+			// The registry dropped the server (for leaveGrace)
+			// while the link was up: do not redial it. A later
+			// snapshot listing it again starts a new dialer.
+			if r.endDialIfUnlisted() {
 				return
 			}
 		}

@@ -1,43 +1,37 @@
 package cluster
 
 import (
-	"time"
-
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/registry"
 )
 
-// watchLoop applies the registry's snapshots of group g until the watch
-// ends.
+// watchLoop applies the membership of group g, as the registry reports it
+// and a roster debounces it (roster.go), until the watch ends.
 func (s *Server) watchLoop(g *remoteGroup, ch <-chan []registry.Member) {
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case ms, ok := <-ch:
-			if !ok {
-				return
-			}
-			if !s.running() {
-				return
-			}
-			s.applySnapshot(g, ms)
-		}
-	}
+	s.followRegistry("group "+g.name, ch, func(ms []registry.Member) { s.applySnapshot(g, ms) })
 }
 
-// applySnapshot reconciles g's remote servers with a full registry
-// snapshot: new members join (and are dialled when upstream), absent ones
-// lose their registry entry (upstream ones are no longer dialled and their
-// link closes) and leave once their link is down.
+// applySnapshot reconciles g's remote servers with the group's debounced
+// membership. New members join (and are dialled when upstream) at once.
+// A member no longer listed has been missing from the registry for
+// links.leaveGrace: it loses its registry entry, which only matters once
+// its link is down. A live link is trusted over the registry and stays;
+// an upstream server is no longer dialled once its link is down; and the
+// server leaves when both are gone.
 func (s *Server) applySnapshot(g *remoteGroup, members []registry.Member) {
-	present := make(map[string]bool, len(members))
+	listed := make(map[string]uint64, len(members))
 	for _, m := range members {
 		if m.ID == s.id || m.Group != g.name {
 			continue
 		}
-		present[m.ID] = true
+		listed[m.ID] = m.Incarnation
 		s.mu.Lock()
+		if inc, ok := g.departed[m.ID]; ok && inc == m.Incarnation {
+			// It said it was leaving and has left; the registry
+			// has not caught up yet.
+			s.mu.Unlock()
+			continue
+		}
 		r := g.servers[m.ID]
 		var old *remote
 		if r != nil && r.inc != m.Incarnation {
@@ -53,7 +47,6 @@ func (s *Server) applySnapshot(g *remoteGroup, members []registry.Member) {
 			g.servers[m.ID] = r
 		}
 		r.addr = m.Address
-		r.absentSince = time.Time{}
 		s.mu.Unlock()
 		if old != nil {
 			old.retire()
@@ -67,9 +60,14 @@ func (s *Server) applySnapshot(g *remoteGroup, members []registry.Member) {
 		}
 	}
 	s.mu.Lock()
+	for id, inc := range g.departed {
+		if got, ok := listed[id]; !ok || got != inc {
+			delete(g.departed, id)
+		}
+	}
 	var gone []*remote
 	for id, r := range g.servers {
-		if !present[id] {
+		if _, ok := listed[id]; !ok {
 			gone = append(gone, r)
 		}
 	}
@@ -78,25 +76,11 @@ func (s *Server) applySnapshot(g *remoteGroup, members []registry.Member) {
 		r.evMu.Lock()
 		was := r.inRegistry
 		r.inRegistry = false
-		r.evMu.Unlock()
-		if !was {
-			continue
+		if was && g.dir == plugins.Upstream && r.link.Load() == nil {
+			// Not dialled any more. With a link up, the dialer
+			// ends with the link (dialLoop checks inRegistry).
+			r.stopDialer()
 		}
-		if g.dir == plugins.Upstream {
-			// A live link survives for LeaveGrace (the registry may
-			// only have forgotten it for a moment); the dialer ends
-			// with the link. Without a link, dialling stops now.
-			s.mu.Lock()
-			live := r.link.Load() != nil
-			if live {
-				r.absentSince = time.Now()
-			}
-			s.mu.Unlock()
-			if !live {
-				r.stopDialer()
-			}
-		}
-		r.evMu.Lock()
 		r.maybeLeftLocked()
 		r.evMu.Unlock()
 	}

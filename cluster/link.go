@@ -311,6 +311,10 @@ func (l *link) readLoop() {
 				l.close(protocol.ReasonProtocol, "malformed close frame", err, true)
 				continue
 			}
+			if c.Reason == protocol.ReasonShutdown {
+				// A graceful shutdown: the peer is leaving.
+				l.r.leaving.Store(true)
+			}
 			l.closeWith(&plugins.CloseError{Reason: c.Reason, ByPeer: true, Message: c.Message}, false)
 		default:
 			if protocol.IsExtensionKind(f.Kind) {
@@ -406,7 +410,9 @@ func (s *Server) removeLink(l *link) {
 }
 
 // heartbeatLoop pings every link each heartbeat interval and closes links
-// that stayed silent past the timeout.
+// that stayed silent past the timeout. Only silence closes a link here:
+// the registry no longer listing the peer does not (a live link is
+// trusted over the registry).
 func (s *Server) heartbeatLoop() {
 	every := s.links.Heartbeat.Duration()
 	maxSilent := int((s.links.Timeout.Duration() + every - 1) / every)
@@ -418,16 +424,7 @@ func (s *Server) heartbeatLoop() {
 			return
 		case <-t.C:
 		}
-		grace := s.links.LeaveGrace.Duration()
-		now := time.Now()
 		for _, l := range s.liveLinks() {
-			s.mu.Lock()
-			since := l.r.absentSince
-			s.mu.Unlock()
-			if !since.IsZero() && now.Sub(since) >= grace {
-				l.close(protocol.ReasonPeerLeft, fmt.Sprintf("the registry has not listed it for %s", grace), nil, true)
-				continue
-			}
 			if l.seen.Swap(false) {
 				l.silentTicks = 0
 			} else if l.silentTicks++; l.silentTicks >= maxSilent {

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -24,12 +23,17 @@ type remoteGroup struct {
 	// closed adds up the counters of the group's links that are gone.
 	// Guarded by s.mu.
 	closed LinkTotals
+	// departed holds, by ID, the incarnation of each server that left
+	// because it said it was leaving while the registry still listed it,
+	// so that the listing does not make it join again. An entry goes
+	// once the registry stops listing that incarnation. Guarded by s.mu.
+	departed map[string]uint64
 }
 
 var _ plugins.RemoteGroup = (*remoteGroup)(nil)
 
 func newRemoteGroup(s *Server, name string, dir plugins.Direction) *remoteGroup {
-	return &remoteGroup{s: s, name: name, dir: dir, servers: make(map[string]*remote)}
+	return &remoteGroup{s: s, name: name, dir: dir, servers: make(map[string]*remote), departed: make(map[string]uint64)}
 }
 
 func (g *remoteGroup) Name() string                 { return g.name }
@@ -66,24 +70,23 @@ type remote struct {
 
 	link    atomic.Pointer[link] // the link up, or nil
 	state   atomic.Uint32        // plugins.State
-	leaving atomic.Bool          // the peer said it is shutting down
+	leaving atomic.Bool          // the peer said it is shutting down (Leaving, or Close with Shutdown)
 	retired atomic.Bool          // a newer incarnation replaced it
 
 	// evMu serializes this remote's lifecycle events and guards the
 	// fields below. Hooks for this remote run with it held.
-	evMu       sync.Mutex
-	joined     bool
-	left       bool
+	evMu   sync.Mutex
+	joined bool
+	left   bool
+	// inRegistry is whether the group's debounced membership lists this
+	// incarnation: it turns false only after the registry has not listed
+	// it for links.leaveGrace.
 	inRegistry bool
 	attaching  int // attach calls waiting out an older link
 
 	// Guarded by s.mu.
 	addr       string
 	dialCancel context.CancelFunc
-	// absentSince is when the registry stopped listing this upstream
-	// server while its link was up (zero while listed). The heartbeat
-	// loop closes the link once LeaveGrace has passed.
-	absentSince time.Time
 }
 
 var _ plugins.RemoteServer = (*remote)(nil)
@@ -172,13 +175,16 @@ func (r *remote) fireJoinedLocked() {
 	r.s.hooks.joined(r)
 }
 
-// maybeLeftLocked fires Left once the remote has neither a registry entry
-// (or was retired) nor a link.
+// maybeLeftLocked fires Left once the remote has no link and is gone for
+// good: the registry has not listed it for links.leaveGrace, a newer
+// incarnation replaced it, or it said it was leaving. A live link alone
+// keeps a remote, whatever the registry says.
 func (r *remote) maybeLeftLocked() {
 	if !r.joined || r.left || r.link.Load() != nil || r.attaching > 0 {
 		return
 	}
-	if r.inRegistry && !r.retired.Load() {
+	retired, leaving := r.retired.Load(), r.leaving.Load()
+	if r.inRegistry && !retired && !leaving {
 		return
 	}
 	r.left = true
@@ -186,6 +192,9 @@ func (r *remote) maybeLeftLocked() {
 	r.s.mu.Lock()
 	if r.g.servers[r.id] == r {
 		delete(r.g.servers, r.id)
+	}
+	if r.inRegistry && !retired {
+		r.g.departed[r.id] = r.inc
 	}
 	r.s.mu.Unlock()
 	r.s.hooks.left(r)

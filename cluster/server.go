@@ -115,6 +115,9 @@ type Server struct {
 	clients   *clientHub  // external groups only; nil otherwise
 	linkTLS   *linkTLS    // links.tls; nil for plain links
 	clientTLS *tls.Config // clients.tls; nil for plain ws://
+	// advertised is the address registered for this server; Start sets
+	// it before it starts the goroutines that read it.
+	advertised string
 
 	mu          sync.Mutex // guards the fields below
 	ln          net.Listener
@@ -237,7 +240,9 @@ func (s *Server) Done() <-chan struct{} { return s.stopped }
 
 // Start opens the listener, starts the plugins, registers in the registry
 // and starts watching the related groups. It returns once the server is
-// registered; links come up in the background. On error everything started
+// registered, waiting up to the system's registry.startTimeout for a
+// registry that is not reachable yet (see register); links come up in the
+// background. On error everything started
 // is undone. Shutdown and Close called meanwhile wait for it to return.
 func (s *Server) Start(ctx context.Context) (err error) {
 	if !s.state.CompareAndSwap(int32(stateNew), int32(stateStarting)) {
@@ -270,6 +275,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	s.advertised = advertise
 	if err := s.hooks.start(ctx); err != nil {
 		return err
 	}
@@ -291,9 +297,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		meta[k] = v
 	}
 	self := registry.Member{ID: s.id, Group: s.group.Name, Address: advertise, Incarnation: s.incarnation, Meta: meta}
-	if err := s.reg.Register(ctx, self); err != nil {
-		s.registryErrors.Add(1)
-		return fmt.Errorf("cluster: register %s: %w", s.id, err)
+	if err := s.register(ctx, self); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.registered = true

@@ -102,6 +102,13 @@ type Registry struct {
 	// Settings is the raw `settings:` node, with ${VAR} expanded; Kind 0
 	// when absent.
 	Settings yaml.Node
+	// StartTimeout bounds how long a starting server waits for its
+	// registry: registering is retried, with backoff and a log line per
+	// attempt, while the connector reports the registry unavailable
+	// (registry.ErrUnavailable: not up yet, no leader), then the server
+	// gives up. Zero means 3m; an explicit 0 in the file gives up at the
+	// first failure.
+	StartTimeout Duration
 	// Line is the line of the registry mapping; 0 when unknown.
 	Line int
 }
@@ -126,10 +133,12 @@ type Links struct {
 	// BackoffMax caps the reconnect delay; at least BackoffMin. Zero means
 	// 5s, or BackoffMin when that is longer.
 	BackoffMax Duration
-	// LeaveGrace is how long a live link to an upstream server survives
-	// the registry no longer listing that server, so a registry that
-	// briefly forgets its members (an agent restart) drops no link. Zero
-	// means 5s.
+	// LeaveGrace is how long the registry must not list a server before
+	// it counts as gone: a server's remote goes Left (once its link is
+	// down too; a live link keeps it) and the own group's PeersChanged
+	// list drops it. Joins apply at once. A registry that briefly forgets
+	// its members (an agent restart) therefore changes nothing. Zero
+	// means 5s; an explicit 0 applies every absence at once.
 	LeaveGrace Duration
 	// TLS, when set, wraps every link in mutual TLS: each server presents
 	// CertFile and checks its peer's certificate against CAFile. The zero

@@ -213,6 +213,28 @@ groups:
 	}
 }
 
+// registry.startTimeout: 3m unless written; a written 0 stays 0 (give up
+// at the first failure).
+func TestRegistryStartTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		block string
+		want  time.Duration
+	}{
+		{"", 3 * time.Minute},
+		{"registry: { type: consul }\n", 3 * time.Minute},
+		{"registry: { startTimeout: 30s }\n", 30 * time.Second},
+		{"registry: { startTimeout: 0s }\n", 0},
+	} {
+		s, err := config.Parse("c.yaml", []byte(head+tc.block+"groups: [{ name: a, visibility: internal }]\n"), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.block, err)
+		}
+		if got := s.Registry.StartTimeout.Duration(); got != tc.want {
+			t.Errorf("%q: startTimeout %v, want %v", tc.block, got, tc.want)
+		}
+	}
+}
+
 // TestDerivedDefaults: a default never contradicts a value that was written.
 func TestDerivedDefaults(t *testing.T) {
 	src := `system: s
@@ -454,6 +476,14 @@ groups: [{ name: a, visibility: internal }]
   type: Etcd! #<
 groups: [{ name: a, visibility: internal }]
 `, nil, []string{`registry: type "Etcd!" is invalid`}},
+		{"negative registry startTimeout", head + `registry:
+  startTimeout: -1s #<
+groups: [{ name: a, visibility: internal }]
+`, nil, []string{`registry: startTimeout "-1s" must not be negative`}},
+		{"registry startTimeout without unit", head + `registry:
+  startTimeout: 30 #<
+groups: [{ name: a, visibility: internal }]
+`, nil, []string{`registry: startTimeout "30": durations need a unit`}},
 		{"timeout not above heartbeat", head + `links:
   heartbeat: 2s
   timeout: 2s #<

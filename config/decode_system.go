@@ -27,11 +27,13 @@ func (d *decoder) system(root *yaml.Node) *System {
 func (d *decoder) registry(f yamlx.Field) Registry {
 	const ctx = "registry"
 	r := Registry{Line: yamlx.Resolve(f.Val).Line}
-	known := []string{"type", "settings"}
+	known := []string{"type", "settings", "startTimeout"}
 	for _, f := range d.fields(f.Val, ctx) {
 		switch f.Key.Value {
 		case "type":
 			r.Type = d.str(f, ctx, "registry.type")
+		case "startTimeout":
+			r.StartTimeout = d.duration(f, ctx, "registry.startTimeout")
 		case "settings":
 			setNode(&r.Settings, f)
 		case "consul": // the block's key before connectors were registered

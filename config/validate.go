@@ -27,6 +27,7 @@ const (
 	DefaultBackoffMin       = Duration(100 * time.Millisecond)
 	DefaultBackoffMax       = Duration(5 * time.Second)
 	DefaultLeaveGrace       = Duration(5 * time.Second)
+	DefaultStartTimeout     = Duration(3 * time.Minute)
 )
 
 // applyDefaults fills zero fields. A numeric field that pos says was written
@@ -36,6 +37,9 @@ func applyDefaults(s *System, pos positions) {
 	unset := func(path string) bool { return !pos.has(path) }
 	if s.Registry.Type == "" {
 		s.Registry.Type = RegistryEmbedded
+	}
+	if s.Registry.StartTimeout == 0 && unset("registry.startTimeout") {
+		s.Registry.StartTimeout = DefaultStartTimeout
 	}
 	l := &s.Links
 	if l.HandshakeTimeout == 0 && unset("links.handshakeTimeout") {
@@ -135,6 +139,9 @@ func (c *checker) registry(s *System) {
 	}
 	if !validName(r.Type) {
 		c.add("registry.type", line, "registry", "type %q %s", r.Type, nameRule)
+	}
+	if r.StartTimeout < 0 {
+		c.add("registry.startTimeout", line, "registry", "startTimeout %q must not be negative", r.StartTimeout)
 	}
 }
 

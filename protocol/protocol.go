@@ -110,7 +110,7 @@ const (
 	ReasonSlowPeer         Reason = 10 // the outbound queue overflowed
 	ReasonReplaced         Reason = 11 // a newer link to the same server replaced this one
 	ReasonClientProtocol   Reason = 12 // a client protocol (HTTP, WebSocket) reached a server port
-	ReasonPeerLeft         Reason = 13 // the registry no longer lists the peer
+	ReasonPeerLeft         Reason = 13 // the registry no longer lists the peer (cloudrift no longer sends it: a live link outranks the registry)
 	ReasonIO               Reason = 14 // the connection failed (reset, EOF)
 	ReasonUnknownPeer      Reason = 15 // the acceptor's identity did not match the dialed member
 	ReasonWriteStalled     Reason = 24 // a write to the peer made no progress for the link timeout

@@ -35,6 +35,12 @@ var (
 	// ErrInvalidMember is returned by Register for a member without an ID,
 	// group or address.
 	ErrInvalidMember = errors.New("registry: invalid member")
+	// ErrUnavailable is wrapped by Register and Deregister when the
+	// registry could not be reached or said it cannot serve for now
+	// (connection refused, a timeout, no leader elected): the same call
+	// may succeed later. Errors that a retry cannot fix (a refused token,
+	// an invalid member) do not wrap it.
+	ErrUnavailable = errors.New("registry: unavailable")
 )
 
 // Member is one server as the registry knows it.

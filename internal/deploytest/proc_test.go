@@ -70,6 +70,8 @@ type logLine struct {
 	Reason    string    `json:"reason"`
 	Detail    string    `json:"detail"`
 	Error     string    `json:"error"`
+	Attempt   int       `json:"attempt"`
+	RetryIn   float64   `json:"retry_in"` // milliseconds
 }
 
 // proc is one "cloudrift run" process.

@@ -26,15 +26,17 @@ import (
 // The caller keeps every row uploaded through its server (the server's
 // own and, on an external server, its game clients') and where each is
 // placed, every subscription of its server's plugins and clients, and the
-// replicas it is linked to. Keys are owned by rendezvous hashing over the
-// replicas it is linked to; a replica that disagrees (its registry view
-// differs for a moment) answers "not owner" and the caller retries after
-// a backoff. Whenever a replica link comes up or goes down, or a replica
-// hands keys over, the caller re-posts the rows whose owner moved,
-// re-places the subscriptions and sends their subscribers a resync; on a
-// new link it brackets the re-posts in a sync session so that the replica
-// deletes whatever it still holds from this server that was not posted
-// again.
+// cloud group's members. Keys are owned by rendezvous hashing over the
+// members (ServerJoined to ServerLeft, linked or not); a replica that
+// disagrees (its registry view differs for a moment) answers "not owner"
+// and the caller retries after a backoff. Whenever a member joins or
+// leaves, a replica link comes up, or a replica hands keys over, the
+// caller re-posts the rows whose owner moved, re-places the subscriptions
+// and sends their subscribers a resync; on a new link it brackets the
+// re-posts in a sync session so that the replica deletes whatever it
+// still holds from this server that was not posted again. Once every row
+// of a replica's keys is placed there, it tells the replica so
+// (SyncRing), which then serves the keys it took over.
 //
 // Its work is spread by job: placement.go follows the replica links and
 // places rows and subscriptions, post.go and release.go carry the rows'
@@ -62,10 +64,12 @@ type Caller struct {
 
 	mu        sync.Mutex
 	stopped   bool
-	gen       uint64 // generation of the latest replica link; 0 until one links
-	replicas  map[string]*replica
-	ring      rendezvous.Ring
-	seq       uint64 // request IDs
+	gen       uint64              // generation of the latest replica link; 0 until one links
+	joined    bool                // a replica joined since Start
+	replicas  map[string]*replica // the cloud group's members by ID
+	ring      rendezvous.Ring     // over the members
+	digest    uint64              // cloudwire.RingDigest of ring
+	seq       uint64              // request IDs
 	rows      map[rowID]*placedRow
 	uploaders map[ref]*uploader
 	unplaced  map[rowID]struct{} // rows to place with their owner
@@ -81,6 +85,7 @@ var (
 	_ plugins.Stopper                   = (*Caller)(nil)
 	_ plugins.Validator                 = (*Caller)(nil)
 	_ extension.FrameHandler            = (*Caller)(nil)
+	_ plugins.ServerJoinedHandler       = (*Caller)(nil)
 	_ plugins.ServerConnectedHandler    = (*Caller)(nil)
 	_ plugins.ServerDisconnectedHandler = (*Caller)(nil)
 	_ plugins.ServerLeftHandler         = (*Caller)(nil)
@@ -108,10 +113,15 @@ type place struct {
 	gen uint64 // 0: nowhere
 }
 
+// replica is a member of the cloud group.
 type replica struct {
-	rs       plugins.RemoteServer
-	at       place
-	inflight int // background re-posts in flight
+	rs       plugins.RemoteServer // the member's incarnation
+	linked   bool                 // its link is up
+	at       place                // its latest link; gen 0 until one came up
+	inflight int                  // background re-posts in flight
+	// confirmed is the ring digest last confirmed to it over this link
+	// (SyncRing); 0: none.
+	confirmed uint64
 	// session lists the rows to post again before CloudSyncEnd; nil when
 	// no sync session runs.
 	session map[rowID]struct{}
@@ -186,7 +196,9 @@ func (c *Caller) Stop(context.Context) error {
 	c.stopped = true
 	bye := (&cloudwire.SrvSync{Op: cloudwire.SyncBye}).AppendTo(nil)
 	for _, rep := range c.replicas {
-		_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvSync, 0, bye)
+		if rep.linked {
+			_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvSync, 0, bye)
+		}
 	}
 	for _, r := range c.rows {
 		c.resolveLocked(r, ^uint64(0), cloud.CodeShuttingDown, "server shutting down")

@@ -37,9 +37,11 @@
 // their subscription had to be placed again. Get returns rows in query
 // key order, then uploader order (server ID, then client ID), after
 // Offset and within Limit, with the total count, a truncated flag (the
-// download byte limit) and a partial flag (a replica did not answer within
-// GetTimeout). Get with Subscribe is atomic with the subscription at the
-// key's owner.
+// download byte limit) and a partial flag with the keys missing (their
+// owner did not serve them within GetTimeout: it did not answer, was not
+// linked, or was still receiving their rows after taking them over); an
+// answer without it holds every row of its keys. Get with Subscribe is
+// atomic with the subscription at the key's owner.
 package cloudmemory
 
 import (

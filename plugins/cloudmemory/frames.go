@@ -95,12 +95,15 @@ func (c *Caller) takeCallLocked(req uint64, rs plugins.RemoteServer) *call {
 }
 
 // onMovedLocked: the replica dropped our rows and subscriptions under
-// keys (it no longer owns them); place them again.
+// keys (it no longer owns them); place them again. Its replica set
+// changed: it waits for this server's confirmation again, even when no
+// key of ours moved (keys is then empty).
 func (c *Caller) onMovedLocked(rs plugins.RemoteServer, keys []key) {
 	rep := c.replicas[rs.ID()]
-	if rep == nil {
+	if rep == nil || rep.rs != rs {
 		return
 	}
+	rep.confirmed = 0
 	now := time.Now()
 	moved := make(map[key]struct{}, len(keys))
 	for _, k := range keys {

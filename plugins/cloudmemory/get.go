@@ -23,9 +23,11 @@ import (
 // the global window restricted to one owner's keys is one contiguous run
 // of that owner's own ordering.
 //
-// A part whose owner answers "not owner", or whose link goes down, is
-// planned again with the current owners after a backoff; parts not
-// answered within GetTimeout leave their keys missing (partial).
+// Keys their owner refuses ("not owner", or "unavailable": it took them
+// over and their rows are still arriving), keys whose owner is not
+// linked, and the keys of a part whose link goes down are planned again
+// with the current owners after a backoff; keys not answered within
+// GetTimeout are missing (partial).
 
 type getOp struct {
 	c         *Caller
@@ -160,10 +162,12 @@ func (op *getOp) planLocked(keys []key) {
 	c := op.c
 	groups := make(map[*replica][]key)
 	var order []*replica
+	unlinked := false
 	for _, k := range keys {
 		rep := c.ownerLocked(k)
-		if rep == nil {
+		if rep == nil || !rep.linked {
 			op.unplanned[k] = struct{}{}
+			unlinked = true
 			continue
 		}
 		if groups[rep] == nil {
@@ -205,6 +209,9 @@ func (op *getOp) planLocked(keys []key) {
 		part := &getPart{op: op, keys: ks, to: rep.at}
 		c.calls[req] = &call{kind: callGet, to: rep.at, part: part}
 		op.parts[part] = req
+	}
+	if unlinked {
+		op.backoffLocked(time.Now())
 	}
 }
 
@@ -280,7 +287,10 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 		return
 	}
 	switch {
-	case m.Code == cloud.CodeNotOwner || m.Code == cloud.CodeUnavailable || (m.Code == cloud.CodeOK && len(m.Counts) != len(part.keys)):
+	case m.Code == cloud.CodeNotOwner || m.Code == cloud.CodeUnavailable || (m.Code == cloud.CodeOK && len(m.Counts) != len(part.keys)) ||
+		(len(m.Refused) > 0 && op.phase == 2 && op.counts1 != nil):
+		// Refused, or (a window computed for every key of the part,
+		// some refused) read with a window that no longer fits.
 		for _, k := range part.keys {
 			op.unplanned[k] = struct{}{}
 		}
@@ -290,9 +300,21 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 		c.finishGetLocked(op, m.Code, m.Message)
 		return
 	}
+	// Keys the replica did not serve (another owns them, or their rows
+	// are still arriving there) are asked again, alone.
+	refused := make(map[int]bool, len(m.Refused))
+	for _, r := range m.Refused {
+		refused[int(r.Index)] = true
+		op.unplanned[part.keys[r.Index]] = struct{}{}
+	}
+	if len(refused) > 0 {
+		op.backoffLocked(time.Now())
+	}
 	if op.phase == 1 {
 		for i, k := range part.keys {
-			op.counts1[k] = m.Counts[i]
+			if !refused[i] {
+				op.counts1[k] = m.Counts[i]
+			}
 		}
 		if len(op.parts) == 0 && len(op.unplanned) == 0 {
 			op.phase = 2
@@ -303,6 +325,9 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 	rows := copyRows(m.Rows)
 	j := 0
 	for i, k := range part.keys {
+		if refused[i] {
+			continue
+		}
 		kr := &keyRes{count: m.Counts[i], cut: m.Cut}
 		start := j
 		for j < len(rows) && rows[j].Key == k {

@@ -144,13 +144,19 @@ func (p *probe) caller() *Caller {
 	return p.cm.(interface{ Unwrap() plugins.CloudMemory }).Unwrap().(*session).c
 }
 
-// linked reports whether the probe's server is linked to n replicas.
+// linked reports whether the probe's server sees n replicas, all linked.
 func (p *probe) linked(n int) func() bool {
 	return func() bool {
 		c := p.caller()
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return len(c.replicas) == n
+		linked := 0
+		for _, rep := range c.replicas {
+			if rep.linked {
+				linked++
+			}
+		}
+		return linked == n && len(c.replicas) == n
 	}
 }
 
@@ -178,7 +184,7 @@ func (p *probe) settled() bool {
 		}
 	}
 	for _, rep := range c.replicas {
-		if rep.session != nil {
+		if rep.session != nil || (rep.linked && rep.confirmed != c.digest) {
 			return false
 		}
 	}

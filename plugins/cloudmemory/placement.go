@@ -23,6 +23,52 @@ func (c *Caller) isCloud(rs plugins.RemoteServer) bool {
 	return rs.Group() == c.group && rs.Direction() == plugins.Upstream
 }
 
+// The replica set is the cloud group's members: a replica counts from
+// ServerJoined to ServerLeft, whether its link is up or not, so that this
+// server and the replicas (which follow the registry) hash keys over the
+// same set. A member whose link is down keeps its keys: rows for them wait
+// unplaced, and reads of them are retried until their Get times out
+// (partial). The runtime debounces a member's leave, so a blip of the
+// registry or of a link moves nothing.
+
+// memberLocked returns rs's replica entry, replacing an older
+// incarnation's; the ring follows.
+func (c *Caller) memberLocked(rs plugins.RemoteServer) *replica {
+	rep := c.replicas[rs.ID()]
+	if rep != nil && rep.rs.Incarnation() == rs.Incarnation() {
+		return rep
+	}
+	if rep != nil {
+		c.dropReplicaLocked(rep)
+	}
+	rep = &replica{rs: rs}
+	c.replicas[rs.ID()] = rep
+	c.joined = true
+	c.setRingLocked()
+	return rep
+}
+
+// ServerJoined implements plugins.ServerJoinedHandler: a replica is a
+// member; the keys it wins are placed with it once its link is up.
+func (c *Caller) ServerJoined(rs plugins.RemoteServer) error {
+	if !c.isCloud(rs) {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return nil
+	}
+	if rep := c.replicas[rs.ID()]; rep != nil && rep.rs.Incarnation() == rs.Incarnation() {
+		return nil
+	}
+	c.memberLocked(rs)
+	c.reconcileLocked()
+	c.log.Debug().Str("replica", rs.ID()).Strs("ring", c.ring.IDs()).Msg("cloud replica joined")
+	c.kick()
+	return nil
+}
+
 // ServerConnected implements plugins.ServerConnectedHandler: a replica
 // link is up. A sync session starts: everything this server placed there
 // before is posted again, then the replica deletes what was not.
@@ -35,13 +81,14 @@ func (c *Caller) ServerConnected(rs plugins.RemoteServer) error {
 	if c.stopped {
 		return nil
 	}
-	c.gen++
-	rep := &replica{rs: rs, at: place{id: rs.ID(), gen: c.gen}, session: make(map[rowID]struct{})}
-	if old := c.replicas[rs.ID()]; old != nil {
-		c.dropReplicaLocked(old)
+	rep := c.memberLocked(rs)
+	if rep.linked {
+		c.dropReplicaLocked(rep)
 	}
-	c.replicas[rs.ID()] = rep
-	c.ring = c.ringLocked()
+	c.gen++
+	rep.rs, rep.linked, rep.confirmed = rs, true, 0
+	rep.at = place{id: rs.ID(), gen: c.gen}
+	rep.session = make(map[rowID]struct{})
 	_ = c.host.SendFrame(rs, protocol.KindCloudSrvSync, 0, (&cloudwire.SrvSync{Op: cloudwire.SyncStart}).AppendTo(nil))
 	for id := range c.rows {
 		if ownerOf(c.ring, id.k) == rs.ID() {
@@ -54,15 +101,20 @@ func (c *Caller) ServerConnected(rs plugins.RemoteServer) error {
 	return nil
 }
 
-func (c *Caller) ringLocked() rendezvous.Ring {
+// setRingLocked hashes keys over the members from now on.
+func (c *Caller) setRingLocked() {
 	ids := make([]string, 0, len(c.replicas))
 	for id := range c.replicas {
 		ids = append(ids, id)
 	}
-	return rendezvous.NewRing(ids)
+	c.ring = rendezvous.NewRing(ids)
+	c.digest = cloudwire.RingDigest(ids)
 }
 
-// ServerDisconnected implements plugins.ServerDisconnectedHandler.
+// ServerDisconnected implements plugins.ServerDisconnectedHandler: the
+// replica stays a member (it keeps this server's rows for its grace);
+// what was in flight there is retried once it is back, or with the keys'
+// next owner.
 func (c *Caller) ServerDisconnected(rs plugins.RemoteServer, _ error) error {
 	if !c.isCloud(rs) {
 		return nil
@@ -70,24 +122,43 @@ func (c *Caller) ServerDisconnected(rs plugins.RemoteServer, _ error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rep := c.replicas[rs.ID()]
-	if rep == nil || rep.rs != rs {
+	if rep == nil || !rep.linked || rep.rs != rs {
 		return nil
 	}
-	delete(c.replicas, rs.ID())
-	c.ring = c.ringLocked()
+	rep.linked, rep.session = false, nil
 	c.dropReplicaLocked(rep)
-	c.reconcileLocked()
-	c.log.Debug().Str("replica", rs.ID()).Strs("ring", c.ring.IDs()).Msg("cloud replica unlinked")
+	c.log.Debug().Str("replica", rs.ID()).Msg("cloud replica unlinked")
 	c.kick()
 	return nil
 }
 
-// ServerLeft implements plugins.ServerLeftHandler.
-func (c *Caller) ServerLeft(rs plugins.RemoteServer) error { return c.ServerDisconnected(rs, nil) }
+// ServerLeft implements plugins.ServerLeftHandler: the replica is no
+// longer a member; its keys move to the others.
+func (c *Caller) ServerLeft(rs plugins.RemoteServer) error {
+	if !c.isCloud(rs) {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rep := c.replicas[rs.ID()]
+	if rep == nil || rep.rs.Incarnation() != rs.Incarnation() {
+		return nil
+	}
+	delete(c.replicas, rs.ID())
+	c.setRingLocked()
+	c.dropReplicaLocked(rep)
+	c.reconcileLocked()
+	c.log.Debug().Str("replica", rs.ID()).Strs("ring", c.ring.IDs()).Msg("cloud replica left")
+	c.kick()
+	return nil
+}
 
 // dropReplicaLocked ends every request in flight to rep: they are retried
 // with the keys' current owners.
 func (c *Caller) dropReplicaLocked(rep *replica) {
+	if rep.at.gen == 0 {
+		return // never linked: nothing went there
+	}
 	now := time.Now()
 	for req, cl := range c.calls {
 		if cl.to.gen != rep.at.gen {
@@ -125,7 +196,9 @@ func (c *Caller) reconcileLocked() {
 			continue
 		}
 		o := c.ownerLocked(r.id.k)
-		if o != nil && (r.placed == o.at || (r.sending != 0 && c.calls[r.sending] != nil && c.calls[r.sending].to == o.at)) {
+		// A row placed at its owner's latest link stays there, even while
+		// that link is down: the next link's sync session re-places it.
+		if o != nil && o.at.gen != 0 && (r.placed == o.at || (r.sending != 0 && c.calls[r.sending] != nil && c.calls[r.sending].to == o.at)) {
 			continue
 		}
 		r.placed = place{}
@@ -195,7 +268,7 @@ func (c *Caller) syncLocked(now time.Time) {
 			continue
 		}
 		o := c.ownerLocked(id.k)
-		if o == nil || o.inflight >= maxSyncInflight {
+		if o == nil || !o.linked || o.inflight >= maxSyncInflight {
 			continue
 		}
 		c.sendPostLocked(r, o, true)
@@ -215,9 +288,46 @@ func (c *Caller) syncLocked(now time.Time) {
 			_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvSync, 0, (&cloudwire.SrvSync{Op: cloudwire.SyncEnd}).AppendTo(nil))
 		}
 	}
+	c.confirmLocked()
 	c.syncSubsLocked(now)
 	for op := range c.ops {
 		op.retryLocked(now)
+	}
+}
+
+// confirmLocked tells each linked replica, once, that every row this
+// server holds for its keys under the current ring is placed there
+// (SyncRing): a replica that took keys over serves them once every server
+// did. It is asked again when the ring or the link changes, or the
+// replica asks (SrvMoved).
+func (c *Caller) confirmLocked() {
+	var due []*replica
+	for _, rep := range c.replicas {
+		if rep.linked && rep.session == nil && rep.confirmed != c.digest {
+			due = append(due, rep)
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	pending := make(map[string]bool)
+	for id, r := range c.rows {
+		if r.releasing != nil {
+			continue
+		}
+		o := ownerOf(c.ring, id.k)
+		if rep := c.replicas[o]; rep == nil || r.placed != rep.at {
+			pending[o] = true
+		}
+	}
+	ring := (&cloudwire.SrvSync{Op: cloudwire.SyncRing, Ring: c.digest}).AppendTo(nil)
+	for _, rep := range due {
+		if pending[rep.at.id] {
+			continue
+		}
+		if c.host.SendFrame(rep.rs, protocol.KindCloudSrvSync, 0, ring) == nil {
+			rep.confirmed = c.digest
+		}
 	}
 }
 

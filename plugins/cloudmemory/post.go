@@ -98,10 +98,10 @@ func (c *Caller) post(up ref, addr string, k key, data []byte, done doneFunc) {
 	case code != cloud.CodeOK:
 	case c.stopped:
 		code, msg = cloud.CodeShuttingDown, "server shutting down"
-	case (c.ring.Len() == 0) && c.gen > 0:
-		// Every replica linked since Start is gone: fail at once. Before
-		// the first one links (the system is starting), the row waits
-		// for it like a row whose owner is unreachable.
+	case c.ring.Len() == 0 && c.joined:
+		// Every replica that joined since Start left: fail at once.
+		// Before the first one joins (the system is starting), the row
+		// waits for it like a row whose owner is unreachable.
 		code, msg = cloud.CodeUnavailable, fmt.Sprintf("no replica of cloud group %q is linked", c.group)
 	}
 	if code != cloud.CodeOK {
@@ -139,7 +139,7 @@ func (c *Caller) post(up ref, addr string, k key, data []byte, done doneFunc) {
 	r.addr = addr
 	r.version++
 	r.waiters = append(r.waiters, c.newWaiterLocked(r.version, done))
-	if o := c.ownerLocked(k); o != nil && r.releasing == nil {
+	if o := c.ownerLocked(k); o != nil && o.linked && r.releasing == nil {
 		c.sendPostLocked(r, o, false)
 	} else {
 		c.unplaceLocked(r, time.Now())

@@ -153,7 +153,11 @@ func (c *Caller) dropUploader(up ref) {
 	delete(c.uploaders, up)
 	drop := (&cloudwire.SrvDrop{Uploader: up}).AppendTo(nil)
 	for _, rep := range c.replicas {
-		_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvDrop, 0, drop)
+		if rep.linked {
+			// An unlinked replica deletes them with the sync session
+			// of its next link.
+			_ = c.host.SendFrame(rep.rs, protocol.KindCloudSrvDrop, 0, drop)
+		}
 	}
 }
 

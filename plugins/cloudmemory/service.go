@@ -2,6 +2,7 @@ package cloudmemory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,10 +25,13 @@ import (
 // It owns the keys that rendezvous hashing over the group's registered
 // servers gives it, answers CloudNotOwner for the others, and hands a key
 // over silently (telling the servers concerned with CloudSrvMoved) when
-// the group changes. It deletes a server's rows ServerGrace after the
-// server's link went down for good, at once when the server leaves the
-// registry or says goodbye, and at the end of the server's resync for the
-// rows it did not post again.
+// the group changes; a key it takes over is served once its rows arrived
+// (settle.go). It deletes a server's rows ServerGrace after the server's
+// link broke, however it learned of the server and whether or not the
+// server left the registry meanwhile; at once when the server says
+// goodbye (SyncBye, or its link closed for its shutdown) or drops its
+// game clients' rows; and at the end of the server's resync for the rows
+// it did not post again.
 type Service struct {
 	Config `yaml:",inline"`
 
@@ -35,9 +39,15 @@ type Service struct {
 	log  *zerolog.Logger
 	st   *store
 
-	mu      sync.RWMutex
-	ring    rendezvous.Ring
-	ready   bool                   // a membership list arrived
+	mu     sync.RWMutex
+	ring   rendezvous.Ring
+	digest uint64 // cloudwire.RingDigest of ring
+	ready  bool   // a membership list arrived
+	// settled is the latest replica set every member confirmed; since
+	// lists the sets seen after it, the current one last (settle.go).
+	settled rendezvous.Ring
+	since   []rendezvous.Ring
+	members map[string]*member     // downstream servers that must confirm, by ID
 	servers map[string]*downstream // linked (or in grace) servers by ID
 	byKey   map[string]*downstream // the same by subscription key
 	stopped bool
@@ -63,6 +73,7 @@ var (
 	_ plugins.Validator                 = (*Service)(nil)
 	_ extension.FrameHandler            = (*Service)(nil)
 	_ extension.PeersHandler            = (*Service)(nil)
+	_ plugins.ServerJoinedHandler       = (*Service)(nil)
 	_ plugins.ServerConnectedHandler    = (*Service)(nil)
 	_ plugins.ServerDisconnectedHandler = (*Service)(nil)
 	_ plugins.ServerLeftHandler         = (*Service)(nil)
@@ -83,6 +94,7 @@ func (s *Service) Start(_ context.Context, h plugins.Host) error {
 	s.st = newStore(serviceSink{s})
 	s.servers = make(map[string]*downstream)
 	s.byKey = make(map[string]*downstream)
+	s.members = make(map[string]*member)
 	return nil
 }
 
@@ -189,6 +201,8 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 			}
 		case cloudwire.SyncBye:
 			s.st.dropServer(rs.ID(), 0)
+		case cloudwire.SyncRing:
+			s.confirmed(rs, m.Ring)
 		}
 	default:
 		return fmt.Errorf("cloud memory: unexpected %s on a replica", f.Kind)
@@ -203,20 +217,39 @@ func (s *Service) reply(rs plugins.RemoteServer, req uint64, code cloud.Code, ms
 	_ = s.host.SendFrame(rs, protocol.KindCloudSrvReply, 0, r.AppendTo(nil))
 }
 
-// owns reports whether this replica owns every key, or the code to answer.
-func (s *Service) owns(keys []key) (cloud.Code, string) {
+// errStarting is the answer before the first membership list.
+const errStarting = "replica starting: membership not known yet"
+
+// owns reports whether this replica owns k under the current replica set,
+// or the code to answer.
+func (s *Service) owns(k key) (cloud.Code, string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if !s.ready {
-		return cloud.CodeUnavailable, "replica starting: membership not known yet"
+		return cloud.CodeUnavailable, errStarting
 	}
-	self := s.host.ServerID()
-	for _, k := range keys {
-		if o := ownerOf(s.ring, k); o != self {
-			return cloud.CodeNotOwner, fmt.Sprintf("%s is owned by %s", k, o)
-		}
+	if o := ownerOf(s.ring, k); o != s.host.ServerID() {
+		return cloud.CodeNotOwner, fmt.Sprintf("%s is owned by %s", k, o)
 	}
 	return cloud.CodeOK, ""
+}
+
+// serves splits keys into those this replica serves now (their indexes)
+// and the refused ones; code is not OK when it serves nothing yet.
+func (s *Service) serves(keys []key) (served []int, refused []cloudwire.Refusal, code cloud.Code, msg string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.ready {
+		return nil, nil, cloud.CodeUnavailable, errStarting
+	}
+	for i, k := range keys {
+		if c := s.keyCodeLocked(k); c != cloud.CodeOK {
+			refused = append(refused, cloudwire.Refusal{Index: uint16(i), Code: c})
+		} else {
+			served = append(served, i)
+		}
+	}
+	return served, refused, cloud.CodeOK, ""
 }
 
 func (s *Service) post(rs plugins.RemoteServer, m *cloudwire.SrvPost) (cloud.Code, string) {
@@ -229,7 +262,7 @@ func (s *Service) post(rs plugins.RemoteServer, m *cloudwire.SrvPost) (cloud.Cod
 	if len(m.Data) > s.MaxRowBytes {
 		return cloud.CodeRowTooLarge, fmt.Sprintf("row of %d bytes, limit %d", len(m.Data), s.MaxRowBytes)
 	}
-	if code, msg := s.owns([]key{m.Key}); code != cloud.CodeOK {
+	if code, msg := s.owns(m.Key); code != cloud.CodeOK {
 		return code, msg
 	}
 	if !m.Sync {
@@ -262,7 +295,8 @@ func (s *Service) frameBudget(n int) int {
 
 // get answers a read with send: at once for a refusal, else with the
 // keys' shards locked, so that the snapshot and the notifications after
-// it line up on the link.
+// it line up on the link. Keys it does not serve now are refused one by
+// one (SrvResult.Refused); the others are read as if asked alone.
 func (s *Service) get(m *cloudwire.SrvGet, send func(*cloudwire.SrvResult)) {
 	res := &cloudwire.SrvResult{Req: m.Req}
 	if len(m.Keys) > s.MaxKeysPerQuery {
@@ -270,9 +304,25 @@ func (s *Service) get(m *cloudwire.SrvGet, send func(*cloudwire.SrvResult)) {
 		send(res)
 		return
 	}
-	if res.Code, res.Message = s.owns(m.Keys); res.Code != cloud.CodeOK {
+	served, refused, code, msg := s.serves(m.Keys)
+	if res.Code, res.Message = code, msg; code != cloud.CodeOK {
 		send(res)
 		return
+	}
+	res.Refused = refused
+	if len(served) == 0 {
+		res.Counts = make([]uint32, len(m.Keys))
+		send(res)
+		return
+	}
+	all := m.Keys
+	if len(refused) > 0 {
+		q := *m
+		q.Keys = make([]key, len(served))
+		for j, i := range served {
+			q.Keys[j] = all[i]
+		}
+		m = &q
 	}
 	if !m.Sync {
 		q := cloud.Query{Keys: m.Keys, Uploaders: m.Uploaders, Offset: m.Offset, Limit: m.Limit}
@@ -287,6 +337,13 @@ func (s *Service) get(m *cloudwire.SrvGet, send func(*cloudwire.SrvResult)) {
 		budget = int(m.MaxBytes)
 	}
 	s.st.getThen(m, max(budget, 1), func(counts []uint32, rows []cloud.Row, cut bool) {
+		if len(refused) > 0 {
+			spread := make([]uint32, len(all))
+			for j, i := range served {
+				spread[i] = counts[j]
+			}
+			counts = spread
+		}
 		res.Counts, res.Rows, res.Cut = counts, rows, cut
 		send(res)
 	})
@@ -324,8 +381,11 @@ func (s *Service) PeersChanged(peers []extension.Peer) error {
 		s.mu.Unlock()
 		return nil
 	}
-	s.ring, s.ready = r, true
+	s.ready = true
+	s.ringChangedLocked(r)
 	s.mu.Unlock()
+	// Not under s.mu: the store notifies under its shard locks, and the
+	// sink takes s.mu.
 	self := s.host.ServerID()
 	tell := s.st.moveOut(func(k key) bool { return ownerOf(r, k) == self })
 	s.mu.RLock()
@@ -341,7 +401,9 @@ func (s *Service) PeersChanged(peers []extension.Peer) error {
 			byServer[d] = append(byServer[d], keys...)
 		}
 	}
+	moved := make(map[*downstream]bool, len(byServer))
 	for d, keys := range byServer {
+		moved[d] = true
 		slices.SortFunc(keys, compareKeys)
 		keys = slices.Compact(keys)
 		for len(keys) > 0 {
@@ -351,6 +413,7 @@ func (s *Service) PeersChanged(peers []extension.Peer) error {
 			keys = keys[n:]
 		}
 	}
+	s.askConfirmLocked(moved)
 	s.log.Info().Strs("replicas", r.IDs()).Int("servers_told", len(tell)).Msg("cloud replica set changed")
 	return nil
 }
@@ -376,6 +439,7 @@ func (s *Service) ServerConnected(rs plugins.RemoteServer) error {
 	}
 	d.rs, d.inc, d.key, d.up = rs, rs.Incarnation(), subKey(rs), true
 	s.byKey[d.key] = d
+	s.memberLocked(rs)
 	if old != nil {
 		delete(s.byKey, old.key)
 	}
@@ -391,13 +455,21 @@ func (s *Service) ServerConnected(rs plugins.RemoteServer) error {
 }
 
 // ServerDisconnected implements plugins.ServerDisconnectedHandler: the
-// server's subscriptions go now (nothing could reach it), its rows after
-// ServerGrace unless it comes back.
-func (s *Service) ServerDisconnected(rs plugins.RemoteServer, _ error) error {
+// server's subscriptions go now (nothing could reach it); its rows go now
+// when it closed the link because it shuts down, else after ServerGrace
+// unless it comes back.
+func (s *Service) ServerDisconnected(rs plugins.RemoteServer, reason error) error {
 	if rs.Direction() != plugins.Downstream {
 		return nil
 	}
 	s.st.dropSubscriptions(subKey(rs))
+	if shutdown(reason) {
+		s.forget(rs)
+		if n := s.st.dropServer(rs.ID(), rs.Incarnation()); n > 0 {
+			s.log.Info().Str("peer", rs.ID()).Int("rows", n).Msg("server shut down: its rows are deleted")
+		}
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.servers[rs.ID()]
@@ -430,26 +502,39 @@ func (s *Service) graceOver(id string, inc, seq uint64) {
 	s.log.Info().Str("peer", id).Int("rows", n).Msg("server gone past its grace: its rows are deleted")
 }
 
-// ServerLeft implements plugins.ServerLeftHandler: the server is gone for
-// good.
+// shutdown reports whether a link closed because the peer shuts down
+// gracefully (its Close said so): nothing of it will come back.
+func shutdown(reason error) bool {
+	var ce *plugins.CloseError
+	return errors.As(reason, &ce) && ce.ByPeer && ce.Reason == protocol.ReasonShutdown
+}
+
+// forget drops rs's entry (and stops its grace timer) when it is rs's.
+func (s *Service) forget(rs plugins.RemoteServer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.servers[rs.ID()]
+	if d == nil || d.inc != rs.Incarnation() {
+		return
+	}
+	if d.grace != nil {
+		d.grace.Stop()
+	}
+	delete(s.servers, rs.ID())
+	delete(s.byKey, d.key)
+}
+
+// ServerLeft implements plugins.ServerLeftHandler: the server is no longer
+// a member (it need not confirm placements any more). Its rows are not
+// deleted here: a server that left the registry, or was only known by its
+// link, may have died or may only be cut off, so a broken link's grace
+// runs its course (a graceful leave deleted them already).
 func (s *Service) ServerLeft(rs plugins.RemoteServer) error {
 	if rs.Direction() != plugins.Downstream {
 		return nil
 	}
-	s.mu.Lock()
-	d := s.servers[rs.ID()]
-	if d != nil && d.inc == rs.Incarnation() {
-		if d.grace != nil {
-			d.grace.Stop()
-		}
-		delete(s.servers, rs.ID())
-		delete(s.byKey, d.key)
-	}
-	s.mu.Unlock()
 	s.st.dropSubscriptions(subKey(rs))
-	if n := s.st.dropServer(rs.ID(), rs.Incarnation()); n > 0 {
-		s.log.Info().Str("peer", rs.ID()).Int("rows", n).Msg("server left: its rows are deleted")
-	}
+	s.forgetMember(rs)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package cloudmemory
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -180,5 +181,170 @@ func TestServiceHandsKeysOver(t *testing.T) {
 	// A post for a moved key is refused.
 	if rep := servicePost(t, s, e1, moved[0], ref{Server: "e1"}, "v"); rep.Code != cloud.CodeNotOwner {
 		t.Fatalf("post to a moved key: %v", rep.Code)
+	}
+}
+
+// serviceGet reads keys from s as from, and returns the replica's answer.
+func serviceGet(t *testing.T, s *Service, from *fakeRemote, keys []key) cloudwire.SrvResult {
+	t.Helper()
+	m := cloudwire.SrvGet{Req: 9, Asker: ref{Server: from.id}, Keys: keys}
+	if err := s.ServerFrame(from, protocol.Frame{Kind: protocol.KindCloudSrvGet, Payload: m.AppendTo(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	fs := from.frames(protocol.KindCloudSrvResult)
+	var res cloudwire.SrvResult
+	if err := res.Decode(fs[len(fs)-1].Payload); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// confirm sends s from's SyncRing for the replica set ids.
+func confirm(t *testing.T, s *Service, from *fakeRemote, ids ...string) {
+	t.Helper()
+	m := cloudwire.SrvSync{Op: cloudwire.SyncRing, Ring: cloudwire.RingDigest(ids)}
+	if err := s.ServerFrame(from, protocol.Frame{Kind: protocol.KindCloudSrvSync, Payload: m.AppendTo(nil)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusedKeys returns the keys res refused with code.
+func refusedKeys(res cloudwire.SrvResult, keys []key, code cloud.Code) []key {
+	var out []key
+	for _, r := range res.Refused {
+		if r.Code == code {
+			out = append(out, keys[r.Index])
+		}
+	}
+	return out
+}
+
+func TestServiceServesTakenOverKeysOnceConfirmed(t *testing.T) {
+	s := startService(t, time.Minute)
+	e1, e2 := &fakeRemote{id: "e1", inc: 1}, &fakeRemote{id: "e2", inc: 1}
+	s.ServerConnected(e1)
+	s.ServerJoined(e2) // a member not linked yet: it must confirm too
+	var keys []key
+	for i := range 24 {
+		keys = append(keys, key{Primary: "t", Secondary: uint32(i)})
+	}
+	both := rendezvous.NewRing([]string{"cloud-1", "cloud-2"})
+	var mine, theirs []key
+	for _, k := range keys {
+		if ownerOf(both, k) == "cloud-1" {
+			mine = append(mine, k)
+		} else {
+			theirs = append(theirs, k)
+		}
+	}
+	if len(mine) == 0 || len(theirs) == 0 {
+		t.Fatal("the keys do not spread over two replicas")
+	}
+	// A fresh replica serves nothing before every member confirmed.
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}, {ID: "cloud-2"}})
+	for _, k := range mine {
+		if rep := servicePost(t, s, e1, k, ref{Server: "e1"}, "v"); rep.Code != cloud.CodeOK {
+			t.Fatalf("post %s: %v", k, rep.Code)
+		}
+	}
+	if res := serviceGet(t, s, e1, mine); len(refusedKeys(res, mine, cloud.CodeUnavailable)) != len(mine) {
+		t.Fatalf("fresh replica refused %v", res.Refused)
+	}
+	confirm(t, s, e1, "cloud-1", "cloud-2")
+	if res := serviceGet(t, s, e1, mine); len(res.Refused) != len(mine) {
+		t.Fatal("served before the unlinked member confirmed")
+	}
+	confirm(t, s, e2, "cloud-1", "cloud-2")
+	// A mixed read: its own keys are answered, the others refused one
+	// by one.
+	res := serviceGet(t, s, e1, keys)
+	if got := refusedKeys(res, keys, cloud.CodeNotOwner); fmt.Sprint(got) != fmt.Sprint(theirs) || len(res.Refused) != len(theirs) {
+		t.Fatalf("refused %v, want %v as not owner", res.Refused, theirs)
+	}
+	if len(res.Rows) != len(mine) || len(res.Counts) != len(keys) {
+		t.Fatalf("%d rows and %d counts for %d keys of its own", len(res.Rows), len(res.Counts), len(mine))
+	}
+	// cloud-2 goes: its keys are refused until both members confirm the
+	// new set; the keys it kept are served throughout.
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}})
+	for _, e := range []*fakeRemote{e1} {
+		if fs := e.frames(protocol.KindCloudSrvMoved); len(fs) == 0 {
+			t.Fatal("the linked server was not asked to confirm again")
+		}
+	}
+	res = serviceGet(t, s, e1, keys)
+	if got := refusedKeys(res, keys, cloud.CodeUnavailable); fmt.Sprint(got) != fmt.Sprint(theirs) || len(res.Refused) != len(theirs) {
+		t.Fatalf("after cloud-2 left: refused %v, want %v as unavailable", res.Refused, theirs)
+	}
+	confirm(t, s, e1, "cloud-1")
+	confirm(t, s, e2, "cloud-1", "cloud-2") // a stale set confirms nothing
+	if res := serviceGet(t, s, e1, keys); len(res.Refused) != len(theirs) {
+		t.Fatalf("served after a stale confirmation: refused %v", res.Refused)
+	}
+	s.ServerLeft(e2) // no longer a member: not waited for
+	if res := serviceGet(t, s, e1, keys); len(res.Refused) != 0 {
+		t.Fatalf("settled, still refused %v", res.Refused)
+	}
+	// cloud-2 comes and goes before anyone confirmed: its keys were
+	// dropped here meanwhile, so they are not served on the old set's
+	// say-so.
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}, {ID: "cloud-2"}})
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}})
+	if res := serviceGet(t, s, e1, keys); fmt.Sprint(refusedKeys(res, keys, cloud.CodeUnavailable)) != fmt.Sprint(theirs) {
+		t.Fatalf("after a flip: refused %v, want %v", res.Refused, theirs)
+	}
+	confirm(t, s, e1, "cloud-1")
+	if res := serviceGet(t, s, e1, keys); len(res.Refused) != 0 {
+		t.Fatalf("confirmed, still refused %v", res.Refused)
+	}
+}
+
+func TestServiceDeletesRowsOnlyOnGracefulLeave(t *testing.T) {
+	s := startService(t, time.Minute)
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}})
+	rows := func() int { _, n, _ := s.Stats(); return n }
+	k := key{Primary: "bye", Secondary: 1}
+	e1 := &fakeRemote{id: "e1", inc: 1}
+	s.ServerConnected(e1)
+	servicePost(t, s, e1, k, ref{Server: "e1", ID: 1}, "x")
+	// A broken link, then the server leaves the registry: the grace
+	// runs on.
+	s.ServerDisconnected(e1, &plugins.CloseError{Reason: protocol.ReasonIO, Message: "read failed"})
+	s.ServerLeft(e1)
+	if rows() != 1 {
+		t.Fatal("a server that left after its link broke lost its rows before the grace")
+	}
+	// A link closed by the peer for its shutdown: gone at once.
+	e2 := &fakeRemote{id: "e2", inc: 1}
+	s.ServerConnected(e2)
+	servicePost(t, s, e2, k, ref{Server: "e2", ID: 1}, "y")
+	s.ServerDisconnected(e2, &plugins.CloseError{Reason: protocol.ReasonShutdown, ByPeer: true, Message: "server shutting down"})
+	if rows() != 1 {
+		t.Fatalf("%d rows after a graceful leave, want 1", rows())
+	}
+	// This server closing the link for its own shutdown says nothing
+	// about the peer.
+	e3 := &fakeRemote{id: "e3", inc: 1}
+	s.ServerConnected(e3)
+	servicePost(t, s, e3, k, ref{Server: "e3", ID: 1}, "z")
+	s.ServerDisconnected(e3, &plugins.CloseError{Reason: protocol.ReasonShutdown, Message: "server closed"})
+	if rows() != 2 {
+		t.Fatalf("%d rows, want 2", rows())
+	}
+}
+
+func TestServiceFreshReplicaWaitsForItsFirstServer(t *testing.T) {
+	s := startService(t, time.Minute)
+	s.PeersChanged([]extension.Peer{{ID: "cloud-1"}})
+	e1 := &fakeRemote{id: "e1", inc: 1}
+	k := []key{{Primary: "fresh", Secondary: 1}}
+	// No downstream server known yet: its lists may not have arrived.
+	if res := serviceGet(t, s, e1, k); len(refusedKeys(res, k, cloud.CodeUnavailable)) != 1 {
+		t.Fatalf("served with no server known: %+v", res)
+	}
+	s.ServerConnected(e1)
+	confirm(t, s, e1, "cloud-1")
+	if res := serviceGet(t, s, e1, k); len(res.Refused) != 0 || len(res.Counts) != 1 {
+		t.Fatalf("after the first confirmation: %+v", res)
 	}
 }

@@ -175,7 +175,7 @@ func (c *Caller) syncSubsLocked(now time.Time) {
 			continue
 		}
 		rep := c.ownerLocked(k)
-		if rep == nil {
+		if rep == nil || !rep.linked {
 			continue
 		}
 		c.placeSubLocked(ks, rep)
@@ -210,7 +210,8 @@ func (c *Caller) onResyncLocked(req uint64, cl *call, m *cloudwire.SrvResult) {
 		return
 	}
 	ks.resyncReq = 0
-	if m.Code != cloud.CodeOK {
+	if m.Code != cloud.CodeOK || len(m.Refused) > 0 {
+		// Not the owner, or the key's rows are still arriving there.
 		ks.attempts++
 		ks.retryAt = time.Now().Add(retryDelay(ks.attempts))
 		c.resync[ks.k] = struct{}{}

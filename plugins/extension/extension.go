@@ -109,12 +109,35 @@ type Peer struct {
 	Address     string
 }
 
-// PeersHandler learns the servers of this server's own group (itself
-// included once registered) each time the registry's list changes, as a
-// full sorted list. Servers of one group never link to each other; this
-// is how they agree on who is there (the cloud memory hashes keys over
-// it). Calls are serialized, on a goroutine of the runtime's; the first
-// comes soon after Start.
+// PeersHandler learns the membership of this server's own group, as a
+// full list sorted by ID: the servers the registry lists in the group,
+// debounced, with this server always in it (from Start until it stops,
+// whether the registry lists it yet, still, or under an older
+// incarnation). Servers of one group never link to each other, so the
+// registry is their only witness; this is how they agree on who is there
+// (the cloud memory hashes keys over it).
+//
+// The debounce is the one every membership of the runtime follows
+// (docs/ARCHITECTURE.md, "Membership"): a server joins as soon as the
+// registry lists it (a new incarnation under a known ID replaces the old
+// one at once); it leaves only once the registry has not listed it for
+// links.leaveGrace without interruption. A registry answer that drops
+// members, all of them included (an agent restart, a catalog flap), and
+// lists them again within the grace changes nothing.
+//
+// Servers of a group downstream of this one see this group's servers as
+// upstream RemoteServers, whose lifecycle follows the same registry and the
+// same grace: ServerJoined when listed, ServerLeft once unlisted for
+// links.leaveGrace with the link down. Plugins that place work by that
+// lifecycle therefore agree with this list, but for two cases where the
+// link knows more than the registry: a live link keeps an upstream server
+// joined however long the registry drops it, and a server that says it is
+// leaving (graceful shutdown) goes Left on its links at once, while its
+// own group learns of it here only when the grace after its deregistration
+// has passed.
+//
+// Calls are serialized, on a goroutine of the runtime's, and made only when
+// the list changes; the first comes soon after Start.
 type PeersHandler interface {
 	PeersChanged(peers []Peer) error
 }

@@ -52,9 +52,11 @@ func cloudSamples() []codec {
 		&SrvSub{Mode: SubRemove, Keys: keys},
 		&SrvDrop{Uploader: refs[0]},
 		&SrvSync{Op: SyncEnd},
+		&SrvSync{Op: SyncRing, Ring: 1<<63 | 5},
 		&SrvReply{Req: 13, Code: cloud.CodeNotOwner, Message: "ask another"},
 		&SrvResult{Req: 14, Cut: true, Counts: []uint32{3, 0, 1 << 31}, Rows: rows},
 		&SrvResult{Req: 14, Code: cloud.CodeNotOwner},
+		&SrvResult{Req: 15, Counts: []uint32{2, 0, 0}, Rows: rows[:2], Refused: []Refusal{{1, cloud.CodeNotOwner}, {2, cloud.CodeUnavailable}}},
 		&SrvMoved{Keys: keys},
 	}
 }
@@ -142,6 +144,13 @@ func TestRejectsInvalid(t *testing.T) {
 		{"sub all with uploaders", &SrvSub{}, appendRefs([]byte{byte(SubAll), 0, 0}, []protocol.ClientRef{{Server: "s"}})},
 		{"sub mode 3", &SrvSub{}, []byte{3, 0, 0, 0, 0}},
 		{"sync op 0", &SrvSync{}, []byte{0}},
+		{"sync op 5", &SrvSync{}, []byte{5}},
+		{"sync ring without digest", &SrvSync{}, []byte{4, 1, 2}},
+		{"sync end with digest", &SrvSync{}, []byte{2, 0, 0, 0, 0, 0, 0, 0, 1}},
+		{"refused flag without keys", &SrvResult{}, append((&SrvReply{Req: 1}).AppendTo(nil), 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)},
+		{"refused index past counts", &SrvResult{}, append((&SrvReply{Req: 1}).AppendTo(nil), 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 2)},
+		{"refused with code OK", &SrvResult{}, append((&SrvReply{Req: 1}).AppendTo(nil), 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0)},
+		{"refused out of order", &SrvResult{}, append((&SrvReply{Req: 1}).AppendTo(nil), 2, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 2, 0, 0, 0, 2)},
 		{"invalid UTF-8 key", &Release{}, []byte{0, 0, 0, 1, 0, 1, 1, 0xff, 0, 0, 0, 0}},
 		// Counts that promise more than the bytes hold fail before
 		// allocating for them.
@@ -181,5 +190,15 @@ func TestNoticeTypeIsNotificationType(t *testing.T) {
 	// A notice's type converts to the notification type by value.
 	if cloud.NotificationType(Updated) != cloud.NotifyUpdated || cloud.NotificationType(Deleted) != cloud.NotifyDeleted {
 		t.Error("notice and notification types disagree")
+	}
+}
+
+func TestRingDigestIgnoresOrder(t *testing.T) {
+	a := RingDigest([]string{"cloud-2", "cloud-1", "cloud-3"})
+	if b := RingDigest([]string{"cloud-1", "cloud-2", "cloud-3"}); a != b {
+		t.Fatal("the same set in another order has another digest")
+	}
+	if RingDigest([]string{"cloud-1", "cloud-2"}) == a || RingDigest([]string{"cloud-1", "cloud-23"}) == RingDigest([]string{"cloud-12", "cloud-3"}) {
+		t.Fatal("different sets share a digest")
 	}
 }

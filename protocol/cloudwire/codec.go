@@ -39,9 +39,10 @@
 //	SrvGet:     u64 req | u8 flags | ref asker | str8 addr | u32 offset | u32 limit | u32 maxBytes | keys | refs uploaders
 //	SrvSub:     u8 mode | keys | refs uploaders
 //	SrvDrop:    ref uploader
-//	SrvSync:    u8 op
+//	SrvSync:    u8 op | (op 4, SyncRing: u64 ring)
 //	SrvReply:   u64 req | u16 code | msg
 //	SrvResult:  u64 req | u16 code | msg | u8 flags | u16 n | n × u32 count | u32 m | m × row
+//	            | (flag refused: u16 r | r × (u16 index | u16 code))
 //	SrvNotify:  a Notice
 //	SrvMoved:   keys
 //
@@ -75,7 +76,8 @@ const (
 	srvFlagSync      = 1 << 0 // SrvPost, SrvGet
 	srvFlagCountOnly = 1 << 1 // SrvGet
 
-	srvFlagCut = 1 << 0 // SrvResult
+	srvFlagCut     = 1 << 0 // SrvResult
+	srvFlagRefused = 1 << 1 // SrvResult
 )
 
 // minRowSize is the smallest encoded row.

@@ -2,6 +2,8 @@ package cloudwire
 
 import (
 	"encoding/binary"
+	"hash/fnv"
+	"slices"
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -211,26 +213,55 @@ const (
 	SyncEnd SyncOp = 2
 	// SyncBye: the sender is shutting down; delete its rows now.
 	SyncBye SyncOp = 3
+	// SyncRing: the sender holds no row for a key the receiver owns, in
+	// the replica set whose RingDigest is Ring, that is not placed at the
+	// receiver. A replica that took keys over serves them once every
+	// server that may hold rows for them said so for its current set.
+	SyncRing SyncOp = 4
 )
 
-// SrvSync is one sync step.
+// SrvSync is one sync step. Ring is set for SyncRing only.
 type SrvSync struct {
-	Op SyncOp
+	Op   SyncOp
+	Ring uint64
 }
 
-func (m *SrvSync) AppendTo(dst []byte) []byte { return append(dst, byte(m.Op)) }
+func (m *SrvSync) AppendTo(dst []byte) []byte {
+	dst = append(dst, byte(m.Op))
+	if m.Op == SyncRing {
+		dst = binary.BigEndian.AppendUint64(dst, m.Ring)
+	}
+	return dst
+}
 
 func (m *SrvSync) Decode(b []byte) error {
 	d := decoder{wire.NewDecoder(b, "cloud server sync")}
-	op := SyncOp(d.U8("op"))
-	if d.Err() == nil && (op < SyncStart || op > SyncBye) {
-		d.Failf("unknown op %d", op)
+	v := SrvSync{Op: SyncOp(d.U8("op"))}
+	if d.Err() == nil && (v.Op < SyncStart || v.Op > SyncRing) {
+		d.Failf("unknown op %d", v.Op)
+	}
+	if v.Op == SyncRing {
+		v.Ring = d.U64("ring")
 	}
 	if err := d.Finish(); err != nil {
 		return err
 	}
-	m.Op = op
+	*m = v
 	return nil
+}
+
+// RingDigest names a set of replica IDs: the same IDs, in any order,
+// give the same digest (FNV-1a over the sorted IDs, each ended by a
+// zero byte). A server and a replica compare their sets with it.
+func RingDigest(ids []string) uint64 {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	h := fnv.New64a()
+	for _, id := range slices.Compact(s) {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
 }
 
 // SrvReply answers a SrvPost or SrvRelease.
@@ -259,7 +290,9 @@ func (m *SrvReply) Decode(b []byte) error {
 // SrvResult answers a SrvGet: Counts[i] is the number of
 // matching rows of the request's Keys[i]; Rows are the requested window,
 // grouped by key in request order; Cut says MaxBytes stopped the rows
-// before the window's end.
+// before the window's end. Refused lists the keys the replica did not
+// read (their count is 0 and they have no rows), in request order; the
+// others were read as if the request had named them alone.
 type SrvResult struct {
 	Req     uint64
 	Code    cloud.Code
@@ -267,6 +300,16 @@ type SrvResult struct {
 	Cut     bool
 	Counts  []uint32
 	Rows    []cloud.Row // Data fields alias the decoded payload
+	Refused []Refusal
+}
+
+// Refusal is a key of a SrvGet that the replica did not read, and why:
+// cloud.CodeNotOwner (another replica owns it) or cloud.CodeUnavailable
+// (this replica took it over and its rows are still arriving). The
+// server asks again, for that key only.
+type Refusal struct {
+	Index uint16 // into the request's Keys
+	Code  cloud.Code
 }
 
 func (m *SrvResult) AppendTo(dst []byte) []byte {
@@ -277,18 +320,30 @@ func (m *SrvResult) AppendTo(dst []byte) []byte {
 	if m.Cut {
 		flags |= srvFlagCut
 	}
+	if len(m.Refused) > 0 {
+		flags |= srvFlagRefused
+	}
 	dst = append(dst, flags)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Counts)))
 	for _, c := range m.Counts {
 		dst = binary.BigEndian.AppendUint32(dst, c)
 	}
-	return appendRows(dst, m.Rows)
+	dst = appendRows(dst, m.Rows)
+	if len(m.Refused) > 0 {
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Refused)))
+		for _, r := range m.Refused {
+			dst = binary.BigEndian.AppendUint16(dst, r.Index)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(r.Code))
+		}
+	}
+	return dst
 }
 
 func (m *SrvResult) Decode(b []byte) error {
 	d := decoder{wire.NewDecoder(b, "cloud server result")}
 	v := SrvResult{Req: d.U64("req"), Code: cloud.Code(d.U16("code")), Message: d.Str16("message", MaxMessage)}
-	v.Cut = d.Flags(srvFlagCut)&srvFlagCut != 0
+	flags := d.Flags(srvFlagCut | srvFlagRefused)
+	v.Cut = flags&srvFlagCut != 0
 	if n := int(d.U16("counts")); d.Err() == nil && d.Check(n, 4, "counts") {
 		v.Counts = make([]uint32, n)
 		for i := range v.Counts {
@@ -296,6 +351,9 @@ func (m *SrvResult) Decode(b []byte) error {
 		}
 	}
 	v.Rows = d.rows()
+	if flags&srvFlagRefused != 0 {
+		v.Refused = d.refusals(len(v.Counts))
+	}
 	if err := d.Finish(); err != nil {
 		return err
 	}
@@ -303,9 +361,11 @@ func (m *SrvResult) Decode(b []byte) error {
 	return nil
 }
 
-// SrvMoved tells a server that the sending replica no longer owns
-// Keys: the server's rows and subscriptions there were dropped, so it
-// places them again with the keys' new owner.
+// SrvMoved tells a server that the sending replica's set changed and it
+// no longer owns Keys: the server's rows and subscriptions there were
+// dropped, so it places them again with the keys' new owner. It also
+// asks the server to confirm its placement again (SyncRing), which an
+// SrvMoved with no keys asks alone.
 type SrvMoved struct {
 	Keys []cloud.Key
 }
@@ -325,3 +385,34 @@ func (m *SrvMoved) Decode(b []byte) error {
 // Encoding helpers. Callers validate keys (cloud.Key.Validate) and keep
 // lists within cloud.MaxKeys; the appenders cut what does not fit, which
 // the receiver then sees.
+
+// refusals decodes a SrvResult's refused keys: at least one, indexes
+// increasing and below n, codes other than OK.
+func (d *decoder) refusals(n int) []Refusal {
+	c := int(d.U16("refused count"))
+	if d.Err() != nil {
+		return nil
+	}
+	if c == 0 {
+		d.Failf("refused flag without refused keys")
+		return nil
+	}
+	if !d.Check(c, 4, "refused") {
+		return nil
+	}
+	rs := make([]Refusal, c)
+	for i := range rs {
+		rs[i] = Refusal{Index: d.U16("refused index"), Code: cloud.Code(d.U16("refused code"))}
+		switch {
+		case d.Err() != nil:
+			return nil
+		case int(rs[i].Index) >= n:
+			d.Failf("refused key %d of %d", rs[i].Index, n)
+		case i > 0 && rs[i].Index <= rs[i-1].Index:
+			d.Failf("refused keys out of order")
+		case rs[i].Code == cloud.CodeOK:
+			d.Failf("refused key %d with code OK", rs[i].Index)
+		}
+	}
+	return rs
+}

@@ -260,7 +260,8 @@ func isMissingCheck(err error) bool {
 }
 
 // apiError wraps err from operation op on service: an ACL refusal becomes
-// ErrUnauthorized with a message naming the token's source.
+// ErrUnauthorized with a message naming the token's source, and a Consul
+// that could not serve wraps registry.ErrUnavailable.
 func (c *Connector) apiError(op, service string, err error) error {
 	var se api.StatusError
 	if errors.As(err, &se) && (se.Code == http.StatusForbidden || se.Code == http.StatusUnauthorized) {
@@ -277,5 +278,19 @@ func (c *Connector) apiError(op, service string, err error) error {
 		return fmt.Errorf("%w: %s at %s: %s; token from %s (Consul said %d: %s)",
 			ErrUnauthorized, op, c.address, why, c.tokenSource, se.Code, se.Body)
 	}
+	if unavailable(err) {
+		return fmt.Errorf("consul: %s at %s: %w: %w", op, c.address, registry.ErrUnavailable, err)
+	}
 	return fmt.Errorf("consul: %s at %s: %w", op, c.address, err)
+}
+
+// unavailable reports whether err means Consul could not serve the request
+// for now: no HTTP answer (connection refused, a timeout) other than the
+// caller giving up, or a 5xx or 429 answer (no leader elected yet).
+func unavailable(err error) bool {
+	var se api.StatusError
+	if errors.As(err, &se) {
+		return se.Code >= 500 || se.Code == http.StatusTooManyRequests
+	}
+	return !errors.Is(err, context.Canceled)
 }

@@ -28,8 +28,8 @@ import (
 
 // ErrUnavailable is returned (wrapped) by Register and Deregister while the
 // hub is paused, as a real connector returns a transport error while its
-// registry is down.
-var ErrUnavailable = errors.New("registry/embedded: registry unavailable")
+// registry is down. It wraps registry.ErrUnavailable.
+var ErrUnavailable = fmt.Errorf("registry/embedded: paused: %w", registry.ErrUnavailable)
 
 var _ registry.Connector = (*Connector)(nil)
 
