@@ -44,7 +44,7 @@ groups:
     visibility: internal
     plugins:
       - name: cloudmemory
-        settings: {serverGrace: 1s, getTimeout: 1s}
+        settings: {serverGrace: 1s} # getTimeout: the default, 2s
 `, addr)
 }
 
