@@ -129,7 +129,7 @@ func TestReplicaJoin(t *testing.T) {
 
 // A cloud replica shuts down gracefully: its keys move to the others.
 func TestReplicaLeave(t *testing.T) {
-	p := startInProcess(t, LoadConfig{})
+	p := startInProcess(t, heavyReads)
 	p.check.AllowMissing(OwnedBy("cloud-3", replicas3, replicas3[:2], p.load.Keys()))
 	p.run(scenario{name: "graceful replica leave", event: func() {
 		p.sys.Server("cloud-3").Shutdown()
