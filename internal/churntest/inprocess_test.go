@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,21 +80,12 @@ func peerLeftClosures(logs string, ok []string) []string {
 		if json.Unmarshal(s.Bytes(), &l) != nil || l.Message != "link down" || l.Reason != protocol.ReasonPeerLeft.String() {
 			continue
 		}
-		if contains(ok, l.Server) || contains(ok, l.Peer) {
+		if slices.Contains(ok, l.Server) || slices.Contains(ok, l.Peer) {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s -> %s at %s", l.Server, l.Peer, l.Time))
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 var replicas3 = []string{"cloud-1", "cloud-2", "cloud-3"}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -301,12 +302,12 @@ func (d *deployment) peerLeftClosures(since time.Time, ok []string) []string {
 		gone := p.gone
 		logs := append([]logLine(nil), p.logs...)
 		p.mu.Unlock()
-		if gone || contains(ok, p.id) {
+		if gone || slices.Contains(ok, p.id) {
 			continue
 		}
 		for _, l := range logs {
 			if l.Message == "link down" && l.Reason == protocol.ReasonPeerLeft.String() &&
-				!l.Time.Before(since) && !contains(ok, l.Peer) {
+				!l.Time.Before(since) && !slices.Contains(ok, l.Peer) {
 				out = append(out, fmt.Sprintf("%s -> %s at %s (%s)", p.id, l.Peer, l.Time.Format("15:04:05.000"), l.Detail))
 			}
 		}
