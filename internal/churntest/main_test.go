@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/cloudrift/cloudrift/internal/deploytest"
 )
 
@@ -40,6 +42,14 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
+	}
+	// Every client, server and process reader the tests started has
+	// ended with its test.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "churntest: leaked goroutines:", err)
+			code = 1
+		}
 	}
 	if err := writeFigures(); err != nil {
 		fmt.Fprintln(os.Stderr, "churntest: figures:", err)
