@@ -124,6 +124,7 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer // safe for concurrent use (logs are written from many goroutines)
 	isTerm bool      // stderr is a terminal: colour logs
+	json   bool      // JSON log mode: every stderr line is a JSON object (jsonlog.go)
 	opts   options   // what the binary's Options added
 }
 
@@ -158,6 +159,9 @@ func systemCommand[O any, P interface {
 		summary: summary,
 		flags:   func(prog string) *flag.FlagSet { return P(new(O)).flagSet(prog) },
 		run: func(e *env, args []string) int {
+			if j, ok := any(P(new(O))).(jsonOption); ok && wantsJSON(j, e.prog, args) {
+				defer e.useJSON(e.stderr)()
+			}
 			o := P(new(O))
 			sys, code, ok := e.setup(o, args)
 			if !ok {
@@ -357,8 +361,12 @@ func parseLevel(s string) (zerolog.Level, error) {
 	return zerolog.NoLevel, fmt.Errorf("-log-level %q: want %s", s, logLevels)
 }
 
-// logger writes human-readable logs to stderr at level lvl.
+// logger writes human-readable logs to stderr at level lvl; JSON lines in
+// JSON log mode.
 func (e *env) logger(lvl zerolog.Level) zerolog.Logger {
+	if e.json {
+		return e.jsonLogger(lvl)
+	}
 	cw := zerolog.ConsoleWriter{Out: e.stderr, NoColor: !e.isTerm, TimeFormat: "15:04:05"}
 	return zerolog.New(cw).Level(lvl).With().Timestamp().Logger()
 }

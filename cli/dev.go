@@ -26,6 +26,7 @@ type devOptions struct {
 	configFlag
 	interval time.Duration
 	logLevel string
+	logJSON  bool
 	bots     int
 	dash     string        // -dashboard: where to serve the dashboard; "": none
 	level    zerolog.Level // -log-level, once checked
@@ -36,7 +37,7 @@ type devOptions struct {
 const DefaultDevBots = 4
 
 func (o *devOptions) flagSet(prog string) *flag.FlagSet {
-	fs := newFlagSet(prog, "dev", "[-config cluster.yaml] [-interval 1s] [-log-level warn] [-bots 4] [-dashboard host:port]", `
+	fs := newFlagSet(prog, "dev", "[-config cluster.yaml] [-interval 1s] [-log-level warn] [-log-json] [-bots 4] [-dashboard host:port]", `
 Dev runs the whole system of a system file in this one process: every group
 with its replicas, upstream groups first, all on one in-process (embedded)
 registry, with real TCP links on loopback. Each server listens on its group's
@@ -58,6 +59,7 @@ once.`)
 	o.defineConfig(fs)
 	fs.DurationVar(&o.interval, "interval", time.Second, "how often to print the figures of each group")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log `level`: "+logLevels)
+	fs.BoolVar(&o.logJSON, "log-json", envDefault("CLOUDRIFT_LOG_JSON", "") == "true", "write every line on stderr as JSON (one object per line, RFC 3339 times with nanoseconds); true when CLOUDRIFT_LOG_JSON=true")
 	fs.IntVar(&o.bots, "bots", DefaultDevBots, "simulated players the binary's dev hooks start; 0 for none")
 	fs.StringVar(&o.dash, "dashboard", "", "`host:port` to serve the dashboard (a live web page of the system) on; empty: none")
 	return fs
@@ -68,6 +70,8 @@ type devServer struct {
 	srv  *cluster.Server
 	conn *embedded.Connector
 }
+
+func (o *devOptions) jsonLogs() bool { return o.logJSON }
 
 func (o *devOptions) check() (err error) {
 	switch {
@@ -87,7 +91,7 @@ func runDev(e *env, o *devOptions, sys *config.System) int {
 	}
 	log := e.logger(o.level)
 	if t := registryType(sys); t != config.RegistryEmbedded {
-		fmt.Fprintf(e.stderr, "%s dev: the file names the %s registry; dev runs every server in this process on the embedded registry instead\n", e.prog, t)
+		e.note(zerolog.WarnLevel, "%s dev: the file names the %s registry; dev runs every server in this process on the embedded registry instead", e.prog, t)
 	}
 	p := newPlan(sys)
 
@@ -139,7 +143,7 @@ func runDev(e *env, o *devOptions, sys *config.System) int {
 		return exitFail
 	}
 	defer opsLn.Close()
-	fmt.Fprintf(e.stdout, "operations port %s (/metrics, /healthz, /readyz, /status, /debug/pprof/)\n", opsLn.URL())
+	fmt.Fprintf(e.stdout, "operations port %s (/metrics, /healthz, /readyz, /status, /debug/pprof/, POST /drain)\n", opsLn.URL())
 	if o.dash != "" {
 		ds, err := startDashboard(e.ctx, o.dash, dashboard.Options{System: sys, Targets: []string{opsLn.URL()}})
 		if err != nil {
@@ -337,10 +341,10 @@ func replicaAddr(addr string, i int) (string, error) {
 // "stopped". why, when not empty, is printed first.
 func (e *env) stopDev(servers []devServer, why string) int {
 	if why != "" {
-		fmt.Fprintf(e.stderr, "%s dev: %s\n", e.prog, why)
+		e.note(zerolog.InfoLevel, "%s dev: %s", e.prog, why)
 	}
 	if len(servers) > 0 {
-		fmt.Fprintf(e.stderr, "%s dev: stopping %s (interrupt again to stop at once)\n", e.prog, plural(len(servers), "server", "servers"))
+		e.note(zerolog.InfoLevel, "%s dev: stopping %s (interrupt again to stop at once)", e.prog, plural(len(servers), "server", "servers"))
 	}
 	code := exitOK
 	stopped := make([]stoppable, len(servers))
@@ -355,6 +359,18 @@ func (e *env) stopDev(servers []devServer, why string) int {
 	return code
 }
 
+// cancelOnForce calls cancel when e.force closes, on a goroutine that ends
+// with ctx (cancel it to end the goroutine).
+func (e *env) cancelOnForce(ctx context.Context, cancel context.CancelFunc) {
+	go func() {
+		select {
+		case <-e.force:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+}
+
 // stoppable is a server and the registry connector it owns.
 type stoppable struct {
 	srv  *cluster.Server
@@ -367,14 +383,8 @@ type stoppable struct {
 // as a Close). It returns why it was not graceful, if it was not.
 func (e *env) shutdown(ss []stoppable) error {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel() // also ends the goroutine below
-	go func() {
-		select {
-		case <-e.force:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	defer cancel() // also ends cancelOnForce's goroutine
+	e.cancelOnForce(ctx, cancel)
 
 	forced := false
 	for _, s := range ss {

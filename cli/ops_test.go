@@ -5,9 +5,14 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/cloudrift/cloudrift/protocol"
 )
 
 var opsPort = regexp.MustCompile(`operations port (http://127\.0\.0\.1:\d+) `)
@@ -76,5 +81,64 @@ func TestDevServesEveryServerOnOneOperationsPort(t *testing.T) {
 	}
 	if code := c.Stop(t); code != 0 {
 		t.Errorf("exit %d after cancel, want 0; stderr:\n%s", code, &c.Stderr)
+	}
+}
+
+// POST /drain ends "run" by itself once the server has drained: a client
+// server with a player gives it a Move, then (no other server to go to,
+// the player stays) closes it after the drain timeout.
+func TestRunEndsAfterPostDrain(t *testing.T) {
+	file := writeFile(t, "drain.yaml", `system: draintest
+secret: draintest-secret-0123456789
+groups:
+  - name: client
+    visibility: external
+    listen: "127.0.0.1:0"
+    clients: {drainTimeout: 100ms}
+`)
+	c := start(t, "run", "-config", file, "-group", "client", "-ops", "127.0.0.1:0", "-log-level", "info")
+	base := c.Match(t, &c.Stdout, opsPort)[1]
+	m := c.Match(t, &c.Stdout, listening)
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+m[3]+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := http.Post(base+"/drain", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /drain: %s", resp.Status)
+	}
+	var kinds []protocol.Kind
+	for {
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := conn.ReadMessage()
+		if err != nil {
+			break
+		}
+		f, err := protocol.DecodeWS(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, f.Kind)
+		if f.Kind == protocol.KindClose {
+			var cl protocol.Close
+			if err := cl.Decode(f.Payload); err != nil || cl.Reason != protocol.ReasonDraining {
+				t.Errorf("close %+v %v, want Draining", cl, err)
+			}
+			break
+		}
+	}
+	if !slices.Contains(kinds, protocol.KindClientMove) || kinds[len(kinds)-1] != protocol.KindClose {
+		t.Errorf("the player received kinds %v, want a Move then a Close", kinds)
+	}
+	if code := c.Wait(t); code != 0 {
+		t.Errorf("exit %d after the drain, want 0; stderr:\n%s", code, &c.Stderr)
+	}
+	if !strings.HasSuffix(c.Stdout.String(), "stopped\n") {
+		t.Errorf("output does not end with stopped:\n%s", &c.Stdout)
 	}
 }

@@ -40,7 +40,10 @@ connector compiled into this binary; the embedded registry only sees servers
 of this process, so a lone "run" with it links with nobody). Every flag may also come from the environment variable
 named beside it, so one system file and one command line serve every replica;
 a flag given on the command line wins. The first interrupt (Ctrl-C) or SIGTERM
-shuts the server down gracefully; a second one closes it at once.`)
+drains the server (an external group's players are told to move to the
+group's other servers, for up to clients.drainTimeout) and shuts it down
+gracefully; a second one closes it at once. POST /drain on the operations
+port drains it too, and the command ends once it has stopped.`)
 	o.defineConfig(fs)
 	fs.StringVar(&o.group, "group", envDefault("CLOUDRIFT_GROUP", ""), "the `name` of this server's group; required (env CLOUDRIFT_GROUP)")
 	fs.StringVar(&o.id, "id", envDefault("CLOUDRIFT_ID", ""), "this server's `ID`, unique in the system; empty: <group>-<random> (env CLOUDRIFT_ID)")
@@ -51,6 +54,8 @@ shuts the server down gracefully; a second one closes it at once.`)
 	fs.BoolVar(&o.logJSON, "log-json", envDefault("CLOUDRIFT_LOG_JSON", "") == "true", "write logs as JSON lines (one object per line, RFC 3339 times with nanoseconds) for machines; true when CLOUDRIFT_LOG_JSON=true")
 	return fs
 }
+
+func (o *runOptions) jsonLogs() bool { return o.logJSON }
 
 func (o *runOptions) check() (err error) {
 	if o.group == "" {
@@ -147,16 +152,15 @@ func runRun(e *env, o *runOptions, sys *config.System) int {
 		fmt.Fprintln(e.stdout, u)
 	}
 	if opsLn != nil {
-		fmt.Fprintf(e.stdout, "operations port %s (/metrics, /healthz, /readyz, /status)\n", opsLn.URL())
+		fmt.Fprintf(e.stdout, "operations port %s (/metrics, /healthz, /readyz, /status, POST /drain)\n", opsLn.URL())
 	}
 
 	select {
 	case <-e.ctx.Done():
 	case <-srv.Done():
 	}
-	fmt.Fprintf(e.stderr, "%s run: stopping (interrupt again to stop at once)\n", e.prog)
 	code := exitOK
-	if err := e.shutdown([]stoppable{{srv, conn}}); err != nil {
+	if err := e.stopRun(g, srv, conn); err != nil {
 		fmt.Fprintf(e.stderr, "%s run: %v\n", e.prog, err)
 		code = exitFail
 	}
@@ -169,7 +173,7 @@ func runRun(e *env, o *runOptions, sys *config.System) int {
 func (e *env) connector(sys *config.System, log zerolog.Logger) (registry.Connector, error) {
 	t := registryType(sys)
 	if t == embedded.Type {
-		fmt.Fprintf(e.stderr, "%s run: warning: the embedded registry lives in this process: no other process will see this server, nor this server them (use a shared registry such as consul, or \"%s dev\" for the whole system in one process)\n", e.prog, e.prog)
+		e.note(zerolog.WarnLevel, "%s run: warning: the embedded registry lives in this process: no other process will see this server, nor this server them (use a shared registry such as consul, or \"%s dev\" for the whole system in one process)", e.prog, e.prog)
 	}
 	return registry.Open(registrySpec(sys), registry.Options{
 		System: sys.System,

@@ -105,6 +105,9 @@ func runStatus(e *env, o *statusOptions, sys *config.System) int {
 			if m.Output != "" {
 				health += " (" + oneLine(m.Output, 80) + ")"
 			}
+			if m.Meta[registry.MetaDraining] == "1" {
+				health += ", draining"
+			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", m.ID, m.Address, strconv.FormatUint(m.Incarnation, 10), m.Node, health)
 		}
 		tw.Flush()

@@ -88,10 +88,22 @@ func TestStatusWithConsul(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A server of core that drains (registry.MetaDraining).
+	err = client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: "statustest:core-draining", Name: "cloudrift-statustest-core", Address: "127.0.0.1", Port: 10,
+		Tags: []string{"cloudrift", "system=statustest", "group=core"},
+		Meta: map[string]string{"cloudrift_incarnation": "434343", "draining": "1"},
+		Check: &api.AgentServiceCheck{CheckID: "service:statustest:core-draining", TTL: "1m", Status: api.HealthPassing,
+			DeregisterCriticalServiceAfter: "1m"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	coreLine := memberLine("core-1", core[3], incarnation(t, client, "core", "core-1"), "passing")
 	edgeLine := memberLine("edge-1", edge[3], incarnation(t, client, "edge", "edge-1"), "passing")
 	deadLine := memberLine("core-dead", "127.0.0.1:9", "424242", "critical (TTL expired)")
+	drainingLine := memberLine("core-draining", "127.0.0.1:10", "434343", "passing, draining")
 	var out, errOut string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -109,11 +121,11 @@ func TestStatusWithConsul(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`system "statustest": 3 servers in 3 groups, as Consul at ` + regexp.QuoteMeta(agent.Addr())),
+		regexp.MustCompile(`system "statustest": 4 servers in 3 groups, as Consul at ` + regexp.QuoteMeta(agent.Addr())),
 		regexp.MustCompile(`(?m)^edge \(external\): 1 server: 1 passing$`),
-		regexp.MustCompile(`(?m)^core \(internal\): 2 servers: 1 passing, 1 critical$`),
+		regexp.MustCompile(`(?m)^core \(internal\): 3 servers: 2 passing, 1 critical$`),
 		regexp.MustCompile(`(?m)^spare \(internal\): no servers$`),
-		coreLine, edgeLine, deadLine,
+		coreLine, edgeLine, deadLine, drainingLine,
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("status output does not match %q:\n%s", want, out)

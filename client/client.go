@@ -9,9 +9,16 @@
 // goroutine or from a channel (see Options.Handler).
 //
 // The server may end a session at any time with a reason (rate limited,
-// kicked, shutting down, ...). Err then returns a *CloseError, which
-// matches this package's sentinels with errors.Is. Reconnector keeps a
-// client connected across such ends, with backoff.
+// kicked, shutting down, draining, ...). Err then returns a *CloseError,
+// which matches this package's sentinels with errors.Is. A draining server
+// first asks its clients to move (Moved) to other servers of the group.
+//
+// Reconnector keeps a client connected to a group across such ends: it
+// picks servers from several URLs or the group's directory (FetchDirectory:
+// GET /servers, least loaded first), follows Moves before closing the old
+// session (make before break), reconnects after any other loss with
+// jittered backoff, keeps its Views subscribed on each new connection,
+// posts the client's rows again (Repost) and reports every failover.
 package client
 
 import (
@@ -21,7 +28,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -122,6 +128,11 @@ type Options struct {
 	// OnCloud is nil, notifications go to the channel Notifications
 	// returns.
 	OnCloud func(cloud.Notification)
+
+	// keepPosted makes the client remember the rows it posted and has not
+	// released, so that a Reconnector can post them again on the next
+	// connection (Reconnector.Repost).
+	keepPosted bool
 }
 
 // withDefaults validates o and fills in its zero values.
@@ -129,15 +140,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.URL == "" {
 		return o, errors.New("client: Options.URL is empty")
 	}
-	u, err := url.Parse(o.URL)
-	if err != nil {
+	if err := checkWSURL(o.URL); err != nil {
 		return o, fmt.Errorf("client: Options.URL: %w", err)
-	}
-	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return o, fmt.Errorf("client: Options.URL %q: scheme must be ws or wss", o.URL)
-	}
-	if u.Host == "" {
-		return o, fmt.Errorf("client: Options.URL %q: no host", o.URL)
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
@@ -174,6 +178,7 @@ type Client struct {
 	ref     protocol.ClientRef
 	max     int
 	msgs    chan Message  // nil in handler style
+	moves   chan Move     // capacity 1: the latest Move not yet received
 	quit    chan struct{} // closed by Close
 	done    chan struct{} // closed when the read loop has ended
 	closing sync.Once
@@ -250,6 +255,8 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if o.Handler == nil {
 		c.msgs = make(chan Message, o.QueueSize)
 	}
+	c.moves = make(chan Move, 1)
+	c.cloud.keep = o.keepPosted
 	if o.OnCloud == nil {
 		c.cloud.notes = make(chan cloud.Notification, o.QueueSize)
 	}
@@ -334,6 +341,19 @@ func (c *Client) MaxMessage() int { return c.max }
 // never leaves the client hanging on a connection it no longer watches.
 // Messages that arrive after Close is called are discarded.
 func (c *Client) Messages() <-chan Message { return c.msgs }
+
+// Move is a server's request that the client connect to another server
+// of the group and then close this session (make before break): the
+// server is draining. URLs, least loaded first, may be empty: the client
+// then uses its group's directory or the URLs it was configured with.
+type Move = protocol.Move
+
+// Moved returns a channel that receives the server's Move requests. It
+// holds one: a Move not received before the next one arrives is replaced
+// by it. The session goes on after a Move until the client closes it or
+// the server's drain timeout ends it (with a *CloseError of
+// protocol.ReasonDraining). A Reconnector follows Moves by itself.
+func (c *Client) Moved() <-chan Move { return c.moves }
 
 // Send sends one user message with the given tag. It returns an error
 // matching ErrMessageTooLarge, without sending, when payload exceeds

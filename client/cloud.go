@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -36,6 +38,24 @@ type cloudState struct {
 	dropped atomic.Uint64           // notifications that found notes full
 	views   map[cloud.Key][]*View
 	ended   bool // the client ended: notes is closed
+
+	// With keep (Options.keepPosted), posted holds this client's rows
+	// that were posted and not released, the latest data of each key,
+	// and touched the keys the application posted or released itself.
+	// postMu orders recording a row with writing its request, so the
+	// record and the server see the same order; it comes before mu.
+	keep    bool
+	postMu  sync.Mutex
+	posted  map[cloud.Key]postedRow
+	touched map[cloud.Key]bool
+	postSeq uint64
+}
+
+// postedRow is the data of a row a client posted; seq tells a later post
+// of the same key from this one.
+type postedRow struct {
+	data []byte
+	seq  uint64
 }
 
 // cloudCall is a request waiting for its answer.
@@ -67,20 +87,110 @@ func (c *Client) Notifications() <-chan cloud.Notification {
 func (c *Client) DroppedNotifications() uint64 { return c.cloud.dropped.Load() }
 
 // Post creates or overwrites this client's row under key with data (the
-// SDK does not keep data). Subscribers get Updated. It returns once the
-// key's owner confirmed. An cloud.ErrTimeout means the server keeps the
-// row and keeps placing it; every other error means nothing changed. A
-// server still waiting for its first cloud replica holds the Post until
+// SDK does not keep data). Subscribers get Updated.
+//
+// A nil error means the key's owner replica stored the row (in memory;
+// no other replica holds a copy): a Get that reaches that owner
+// afterwards, this client's or anyone's, sees this value or a later one
+// (until the row is released or deleted with this client).
+// This client's Posts to one key are applied in the order it made them; a
+// nil error for one also answers earlier ones of the same key still
+// waiting, whose values it replaced. If the owner is lost or the key
+// moves to another replica, the client's server posts the row again to
+// the new owner; until then a Get may miss it. The row is deleted when
+// this client disconnects (or its server stops).
+//
+// An error matching cloud.ErrTimeout, or ctx's error once the request was
+// sent, leaves the row with the server, which keeps placing it: it may
+// still appear. Every other error (cloud.ErrBadRequest, ErrRowTooLarge,
+// ErrUploadLimit, ErrRejected, ErrRateLimited, ErrUnavailable, ...) means
+// this Post changed nothing; the row keeps its last stored value.
+// cloud.ErrShuttingDown, and the client's end (ErrClosed, a lost
+// connection), take every row of this client with them. A server still
+// waiting for its first cloud replica holds the Post until
 // one links; cloud.ErrUnavailable means every replica it had is gone.
 func (c *Client) Post(ctx context.Context, key cloud.Key, data []byte) error {
 	if err := key.Validate(); err != nil {
 		return &cloud.Error{Code: cloud.CodeBadRequest, Message: err.Error()}
 	}
-	_, err := c.cloudCall(ctx, protocol.KindCloudPost, nil, func(req uint32) []byte {
+	return c.post(ctx, key, data, true)
+}
+
+// post posts a row; with keep it records it first (skipping it, when
+// user is false, if the application has posted or released the key on
+// this client itself: a row carried over from an earlier connection must
+// not overwrite it). A post that certainly failed is forgotten again.
+func (c *Client) post(ctx context.Context, key cloud.Key, data []byte, user bool) error {
+	cs := &c.cloud
+	encode := func(req uint32) []byte {
 		m := cloudwire.Post{Req: req, Key: key, Data: data}
 		return m.AppendTo(make([]byte, 0, 8+len(key.Primary)+len(data)))
-	})
+	}
+	if !cs.keep {
+		_, err := c.cloudCall(ctx, protocol.KindCloudPost, nil, encode)
+		return err
+	}
+	cs.postMu.Lock()
+	if !user && cs.touched[key] {
+		cs.postMu.Unlock()
+		return nil
+	}
+	cs.mu.Lock()
+	if cs.posted == nil {
+		cs.posted = make(map[cloud.Key]postedRow)
+		cs.touched = make(map[cloud.Key]bool)
+	}
+	if user {
+		cs.touched[key] = true
+	}
+	cs.postSeq++
+	seq := cs.postSeq
+	cs.posted[key] = postedRow{data: slices.Clone(data), seq: seq}
+	cs.mu.Unlock()
+	wait, err := c.cloudStart(ctx, protocol.KindCloudPost, nil, encode)
+	cs.postMu.Unlock()
+	sent := err == nil
+	if sent {
+		_, err = wait()
+	}
+	if failedForSure(err) || (!sent && ctx.Err() != nil) {
+		cs.mu.Lock()
+		if r, ok := cs.posted[key]; ok && r.seq == seq {
+			delete(cs.posted, key)
+		}
+		cs.mu.Unlock()
+	}
 	return err
+}
+
+// failedForSure reports whether a post that returned err certainly did
+// not create its row: the server refused it, or it was never sent. A
+// timeout, the client's end or ctx's leave the row possibly in place.
+func failedForSure(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ce *cloud.Error
+	if errors.As(err, &ce) {
+		return ce.Code != cloud.CodeTimeout
+	}
+	return errors.Is(err, ErrMessageTooLarge)
+}
+
+// postedRows returns a copy of the rows this client posted and did not
+// release (with Options.keepPosted; nil otherwise).
+func (c *Client) postedRows() map[cloud.Key][]byte {
+	cs := &c.cloud
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.posted) == 0 {
+		return nil
+	}
+	out := make(map[cloud.Key][]byte, len(cs.posted))
+	for k, r := range cs.posted {
+		out[k] = r.data
+	}
+	return out
 }
 
 // Release deletes this client's rows under keys (rows of other uploaders
@@ -89,9 +199,31 @@ func (c *Client) Release(ctx context.Context, keys ...cloud.Key) error {
 	if err := validKeys(keys); err != nil {
 		return err
 	}
-	_, err := c.cloudCall(ctx, protocol.KindCloudRelease, nil, func(req uint32) []byte {
+	encode := func(req uint32) []byte {
 		return (&cloudwire.Release{Req: req, Keys: keys}).AppendTo(nil)
-	})
+	}
+	cs := &c.cloud
+	if !cs.keep {
+		_, err := c.cloudCall(ctx, protocol.KindCloudRelease, nil, encode)
+		return err
+	}
+	cs.postMu.Lock()
+	cs.mu.Lock()
+	if cs.posted == nil {
+		cs.posted = make(map[cloud.Key]postedRow)
+		cs.touched = make(map[cloud.Key]bool)
+	}
+	for _, k := range keys {
+		delete(cs.posted, k)
+		cs.touched[k] = true
+	}
+	cs.mu.Unlock()
+	wait, err := c.cloudStart(ctx, protocol.KindCloudRelease, nil, encode)
+	cs.postMu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = wait()
 	return err
 }
 
@@ -151,8 +283,19 @@ func validKeys(keys []cloud.Key) error {
 // cloudCall sends one request, built by encode with its request ID, and
 // waits for the answer, ctx, or the client's end.
 func (c *Client) cloudCall(ctx context.Context, kind protocol.Kind, view *viewGet, encode func(req uint32) []byte) (cloudAnswer, error) {
+	wait, err := c.cloudStart(ctx, kind, view, encode)
+	if err != nil {
+		return cloudAnswer{}, err
+	}
+	return wait()
+}
+
+// cloudStart sends one request and returns the function that waits for
+// its answer, ctx, or the client's end (call it once). An error means
+// nothing is pending.
+func (c *Client) cloudStart(ctx context.Context, kind protocol.Kind, view *viewGet, encode func(req uint32) []byte) (func() (cloudAnswer, error), error) {
 	if err := ctx.Err(); err != nil {
-		return cloudAnswer{}, fmt.Errorf("client: cloud %s: %w", kind, err) // nothing was sent
+		return nil, fmt.Errorf("client: cloud %s: %w", kind, err) // nothing was sent
 	}
 	cs := &c.cloud
 	cl := &cloudCall{ch: make(chan cloudAnswer, 1), view: view}
@@ -175,27 +318,29 @@ func (c *Client) cloudCall(ctx context.Context, kind protocol.Kind, view *viewGe
 	payload := encode(req)
 	if c.max > 0 && len(payload) > c.max {
 		forget()
-		return cloudAnswer{}, fmt.Errorf("%w: %d-byte %s request, the server accepts at most %d", ErrMessageTooLarge, len(payload), kind, c.max)
+		return nil, fmt.Errorf("%w: %d-byte %s request, the server accepts at most %d", ErrMessageTooLarge, len(payload), kind, c.max)
 	}
 	if err := c.write(kind, 0, payload); err != nil {
 		forget()
-		return cloudAnswer{}, err
+		return nil, err
 	}
-	select {
-	case a := <-cl.ch:
-		return a, a.err
-	case <-ctx.Done():
-		forget()
-		return cloudAnswer{}, fmt.Errorf("client: cloud %s: %w", kind, ctx.Err())
-	case <-c.done:
-		forget()
+	return func() (cloudAnswer, error) {
 		select {
 		case a := <-cl.ch:
 			return a, a.err
-		default:
+		case <-ctx.Done():
+			forget()
+			return cloudAnswer{}, fmt.Errorf("client: cloud %s: %w", kind, ctx.Err())
+		case <-c.done:
+			forget()
+			select {
+			case a := <-cl.ch:
+				return a, a.err
+			default:
+			}
+			return cloudAnswer{}, c.sendable()
 		}
-		return cloudAnswer{}, c.sendable()
-	}
+	}, nil
 }
 
 // cloudFrame handles a cloud-memory message on the read goroutine. It

@@ -54,6 +54,11 @@ var (
 	// ErrShutdown: the server is shutting down; another server of the
 	// same group may accept the client.
 	ErrShutdown = errors.New("client: server shutting down")
+	// ErrDraining: the server is draining (at connect), or drained and its
+	// drain timeout passed; another server of the same group accepts the
+	// client. A Reconnector moves before that, when the server's Move
+	// comes.
+	ErrDraining = errors.New("client: server draining")
 )
 
 // CloseError is the server's reason for refusing or ending a session, as
@@ -101,6 +106,8 @@ func reasonSentinel(r protocol.Reason) error {
 		return ErrKicked
 	case protocol.ReasonShutdown:
 		return ErrShutdown
+	case protocol.ReasonDraining:
+		return ErrDraining
 	case protocol.ReasonProtocol, protocol.ReasonClientProtocol:
 		return ErrProtocol
 	}

@@ -60,6 +60,13 @@ func (c *Client) readLoop() {
 		case protocol.KindClientWelcome:
 			err = fmt.Errorf("%w: a second welcome", ErrProtocol)
 			return
+		case protocol.KindClientMove:
+			var m Move
+			if derr := m.Decode(f.Payload); derr != nil {
+				err = fmt.Errorf("%w: %w", ErrProtocol, derr)
+				return
+			}
+			c.offerMove(m)
 		default:
 			// Extension kinds (64–95) belong to the game's own plugins;
 			// this SDK has no use for them and skips them. Any other
@@ -77,6 +84,21 @@ func (c *Client) readLoop() {
 			c.conn.SetReadDeadline(time.Now().Add(c.opts.ReadTimeout))
 		}
 	}
+}
+
+// offerMove puts m on the Moved channel, replacing a Move nobody
+// received yet (read goroutine: the only sender).
+func (c *Client) offerMove(m Move) {
+	select {
+	case c.moves <- m:
+		return
+	default:
+	}
+	select {
+	case <-c.moves:
+	default:
+	}
+	c.moves <- m
 }
 
 // readMessage reads the next data message into buf (reused) and returns

@@ -26,15 +26,17 @@ import (
 // with Get or end their subscription with Unsubscribe: the server keeps
 // one filter per key and client.
 //
-// A View lives as long as its Client: when the client ends, the view
-// keeps its last rows and Err reports why. Methods are safe for concurrent
-// use.
+// A View of a Client lives as long as the client: when the client ends,
+// the view keeps its last rows and Err reports why. A View of a
+// Reconnector (Reconnector.View) moves to each new connection and is
+// subscribed there again. Methods are safe for concurrent use.
 type View struct {
-	c    *Client
+	r    *Reconnector // nil: a client's view
 	keys []cloud.Key
 	ups  map[ClientRef]struct{} // nil: every uploader
 
 	mu        sync.Mutex
+	c         *Client // the client subscribed for the view; nil between connections
 	rows      map[cloud.Key]map[ClientRef]cloud.Row
 	missing   map[cloud.Key]bool // no snapshot yet (a partial Get; a resync follows)
 	truncated map[cloud.Key]bool // the snapshot was cut by the download limit
@@ -54,8 +56,20 @@ func (c *Client) View(ctx context.Context, keys []cloud.Key, uploaders ...Client
 	if err := validKeys(keys); err != nil {
 		return nil, err
 	}
+	v := newView(keys, uploaders)
+	if err := c.subscribeView(ctx, v); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.WriteTimeout)
+		v.Close(cctx)
+		cancel()
+		return nil, err
+	}
+	return v, nil
+}
+
+// newView returns a view of keys (without duplicates), attached to no
+// client yet.
+func newView(keys []cloud.Key, uploaders []ClientRef) *View {
 	v := &View{
-		c:         c,
 		rows:      make(map[cloud.Key]map[ClientRef]cloud.Row),
 		missing:   make(map[cloud.Key]bool),
 		truncated: make(map[cloud.Key]bool),
@@ -73,25 +87,61 @@ func (c *Client) View(ctx context.Context, keys []cloud.Key, uploaders ...Client
 			v.ups[u] = struct{}{}
 		}
 	}
+	return v
+}
+
+// subscribeView attaches v to c and subscribes its keys with the union
+// filters of c's views.
+func (c *Client) subscribeView(ctx context.Context, v *View) error {
+	for _, g := range c.attachViews(v) {
+		if err := c.viewSubscribe(ctx, g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attachViews registers views with c, so that c's snapshots and
+// notifications update them, and returns the subscriptions their keys now
+// need.
+func (c *Client) attachViews(views ...*View) []unionGroup {
 	cs := &c.cloud
 	cs.mu.Lock()
+	defer cs.mu.Unlock()
 	if cs.views == nil {
 		cs.views = make(map[cloud.Key][]*View)
 	}
-	for _, k := range v.keys {
-		cs.views[k] = append(cs.views[k], v)
-	}
-	groups := cs.unionGroupsLocked(v.keys)
-	cs.mu.Unlock()
-	for _, g := range groups {
-		if err := c.viewSubscribe(ctx, g); err != nil {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.WriteTimeout)
-			v.Close(cctx)
-			cancel()
-			return nil, err
+	var keys []cloud.Key
+	for _, v := range views {
+		v.mu.Lock()
+		v.c = c
+		v.mu.Unlock()
+		for _, k := range v.keys {
+			cs.views[k] = append(cs.views[k], v)
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
 		}
 	}
-	return v, nil
+	return cs.unionGroupsLocked(keys)
+}
+
+// detachView unregisters v from c and returns the keys no view of c needs
+// anymore and the subscriptions the other views of v's keys now need.
+func (c *Client) detachView(v *View) (gone []cloud.Key, groups []unionGroup) {
+	cs := &c.cloud
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, k := range v.keys {
+		vs := slices.DeleteFunc(cs.views[k], func(o *View) bool { return o == v })
+		if len(vs) == 0 {
+			delete(cs.views, k)
+			gone = append(gone, k)
+		} else {
+			cs.views[k] = vs
+		}
+	}
+	return gone, cs.unionGroupsLocked(v.keys)
 }
 
 // unionGroup is keys whose views' filters have the same union.
@@ -303,46 +353,65 @@ func (v *View) Complete() bool {
 	return true
 }
 
-// Err returns nil while the client runs, then why it ended.
-func (v *View) Err() error { return v.c.Err() }
+// Err returns nil while the client runs, then why it ended. For a view of
+// a Reconnector: nil while Run runs (between connections too), then the
+// error Run returned.
+func (v *View) Err() error {
+	if v.r != nil {
+		return v.r.runErr()
+	}
+	return v.client().Err()
+}
+
+func (v *View) client() *Client {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.c
+}
+
+// unsubscribed marks every key of v as missing (Complete is false) and
+// detaches v from its client: the connection that kept it up to date
+// ended, and the view keeps its last rows until it is subscribed again.
+func (v *View) unsubscribed() {
+	v.mu.Lock()
+	v.c = nil
+	for _, k := range v.keys {
+		v.missing[k] = true
+	}
+	v.mu.Unlock()
+	v.signal()
+}
 
 // Close ends the view: keys no other view needs are unsubscribed, and the
 // others are subscribed again with the narrower union of the remaining
 // views' filters. The view keeps its last rows. Close is idempotent.
 func (v *View) Close(ctx context.Context) error {
-	cs := &v.c.cloud
-	cs.mu.Lock()
 	v.mu.Lock()
 	if v.closed {
 		v.mu.Unlock()
-		cs.mu.Unlock()
 		return nil
 	}
 	v.closed = true
 	v.mu.Unlock()
-	var gone []cloud.Key
-	for _, k := range v.keys {
-		vs := slices.DeleteFunc(cs.views[k], func(o *View) bool { return o == v })
-		if len(vs) == 0 {
-			delete(cs.views, k)
-			gone = append(gone, k)
-		} else {
-			cs.views[k] = vs
-		}
+	if v.r != nil {
+		v.r.forgetView(v)
 	}
-	groups := cs.unionGroupsLocked(v.keys)
-	cs.mu.Unlock()
-	if v.c.Err() != nil {
+	c := v.client()
+	if c == nil {
+		return nil
+	}
+	gone, groups := c.detachView(v)
+	if c.Err() != nil {
 		return nil // the client ended: nothing is subscribed anymore
 	}
 	var errs []error
 	if len(gone) > 0 {
-		if err := v.c.Unsubscribe(ctx, gone); err != nil && !errors.Is(err, cloud.ErrNotSubscribed) {
+		if err := c.Unsubscribe(ctx, gone); err != nil && !errors.Is(err, cloud.ErrNotSubscribed) {
 			errs = append(errs, err)
 		}
 	}
 	for _, g := range groups {
-		if err := v.c.viewSubscribe(ctx, g); err != nil {
+		if err := c.viewSubscribe(ctx, g); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -10,14 +10,16 @@ import (
 )
 
 // clientConn is a game client's connection: it replays the bytes the
-// sniffer read, and can be corked so that a batch of WebSocket frames goes
-// out in one write. A nil *clientConn is valid and never corks.
+// sniffer read, reads the socket in large chunks (readAhead), and can be
+// corked so that a batch of WebSocket frames goes out in one write. A nil
+// *clientConn is valid and never corks.
 type clientConn struct {
 	net.Conn
 	prefix *bytes.Reader
 	bufs   *sync.Pool // of *[]byte, shared by the hub's clients
 
 	nb *nonblockWriter // of Conn, when it is a socket; nil otherwise
+	ra readAhead       // of Conn, when it is a socket and rbufs was given
 
 	mu     sync.Mutex // guards corked, buf and tail; held across a flush
 	corked bool
@@ -27,11 +29,21 @@ type clientConn struct {
 	pingDue atomic.Bool // a ping waits for the write that held the connection
 }
 
-func newClientConn(conn net.Conn, prefix []byte, bufs *sync.Pool) *clientConn {
+// readAheadSize is the chunk a client's socket is read in (readAhead):
+// one read(2) takes every message waiting, up to this many bytes.
+const readAheadSize = 64 << 10
+
+// newClientConn wraps conn, whose first bytes the sniffer read as prefix.
+// Write batches come from bufs; read chunks from rbufs (of *[]byte of
+// readAheadSize), or, when rbufs is nil, conn is read directly.
+func newClientConn(conn net.Conn, prefix []byte, bufs, rbufs *sync.Pool) *clientConn {
 	c := &clientConn{Conn: conn, prefix: bytes.NewReader(prefix), bufs: bufs}
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.nb = newNonblockWriter(raw)
+			if rbufs != nil {
+				c.ra.init(raw, rbufs)
+			}
 		}
 	}
 	return c
@@ -147,6 +159,9 @@ func wsFrameHeader(dst []byte, n int) []byte {
 func (c *clientConn) Read(p []byte) (int, error) {
 	if c.prefix.Len() > 0 {
 		return c.prefix.Read(p)
+	}
+	if c.ra.on() {
+		return c.ra.read(p)
 	}
 	return c.Conn.Read(p)
 }

@@ -44,7 +44,7 @@ func TestTryWriteNeverWaits(t *testing.T) {
 	server, client := tcpPair(t)
 	var pool sync.Pool
 	pool.New = func() any { b := make([]byte, 0, 1024); return &b }
-	cc := newClientConn(server, nil, &pool)
+	cc := newClientConn(server, nil, &pool, nil)
 	cc.mu.Lock() // another write holds the connection
 	done := make(chan bool, 1)
 	go func() {

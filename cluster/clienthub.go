@@ -31,16 +31,23 @@ type clientHub struct {
 	s        *Server
 	cfg      config.Clients
 	upgrader websocket.Upgrader
-	http     *http.Server
-	idBase   uint64             // random high bits, so refs of an earlier incarnation miss
-	seq      atomic.Uint64      // low bits of the next client ID
-	count    atomic.Int64       // clients connected
-	msgIn    atomic.Uint64      // messages received from clients
-	msgOut   atomic.Uint64      // messages queued to clients
-	bufs     sync.Pool          // read buffers of MaxMessageBytes+header+1
-	wbufs    sync.Pool          // write batches of corked connections (*[]byte)
-	gate     *handshakeGate     // connections not yet upgraded
-	logs     *logsample.Sampler // refusals and protocol errors, sampled per reason
+	// plainUpgrader is upgrader for plainReads: gorilla's read buffer as
+	// it was before readAhead.
+	plainUpgrader websocket.Upgrader
+	http          *http.Server
+	idBase        uint64        // random high bits, so refs of an earlier incarnation miss
+	seq           atomic.Uint64 // low bits of the next client ID
+	count         atomic.Int64  // clients connected
+	msgIn         atomic.Uint64 // messages received from clients
+	msgOut        atomic.Uint64 // messages queued to clients
+	bufs          sync.Pool     // read buffers of MaxMessageBytes+header+1
+	wbufs         sync.Pool     // write batches of corked connections (*[]byte)
+	rbufs         sync.Pool     // read chunks of readAheadSize (*[]byte)
+	// plainReads makes connections accepted from now on read their socket
+	// directly, as before readAhead; for benchmarks that compare the two.
+	plainReads atomic.Bool
+	gate       *handshakeGate     // connections not yet upgraded
+	logs       *logsample.Sampler // refusals and protocol errors, sampled per reason
 
 	mu      sync.Mutex // guards clients
 	clients map[uint64]*session
@@ -67,12 +74,19 @@ func newClientHub(s *Server) *clientHub {
 	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: s.links.HandshakeTimeout.Duration(),
-		ReadBufferSize:   512,
-		WriteBufferSize:  1024,
-		WriteBufferPool:  &sync.Pool{},
+		// gorilla's read buffer only stages what readAhead read in
+		// chunks: the smallest that holds a control frame whole (125
+		// bytes and its header) keeps idle clients small.
+		ReadBufferSize:  256,
+		WriteBufferSize: 1024,
+		WriteBufferPool: &sync.Pool{},
 		// serveWS checks the origin first, to log why it refuses one.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
+	// Connections that read their socket directly (plainReads) read it
+	// through gorilla's buffer, as before readAhead.
+	h.plainUpgrader = h.upgrader
+	h.plainUpgrader.ReadBufferSize = 512
 	// Built here, not in serve, so shutdown and abort may close it at any
 	// time after New without racing its creation.
 	h.http = &http.Server{
@@ -84,6 +98,7 @@ func newClientHub(s *Server) *clientHub {
 	size := h.cfg.MaxMessageBytes + protocol.WSHeaderSize + 1
 	h.bufs.New = func() any { b := make([]byte, size); return &b }
 	h.wbufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
+	h.rbufs.New = func() any { b := make([]byte, readAheadSize); return &b }
 	return h
 }
 
@@ -117,13 +132,18 @@ func (h *clientHub) connState(c net.Conn, st http.ConnState) {
 // warn returns a sampled warning event for a refusal (see sampledWarn).
 func (h *clientHub) warn(reason string) *zerolog.Event { return sampledWarn(&h.s.log, h.logs, reason) }
 
-// route serves the configured path and answers 404 elsewhere.
+// route serves the configured path and the directory (GET /servers and
+// /load, directory.go; config refuses them as clients.path), and answers
+// 404 elsewhere.
 func (h *clientHub) route(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != h.cfg.Path {
+	switch p := r.URL.Path; {
+	case p == h.cfg.Path:
+		h.serveWS(w, r)
+	case p == DirectoryPath || p == LoadPath:
+		h.serveDirectory(w, r)
+	default:
 		http.NotFound(w, r)
-		return
 	}
-	h.serveWS(w, r)
 }
 
 // originAllowed reports whether a request may open a client connection:
@@ -218,7 +238,11 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cloudrift: origin not allowed", http.StatusForbidden)
 		return
 	}
-	conn, err := h.upgrader.Upgrade(w, r, nil)
+	up := &h.upgrader
+	if h.plainReads.Load() {
+		up = &h.plainUpgrader
+	}
+	conn, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		h.warn("upgrade failed").Err(err).Str("remote_addr", r.RemoteAddr).Str("reason", "upgrade failed").Msg("client upgrade failed")
 		return
@@ -245,6 +269,10 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(protocol.ReasonShutdown, "server shutting down")
 		return
 	}
+	if s.draining.Load() {
+		refuse(protocol.ReasonDraining, drainRefusal)
+		return
+	}
 	if n := h.count.Add(1); n > int64(h.cfg.MaxClients) {
 		h.count.Add(-1)
 		refuse(protocol.ReasonServerFull, fmt.Sprintf("server holds its maximum of %d clients", h.cfg.MaxClients))
@@ -257,10 +285,14 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.mu.Lock()
-	if !s.running() {
+	if !s.running() || s.draining.Load() {
 		h.mu.Unlock()
 		h.count.Add(-1)
-		refuse(protocol.ReasonShutdown, "server shutting down")
+		if s.draining.Load() {
+			refuse(protocol.ReasonDraining, drainRefusal)
+		} else {
+			refuse(protocol.ReasonShutdown, "server shutting down")
+		}
 		return
 	}
 	// Registered and welcomed under h.mu: a Shutdown that begins after
@@ -281,6 +313,15 @@ func (h *clientHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		c.close(protocol.ReasonShutdown, "server shutting down", nil)
 		c.conn.Close()
 	}
+}
+
+// readBufs returns the pool new connections read their socket through
+// (see readAhead), or nil for direct reads.
+func (h *clientHub) readBufs() *sync.Pool {
+	if h.plainReads.Load() {
+		return nil
+	}
+	return &h.rbufs
 }
 
 func (h *clientHub) remove(c *session) {

@@ -1,8 +1,10 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -286,9 +288,15 @@ func TestHookFailuresAreContained(t *testing.T) {
 	}
 }
 
-func TestSlowPeerIsClosed(t *testing.T) {
+// A peer that reads slowly is busy, not stuck: when the link's queue is
+// full, Send refuses the message with ErrBusy, the link stays up, and every
+// message accepted arrives in order.
+func TestFullQueueRefusesSendsAndKeepsLink(t *testing.T) {
 	cfg := twoGroups()
 	cfg.Links.QueueBytes = 64 << 10
+	// Far longer than the test's pause, so only a full queue is tested.
+	cfg.Links.Heartbeat = config.Duration(time.Second)
+	cfg.Links.Timeout = config.Duration(10 * time.Second)
 	l := startLinked(t, cfg)
 	r1 := l.r1
 	block := make(chan struct{})
@@ -298,19 +306,33 @@ func TestSlowPeerIsClosed(t *testing.T) {
 		return nil
 	})
 	p := r1.peer("b1")
-	payload := make([]byte, 1024)
 	var err error
-	for i := 0; i < 1_000_000 && err == nil; i++ {
-		err = p.Send(2, payload)
+	sent := 0
+	for ; sent < 1_000_000; sent++ {
+		payload := fmt.Appendf(make([]byte, 0, 1024), "m-%d", sent)
+		if err = p.Send(uint16(sent%65536), payload[:cap(payload)]); err != nil {
+			break
+		}
 	}
 	close(block)
-	if !errors.Is(err, plugins.ErrSlowPeer) {
-		t.Fatalf("Send = %v, want ErrSlowPeer", err)
+	if !errors.Is(err, plugins.ErrBusy) {
+		t.Fatalf("Send = %v, want ErrBusy", err)
 	}
-	testutil.WaitFor(t, "slow peer logged", func() bool {
-		return strings.Contains(l.sys.Logs(), `"reason":"slow peer"`)
-	})
-	testutil.WaitFor(t, "relinked", func() bool { return r1.count("connected", "b1") == 2 })
+	testutil.WaitFor(t, "every accepted message", func() bool { return len(l.r2.messages("a1")) == sent })
+	for i, m := range l.r2.messages("a1") {
+		if want := fmt.Sprintf("m-%d", i); m.Tag != uint16(i%65536) || !bytes.HasPrefix(m.Payload, []byte(want+"\x00")) {
+			t.Fatalf("message %d: tag %d payload %.12q, want tag %d payload %q", i, m.Tag, m.Payload, uint16(i%65536), want)
+		}
+	}
+	if n := r1.count("disconnected", "b1"); n != 0 {
+		t.Fatalf("the link went down %d times", n)
+	}
+	if err := p.Send(1, []byte("after")); err != nil {
+		t.Fatalf("Send after the queue drained = %v", err)
+	}
+	if st := l.a1.Cluster().Stats(); st.SendsRefused == 0 || st.BusySends == 0 {
+		t.Fatalf("stats %+v, want busy and refused sends counted", st)
+	}
 }
 
 func TestIncarnationReplacesServer(t *testing.T) {

@@ -40,3 +40,19 @@ func Closing(s *Server) bool { return serverState(s.state.Load()) == stateClosed
 // GoTracked runs f on a goroutine that s's stop waits for, as the server
 // runs its own work; once s has stopped, it runs nothing and reports false.
 func GoTracked(s *Server, f func()) bool { return s.goTracked(f) }
+
+// SetPlainClientReads makes the client connections s accepts from now on
+// read their sockets directly (on) or in chunks (off, the default), for
+// benchmarks that compare the two.
+func SetPlainClientReads(s *Server, on bool) { s.clients.plainReads.Store(on) }
+
+// ClientReadPauses returns how many times s paused reading its client id
+// because a link the client's messages went to was busy; -1 when s holds
+// no such client.
+func ClientReadPauses(s *Server, id uint64) int {
+	c := s.localClient(id)
+	if c == nil {
+		return -1
+	}
+	return int(c.pauses.Load())
+}

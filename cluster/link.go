@@ -53,6 +53,12 @@ type link struct {
 	sendClose bool   // write a Close frame after the final flush
 	out       uint64 // plugin messages queued
 	outBytes  uint64 // frame bytes queued, all kinds
+	unwritten int    // bytes of the batch the writer took not yet written
+	// drained is non-nil while the link is busy: its queue (pending plus
+	// unwritten) reached the high-water mark. The writer closes it and
+	// sets it to nil once the queue falls under the low-water mark
+	// (backpressure.go).
+	drained chan struct{}
 
 	in          atomic.Uint64 // plugin messages received
 	inBytes     atomic.Uint64 // frame bytes received, all kinds
@@ -75,37 +81,48 @@ func newLink(s *Server, r *remote, conn net.Conn, rd *protocol.Reader) *link {
 	}
 }
 
-// send queues one frame. It never blocks on the network.
+// send queues one frame. It never blocks (backpressure.go says what
+// happens when the queue is long).
 func (l *link) send(kind protocol.Kind, tag uint16, payload []byte) error {
 	return l.sendPrefixed(kind, tag, nil, payload)
 }
 
 // sendPrefixed queues one frame whose payload is head followed by body,
-// so callers can prefix a payload without copying it first.
+// so callers can prefix a payload without copying it first. A frame that
+// would take the queue past links.queueBytes is refused with ErrBusy
+// (control frames excepted: they are small and must not be lost); the
+// link stays up.
 func (l *link) sendPrefixed(kind protocol.Kind, tag uint16, head, body []byte) error {
 	n := len(head) + len(body)
 	if limit := l.s.maxFramePayload(); n > limit {
 		return fmt.Errorf("%w: %d bytes, limit %d", plugins.ErrMessageTooLarge, n, limit)
 	}
+	size := protocol.HeaderSize + n
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return fmt.Errorf("%w: %s", plugins.ErrNotConnected, l.r.id)
 	}
-	if len(l.pending)+protocol.HeaderSize+n > l.s.links.QueueBytes {
-		queued := len(l.pending)
+	queued := len(l.pending) + l.unwritten
+	if queued+size > l.s.links.QueueBytes && !isControlKind(kind) {
 		l.mu.Unlock()
-		l.close(protocol.ReasonSlowPeer, fmt.Sprintf("outbound queue full (%d bytes queued, limit %d)", queued, l.s.links.QueueBytes), nil, true)
-		return fmt.Errorf("%w: %s", plugins.ErrSlowPeer, l.r.id)
+		return l.refuseBusy(queued)
 	}
 	wasEmpty := len(l.pending) == 0
 	l.pending = protocol.AppendHeader(l.pending, kind, tag, n)
 	l.pending = append(append(l.pending, head...), body...)
-	l.outBytes += uint64(protocol.HeaderSize + n)
+	l.outBytes += uint64(size)
 	if countsAsMessage(kind) {
 		l.out++
 	}
+	busy, became := l.markBusyLocked(queued + size)
 	l.mu.Unlock()
+	if became {
+		l.s.flow.becameBusy(l, queued+size)
+	}
+	if busy && !isControlKind(kind) {
+		l.s.flow.sentToBusy(l)
+	}
 	if wasEmpty {
 		select {
 		case l.wake <- struct{}{}:
@@ -183,14 +200,15 @@ func (l *link) writeLoop() {
 			l.finalFlush(buf)
 			return
 		}
-		// Yield once before taking what is pending, so producers that are
+		// Yield before taking what is pending, so producers that are
 		// already runnable (other clients' requests, the replies to a read
 		// batch) append first and the batch goes out in one write instead of
 		// several: this cut link writes per cloud-memory Post roughly in
 		// three. With nothing else runnable it returns at once.
-		runtime.Gosched()
+		l.gather()
 		l.mu.Lock()
 		buf, l.pending = l.pending, buf[:0]
+		l.unwritten = len(buf)
 		l.mu.Unlock()
 		if len(buf) == 0 {
 			continue
@@ -210,15 +228,53 @@ func (l *link) writeLoop() {
 	}
 }
 
+// gatherYields bounds how often the writer yields while the batch keeps
+// growing, and gatherBytes the batch it waits for.
+const (
+	gatherYields = 8
+	gatherBytes  = 64 << 10
+)
+
+// gather yields to runnable producers before the writer takes a batch:
+// once, and again while each yield grew the batch (under load, when many
+// clients' messages are on their way), up to gatherYields times or
+// gatherBytes. Each write(2) on loopback costs far more than a frame, so
+// a fuller batch carries more messages for the same cost; an idle link's
+// single message goes out after one yield, as before.
+func (l *link) gather() {
+	runtime.Gosched()
+	l.mu.Lock()
+	n := len(l.pending)
+	l.mu.Unlock()
+	for range gatherYields - 1 {
+		if n >= gatherBytes {
+			return
+		}
+		runtime.Gosched()
+		l.mu.Lock()
+		m := len(l.pending)
+		l.mu.Unlock()
+		if m == n {
+			return
+		}
+		n = m
+	}
+}
+
 // errWriteStalled is returned by link.write when the peer took nothing
 // for links.timeout.
 var errWriteStalled = errors.New("cluster: link write stalled")
 
+// writeChunk is the most a link writes in one step, so that the queue's
+// length (which counts the batch being written) shrinks as the peer takes
+// bytes, not only once a whole batch is out.
+const writeChunk = 256 << 10
+
 // write writes b, bounding each step by links.timeout: a peer that keeps
-// taking bytes, however slowly, is served, and one that stops reading
-// gets errWriteStalled. Once the link is closing, the deadline close set
-// (flushTimeout) bounds the write instead; a step that began before
-// close keeps its own bound.
+// taking bytes, however slowly, is served (a busy peer), and one that
+// stops reading gets errWriteStalled (a stuck peer). Once the link is
+// closing, the deadline close set (flushTimeout) bounds the write
+// instead; a step that began before close keeps its own bound.
 func (l *link) write(b []byte) error {
 	timeout := l.s.links.Timeout.Duration()
 	for len(b) > 0 {
@@ -229,8 +285,9 @@ func (l *link) write(b []byte) error {
 		default:
 		}
 		l.conn.SetWriteDeadline(time.Now().Add(timeout))
-		n, err := l.conn.Write(b)
+		n, err := l.conn.Write(b[:min(len(b), writeChunk)])
 		b = b[n:]
+		l.wrote(n)
 		if err == nil {
 			continue
 		}
@@ -275,7 +332,12 @@ func (l *link) finalFlush(buf []byte) {
 func (l *link) readLoop() {
 	hooks := l.s.hooks
 	var ids []uint64 // scratch for client routing frames
+	id, mark := goid(), l.s.flow.mark()
 	for {
+		// Backpressure: what the last frame's hooks sent may have left a
+		// link busy; read on once it drains (backpressure.go).
+		l.pauseIfBusy(mark, id)
+		mark = l.s.flow.mark()
 		f, err := l.rd.Next()
 		if err != nil {
 			l.readFailed(err)

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"errors"
 	"net"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/clustertest"
 	"github.com/cloudrift/cloudrift/internal/testutil"
+	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 )
 
@@ -104,10 +106,15 @@ func TestStalledPeerIsClosed(t *testing.T) {
 
 	// b1 sends at a pace its queue absorbs for far longer than the
 	// timeout, so only a stalled write can close the link.
+	// A full queue would refuse sends (ErrBusy) and keep the link: only
+	// the stalled write closes it.
 	p := r2.peer("deaf")
 	payload := make([]byte, 16<<10)
 	deadline := time.Now().Add(testutil.Patience)
-	for p.Send(1, payload) == nil {
+	for {
+		if err := p.Send(1, payload); err != nil && !errors.Is(err, plugins.ErrBusy) {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("the link never closed")
 		}

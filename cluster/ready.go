@@ -24,6 +24,9 @@ func (s *Server) Ready() error {
 	case stateClosed:
 		return fmt.Errorf("%w: closed", ErrNotReady)
 	}
+	if s.draining.Load() {
+		return fmt.Errorf("%w: draining", ErrNotReady)
+	}
 	s.mu.Lock()
 	registered := s.registered
 	s.mu.Unlock()

@@ -113,6 +113,8 @@ type Server struct {
 	state atomic.Int32 // serverState
 
 	clients   *clientHub  // external groups only; nil otherwise
+	dir       *directory  // external groups only; nil otherwise
+	draining  atomic.Bool // Drain began (drain.go)
 	linkTLS   *linkTLS    // links.tls; nil for plain links
 	clientTLS *tls.Config // clients.tls; nil for plain ws://
 	// advertised is the address registered for this server; Start sets
@@ -127,7 +129,8 @@ type Server struct {
 	closedIn    uint64                  // messages of links that are gone
 	closedOut   uint64
 	registered  bool
-	stopped     chan struct{} // closed when Shutdown or Close finished
+	self        registry.Member // as registered; Drain updates its Meta
+	stopped     chan struct{}   // closed when Shutdown or Close finished
 
 	refused    atomic.Uint64
 	hookErrors atomic.Uint64
@@ -138,6 +141,7 @@ type Server struct {
 	clientCloses   reasonCounts // client sessions ended by reason
 	registryErrors atomic.Uint64
 	cloudMeter     cloudMeter
+	flow           flowControl // link backpressure (backpressure.go)
 }
 
 // New checks opts and provisions the group's plugins. It does not touch the
@@ -178,6 +182,7 @@ func New(opts Options) (*Server, error) {
 		stopped:     make(chan struct{}),
 		startDone:   make(chan struct{}),
 	}
+	s.flow.init(&s.log)
 	// Made here, not in Start, so that Shutdown and Close racing Start
 	// always find them.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -288,6 +293,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if s.group.Visibility == config.External {
 		s.clients = newClientHub(s)
+		s.dir = newDirectory(s)
 		s.goTracked(func() { s.clients.serve(ln) })
 	}
 	s.goTracked(s.heartbeatLoop)
@@ -296,12 +302,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	for k, v := range s.opts.Meta {
 		meta[k] = v
 	}
+	if u := s.group.ClientURL(advertise); u != "" {
+		meta[MetaClientURL] = u
+	}
 	self := registry.Member{ID: s.id, Group: s.group.Name, Address: advertise, Incarnation: s.incarnation, Meta: meta}
 	if err := s.register(ctx, self); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	s.registered = true
+	s.self = self
 	s.mu.Unlock()
 	for _, g := range s.sortedRelated() {
 		ch, err := s.reg.Watch(s.ctx, g.name)
@@ -310,6 +320,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("cluster: watch group %q: %w", g.name, err)
 		}
 		s.goTracked(func() { s.watchLoop(g, ch) })
+	}
+	if s.dir != nil {
+		ch, err := s.reg.Watch(s.ctx, s.group.Name)
+		if err != nil {
+			s.registryErrors.Add(1)
+			return fmt.Errorf("cluster: watch own group %q: %w", s.group.Name, err)
+		}
+		s.goTracked(func() { s.dir.watchLoop(ch) })
 	}
 	if len(s.hooks.onPeers) > 0 {
 		ch, err := s.reg.Watch(s.ctx, s.group.Name)
@@ -408,7 +426,11 @@ func (s *Server) drain(ctx context.Context) {
 		l.sendSystem(protocol.KindLeaving, nil)
 	}
 	if s.clients != nil {
-		s.clients.shutdown(protocol.ReasonShutdown, "server shutting down; reconnect to another server")
+		if s.draining.Load() {
+			s.clients.shutdown(protocol.ReasonDraining, "server drained; connect to another server of the group")
+		} else {
+			s.clients.shutdown(protocol.ReasonShutdown, "server shutting down; reconnect to another server")
+		}
 	}
 	s.hooks.stop(ctx)
 	for _, l := range s.liveLinks() {

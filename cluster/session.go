@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -24,6 +25,8 @@ type session struct {
 	info    plugins.ClientInfo
 	limiter *rate.Limiter // the message budget (session_limit.go)
 	abuse   *rate.Limiter // the allowance of refused messages
+	pauses  atomic.Uint32 // read pauses for busy links (backpressure.go)
+	goid    uint64        // the read loop's goroutine (backpressure.go)
 
 	mu        sync.Mutex // guards the fields below
 	queue     [][]byte   // whole client messages waiting to be written

@@ -20,6 +20,7 @@ func (c *session) readLoop() {
 	h := c.h
 	s := h.s
 	rt := h.cfg.ReadTimeout.Duration()
+	c.goid = goid()
 	c.limitControlFrames(rt)
 	s.hooks.clientConnected(c)
 	for c.readOne(rt) {
@@ -132,21 +133,23 @@ func (c *session) readOne(rt time.Duration) bool {
 		return !end
 	}
 	h.msgIn.Add(1)
+	mark := h.s.flow.mark()
 	switch f.Kind {
 	case protocol.KindUser:
 		h.s.hooks.clientMessage(c, plugins.Message{Tag: f.Tag, Payload: f.Payload})
 	default:
-		if protocol.IsExtensionKind(f.Kind) {
-			if err := h.s.hooks.clientFrame(c, f); err != nil {
-				c.close(protocol.ReasonProtocol, fmt.Sprintf("bad %s message", f.Kind), err)
-				return false
-			}
-			return true
+		if !protocol.IsExtensionKind(f.Kind) {
+			c.close(protocol.ReasonProtocol, fmt.Sprintf("unexpected message kind %s from a client", f.Kind), nil)
+			return false
 		}
-		c.close(protocol.ReasonProtocol, fmt.Sprintf("unexpected message kind %s from a client", f.Kind), nil)
-		return false
+		if err := h.s.hooks.clientFrame(c, f); err != nil {
+			c.close(protocol.ReasonProtocol, fmt.Sprintf("bad %s message", f.Kind), err)
+			return false
+		}
 	}
-	return true
+	// Backpressure: the next message waits while a link this one's sends
+	// made busy drains (backpressure.go).
+	return c.pauseIfBusy(mark)
 }
 
 func (c *session) readFailed(err error) {

@@ -134,7 +134,7 @@ func (c *session) writeClose(reason protocol.Reason, msg string) {
 		code = websocket.CloseMessageTooBig
 	case protocol.ReasonServerFull:
 		code = websocket.CloseTryAgainLater
-	case protocol.ReasonShutdown:
+	case protocol.ReasonShutdown, protocol.ReasonDraining:
 		code = websocket.CloseGoingAway
 	}
 	text := reason.String()

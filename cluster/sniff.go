@@ -93,7 +93,7 @@ func (l *sniffListener) sniff(conn net.Conn) {
 	}
 	// The connection stays in the gate until HTTP upgrades or closes it
 	// (clientHub.connState).
-	pc := newClientConn(conn, prefix, &l.s.clients.wbufs)
+	pc := newClientConn(conn, prefix, &l.s.clients.wbufs, l.s.clients.readBufs())
 	select {
 	case l.conns <- pc:
 	case <-l.done:

@@ -28,6 +28,13 @@ type Stats struct {
 	Clients int
 	// HookErrors and HookPanics count plugin hooks that failed.
 	HookErrors, HookPanics uint64
+	// BusySends counts sends that left a link's outbound queue at or over
+	// its high-water mark (half of links.queueBytes); SendsRefused counts
+	// sends refused with plugins.ErrBusy (the queue was full).
+	BusySends, SendsRefused uint64
+	// ClientPauses counts the times a game client's reads were paused
+	// until a busy link drained; LinkPauses the times a link's reads were.
+	ClientPauses, LinkPauses uint64
 }
 
 // Stats returns the server's counters.
@@ -53,6 +60,10 @@ func (s *Server) Stats() Stats {
 	}
 	st.HookErrors = s.hookErrors.Load()
 	st.HookPanics = s.hookPanics.Load()
+	st.BusySends = s.flow.busySends.Load()
+	st.SendsRefused = s.flow.refused.Load()
+	st.ClientPauses = s.flow.pauses.Load()
+	st.LinkPauses = s.flow.linkWaits.Load()
 	return st
 }
 
@@ -156,7 +167,7 @@ func (t *LinkTotals) add(u LinkTotals) {
 func (l *link) totals() (LinkTotals, int) {
 	l.mu.Lock()
 	t := LinkTotals{MessagesOut: l.out, BytesOut: l.outBytes}
-	q := len(l.pending)
+	q := len(l.pending) + l.unwritten
 	l.mu.Unlock()
 	t.MessagesIn = l.in.Load()
 	t.BytesIn = l.inBytes.Load()

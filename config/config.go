@@ -125,8 +125,10 @@ type Links struct {
 	// MaxFrame limits a frame's length field, 64 bytes to 64 MiB. Zero
 	// means protocol.DefaultMaxFrame (1 MiB).
 	MaxFrame int
-	// QueueBytes caps a link's outbound queue; at least MaxFrame. Zero means
-	// 8 MiB, or MaxFrame when that is larger.
+	// QueueBytes caps a link's outbound queue; at least MaxFrame. Over
+	// half of it the link is busy and the read loops that feed it pause;
+	// a send past it is refused (plugins.ErrBusy). Zero means 8 MiB, or
+	// MaxFrame when that is larger.
 	QueueBytes int
 	// BackoffMin is the first reconnect delay. Zero means 100ms.
 	BackoffMin Duration
@@ -246,7 +248,8 @@ type Ops struct {
 // enforced per client (per server for MaxClients); a client that breaks one
 // is told the reason code and disconnected, and the others carry on.
 type Clients struct {
-	// Path is the WebSocket endpoint's URL path. "" means "/".
+	// Path is the WebSocket endpoint's URL path. "" means "/". "/servers"
+	// and "/load" are the group directory's and not allowed.
 	Path string
 	// MaxMessageBytes is the largest message payload a client may send.
 	// Zero means 16 KiB.
@@ -265,6 +268,12 @@ type Clients struct {
 	// SendQueueBytes bounds the bytes queued for one client; past it the
 	// client is slow and disconnected. Zero means 256 KiB.
 	SendQueueBytes int
+	// DrainTimeout is how long a draining server (cluster.Server.Drain,
+	// SIGTERM to "cloudrift run", POST /drain on the operations port)
+	// waits for its clients to move to other servers before it closes
+	// the rest with reason Draining. Unset means 30s; an explicit 0s
+	// means no wait: clients get the Move and the Close together.
+	DrainTimeout Duration
 	// AllowedOrigins lists the web origins (scheme://host[:port], compared
 	// without regard to case) whose browser pages may open a client
 	// connection, besides pages served from the same host as the client
@@ -289,6 +298,7 @@ const (
 	DefaultSendQueueBytes     = 256 << 10
 	DefaultClientReadTimeout  = Duration(30 * time.Second)
 	DefaultClientWriteTimeout = Duration(10 * time.Second)
+	DefaultClientDrainTimeout = Duration(30 * time.Second)
 )
 
 // Plugin names a group plugin and carries its raw settings.

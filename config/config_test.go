@@ -920,17 +920,26 @@ groups:
 	}
 	c := sys.Groups[0].Clients
 	if c.Path != "/play" || c.MaxMessageBytes != 512 || c.Rate != 10 || c.Burst != 20 || c.ReadTimeout.Duration() != 2*time.Second ||
-		c.MaxClients != config.DefaultMaxClients || c.SendQueueBytes != config.DefaultSendQueueBytes || c.WriteTimeout != config.DefaultClientWriteTimeout {
+		c.MaxClients != config.DefaultMaxClients || c.SendQueueBytes != config.DefaultSendQueueBytes || c.WriteTimeout != config.DefaultClientWriteTimeout ||
+		c.DrainTimeout != config.DefaultClientDrainTimeout {
 		t.Fatalf("clients = %+v", c)
 	}
 	if d := sys.Groups[1].Clients; d.Path != "/" || d.Rate != config.DefaultClientRate {
 		t.Fatalf("defaults = %+v", d)
+	}
+	// An explicit 0s is kept: no wait.
+	zero, err := config.Parse("cluster.yaml", []byte("system: s\nsecret: 0123456789abcdef0123\ngroups:\n  - name: x\n    visibility: external\n    clients:\n      drainTimeout: 0s\n"), func(string) (string, bool) { return "", false })
+	if err != nil || zero.Groups[0].Clients.DrainTimeout != 0 {
+		t.Fatalf("drainTimeout: 0s gave %v, %v", zero, err)
 	}
 	bad := []struct{ src, want string }{
 		{"  - name: x\n    visibility: internal\n    clients:\n      rate: 5\n", `cluster.yaml:6: group "x": clients: only external groups`},
 		{"  - name: x\n    visibility: external\n    clients:\n      rate: 0\n", `cluster.yaml:7: group "x": clients: rate 0 must be at least 1`},
 		{"  - name: x\n    visibility: external\n    clients:\n      sped: 0\n", `cluster.yaml:7: group "x": clients: unknown key "sped"`},
 		{"  - name: x\n    visibility: external\n    clients:\n      path: play\n", `path "play" must start with '/'`},
+		{"  - name: x\n    visibility: external\n    clients:\n      path: /servers\n", `path "/servers" is the group directory's`},
+		{"  - name: x\n    visibility: external\n    clients:\n      drainTimeout: -1s\n", `cluster.yaml:7: group "x": clients: drainTimeout "-1s" must not be negative`},
+		{"  - name: x\n    visibility: external\n    clients:\n      drainTimeout: 30\n", `cluster.yaml:7:`},
 	}
 	for _, b := range bad {
 		_, err := config.Parse("cluster.yaml", []byte("system: s\nsecret: 0123456789abcdef0123\ngroups:\n"+b.src), func(string) (string, bool) { return "", false })

@@ -74,6 +74,7 @@ func (d *decoder) clients(f yamlx.Field, gctx, base string) Clients {
 		d.durationKey("readTimeout", ctx, &c.ReadTimeout),
 		d.durationKey("writeTimeout", ctx, &c.WriteTimeout),
 		d.intKey("sendQueueBytes", ctx, &c.SendQueueBytes),
+		d.durationKey("drainTimeout", ctx, &c.DrainTimeout),
 		d.strListKey("allowedOrigins", ctx, &c.AllowedOrigins),
 		{"tls", func(f yamlx.Field, p string) { c.TLS = d.tls(f, ctx, p) }},
 	})

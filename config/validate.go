@@ -427,6 +427,9 @@ func applyClientDefaults(c *Clients, base string, unset func(string) bool) {
 	if c.WriteTimeout == 0 && unset(base+"writeTimeout") {
 		c.WriteTimeout = DefaultClientWriteTimeout
 	}
+	if c.DrainTimeout == 0 && unset(base+"drainTimeout") {
+		c.DrainTimeout = DefaultClientDrainTimeout
+	}
 }
 
 func (c *checker) clients(g *Group, base, ctx string) {
@@ -443,6 +446,9 @@ func (c *checker) clients(g *Group, base, ctx string) {
 	if !strings.HasPrefix(cl.Path, "/") {
 		c.add(base+".path", line, ctx, "path %q must start with '/'", cl.Path)
 	}
+	if cl.Path == "/servers" || cl.Path == "/load" {
+		c.add(base+".path", line, ctx, "path %q is the group directory's (GET /servers, /load on the client port): choose another", cl.Path)
+	}
 	atLeast := func(key string, v, lo int) {
 		if v < lo {
 			c.add(base+"."+key, line, ctx, "%s %d must be at least %d", key, v, lo)
@@ -458,6 +464,9 @@ func (c *checker) clients(g *Group, base, ctx string) {
 	}
 	if cl.WriteTimeout <= 0 {
 		c.add(base+".writeTimeout", line, ctx, "writeTimeout %q must be greater than zero", cl.WriteTimeout)
+	}
+	if cl.DrainTimeout < 0 {
+		c.add(base+".drainTimeout", line, ctx, "drainTimeout %q must not be negative", cl.DrainTimeout)
 	}
 	if cl.TLS.Enabled() || cl.TLS.Line > 0 {
 		c.tls(cl.TLS, base+".tls", line, ctx+": tls", false)

@@ -15,6 +15,9 @@ const (
 	// StateNotReady: the server answers but is not ready (starting,
 	// draining, closed, or missing links); Reason says why.
 	StateNotReady = "not_ready"
+	// StateDraining: the server is draining (cluster.Server.Drain): it
+	// takes no new game clients and moves those it holds elsewhere.
+	StateDraining = "draining"
 	// StateDown: the server's operations port does not answer, or the
 	// server left the registry and no peer links with it.
 	StateDown = "down"
@@ -165,7 +168,10 @@ func (p *poller) read(v *view, r result, secs float64, counts map[peerKey]uint64
 	for _, s := range r.statuses {
 		ids = append(ids, s.ID)
 		ss := &ServerState{ID: s.ID, Group: s.Group, State: StateReady, Clients: s.Clients}
-		if !s.Ready {
+		switch {
+		case s.Draining:
+			ss.State, ss.Reason = StateDraining, "moving its players to other servers"
+		case !s.Ready:
 			ss.State, ss.Reason = StateNotReady, s.NotReady
 		}
 		v.servers[s.ID] = ss

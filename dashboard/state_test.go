@@ -131,3 +131,19 @@ func TestCompareIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestDrainingServerShowsDraining(t *testing.T) {
+	p := newPoller(testSystem(t))
+	drain := status("front-1", "front", false)
+	drain.Draining = true
+	st := p.update(time.Unix(1000, 0), []result{
+		{target: "a", statuses: []ops.Status{drain, status("world-1", "world", false)}},
+	}, nil, false)
+	got := map[string]string{}
+	for _, s := range st.Servers {
+		got[s.ID] = s.State
+	}
+	if got["front-1"] != StateDraining || got["world-1"] != StateNotReady {
+		t.Fatalf("states %v; want front-1 draining, world-1 not ready", got)
+	}
+}

@@ -41,17 +41,21 @@ var (
 	dHookErrors   = desc("hook_errors_total", "Plugin hooks that returned an error.", "group", "plugin", "hook")
 	dHookPanics   = desc("hook_panics_total", "Plugin hooks that panicked.", "group", "plugin", "hook")
 	dRegErrors    = desc("registry_errors_total", "Registry calls (register, watch, deregister) that failed.", "group")
+	dBusySends    = desc("link_busy_sends_total", "Sends that left a link's queue over half of links.queueBytes (the link is busy).", "group")
+	dBusyRefused  = desc("link_sends_refused_total", "Sends refused with ErrBusy: the link's queue was full.", "group")
+	dReadPauses   = desc("read_pauses_total", "Read loops paused until a busy link drained, by loop (client or link).", "group", "loop")
 	dCloudOps     = desc("cloud_operations_total", "Cloud-memory operations made by plugins, by kind and result code.", "group", "op", "result")
 	dCloudLatency = desc("cloud_operation_duration_seconds", "Latency of cloud-memory operations made by plugins.", "group", "op")
 	dCloudRows    = desc("cloud_rows", "Rows a cloud-memory replica holds.", "group")
 	dCloudKeys    = desc("cloud_keys", "Keys a cloud-memory replica holds rows or subscriptions for.", "group")
 	dCloudSubs    = desc("cloud_subscriptions", "Subscriptions a cloud-memory replica holds.", "group")
 	dReady        = desc("servers_ready", "Servers that answer /readyz with 200.", "group")
+	dDraining     = desc("servers_draining", "Servers draining: taking no new game clients, moving theirs elsewhere.", "group")
 )
 
 var allDescs = []*prometheus.Desc{dLinksUp, dMembers, dLinkMsgIn, dLinkMsgOut, dLinkBytesIn, dLinkBytesOut, dLinkQueue,
 	dLinkCloses, dRefused, dClients, dClientIn, dClientOut, dClientCloses, dHookErrors, dHookPanics, dRegErrors,
-	dCloudOps, dCloudLatency, dCloudRows, dCloudKeys, dCloudSubs, dReady}
+	dBusySends, dBusyRefused, dReadPauses, dCloudOps, dCloudLatency, dCloudRows, dCloudKeys, dCloudSubs, dReady, dDraining}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
@@ -135,11 +139,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			add(dHookPanics, counter, float64(h.Panics), g, h.Plugin, h.Hook)
 		}
 		add(dRegErrors, counter, float64(srv.RegistryErrors()), g)
+		st := srv.Stats()
+		add(dBusySends, counter, float64(st.BusySends), g)
+		add(dBusyRefused, counter, float64(st.SendsRefused), g)
+		add(dReadPauses, counter, float64(st.ClientPauses), g, "client")
+		add(dReadPauses, counter, float64(st.LinkPauses), g, "link")
 		ready := 0.0
 		if srv.Ready() == nil {
 			ready = 1
 		}
 		add(dReady, gauge, ready, g)
+		draining := 0.0
+		if srv.Draining() {
+			draining = 1
+		}
+		add(dDraining, gauge, draining, g)
 		for _, op := range srv.CloudOps() {
 			for r, n := range op.Results {
 				add(dCloudOps, counter, float64(n), g, op.Kind, r)

@@ -6,6 +6,8 @@
 //	/readyz         200 when every server is ready (cluster.Server.Ready),
 //	                503 with the reason otherwise
 //	/status         JSON of the server (an array with several servers)
+//	/drain          POST: drain the servers (cluster.Server.BeginDrain); the
+//	                process stops once they have drained
 //	/debug/pprof/   Go's profiles, only when Options.Pprof is set
 //
 // Metrics read the servers' counters at scrape time: serving them adds
@@ -76,7 +78,7 @@ type handler struct {
 	pprof   *http.ServeMux
 }
 
-const paths = "/metrics, /healthz, /readyz, /status"
+const paths = "/metrics, /healthz, /readyz, /status, /drain (POST)"
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
@@ -84,6 +86,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/metrics", path == "/healthz", path == "/readyz", path == "/status":
 	case pprofPath && h.opts.Pprof:
+	case path == "/drain":
+		h.drain(w, r)
+		return
 	default:
 		plain(w, http.StatusNotFound, "no such path: %s (this port serves %s)\n", path, paths)
 		return
@@ -103,7 +108,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/status":
 		h.status(w)
 	default:
-		if msg := h.pprofRefusal(r); msg != "" {
+		if msg := h.refusal(r, "pprof"); msg != "" {
 			plain(w, http.StatusForbidden, "%s\n", msg)
 			return
 		}
@@ -115,19 +120,57 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// pprofRefusal returns why r may not read profiles, or "".
-func (h *handler) pprofRefusal(r *http.Request) string {
+// refusal returns why r may not use what (pprof, drain), or "": those
+// are served to loopback addresses, and to others presenting ops.token.
+func (h *handler) refusal(r *http.Request, what string) string {
 	if isLoopback(r.RemoteAddr) {
 		return ""
 	}
 	if h.opts.Token == "" {
-		return "pprof is served to loopback addresses only (set ops.token to allow others with a bearer token)"
+		return what + " is served to loopback addresses only (set ops.token to allow others with a bearer token)"
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.opts.Token)) != 1 {
-		return "pprof from a non-loopback address needs \"Authorization: Bearer <ops.token>\""
+		return what + " from a non-loopback address needs \"Authorization: Bearer <ops.token>\""
 	}
 	return ""
+}
+
+// drain answers POST /drain: 202 once every server has begun draining,
+// 409 when one was already draining or has stopped (the others still
+// begin), 403 as pprof is refused, 405 for another method.
+func (h *handler) drain(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		plain(w, http.StatusMethodNotAllowed, "method %s not allowed on /drain: use POST\n", r.Method)
+		return
+	}
+	if msg := h.refusal(r, "drain"); msg != "" {
+		plain(w, http.StatusForbidden, "%s\n", msg)
+		return
+	}
+	if len(h.servers) == 0 {
+		plain(w, http.StatusConflict, "no server to drain\n")
+		return
+	}
+	var b strings.Builder
+	code := http.StatusAccepted
+	for _, s := range h.servers {
+		switch err := s.BeginDrain(); {
+		case err == nil:
+			fmt.Fprintf(&b, "%s: draining\n", s.ID())
+		case errors.Is(err, cluster.ErrDraining):
+			code = http.StatusConflict
+			fmt.Fprintf(&b, "%s: already draining\n", s.ID())
+		case errors.Is(err, cluster.ErrServerClosed):
+			code = http.StatusConflict
+			fmt.Fprintf(&b, "%s: not running\n", s.ID())
+		default:
+			code = http.StatusConflict
+			fmt.Fprintf(&b, "%s: %v\n", s.ID(), err)
+		}
+	}
+	plain(w, code, "%s", b.String())
 }
 
 func isLoopback(remote string) bool {

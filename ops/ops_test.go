@@ -130,6 +130,9 @@ func TestMetricsCountTraffic(t *testing.T) {
 		`cloudrift_hook_errors_total{group="lobby",hook="ClientMessage",plugin="`,
 		`cloudrift_registry_members{group="lobby",peer_group="world"} 1`,
 		`cloudrift_servers_ready{group="world"} 1`,
+		`cloudrift_link_sends_refused_total{group="lobby"} 0`,
+		`cloudrift_read_pauses_total{group="lobby",loop="client"} 0`,
+		`cloudrift_servers_draining{group="world"} 0`,
 		"go_goroutines ",
 		"process_open_fds ",
 	} {
@@ -280,4 +283,46 @@ func getErr(url string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+func TestDrainEndpoint(t *testing.T) {
+	sys := startRelay(t)
+	lobby := sys.Server("lobby-1")
+	c := lobby.Dial() // no other lobby server: the drain waits, then closes it
+	l := serve(t, ops.NewHandler(ops.Options{Token: "s3cret"}, lobby.Cluster()))
+	if code, body := get(t, "GET", l.URL()+"/drain"); code != 405 || !strings.Contains(body, "use POST") {
+		t.Errorf("GET /drain: %d %q", code, body)
+	}
+	// From a non-loopback address, only with the token.
+	h := ops.NewHandler(ops.Options{Token: "s3cret"}, lobby.Cluster())
+	req, _ := http.NewRequest("POST", "/drain", nil)
+	req.RemoteAddr = "192.0.2.7:5555"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 403 || lobby.Cluster().Draining() {
+		t.Fatalf("drain from 192.0.2.7 without the token: %d, draining %v", rec.Code, lobby.Cluster().Draining())
+	}
+
+	if code, body := get(t, "POST", l.URL()+"/drain"); code != 202 || !strings.Contains(body, "lobby-1: draining") {
+		t.Fatalf("POST /drain: %d %q", code, body)
+	}
+	if code, body := get(t, "GET", l.URL()+"/readyz"); code != 503 || !strings.Contains(body, "draining") {
+		t.Errorf("/readyz while draining: %d %q", code, body)
+	}
+	if _, body := get(t, "GET", l.URL()+"/metrics"); !strings.Contains(body, `cloudrift_servers_draining{group="lobby"} 1`) {
+		t.Errorf("/metrics while draining lacks cloudrift_servers_draining 1")
+	}
+	var st ops.Status
+	_, body := get(t, "GET", l.URL()+"/status")
+	if err := json.Unmarshal([]byte(body), &st); err != nil || !st.Draining {
+		t.Errorf("/status while draining: %v %s", err, body)
+	}
+	if code, body := get(t, "POST", l.URL()+"/drain"); code != 409 || !strings.Contains(body, "already draining") {
+		t.Errorf("second POST /drain: %d %q", code, body)
+	}
+	c.Close()
+	<-lobby.Cluster().Done()
+	if code, body := get(t, "POST", l.URL()+"/drain"); code != 409 || !strings.Contains(body, "not running") {
+		t.Errorf("POST /drain after the drain: %d %q", code, body)
+	}
 }

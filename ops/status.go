@@ -15,6 +15,7 @@ type Status struct {
 	Ready       bool         `json:"ready"`
 	NotReady    string       `json:"not_ready,omitempty"`
 	Clients     *int         `json:"clients_connected,omitempty"` // external groups only
+	Draining    bool         `json:"draining"`
 	Peers       []PeerStatus `json:"peers"`
 }
 
@@ -41,6 +42,7 @@ func StatusOf(s *cluster.Server) Status {
 	} else {
 		st.Ready = true
 	}
+	st.Draining = s.Draining()
 	if cs := s.Clients(); cs.External {
 		st.Clients = &cs.Connected
 	}

@@ -33,10 +33,27 @@ type CloudMemory interface {
 	// Ref is the uploader identity of this server's rows.
 	Ref() ClientRef
 	// Post creates or overwrites this server's row under key; data is
-	// copied. Subscribers get Updated. An error that is a timeout leaves
-	// the row with this server, which keeps placing it. Before the first
-	// cloud replica links, Post waits for it; once every replica that
-	// linked is gone, it fails at once with cloud.ErrUnavailable.
+	// copied. Subscribers get Updated.
+	//
+	// A nil error means the key's owner replica stored the row (in
+	// memory; no other replica holds a copy): a Get that reaches that
+	// owner afterwards sees this value or a later one (until the row is
+	// released). This server's
+	// Posts to one key are applied in the order they were made; a nil
+	// error for one also answers earlier ones of the same key still
+	// waiting, whose values it replaced. If the owner is lost or the key
+	// moves to another replica, this server posts the row again to the
+	// new owner; until then a Get may miss it. The row is deleted when
+	// this server stops.
+	//
+	// An error that matches cloud.ErrTimeout, or ctx's error, leaves the
+	// row with this server, which keeps placing it: it may still appear.
+	// Every other error (cloud.ErrBadRequest, ErrRowTooLarge,
+	// ErrRejected, ErrUnavailable, ...) means this Post changed nothing;
+	// the row keeps its last stored value. Before the first cloud replica
+	// links, Post waits for it; once every replica that linked is gone,
+	// it fails at once with cloud.ErrUnavailable. See docs/ARCHITECTURE.md,
+	// "What a Post's acknowledgement promises".
 	Post(ctx context.Context, key cloud.Key, data []byte) error
 	// Release deletes this server's rows under keys; subscribers get
 	// Deleted with the last value.

@@ -21,8 +21,13 @@ var (
 	ErrUnrelatedGroup = errors.New("cloudrift: group is neither upstream nor downstream")
 	// ErrMessageTooLarge: the payload does not fit the link's frame limit.
 	ErrMessageTooLarge = errors.New("cloudrift: message too large")
-	// ErrSlowPeer: the link's outbound queue was full; the link is closed.
-	ErrSlowPeer = errors.New("cloudrift: outbound queue full, link closed")
+	// ErrBusy: the link's outbound queue (links.queueBytes) is full, so
+	// the message was not queued. The link stays up and drains: send again
+	// later, or tell whoever asked. Hooks running on a read loop (a game
+	// client's ClientMessage, a link's ServerMessage) rarely see it: the
+	// runtime pauses the read loop whose send finds a link over half
+	// full until it drains; other goroutines get it once the queue is full.
+	ErrBusy = errors.New("cloudrift: link busy, outbound queue full")
 )
 
 // Direction says who dials whom, seen from this server.
@@ -94,8 +99,8 @@ type RemoteServer interface {
 	// runtime copies payload. Messages to one remote server arrive in the
 	// order they were sent, exactly once, while the link stays up. It
 	// returns ErrNotConnected when no link is up, ErrMessageTooLarge, or
-	// ErrSlowPeer when the outbound queue overflowed (the link is then
-	// closed and, for an upstream server, redialled).
+	// ErrBusy when the link's outbound queue is full (links.queueBytes):
+	// that message is not queued, the link stays up. Send never blocks.
 	Send(tag uint16, payload []byte) error
 }
 

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/cloudrift/cloudrift/protocol/internal/wire"
 )
@@ -19,6 +20,7 @@ import (
 //	ClientSend:    u64 clientID | payload
 //	ClientMulti:   u16 n | n × u64 clientID | payload
 //	ClientGone:    u16 n | n × u64 clientID
+//	Move:          u16 reason | u8 n | n × str16 URL (to a game client)
 
 // WSHeaderSize is the size of a client message header: kind and tag.
 const WSHeaderSize = 3
@@ -171,4 +173,68 @@ func DecodeClientRef(b []byte) (ClientRef, []byte, error) {
 		return ClientRef{}, b, d.Err()
 	}
 	return r, b[d.Off():], nil
+}
+
+// MaxMoveURLs is the most URLs one Move carries (its count is a u8).
+const MaxMoveURLs = 255
+
+// MaxMoveURL is the longest URL, in bytes, a Move carries (its length is a
+// u16).
+const MaxMoveURL = 1<<16 - 1
+
+// Move asks a game client to connect to another server of its group and
+// then close this session (make before break); the session goes on until
+// then. Its payload is
+//
+//	u16 reason | u8 n | n × (u16 len | len bytes URL, UTF-8)
+//
+// Reason is ReasonDraining. URLs are client URLs (ws:// or wss://, with the
+// path) of the group's other servers that are not draining, least loaded
+// first; none means the sender knows no other server, so the client uses
+// the group's directory or the URLs it was configured with.
+type Move struct {
+	Reason Reason
+	URLs   []string
+}
+
+// AppendTo appends the encoded Move to dst. URLs past MaxMoveURLs, and
+// URLs longer than MaxMoveURL bytes or not valid UTF-8, are left out, so
+// the result always decodes.
+func (m *Move) AppendTo(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(m.Reason))
+	at := len(dst)
+	dst = append(dst, 0)
+	n := 0
+	for _, u := range m.URLs {
+		if n == MaxMoveURLs {
+			break
+		}
+		if u == "" || len(u) > MaxMoveURL || !utf8.ValidString(u) {
+			continue
+		}
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(u)))
+		dst = append(dst, u...)
+		n++
+	}
+	dst[at] = byte(n)
+	return dst
+}
+
+// Decode sets m from b, a whole Move payload. On error, which wraps
+// ErrMalformed (truncated, trailing bytes, a URL that is not UTF-8), m is
+// unchanged. URLs do not alias b.
+func (m *Move) Decode(b []byte) error {
+	d := wire.NewDecoder(b, "move")
+	v := Move{Reason: Reason(d.U16("reason"))}
+	n := int(d.U8("url count"))
+	if d.Check(n, 2, "urls") {
+		for i := 0; i < n && d.Err() == nil; i++ {
+			v.URLs = append(v.URLs, d.Str16("url", MaxMoveURL))
+		}
+	}
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
 }

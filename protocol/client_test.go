@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -90,4 +91,32 @@ func FuzzClientPayloads(f *testing.F) {
 			t.Fatal("ws does not re-encode")
 		}
 	})
+}
+
+func TestMoveRoundTripAndLimits(t *testing.T) {
+	long := "ws://h/" + strings.Repeat("p", MaxMoveURL)
+	urls := []string{"ws://a:1/", "bad \xff url", long, ""}
+	for i := 0; i < 300; i++ {
+		urls = append(urls, "ws://b/")
+	}
+	in := Move{Reason: ReasonDraining, URLs: urls}
+	var out Move
+	if err := out.Decode(in.AppendTo(nil)); err != nil {
+		t.Fatal(err)
+	}
+	// The empty, invalid and too long URLs are left out, the count stops at 255.
+	if out.Reason != ReasonDraining || len(out.URLs) != MaxMoveURLs || out.URLs[0] != "ws://a:1/" || out.URLs[1] != "ws://b/" {
+		t.Fatalf("decoded %v URLs, first %q", len(out.URLs), out.URLs[:3])
+	}
+	var empty Move
+	if err := empty.Decode((&Move{Reason: ReasonDraining}).AppendTo(nil)); err != nil || empty.URLs != nil {
+		t.Fatalf("%+v %v", empty, err)
+	}
+	keep := Move{Reason: ReasonKicked, URLs: []string{"x"}}
+	if err := keep.Decode([]byte{0, 25, 2, 0, 1, 'a'}); err == nil || keep.Reason != ReasonKicked || keep.URLs[0] != "x" {
+		t.Fatalf("a truncated Move decoded or changed the value: %+v %v", keep, err)
+	}
+	if ClientKindString(KindClientMove) != "client-move" || KindClientSend.String() != "client-send" || ReasonDraining.String() != "draining" {
+		t.Fatal("names")
+	}
 }

@@ -137,8 +137,21 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 // SetMaxFrame changes the limit on length fields for the frames Next
 // returns from now on (maxFrame <= 0 means DefaultMaxFrame). A link raises
 // it from MaxHandshakeFrame to its configured limit once the peer is
-// authenticated.
-func (r *Reader) SetMaxFrame(maxFrame int) { r.max = effectiveMax(maxFrame) }
+// authenticated. A buffer already made for a lower limit grows to what
+// NewReader would have made for the new one (at most 32 KiB), so that a
+// read takes many frames at once, not one or two.
+func (r *Reader) SetMaxFrame(maxFrame int) {
+	r.max = effectiveMax(maxFrame)
+	if r.buf == nil {
+		return
+	}
+	if size := min(initialReaderBuffer, lengthSize+r.max); len(r.buf) < size {
+		nb := make([]byte, size)
+		r.end = copy(nb, r.buf[r.start:r.end])
+		r.start = 0
+		r.buf = nb
+	}
+}
 
 // Buffered returns the number of bytes read from the stream but not yet
 // returned as frames.

@@ -488,3 +488,33 @@ func TestReaderGrowsWithArrivingBytes(t *testing.T) {
 		}
 	}
 }
+
+// A Reader made for the handshake's small limit reads many frames at once
+// after SetMaxFrame raises the limit, keeping what it had buffered.
+func TestReaderSetMaxFrameGrowsBuffer(t *testing.T) {
+	var stream []byte
+	stream = AppendFrame(stream, KindUser, 1, []byte("hello"))
+	for i := range 20 {
+		stream = AppendFrame(stream, KindUser, uint16(i), make([]byte, 1000))
+	}
+	src := &countingReader{r: bytes.NewReader(stream)}
+	r := NewReader(src, MaxHandshakeFrame)
+	if f, err := r.Next(); err != nil || string(f.Payload) != "hello" {
+		t.Fatalf("first frame: %q, %v", f.Payload, err)
+	}
+	r.SetMaxFrame(DefaultMaxFrame)
+	if len(r.buf) != initialReaderBuffer {
+		t.Fatalf("buffer of %d bytes after SetMaxFrame, want %d", len(r.buf), initialReaderBuffer)
+	}
+	reads := src.reads
+	for i := range 20 {
+		f, err := r.Next()
+		if err != nil || f.Tag != uint16(i) || len(f.Payload) != 1000 {
+			t.Fatalf("frame %d: tag %d, %d bytes, %v", i, f.Tag, len(f.Payload), err)
+		}
+	}
+	// 20 KB of frames fit the grown buffer: one more read, not one a frame.
+	if got := src.reads - reads; got > 1 {
+		t.Errorf("%d reads for 20 frames after SetMaxFrame, want 1", got)
+	}
+}

@@ -52,6 +52,12 @@ const (
 	KindClientSend    Kind = 33 // link: ClientSend, to one client the receiver holds
 	KindClientMulti   Kind = 34 // link: ClientMulti, to many clients the receiver holds
 	KindClientGone    Kind = 35 // link: ClientGone, answer naming clients that are gone
+
+	// KindClientMove (server → client, tag 0) asks a game client to connect
+	// to another server of the group: the sender is draining. It shares
+	// its number with KindClientSend, which exists only on server links;
+	// on a client's WebSocket 33 is always Move (see ClientKindString).
+	KindClientMove Kind = 33
 )
 
 func (k Kind) String() string {
@@ -91,6 +97,15 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
+// ClientKindString names k as it reads on a game client's WebSocket, where
+// kind 33 is Move; String names kinds as they read on server links.
+func ClientKindString(k Kind) string {
+	if k == KindClientMove {
+		return "client-move"
+	}
+	return k.String()
+}
+
 // Reason says why a link or connection was closed. It travels in Close
 // frames and is logged by both sides.
 type Reason uint16
@@ -107,7 +122,7 @@ const (
 	ReasonVersion          Reason = 7  // unsupported protocol version
 	ReasonHandshakeTimeout Reason = 8  // the handshake did not finish in time
 	ReasonHeartbeatTimeout Reason = 9  // the peer was silent past the timeout
-	ReasonSlowPeer         Reason = 10 // the outbound queue overflowed
+	ReasonSlowPeer         Reason = 10 // the outbound queue overflowed (no longer sent: a full queue refuses sends instead; kept for peers that do)
 	ReasonReplaced         Reason = 11 // a newer link to the same server replaced this one
 	ReasonClientProtocol   Reason = 12 // a client protocol (HTTP, WebSocket) reached a server port
 	ReasonPeerLeft         Reason = 13 // the registry no longer lists the peer (cloudrift no longer sends it: a live link outranks the registry)
@@ -125,6 +140,7 @@ const (
 	ReasonAuthRefused     Reason = 21 // a plugin refused the client at connect
 	ReasonKicked          Reason = 22 // a plugin closed the client
 	ReasonWriteTimeout    Reason = 23 // a write to the client did not finish in time
+	ReasonDraining        Reason = 25 // the server drained and its drain timeout passed: connect to another server of the group
 )
 
 var reasonNames = [...]string{
@@ -153,6 +169,7 @@ var reasonNames = [...]string{
 	ReasonKicked:           "kicked",
 	ReasonWriteTimeout:     "write timeout",
 	ReasonWriteStalled:     "write stalled",
+	ReasonDraining:         "draining",
 }
 
 func (r Reason) String() string {

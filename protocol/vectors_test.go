@@ -222,6 +222,11 @@ type (
 	jUser struct {
 		Payload string `json:"payload"`
 	}
+	jMove struct {
+		Reason     uint16   `json:"reason"`
+		ReasonName string   `json:"reasonName"`
+		URLs       []string `json:"urls"`
+	}
 	jPost struct {
 		Req  uint32 `json:"req"`
 		Key  jKey   `json:"key"`
@@ -288,6 +293,14 @@ var codecs = map[protocol.Kind]codec{
 		func(c protocol.Close) jClose { return jClose{uint16(c.Reason), c.Reason.String(), c.Message} },
 		func(d jClose) (protocol.Close, error) {
 			return protocol.Close{Reason: protocol.Reason(d.Reason), Message: d.Detail}, nil
+		}),
+	protocol.KindClientMove: newCodec(toClient, decodeWith[protocol.Move], appendWith[protocol.Move],
+		func(m protocol.Move) jMove {
+			return jMove{uint16(m.Reason), m.Reason.String(), mapJ(m.URLs, func(u string) string { return u })}
+		},
+		func(d jMove) (protocol.Move, error) {
+			urls, _ := mapG(d.URLs, func(u string) (string, error) { return u, nil })
+			return protocol.Move{Reason: protocol.Reason(d.Reason), URLs: urls}, nil
 		}),
 	protocol.KindUser: newCodec("both",
 		func(b []byte) ([]byte, error) { return b, nil },
@@ -423,7 +436,7 @@ func checkVector(t *testing.T, file string, v vector) {
 		t.Fatalf("%s: %v", where, err)
 	}
 	c, ok := codecs[v.Kind]
-	if !ok || c.direction != v.Direction || v.KindName != v.Kind.String() {
+	if !ok || c.direction != v.Direction || v.KindName != protocol.ClientKindString(v.Kind) {
 		t.Fatalf("%s: kind %d %q %s is not a client kind", where, v.Kind, v.KindName, v.Direction)
 	}
 	f, err := protocol.DecodeWS(msg)
@@ -519,7 +532,7 @@ func (b *builder) add(name string, kind protocol.Kind, tag uint16, payload []byt
 		b.t.Fatal(err)
 	}
 	b.file.Vectors = append(b.file.Vectors, vector{
-		Name: name, Kind: kind, KindName: kind.String(), Direction: c.direction, Tag: tag,
+		Name: name, Kind: kind, KindName: protocol.ClientKindString(kind), Direction: c.direction, Tag: tag,
 		Hex: hex.EncodeToString(protocol.AppendWS(nil, kind, tag, payload)), Message: raw,
 	})
 }
@@ -532,13 +545,16 @@ func generate(t *testing.T) map[string]any {
 	session.add("welcome without a limit", protocol.KindClientWelcome, 0, (&protocol.ClientWelcome{ServerID: "é-server", ClientID: 1<<64 - 1}).AppendTo(nil))
 	session.add("user message", protocol.KindUser, 513, []byte{0, 1, 2, 0xfe, 0xff})
 	session.add("empty user message", protocol.KindUser, 65535, nil)
-	for r := protocol.Reason(0); r <= protocol.ReasonWriteStalled; r++ {
+	for r := protocol.Reason(0); r <= protocol.ReasonDraining; r++ {
 		detail := ""
 		if r == protocol.ReasonKicked || r == protocol.ReasonAuthRefused {
 			detail = "bye, wörld"
 		}
 		session.add("close: "+r.String(), protocol.KindClose, 0, (&protocol.Close{Reason: r, Message: detail}).AppendTo(nil))
 	}
+	session.add("move", protocol.KindClientMove, 0, (&protocol.Move{Reason: protocol.ReasonDraining,
+		URLs: []string{"ws://10.0.0.2:7000/play", "wss://eu.example.com/play?x=ü"}}).AppendTo(nil))
+	session.add("move with no URL", protocol.KindClientMove, 0, (&protocol.Move{Reason: protocol.ReasonDraining}).AppendTo(nil))
 	session.add("close of an unnamed reason", protocol.KindClose, 0, (&protocol.Close{Reason: 300}).AppendTo(nil))
 	session.add("close with the longest detail", protocol.KindClose, 0, (&protocol.Close{Reason: protocol.ReasonKicked, Message: strings.Repeat("x", protocol.MaxCloseMessage)}).AppendTo(nil))
 
@@ -618,14 +634,20 @@ func malformedVectors(row cloud.Row) []malformed {
 	add("header of 2 bytes", "session", "header", []byte{16, 0})
 	add("second welcome", "session", "sequence", ws(protocol.KindClientWelcome, welcome))
 	for _, k := range []protocol.Kind{0, protocol.KindHello, protocol.KindPing, protocol.KindLeaving, 9, 17, 31,
-		protocol.KindClientSend, protocol.KindClientFrame, 37, 63, 96, 200, 255} {
-		add(fmt.Sprintf("kind %d (%s)", k, k), "session", "kind", ws(k, []byte{1, 2, 3}))
+		protocol.KindClientMulti, protocol.KindClientFrame, 37, 63, 96, 200, 255} {
+		add(fmt.Sprintf("kind %d (%s)", k, protocol.ClientKindString(k)), "session", "kind", ws(k, []byte{1, 2, 3}))
 	}
 	add("close: truncated reason", "session", "payload", ws(protocol.KindClose, []byte{0}))
 	add("close: detail longer than the message", "session", "payload", ws(protocol.KindClose, cat(closeB[:2], []byte{0, 9}, []byte("bye"))))
 	add("close: detail over 1024 bytes", "session", "payload", ws(protocol.KindClose, cat([]byte{0, 22, 4, 1}, []byte(long))))
 	add("close: detail not UTF-8", "session", "payload", ws(protocol.KindClose, []byte{0, 22, 0, 2, 0xc3, 0x28}))
 	add("close: trailing byte", "session", "payload", ws(protocol.KindClose, cat(closeB, []byte{0})))
+	move := (&protocol.Move{Reason: protocol.ReasonDraining, URLs: []string{"ws://a:1/"}}).AppendTo(nil)
+	add("move: truncated", "session", "payload", ws(protocol.KindClientMove, move[:len(move)-1]))
+	add("move: trailing byte", "session", "payload", ws(protocol.KindClientMove, cat(move, []byte{0})))
+	add("move: 255 URLs in no bytes", "session", "payload", ws(protocol.KindClientMove, []byte{0, 25, 255}))
+	add("move: URL not UTF-8", "session", "payload", ws(protocol.KindClientMove, []byte{0, 25, 1, 0, 1, 0xff}))
+	add("move: no count", "session", "payload", ws(protocol.KindClientMove, []byte{0, 25}))
 	add("reply: truncated", "session", "payload", ws(protocol.KindCloudReply, reply[:len(reply)-1]))
 	add("reply: trailing byte", "session", "payload", ws(protocol.KindCloudReply, cat(reply, []byte{0})))
 	add("reply: message over 1024 bytes", "session", "payload", ws(protocol.KindCloudReply, cat([]byte{0, 0, 0, 1, 0, 4, 4, 1}, []byte(long))))

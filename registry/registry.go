@@ -124,3 +124,31 @@ type Connector interface {
 	// resources. It is safe to call more than once.
 	Close() error
 }
+
+// Updater is implemented by connectors that can change the registered
+// member's metadata in place, as a draining server marks itself (see
+// MetaDraining). It is optional: a caller type-asserts for it and, on a
+// connector without it, the change is not published.
+type Updater interface {
+	// Update replaces the registered member's Meta with self.Meta.
+	// self.ID, Group, Address and Incarnation must be those registered
+	// (ErrInvalidMember otherwise); ErrNotRegistered when nothing is
+	// registered; ErrClosed after Close. Watchers of the group see a
+	// snapshot with the new Meta (none when it is unchanged).
+	Update(ctx context.Context, self Member) error
+}
+
+// MetaDraining is the Meta key a server sets to "1" while it drains: it
+// takes no new game clients and moves those it holds to the group's other
+// servers, so directories list it last and Moves never name it.
+const MetaDraining = "draining"
+
+// CheckUpdate returns ErrInvalidMember (wrapped) when next changes
+// anything of registered but Meta. Connectors' Update use it.
+func CheckUpdate(registered, next Member) error {
+	if registered.ID != next.ID || registered.Group != next.Group ||
+		registered.Address != next.Address || registered.Incarnation != next.Incarnation {
+		return errors.Join(ErrInvalidMember, errors.New("Update may change Meta only"))
+	}
+	return nil
+}

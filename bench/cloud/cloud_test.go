@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cloud"
+	"github.com/cloudrift/cloudrift/plugins"
 )
 
 // The benchmarks run only with -bench; the Redis ones skip when
@@ -44,19 +46,11 @@ func TestPercentile(t *testing.T) {
 }
 
 // TestHarness runs every cloud-memory workload briefly against a rig with
-// two replicas: Post, Get (which checks the rows it reads), and a fan-out
-// to a few subscribers.
+// two replicas: Post and Get from game clients and from the world
+// server's plugin (Get checks the rows it reads), and a fan-out to a few
+// subscribers over both client servers.
 func TestHarness(t *testing.T) {
-	rig, err := startCloud(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rig.Close()
-	cs, err := rig.dialMany(4, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeAll(cs)
+	rig, cs := testRig(t, 2, "")
 	payload := make([]byte, 64)
 	if err := loadCloudGets(cs[0], payload); err != nil {
 		t.Fatal(err)
@@ -77,14 +71,117 @@ func TestHarness(t *testing.T) {
 	if err != nil || res.Total != 2 {
 		t.Fatalf("posted rows: %+v, %v", res, err)
 	}
-	fan, err := newCloudFan(rig, 5)
+
+	cm, err := rig.World.host.CloudMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runLoad(4, 0, 100*time.Millisecond, false, cpuMeter{}, worldPost(cm, payload)); err != nil {
+		t.Fatal(err)
+	}
+	if err := loadWorldGets(cm, payload[:32]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runLoad(4, 0, 100*time.Millisecond, false, cpuMeter{}, worldGet(cm, 32)); err != nil {
+		t.Fatal(err)
+	}
+	res, err = cs[1].Get(ctx, cloud.Query{Keys: []cloud.Key{worldKey(0), worldKey(3)}})
+	if err != nil || res.Total != 2 || res.Rows[0].Uploader != cm.Ref() {
+		t.Fatalf("rows the world server posted: %+v, %v", res, err)
+	}
+
+	fan, err := newFanClients(rig, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fan.Close()
 	for seq := uint64(1); seq <= 3; seq++ {
-		if d, err := fan.round(seq); err != nil || d <= 0 {
+		if d, err := fan.cloudRound(seq); err != nil || d <= 0 {
 			t.Fatalf("fan-out round %d: %v, %v", seq, d, err)
+		}
+	}
+	// Without Redis the game plugin kicks a client asking for it.
+	if err := ask(ctx, fan.pub, tagSet, payload, 0); err == nil || !strings.Contains(err.Error(), errNoRedisHere.Error()) {
+		t.Fatalf("SET without Redis: %v", err)
+	}
+}
+
+// testRig starts a rig and 4 clients on its first client server, ended
+// with the test.
+func testRig(t *testing.T, replicas int, redisAddr string) (*cloudRig, []*client.Client) {
+	t.Helper()
+	rig, err := startCloud(replicas, redisAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rig.Close)
+	cs, err := rig.dialMany(4, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeAll(cs) })
+	return rig, cs
+}
+
+// needRedis starts redis-server for a test, or skips it when none is
+// installed, except under CI=true, where it fails.
+func needRedis(t testing.TB) *redisServer {
+	t.Helper()
+	rs, err := startRedis()
+	if errors.Is(err, errNoRedis) {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	return rs
+}
+
+// TestHarnessRedis runs the Redis design's workloads briefly: SET and GET
+// through a client server's plugin and from the world server's plugin,
+// checking what Redis holds afterwards, and a fan-out through both client
+// servers' subscriptions.
+func TestHarnessRedis(t *testing.T) {
+	rs := needRedis(t)
+	rig, cs := testRig(t, 1, rs.Addr)
+	payload := []byte("0123456789abcdef")
+	rdb := rs.client(4)
+	defer rdb.Close()
+	if err := loadRedisGets(rdb, payload); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runLoad(len(cs), 0, 100*time.Millisecond, true, cpuMeter{}, serverSet(cs, payload)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ref := cs[2].Ref()
+	got, err := rdb.Get(ctx, fmt.Sprintf("bench:client:%s:%d", ref.Server, ref.ID)).Bytes()
+	if err != nil || string(got) != string(payload) {
+		t.Fatalf("the row the plugin stored for %s: %q, %v", ref, got, err)
+	}
+	if _, err := runLoad(len(cs), 0, 100*time.Millisecond, true, cpuMeter{}, serverGet(cs, len(payload))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runLoad(1, 0, 50*time.Millisecond, false, cpuMeter{}, serverGet(cs, len(payload)+1)); err == nil {
+		t.Fatal("GET of the wrong size passed")
+	}
+	if _, err := runLoad(4, 0, 100*time.Millisecond, false, cpuMeter{}, redisSet(rig.World.rdb, payload)); err != nil {
+		t.Fatal(err)
+	}
+
+	fan, err := newFanClients(rig, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fan.Close()
+	for seq := uint64(1); seq <= 3; seq++ {
+		if d, err := fan.gameRound(seq); err != nil || d <= 0 {
+			t.Fatalf("Redis fan-out round %d: %v, %v", seq, d, err)
 		}
 	}
 }
@@ -138,29 +235,20 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(percentile(lat, 99))/1e3, "p99-µs")
 }
 
-// benchRedis starts redis-server for one benchmark, or skips it.
-func benchRedis(b *testing.B) *redisServer {
-	b.Helper()
-	rs, err := startRedis()
-	if errors.Is(err, errNoRedis) {
-		b.Skip(err.Error())
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(rs.Stop)
-	return rs
-}
+// benchRedis starts redis-server for one benchmark, or skips it (fails
+// under CI=true).
+func benchRedis(b *testing.B) *redisServer { return needRedis(b) }
 
-// benchCloud starts a rig and 50 clients for one benchmark.
-func benchCloud(b *testing.B, replicas int) (*cloudRig, []*client.Client) {
+// benchCloud starts a rig and 50 clients on its first client server for
+// one benchmark; redisAddr "" leaves the game plugins without Redis.
+func benchCloud(b *testing.B, replicas int, redisAddr string) (*cloudRig, []*client.Client) {
 	b.Helper()
-	rig, err := startCloud(replicas)
+	rig, err := startCloud(replicas, redisAddr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(rig.Close)
-	cs, err := rig.dialMany(50, nil)
+	cs, err := rig.dialMany(50, false, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -170,37 +258,100 @@ func benchCloud(b *testing.B, replicas int) (*cloudRig, []*client.Client) {
 
 var benchPayload = make([]byte, 64)
 
+// Client side: 50 SDK clients through a client server.
+
 func BenchmarkPost(b *testing.B) {
 	for _, n := range []int{1, 3} {
 		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
-			_, cs := benchCloud(b, n)
+			_, cs := benchCloud(b, n, "")
 			runN(b, len(cs), false, cloudPost(cs, benchPayload))
 		})
 	}
 }
 
 func BenchmarkEcho(b *testing.B) {
-	_, cs := benchCloud(b, 1)
+	_, cs := benchCloud(b, 1, "")
 	runN(b, len(cs), false, echo(cs, benchPayload))
-}
-
-func BenchmarkSET(b *testing.B) {
-	rs := benchRedis(b)
-	rdb := rs.client(50)
-	defer rdb.Close()
-	runN(b, 50, false, redisSet(rdb, benchPayload))
 }
 
 func BenchmarkGet(b *testing.B) {
 	for _, n := range []int{1, 3} {
 		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
-			_, cs := benchCloud(b, n)
+			_, cs := benchCloud(b, n, "")
 			if err := loadCloudGets(cs[0], benchPayload); err != nil {
 				b.Fatal(err)
 			}
 			reportLatency(b, runN(b, len(cs), true, cloudGet(cs, len(benchPayload))))
 		})
 	}
+}
+
+// BenchmarkServerSET: the Redis design's write, the client server's
+// plugin storing each client's message with SET before answering.
+func BenchmarkServerSET(b *testing.B) {
+	rs := benchRedis(b)
+	_, cs := benchCloud(b, 1, rs.Addr)
+	runN(b, len(cs), false, serverSet(cs, benchPayload))
+}
+
+// BenchmarkServerGET: the Redis design's read through the client server.
+func BenchmarkServerGET(b *testing.B) {
+	rs := benchRedis(b)
+	_, cs := benchCloud(b, 1, rs.Addr)
+	rdb := rs.client(1)
+	defer rdb.Close()
+	if err := loadRedisGets(rdb, benchPayload); err != nil {
+		b.Fatal(err)
+	}
+	reportLatency(b, runN(b, len(cs), true, serverGet(cs, len(benchPayload))))
+}
+
+// Server side: 50 goroutines of a world server's plugin.
+
+// benchWorld starts a rig for one benchmark and returns its world
+// server's plugin's cloud memory.
+func benchWorld(b *testing.B, replicas int) plugins.CloudMemory {
+	b.Helper()
+	rig, err := startCloud(replicas, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(rig.Close)
+	cm, err := rig.World.host.CloudMemory()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cm
+}
+
+func BenchmarkWorldPost(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
+			runN(b, 50, false, worldPost(benchWorld(b, n), benchPayload))
+		})
+	}
+}
+
+func BenchmarkWorldGet(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
+			cm := benchWorld(b, n)
+			if err := loadWorldGets(cm, benchPayload); err != nil {
+				b.Fatal(err)
+			}
+			reportLatency(b, runN(b, 50, true, worldGet(cm, len(benchPayload))))
+		})
+	}
+}
+
+// BenchmarkSET is go-redis SET from 50 connections of this process: the
+// world plugin's Redis design, and the reference of clients talking to
+// Redis straight.
+func BenchmarkSET(b *testing.B) {
+	rs := benchRedis(b)
+	rdb := rs.client(50)
+	defer rdb.Close()
+	runN(b, 50, false, redisSet(rdb, benchPayload))
 }
 
 func BenchmarkGET(b *testing.B) {
@@ -213,33 +364,43 @@ func BenchmarkGET(b *testing.B) {
 	reportLatency(b, runN(b, 50, true, redisGet(rdb, len(benchPayload))))
 }
 
-// BenchmarkFanout: one op is one Post that 1,000 subscribed clients all
-// receive; ns/op is the time until the last got it.
+// BenchmarkFanout: one op is one Post that 1,000 subscribed clients, half
+// on each client server, all receive; ns/op is the time until the last
+// got it. redis-design: the same clients, one PUBLISH that each client
+// server's plugin (SUBSCRIBEd) forwards to its clients.
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1, 3} {
 		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
-			rig, err := startCloud(n)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rig.Close()
-			fan, err := newCloudFan(rig, 1000)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer fan.Close()
-			b.ResetTimer()
-			for i := range b.N {
-				if _, err := fan.round(uint64(i + 1)); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchFan(b, n, "", (*fanClients).cloudRound)
 		})
+	}
+	b.Run("redis-design", func(b *testing.B) {
+		benchFan(b, 1, benchRedis(b).Addr, (*fanClients).gameRound)
+	})
+}
+
+// benchFan runs b.N rounds of one fan-out to 1,000 clients.
+func benchFan(b *testing.B, replicas int, redisAddr string, round func(*fanClients, uint64) (time.Duration, error)) {
+	rig, err := startCloud(replicas, redisAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rig.Close()
+	fan, err := newFanClients(rig, 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fan.Close()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := round(fan, uint64(i+1)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
 // BenchmarkPublish: one op is one PUBLISH that 1,000 subscribed
-// connections all receive.
+// connections all receive (reference: no game server).
 func BenchmarkPublish(b *testing.B) {
 	rs := benchRedis(b)
 	fan, err := newRedisFan(rs, 1000)

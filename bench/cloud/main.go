@@ -1,32 +1,44 @@
-// Command cloud benchmarks cloudrift's cloud memory beside a Redis server on
-// loopback, each figure at the same concurrency and in the same run, and
-// reports each as a ratio (cloud memory / Redis):
+// Command cloud benchmarks cloudrift's cloud memory beside what a studio
+// builds without it: its own game servers in front of a Redis server (the
+// Redis design), each figure at the same concurrency and in the same run,
+// reported as a ratio (cloud memory / Redis design):
 //
-//   - Post vs SET: throughput of 50 clients, each with one request in
-//     flight (a closed loop), each overwriting a key of its own.
-//   - Get vs GET: the same 50-client closed loop reading one 64-byte row
-//     (value); throughput, and the p50 and p99 of the requests' latencies.
-//   - fan-out: one Post to a key 1,000 clients subscribe to, vs one PUBLISH
-//     to a channel 1,000 connections subscribe to: the time until all 1,000
-//     received it.
+//   - server side: a plugin of a world (internal) server whose 50
+//     goroutines each keep one operation in flight (a closed loop):
+//     CloudMemory().Post of its own row vs SET through go-redis, and
+//     CloudMemory().Get of one 64-byte row vs GET (throughput, p50, p99);
+//   - client side: 50 SDK game clients through a client (external)
+//     server: Post vs a message that the server's plugin stores with SET
+//     before answering, and Get vs a message the plugin answers with a
+//     GET's value;
+//   - fan-out: one Post to a key 1,000 clients (half on each of two client
+//     servers) subscribe to, vs one PUBLISH that each client server's
+//     plugin, SUBSCRIBEd to the channel, forwards to its clients: the time
+//     until all 1,000 received it (p50, p99).
 //
-// The cloud-memory side is game clients using the client SDK against one
-// client server and the cloud replicas (1, then 3), all in this process
-// over loopback. The Redis side is redis-server (started by this command on
-// a free loopback port, without persistence, and stopped at the end) and
-// go-redis clients in this process: a pool of 50 connections, and 1,000
-// subscriber connections. The two sides alternate round by round, so they
-// share the machine's conditions; throughputs are medians of the rounds.
+// References, labelled as such: a single-hop echo over the same WebSocket
+// stack (no cloud memory, no Redis), and go-redis clients talking to Redis
+// straight (SET, GET, PUBLISH to 1,000 connections), which no game does.
+//
+// The server-side figures run the servers (the world server and the cloud
+// replicas) in this process; the client-side ones run them in a child
+// process (this binary, serve-cloud) unless -in-process, with the game
+// clients in this process. redis-server is started by this command on a
+// free loopback port, without persistence, and stopped at the end. The
+// two sides alternate round by round, so they share the machine's
+// conditions; throughputs are medians of the rounds, ratios the medians
+// of the rounds' ratios.
 //
 // Usage:
 //
-//	bash bench/cloud/run.sh                   # builds, then runs with the defaults (about 90 s)
-//	go run ./bench/cloud -replicas 1 -rounds 5
+//	bash bench/cloud/run.sh                   # builds, then runs with the defaults (about 3 minutes)
+//	go -C bench run ./cloud -replicas 1 -rounds 5
 //
 // Without redis-server installed it stops at once, saying so.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,7 +70,11 @@ type options struct {
 	subscribers int
 	fanRounds   int
 	inProcess   bool
+	only        string // "": every part; else "server", "client" or "fanout"
 }
+
+// runs reports whether the run measures part.
+func (o options) runs(part string) bool { return o.only == "" || o.only == part }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == serveCloudCommand {
@@ -80,7 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.subscribers, "subscribers", 1000, "fan-out: subscribers")
 	fs.IntVar(&o.fanRounds, "fan-rounds", 30, "fan-out: measured messages per side (after 3 uncounted)")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the cloud servers in this process, beside the clients, instead of in a child process")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients; the cloud servers too with -in-process) to this `file`")
+	fs.StringVar(&o.only, "only", "", "measure only this part: server, client or fanout (default: all three)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients, the server-side part's servers, and every server with -in-process) to this `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -97,6 +114,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.clients < 1 || o.size < 8 || o.rounds < 1 || o.duration <= 0 || o.subscribers < 1 || o.fanRounds < 1 {
 		fmt.Fprintln(stderr, "cloud: -clients, -rounds, -subscribers, -fan-rounds must be positive, -size at least 8")
+		return 2
+	}
+	if !slices.Contains([]string{"", "server", "client", "fanout"}, o.only) {
+		fmt.Fprintf(stderr, "cloud: -only %q: want server, client or fanout\n", o.only)
 		return 2
 	}
 	if *cpuProfile != "" {
@@ -119,18 +140,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// figures of one replica count.
+// series is one workload's figures, one entry per round.
+type series struct {
+	ops      []float64       // ops/s
+	cpu      []time.Duration // CPU time of every metered process per operation (0: unknown)
+	p50, p99 []time.Duration // only for workloads whose latencies are recorded
+}
+
+func (s *series) add(r loadResult) {
+	s.ops = append(s.ops, r.PerSec())
+	s.cpu = append(s.cpu, r.CPUPerOp())
+	if len(r.Lat) > 0 {
+		s.p50 = append(s.p50, percentile(r.Lat, 50))
+		s.p99 = append(s.p99, percentile(r.Lat, 99))
+	}
+}
+
+// figures of one replica count. The Redis design is what a studio builds
+// without cloud memory: its own servers' plugins in front of Redis.
 type figures struct {
-	replicas            int
-	post, set           []float64       // ops/s per round
-	postCPU, setCPU     []time.Duration // CPU time of every process per operation, per round (0: unknown)
-	postCPUBy, setCPUBy []time.Duration // the last round's, per process: clients, then servers
-	echo                []float64       // ops/s per round of the single-hop echo (the transport's floor)
-	echoCPU             []time.Duration
-	get, redisGet       []float64
-	getP50, redisGetP50 []time.Duration
-	getP99, redisGetP99 []time.Duration
-	fan, publish        []time.Duration // per message, sorted
+	replicas int
+	// Server side: goroutines of a world server's plugin; its cloud
+	// memory vs its Redis client.
+	worldPost, worldSet, worldGet, worldGET series
+	// Client side: SDK clients through a client server; cloud memory vs
+	// the client server's plugin in front of Redis.
+	post, serverSet, get, serverGET series
+	// References: the single-hop echo (no cloud memory, no Redis), and
+	// go-redis clients talking to Redis straight (no game server).
+	echo, directSet, directGET series
+	// Fan-out, per message, sorted: cloud memory, the Redis design (client
+	// servers subscribed, forwarding), and a reference PUBLISH straight to
+	// as many Redis connections.
+	fan, fanRedis, fanDirect []time.Duration
 }
 
 func bench(o options, out io.Writer) error {
@@ -156,117 +198,153 @@ func bench(o options, out io.Writer) error {
 	}
 	defer rfan.Close()
 	for _, n := range o.replicas {
-		f, err := benchReplicas(o, n, payload, rs, rdb, rfan)
-		if err != nil {
-			return fmt.Errorf("%d replicas: %w", n, err)
+		f := figures{replicas: n}
+		if o.runs("server") {
+			if err := benchServerSide(o, &f, payload, rs); err != nil {
+				return fmt.Errorf("%d replicas, server side: %w", n, err)
+			}
+		}
+		if o.runs("client") || o.runs("fanout") {
+			if err := benchClientSide(o, &f, payload, rs, rdb, rfan); err != nil {
+				return fmt.Errorf("%d replicas, client side: %w", n, err)
+			}
 		}
 		printFigures(out, f, o)
 	}
 	return nil
 }
 
-// benchReplicas measures one system of n replicas beside Redis.
-func benchReplicas(o options, n int, payload []byte, rs *redisServer, rdb *redis.Client, rfan *redisFan) (figures, error) {
-	f := figures{replicas: n}
+// workload is one closed-loop load of a round and where its figures go.
+type workload struct {
+	s      *series
+	name   string
+	record bool // latencies
+	meter  cpuMeter
+	op     func(context.Context, int) error
+}
+
+// rounds runs one round of each workload, in order.
+func rounds(o options, ws []workload) error {
+	for _, w := range ws {
+		r, err := runLoad(o.clients, o.warmup, o.duration, w.record, w.meter, w.op)
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.name, err)
+		}
+		w.s.add(r)
+	}
+	return nil
+}
+
+// benchServerSide measures a world server's plugin, whose o.clients
+// goroutines each keep one operation in flight, through the cloud memory
+// and through its Redis client. The servers run in this process (the
+// world server and the replicas; redis-server in its own).
+func benchServerSide(o options, f *figures, payload []byte, rs *redisServer) error {
+	rig, err := startCloud(f.replicas, rs.Addr)
+	if err != nil {
+		return err
+	}
+	defer rig.Close()
+	cm, err := rig.World.host.CloudMemory()
+	if err != nil {
+		return err
+	}
+	if err := loadWorldGets(cm, payload); err != nil {
+		return err
+	}
+	rdb := rig.World.rdb
+	cloudCPU := cpuMeter{pids: []int{os.Getpid()}}
+	redisCPU := cpuMeter{pids: []int{os.Getpid(), rs.Pid()}}
+	for range o.rounds {
+		if err := rounds(o, []workload{
+			{&f.worldSet, "world SET", false, redisCPU, redisSet(rdb, payload)},
+			{&f.worldPost, "world Post", false, cloudCPU, worldPost(cm, payload)},
+			{&f.worldGET, "world GET", true, redisCPU, redisGet(rdb, o.size)},
+			{&f.worldGet, "world Get", true, cloudCPU, worldGet(cm, o.size)},
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchClientSide measures game clients through a client server, with the
+// servers in a child process unless o.inProcess; then the fan-out.
+func benchClientSide(o options, f *figures, payload []byte, rs *redisServer, rdb *redis.Client, rfan *redisFan) error {
 	start := startCloudProcess
 	if o.inProcess {
 		start = startCloud
 	}
-	rig, err := start(n)
+	rig, err := start(f.replicas, rs.Addr)
 	if err != nil {
-		return f, err
+		return err
 	}
 	defer rig.Close()
-	cs, err := rig.dialMany(o.clients, nil)
+	cs, err := rig.dialMany(o.clients, false, nil)
 	if err != nil {
-		return f, err
+		return err
 	}
 	defer closeAll(cs)
-	loader, err := rig.dial(nil)
+	loader, err := rig.dial(0, hooks{})
 	if err != nil {
-		return f, err
+		return err
 	}
 	defer loader.Close()
 	if err := loadCloudGets(loader, payload); err != nil {
-		return f, err
+		return err
 	}
 	// Every process on each side: the clients (this process) and the
-	// servers (redis-server; the cloud servers' process unless in-process).
-	redisCPU := cpuMeter{pids: []int{os.Getpid(), rs.Pid()}}
+	// servers (the cloud servers' process unless in-process; redis-server
+	// too for the Redis design).
 	cloudCPU := cpuMeter{pids: []int{os.Getpid()}}
 	if rig.pid != 0 {
 		cloudCPU.pids = append(cloudCPU.pids, rig.pid)
 	}
+	redisCPU := cpuMeter{pids: append(slices.Clone(cloudCPU.pids), rs.Pid())}
+	directCPU := cpuMeter{pids: []int{os.Getpid(), rs.Pid()}}
 	for range o.rounds {
-		r, err := runLoad(o.clients, o.warmup, o.duration, false, redisCPU, redisSet(rdb, payload))
-		if err != nil {
-			return f, fmt.Errorf("SET: %w", err)
+		if !o.runs("client") {
+			break
 		}
-		f.set = append(f.set, r.PerSec())
-		f.setCPU = append(f.setCPU, r.CPUPerOp())
-		f.setCPUBy = perOp(r)
-		if r, err = runLoad(o.clients, o.warmup, o.duration, false, cloudCPU, cloudPost(cs, payload)); err != nil {
-			return f, fmt.Errorf("Post: %w", err)
-		}
-		f.post = append(f.post, r.PerSec())
-		f.postCPU = append(f.postCPU, r.CPUPerOp())
-		f.postCPUBy = perOp(r)
-		if r, err = runLoad(o.clients, o.warmup, o.duration, false, cloudCPU, echo(cs, payload)); err != nil {
-			return f, fmt.Errorf("echo: %w", err)
-		}
-		f.echo = append(f.echo, r.PerSec())
-		f.echoCPU = append(f.echoCPU, r.CPUPerOp())
-		if r, err = runLoad(o.clients, o.warmup, o.duration, true, redisCPU, redisGet(rdb, o.size)); err != nil {
-			return f, fmt.Errorf("GET: %w", err)
-		}
-		f.redisGet = append(f.redisGet, r.PerSec())
-		f.redisGetP50 = append(f.redisGetP50, percentile(r.Lat, 50))
-		f.redisGetP99 = append(f.redisGetP99, percentile(r.Lat, 99))
-		if r, err = runLoad(o.clients, o.warmup, o.duration, true, cloudCPU, cloudGet(cs, o.size)); err != nil {
-			return f, fmt.Errorf("Get: %w", err)
-		}
-		f.get = append(f.get, r.PerSec())
-		f.getP50 = append(f.getP50, percentile(r.Lat, 50))
-		f.getP99 = append(f.getP99, percentile(r.Lat, 99))
-	}
-	cfan, err := newCloudFan(rig, o.subscribers)
-	if err != nil {
-		return f, fmt.Errorf("fan-out subscribers: %w", err)
-	}
-	defer cfan.Close()
-	seq := uint64(time.Now().UnixNano())
-	for i := range o.fanRounds + 3 {
-		seq++
-		d, err := rfan.round(seq)
-		if err != nil {
-			return f, fmt.Errorf("PUBLISH: %w", err)
-		}
-		seq++
-		c, err := cfan.round(seq)
-		if err != nil {
-			return f, fmt.Errorf("fan-out Post: %w", err)
-		}
-		if i >= 3 {
-			f.publish = append(f.publish, d)
-			f.fan = append(f.fan, c)
+		if err := rounds(o, []workload{
+			{&f.serverSet, "SET behind the client server", false, redisCPU, serverSet(cs, payload)},
+			{&f.post, "Post", false, cloudCPU, cloudPost(cs, payload)},
+			{&f.echo, "echo", false, cloudCPU, echo(cs, payload)},
+			{&f.directSet, "SET straight", false, directCPU, redisSet(rdb, payload)},
+			{&f.serverGET, "GET behind the client server", true, redisCPU, serverGet(cs, o.size)},
+			{&f.get, "Get", true, cloudCPU, cloudGet(cs, o.size)},
+			{&f.directGET, "GET straight", true, directCPU, redisGet(rdb, o.size)},
+		}); err != nil {
+			return err
 		}
 	}
-	slices.Sort(f.publish)
-	slices.Sort(f.fan)
-	return f, nil
-}
-
-// perOp is each metered process's CPU time per operation of r (nil when
-// unknown).
-func perOp(r loadResult) []time.Duration {
-	if r.CPU == nil || r.Ops == 0 {
+	if !o.runs("fanout") {
 		return nil
 	}
-	out := make([]time.Duration, len(r.CPU))
-	for i, t := range r.CPU {
-		out[i] = t / time.Duration(r.Ops)
+	fan, err := newFanClients(rig, o.subscribers)
+	if err != nil {
+		return fmt.Errorf("fan-out subscribers: %w", err)
 	}
-	return out
+	defer fan.Close()
+	seq := uint64(time.Now().UnixNano())
+	for i := range o.fanRounds + 3 {
+		var ds [3]time.Duration
+		for j, side := range []func(uint64) (time.Duration, error){fan.gameRound, fan.cloudRound, rfan.round} {
+			seq++
+			if ds[j], err = side(seq); err != nil {
+				return fmt.Errorf("fan-out (%s): %w", []string{"Redis design", "cloud memory", "PUBLISH straight"}[j], err)
+			}
+		}
+		if i >= 3 {
+			f.fanRedis = append(f.fanRedis, ds[0])
+			f.fan = append(f.fan, ds[1])
+			f.fanDirect = append(f.fanDirect, ds[2])
+		}
+	}
+	slices.Sort(f.fanRedis)
+	slices.Sort(f.fan)
+	slices.Sort(f.fanDirect)
+	return nil
 }
 
 func medianF(xs []float64) float64 {
@@ -300,48 +378,95 @@ func durations(ds []time.Duration) []float64 {
 	return out
 }
 
-func printFigures(out io.Writer, f figures, o options) {
-	where := "in this process, beside the clients"
-	if !o.inProcess {
-		where = "in a child process"
+// verdict says whether ratio meets a target: at least min when higher is
+// better, at most max when lower is.
+func verdict(ratio float64, atLeast bool, target float64) string {
+	met := ratio >= target
+	want := ">="
+	if !atLeast {
+		met, want = ratio <= target, "<="
 	}
-	fmt.Fprintf(out, "%d cloud replica(s) and 1 client server, %s\n", f.replicas, where)
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  \tcloud memory\tRedis\tcloud / Redis\t")
-	rate := func(name string, c, r []float64, note string) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%.2f\t%s\n", name, ops(medianF(c)), ops(medianF(r)), pairedRatio(c, r), note)
+	word := "not met"
+	if met {
+		word = "met"
+	}
+	return fmt.Sprintf("target %s %.1f: %s", want, target, word)
+}
+
+func printFigures(out io.Writer, f figures, o options) {
+	where := "in a child process"
+	if o.inProcess {
+		where = "in this process, beside the clients"
+	}
+	var tw *tabwriter.Writer
+	section := func(title string) {
+		if tw != nil {
+			tw.Flush()
+		}
+		fmt.Fprintln(out, title)
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  \tcloud memory\tRedis design\tcloud / Redis\t")
+	}
+	rate := func(name string, c, r series, note string) float64 {
+		ratio := pairedRatio(c.ops, r.ops)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%.2f\t%s\n", name, ops(medianF(c.ops)), ops(medianF(r.ops)), ratio, note)
+		return ratio
+	}
+	target := func(name string, c, r series, min float64) {
+		rate(name, c, r, verdict(pairedRatio(c.ops, r.ops), true, min))
 	}
 	lat := func(name string, c, r []time.Duration, note string) {
+		if len(c) == 0 || len(r) == 0 || c[0] == 0 || r[0] == 0 {
+			return
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%.2f\t%s\n", name, us(medianD(c)), us(medianD(r)), pairedRatio(durations(c), durations(r)), note)
 	}
-	fan := func(name string, p float64, note string) {
-		c, r := percentile(f.fan, p), percentile(f.publish, p)
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%.2f\t%s\n", name, us(c), us(r), float64(c)/float64(r), note)
+	fan := func(name string, c, r []time.Duration, p float64, note func(ratio float64) string) {
+		cp, rp := percentile(c, p), percentile(r, p)
+		ratio := float64(cp) / float64(rp)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%.2f\t%s\n", name, us(cp), us(rp), ratio, note(ratio))
 	}
-	rate(fmt.Sprintf("Post vs SET, %d clients", o.clients), f.post, f.set, "higher is better; target >= 1")
-	if f.postCPU[0] > 0 && f.setCPU[0] > 0 {
-		lat("CPU per Post vs per SET", f.postCPU, f.setCPU, "clients and servers, user+system; lower is better")
+	say := func(s string) func(float64) string { return func(float64) string { return s } }
+
+	fmt.Fprintf(out, "%d cloud replica(s)\n", f.replicas)
+	if len(f.worldPost.ops) > 0 {
+		section(fmt.Sprintf("Server side: a world server's plugin, %d goroutines (servers in this process)", o.clients))
+		target("Post vs SET", f.worldPost, f.worldSet, 1.5)
+		lat("CPU per Post vs per SET", f.worldPost.cpu, f.worldSet.cpu, "all processes, user+system; lower is better")
+		target("Get vs GET", f.worldGet, f.worldGET, 1.5)
+		lat("CPU per Get vs per GET", f.worldGet.cpu, f.worldGET.cpu, "all processes, user+system; lower is better")
+		lat("Get vs GET latency p50", f.worldGet.p50, f.worldGET.p50, "lower is better")
+		lat("Get vs GET latency p99", f.worldGet.p99, f.worldGET.p99, "lower is better")
 	}
-	rate(fmt.Sprintf("echo vs SET, %d clients", o.clients), f.echo, f.set, "reference: one hop, no cloud memory")
-	if f.echoCPU[0] > 0 && f.setCPU[0] > 0 {
-		lat("CPU per echo vs per SET", f.echoCPU, f.setCPU, "reference")
+	if len(f.post.ops) > 0 {
+		section(fmt.Sprintf("Client side: %d SDK clients through a client server (servers %s)", o.clients, where))
+		target("Post vs SET behind the server", f.post, f.serverSet, 1.5)
+		lat("CPU per Post vs per SET", f.post.cpu, f.serverSet.cpu, "all processes, user+system; lower is better")
+		target("Get vs GET behind the server", f.get, f.serverGET, 1.5)
+		lat("CPU per Get vs per GET", f.get.cpu, f.serverGET.cpu, "all processes, user+system; lower is better")
+		lat("Get vs GET latency p50", f.get.p50, f.serverGET.p50, "lower is better")
+		lat("Get vs GET latency p99", f.get.p99, f.serverGET.p99, "lower is better")
+		rate("reference: echo vs SET behind the server", f.echo, f.serverSet, "one hop, no cloud memory, no Redis")
+		rate("reference: Post vs SET from the clients straight", f.post, f.directSet, "no game server in front of Redis")
+		rate("reference: Get vs GET from the clients straight", f.get, f.directGET, "no game server in front of Redis")
 	}
-	rate(fmt.Sprintf("Get vs GET, %d clients", o.clients), f.get, f.redisGet, "higher is better")
-	lat("Get vs GET latency p50", f.getP50, f.redisGetP50, "lower is better")
-	lat("Get vs GET latency p99", f.getP99, f.redisGetP99, "lower is better")
-	fan(fmt.Sprintf("fan-out to %d, p50", o.subscribers), 50, "time until all got it; lower is better")
-	fan(fmt.Sprintf("fan-out to %d, p90", o.subscribers), 90, "")
-	tw.Flush()
-	if len(f.postCPUBy) > 0 && len(f.setCPUBy) == 2 {
-		servers := "servers (in this process)"
-		if len(f.postCPUBy) == 2 {
-			servers = "servers " + us(f.postCPUBy[1])
-		}
-		fmt.Fprintf(out, "  CPU per op, last round: Post: clients %s, %s | SET: clients %s, redis-server %s\n",
-			us(f.postCPUBy[0]), servers, us(f.setCPUBy[0]), us(f.setCPUBy[1]))
+	if len(f.fan) > 0 {
+		section(fmt.Sprintf("Fan-out: one message to %d clients over %d client servers, time until all got it", o.subscribers, clientServers))
+		fan("p50", f.fan, f.fanRedis, 50, func(r float64) string { return verdict(r, false, 1) })
+		fan("p99", f.fan, f.fanRedis, 99, say("lower is better"))
+		fan("reference: p50 vs PUBLISH straight", f.fan, f.fanDirect, 50, say("to as many Redis connections, no game server"))
+		fan("reference: p99 vs PUBLISH straight", f.fan, f.fanDirect, 99, say(""))
 	}
-	fmt.Fprintf(out, "  ops/s per round: Post %s | SET %s | echo %s | Get %s | GET %s\n", opsList(f.post), opsList(f.set), opsList(f.echo), opsList(f.get), opsList(f.redisGet))
-	fmt.Fprintln(out, "  (throughputs and latencies: medians of the rounds; ratios: medians of the rounds' ratios; fan-out: over every message)")
+	if tw != nil {
+		tw.Flush()
+	}
+	if len(f.worldPost.ops) > 0 {
+		fmt.Fprintf(out, "  ops/s per round: world Post %s | world SET %s | world Get %s | world GET %s\n", opsList(f.worldPost.ops), opsList(f.worldSet.ops), opsList(f.worldGet.ops), opsList(f.worldGET.ops))
+	}
+	if len(f.post.ops) > 0 {
+		fmt.Fprintf(out, "  ops/s per round: Post %s | SET behind %s | Get %s | GET behind %s | echo %s\n", opsList(f.post.ops), opsList(f.serverSet.ops), opsList(f.get.ops), opsList(f.serverGET.ops), opsList(f.echo.ops))
+	}
+	fmt.Fprintln(out, "  (throughputs and latencies: medians of the rounds; ratios: medians of the rounds' ratios; fan-out: over every message, p99 the nearest rank)")
 	fmt.Fprintln(out)
 }
 

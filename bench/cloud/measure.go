@@ -16,6 +16,7 @@ import (
 	"github.com/cloudrift/cloudrift/client"
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/internal/backoff"
+	"github.com/cloudrift/cloudrift/plugins"
 )
 
 // loadResult is one closed-loop run: every worker has one operation in
@@ -124,6 +125,9 @@ func getKey(i int) cloud.Key {
 	return cloud.Key{Primary: "bench/get", Secondary: uint32(i % getKeys)}
 }
 
+// redisGetKey is the Redis key GET reads for worker i.
+func redisGetKey(i int) string { return "bench:get:" + strconv.Itoa(i%getKeys) }
+
 var fanKey = cloud.Key{Primary: "bench/fan"}
 
 const fanChannel = "bench:fan"
@@ -180,6 +184,82 @@ func loadCloudGets(c *client.Client, payload []byte) error {
 	return nil
 }
 
+// ask is one request of a game client to its client server's game
+// plugin: send tag with payload, then wait for the answer of the same tag
+// and size bytes.
+func ask(ctx context.Context, c *client.Client, tag uint16, payload []byte, size int) error {
+	if err := c.Send(tag, payload); err != nil {
+		return err
+	}
+	select {
+	case m, ok := <-c.Messages():
+		if !ok {
+			return c.Err()
+		}
+		if m.Tag != tag || len(m.Payload) != size {
+			return fmt.Errorf("answer to tag %d: tag %d, %d bytes, want %d", tag, m.Tag, len(m.Payload), size)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// serverSet is the Redis design's write: worker i's message, which its
+// client server's game plugin stores with SET before answering.
+func serverSet(cs []*client.Client, payload []byte) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error { return ask(ctx, cs[w], tagSet, payload, 0) }
+}
+
+// serverGet is the Redis design's read: the game plugin GETs one of the
+// getKeys keys and answers with its value.
+func serverGet(cs []*client.Client, size int) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error {
+		return ask(ctx, cs[w], tagGet, []byte{byte(w % getKeys)}, size)
+	}
+}
+
+// worldKey is the row goroutine i of the world server's plugin overwrites.
+func worldKey(i int) cloud.Key { return cloud.Key{Primary: "bench/world", Secondary: uint32(i)} }
+
+// worldPost is the server-side write: goroutine i of a world server's
+// plugin overwrites its row through the plugin's cloud memory.
+func worldPost(cm plugins.CloudMemory, payload []byte) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error { return cm.Post(ctx, worldKey(w), payload) }
+}
+
+// worldGetKey is the key goroutine i of the world server's plugin reads:
+// one of getKeys keys, each holding one row the world server posted.
+func worldGetKey(i int) cloud.Key {
+	return cloud.Key{Primary: "bench/worldget", Secondary: uint32(i % getKeys)}
+}
+
+// worldGet is the server-side read of one key of one row.
+func worldGet(cm plugins.CloudMemory, size int) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error {
+		res, err := cm.Get(ctx, cloud.Query{Keys: []cloud.Key{worldGetKey(w)}})
+		if err != nil {
+			return err
+		}
+		if len(res.Rows) != 1 || len(res.Rows[0].Data) != size {
+			return fmt.Errorf("Get %s: %d rows", worldGetKey(w), len(res.Rows))
+		}
+		return nil
+	}
+}
+
+// loadWorldGets posts the rows worldGet reads, as the world server.
+func loadWorldGets(cm plugins.CloudMemory, payload []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range getKeys {
+		if err := cm.Post(ctx, worldGetKey(i), payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func redisSet(rdb *redis.Client, payload []byte) func(context.Context, int) error {
 	return func(ctx context.Context, w int) error {
 		return rdb.Set(ctx, "bench:post:"+strconv.Itoa(w), payload, 0).Err()
@@ -188,7 +268,7 @@ func redisSet(rdb *redis.Client, payload []byte) func(context.Context, int) erro
 
 func redisGet(rdb *redis.Client, size int) func(context.Context, int) error {
 	return func(ctx context.Context, w int) error {
-		b, err := rdb.Get(ctx, "bench:get:"+strconv.Itoa(w%getKeys)).Bytes()
+		b, err := rdb.Get(ctx, redisGetKey(w)).Bytes()
 		if err != nil {
 			return err
 		}
@@ -203,7 +283,7 @@ func loadRedisGets(rdb *redis.Client, payload []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range getKeys {
-		if err := rdb.Set(ctx, "bench:get:"+strconv.Itoa(i), payload, 0).Err(); err != nil {
+		if err := rdb.Set(ctx, redisGetKey(i), payload, 0).Err(); err != nil {
 			return err
 		}
 	}
@@ -257,22 +337,32 @@ func fanRound(counter *fanCounter, seq uint64, publish func(ctx context.Context,
 	}
 }
 
-// cloudFan is n game clients subscribed to fanKey, and a publisher.
-type cloudFan struct {
-	counter fanCounter
-	subs    []*client.Client
-	pub     *client.Client
+// fanClients is n game clients spread over the client servers, each
+// subscribed to fanKey and connected to its server's game plugin, and a
+// publisher on the first client server. It measures one message to all
+// of them in either design.
+type fanClients struct {
+	cloud fanCounter // Updated notifications of fanKey
+	game  fanCounter // tagFan messages from the game plugins
+	subs  []*client.Client
+	pub   *client.Client
 }
 
-func newCloudFan(r *cloudRig, n int) (*cloudFan, error) {
-	f := &cloudFan{counter: fanCounter{n: int64(n)}}
-	subs, err := r.dialMany(n, func(int) func(cloud.Notification) {
-		return func(nt cloud.Notification) {
+func newFanClients(r *cloudRig, n int) (*fanClients, error) {
+	f := &fanClients{cloud: fanCounter{n: int64(n)}, game: fanCounter{n: int64(n)}}
+	h := hooks{
+		cloud: func(nt cloud.Notification) {
 			if nt.Type == cloud.NotifyUpdated && nt.Key == fanKey && len(nt.Row.Data) == 8 {
-				f.counter.receive(binary.BigEndian.Uint64(nt.Row.Data))
+				f.cloud.receive(binary.BigEndian.Uint64(nt.Row.Data))
 			}
-		}
-	})
+		},
+		message: func(m client.Message) {
+			if m.Tag == tagFan && len(m.Payload) == 8 {
+				f.game.receive(binary.BigEndian.Uint64(m.Payload))
+			}
+		},
+	}
+	subs, err := r.dialMany(n, true, func(int) hooks { return h })
 	if err != nil {
 		return nil, err
 	}
@@ -295,18 +385,25 @@ func newCloudFan(r *cloudRig, n int) (*cloudFan, error) {
 		f.Close()
 		return nil, err
 	}
-	if f.pub, err = r.dial(nil); err != nil {
+	if f.pub, err = r.dial(0, hooks{}); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
 }
 
-func (f *cloudFan) round(seq uint64) (time.Duration, error) {
-	return fanRound(&f.counter, seq, func(ctx context.Context, data []byte) error { return f.pub.Post(ctx, fanKey, data) })
+// cloudRound: one Post of the publisher to fanKey.
+func (f *fanClients) cloudRound(seq uint64) (time.Duration, error) {
+	return fanRound(&f.cloud, seq, func(ctx context.Context, data []byte) error { return f.pub.Post(ctx, fanKey, data) })
 }
 
-func (f *cloudFan) Close() {
+// gameRound: the publisher asks its client server's game plugin to
+// PUBLISH; every client server's plugin forwards it to its clients.
+func (f *fanClients) gameRound(seq uint64) (time.Duration, error) {
+	return fanRound(&f.game, seq, func(_ context.Context, data []byte) error { return f.pub.Send(tagPublish, data) })
+}
+
+func (f *fanClients) Close() {
 	closeAll(append(f.subs, f.pub))
 }
 

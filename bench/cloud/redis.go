@@ -77,9 +77,13 @@ func startRedis() (*redisServer, error) {
 func (s *redisServer) Pid() int { return s.cmd.Process.Pid }
 
 // client returns a client with a pool of conns connections.
-func (s *redisServer) client(conns int) *redis.Client {
+func (s *redisServer) client(conns int) *redis.Client { return redisClient(s.Addr, conns) }
+
+// redisClient returns a client of the Redis server at addr with a pool of
+// conns connections, kept open.
+func redisClient(addr string, conns int) *redis.Client {
 	return redis.NewClient(&redis.Options{
-		Addr: s.Addr, PoolSize: conns, MinIdleConns: conns, MaxIdleConns: conns,
+		Addr: addr, PoolSize: conns, MinIdleConns: conns, MaxIdleConns: conns,
 		DisableIdentity: true, Protocol: 2,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
 	})

@@ -20,13 +20,17 @@ import (
 	"github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
-// echoPlugin answers every game-client message with the same message: the
-// floor the transport puts under every cloud operation (see echo).
+// echoPlugin answers every game-client message of tag echoTag with the
+// same message: the floor the transport puts under every cloud operation
+// (see echo).
 type echoPlugin struct{}
 
 const echoPluginName, echoTag = "benchecho", 7
 
 func (echoPlugin) ClientMessage(c plugins.Client, m plugins.Message) error {
+	if m.Tag != echoTag {
+		return nil // the game plugin's
+	}
 	return c.Send(m.Tag, m.Payload)
 }
 
@@ -34,9 +38,10 @@ func init() {
 	plugins.Register(plugins.Info{Name: echoPluginName, New: func() plugins.Plugin { return echoPlugin{} }})
 }
 
-// cloudSystem is one external group ("client", with the echo plugin) that
-// connects to a cloud group of replicas. Client limits are raised so that the benchmark
-// measures the cloud memory, not the rate limiter.
+// cloudSystem is one external group ("client", with the echo plugin and
+// the game plugin) and one internal group ("world", with the game plugin),
+// both connected to a cloud group of replicas. Client limits are raised so
+// that the benchmark measures the cloud memory, not the rate limiter.
 func cloudSystem() (*config.System, error) {
 	var settings yaml.Node
 	// Default cloud limits, but subscribers in the thousands and a
@@ -50,13 +55,17 @@ func cloudSystem() (*config.System, error) {
 		Groups: []config.Group{
 			{
 				Name: "client", Visibility: config.External, ConnectsTo: []string{"cloud"},
-				Plugins: []config.Plugin{{Name: echoPluginName}},
+				Plugins: []config.Plugin{{Name: echoPluginName}, {Name: gamePluginName}},
 				Clients: config.Clients{
 					Rate: 10_000_000, Burst: 10_000_000,
 					MaxClients:     10_000,
 					SendQueueBytes: 4 << 20,
 					ReadTimeout:    config.Duration(5 * time.Minute),
 				},
+			},
+			{
+				Name: "world", Visibility: config.Internal, ConnectsTo: []string{"cloud"},
+				Plugins: []config.Plugin{{Name: gamePluginName}},
 			},
 			{
 				Name: "cloud", Visibility: config.Internal,
@@ -76,11 +85,18 @@ func cloudSystem() (*config.System, error) {
 	return sys, nil
 }
 
-// cloudRig is a running system: replicas cloud servers and one client
-// server, in this process, over loopback.
+// clientServers is the number of client servers of a rig; the fan-out's
+// subscribers are spread over them.
+const clientServers = 2
+
+// cloudRig is a running system: replicas cloud servers, one world server
+// and clientServers client servers, over loopback.
 type cloudRig struct {
 	Replicas int
-	URL      string // the client server's WebSocket endpoint
+	URLs     []string // the client servers' WebSocket endpoints
+	// World is the world server's game plugin; nil when the servers run
+	// in another process.
+	World *gamePlugin
 
 	hub     *embedded.Hub
 	servers []*cluster.Server
@@ -89,17 +105,18 @@ type cloudRig struct {
 	pid     int    // the servers' process, when they run in one
 }
 
-// startCloud starts a rig and waits until the client server is linked to
-// every replica and the cloud memory answers.
-func startCloud(replicas int) (*cloudRig, error) {
+// startCloud starts a rig and waits until every server is linked to every
+// replica and the cloud memory answers. With redisAddr, the game plugins
+// use the Redis server there.
+func startCloud(replicas int, redisAddr string) (*cloudRig, error) {
 	sys, err := cloudSystem()
 	if err != nil {
 		return nil, err
 	}
 	r := &cloudRig{Replicas: replicas, hub: embedded.NewHub()}
-	start := func(group, id string) (*cluster.Server, error) {
+	start := func(group, id string, ps ...plugins.Plugin) (*cluster.Server, error) {
 		conn := r.hub.Connector()
-		s, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Listen: "127.0.0.1:0", Registry: conn})
+		s, err := cluster.New(cluster.Options{System: sys, Group: group, ID: id, Listen: "127.0.0.1:0", Registry: conn, Plugins: ps})
 		if err == nil {
 			err = s.Start(context.Background())
 		}
@@ -117,22 +134,38 @@ func startCloud(replicas int) (*cloudRig, error) {
 			return nil, err
 		}
 	}
-	cs, err := start("client", "client-1")
+	r.World = newGamePlugin(redisAddr, false)
+	linked := make([]*cluster.Server, 0, 1+clientServers)
+	w, err := start("world", "world-1", r.World)
 	if err != nil {
+		r.World.Stop(context.Background())
 		r.Close()
 		return nil, err
 	}
-	r.URL = "ws://" + cs.Addr().String() + "/"
-	deadline := time.Now().Add(20 * time.Second)
-	for cs.Stats().LinksUp < replicas {
-		if time.Now().After(deadline) {
+	linked = append(linked, w)
+	for i := 1; i <= clientServers; i++ {
+		game := newGamePlugin(redisAddr, true)
+		cs, err := start("client", fmt.Sprintf("client-%d", i), echoPlugin{}, game)
+		if err != nil {
+			game.Stop(context.Background())
 			r.Close()
-			return nil, fmt.Errorf("client server linked to %d of %d replicas after 20s", cs.Stats().LinksUp, replicas)
+			return nil, err
 		}
-		time.Sleep(10 * time.Millisecond)
+		linked = append(linked, cs)
+		r.URLs = append(r.URLs, "ws://"+cs.Addr().String()+"/")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, s := range linked {
+		for s.Stats().LinksUp < replicas {
+			if time.Now().After(deadline) {
+				r.Close()
+				return nil, fmt.Errorf("%s linked to %d of %d replicas after 20s", s.ID(), s.Stats().LinksUp, replicas)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	// Every replica answers a Get of keys spread over all of them.
-	c, err := r.dial(nil)
+	c, err := r.dial(0, hooks{})
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -164,16 +197,24 @@ func errPartial(res *cloud.Result) error {
 	return nil
 }
 
-// dial connects one game client; onCloud receives its notifications.
-func (r *cloudRig) dial(onCloud func(cloud.Notification)) (*client.Client, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return client.Dial(ctx, client.Options{URL: r.URL, OnCloud: onCloud, QueueSize: 1024})
+// hooks receive a game client's notifications and messages on its read
+// goroutine; a nil one leaves them on the client's channels.
+type hooks struct {
+	cloud   func(cloud.Notification)
+	message func(client.Message)
 }
 
-// dialMany connects n clients, 32 at a time; onCloud(i) gives the i-th its
-// handler (nil: none).
-func (r *cloudRig) dialMany(n int, onCloud func(i int) func(cloud.Notification)) ([]*client.Client, error) {
+// dial connects one game client to client server srv (0-based).
+func (r *cloudRig) dial(srv int, h hooks) (*client.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return client.Dial(ctx, client.Options{URL: r.URLs[srv], OnCloud: h.cloud, Handler: h.message, QueueSize: 1024})
+}
+
+// dialMany connects n clients, 32 at a time, all to the first client
+// server, or with spread alternately to every client server; hooksOf(i)
+// gives the i-th its hooks (nil: none).
+func (r *cloudRig) dialMany(n int, spread bool, hooksOf func(i int) hooks) ([]*client.Client, error) {
 	cs := make([]*client.Client, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -183,11 +224,15 @@ func (r *cloudRig) dialMany(n int, onCloud func(i int) func(cloud.Notification))
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			var h func(cloud.Notification)
-			if onCloud != nil {
-				h = onCloud(i)
+			var h hooks
+			if hooksOf != nil {
+				h = hooksOf(i)
 			}
-			cs[i], errs[i] = r.dial(h)
+			srv := 0
+			if spread {
+				srv = i % len(r.URLs)
+			}
+			cs[i], errs[i] = r.dial(srv, h)
 		}()
 	}
 	wg.Wait()

@@ -48,6 +48,7 @@ type JoinOptions struct {
 // methods are safe for concurrent use.
 type Player struct {
 	c         *client.Client
+	url       string    // JoinOptions.URL
 	epoch     time.Time // stamps are nanoseconds since epoch
 	onMessage func(client.Message)
 	onRTT     func(time.Duration)
@@ -82,6 +83,7 @@ func Join(ctx context.Context, o JoinOptions) (*Player, error) {
 	}
 	u.RawQuery = q.Encode()
 	p := &Player{
+		url:       o.URL,
 		epoch:     time.Now(),
 		onMessage: o.OnMessage,
 		onRTT:     o.OnRTT,
@@ -338,6 +340,15 @@ func (p *Player) Stats() PlayerStats {
 
 // Done is closed when the connection has ended; Err then says why.
 func (p *Player) Done() <-chan struct{} { return p.c.Done() }
+
+// URL returns the client server's endpoint the player joined
+// (JoinOptions.URL).
+func (p *Player) URL() string { return p.url }
+
+// Moved receives the server's requests to move to another client server
+// (it is draining; see client.Client.Moved). The player goes on where it
+// is until it is closed; joining elsewhere is the caller's part.
+func (p *Player) Moved() <-chan client.Move { return p.c.Moved() }
 
 // Err returns nil while the player is connected, then why it is not (see
 // client.Client.Err).

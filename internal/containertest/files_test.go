@@ -232,14 +232,14 @@ func TestKubernetesManifests(t *testing.T) {
 				t.Errorf("strategy %+v: want a rolling update, one surge, none unavailable", d.Spec.Strategy)
 			}
 			pod := d.Spec.Template.Spec
-			grace := cli.ShutdownTimeout + 5*time.Second
+			grace := stopTime(&g) + 5*time.Second
 			if len(pod.Containers) != 1 {
 				t.Fatalf("%d containers, want 1", len(pod.Containers))
 			}
 			c := pod.Containers[0]
 			if pod.TerminationGracePeriodSeconds == nil ||
 				time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second < grace+time.Duration(c.Lifecycle.PreStop.Sleep.Seconds)*time.Second {
-				t.Errorf("terminationGracePeriodSeconds %v: want at least the preStop pause + the drain (%v) + 5s", pod.TerminationGracePeriodSeconds, cli.ShutdownTimeout)
+				t.Errorf("terminationGracePeriodSeconds %v: want at least the preStop pause + the drain (%v) + 5s", pod.TerminationGracePeriodSeconds, stopTime(&g))
 			}
 			if !pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.RunAsUser == 0 {
 				t.Errorf("securityContext %+v: want a non-root user", pod.SecurityContext)
@@ -349,6 +349,16 @@ type composeFile struct {
 	Networks map[string]any
 }
 
+// stopTime bounds a graceful stop of a server of g: an external group's
+// players get clients.drainTimeout to move, then the shutdown gets
+// cli.ShutdownTimeout.
+func stopTime(g *config.Group) time.Duration {
+	if g.Visibility == config.External {
+		return g.Clients.DrainTimeout.Duration() + cli.ShutdownTimeout
+	}
+	return cli.ShutdownTimeout
+}
+
 // TestComposeFile holds deploy/compose/docker-compose.yml to the system
 // file and to what docker stack deploy needs, with no Docker at hand: a
 // service per group with the group's replica count, one update at a time
@@ -383,8 +393,12 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("service %s: update parallelism %d, restart %q; want 1, on-failure",
 				name, s.Deploy.UpdateConfig.Parallelism, s.Deploy.RestartPolicy.Condition)
 		}
-		if grace, err := time.ParseDuration(s.StopGracePeriod); err != nil || grace <= cli.ShutdownTimeout {
-			t.Errorf("service %s: stop_grace_period %q, want longer than the drain (%v)", name, s.StopGracePeriod, cli.ShutdownTimeout)
+		stop := cli.ShutdownTimeout
+		if g, ok := sys.Group(name); ok {
+			stop = stopTime(g)
+		}
+		if grace, err := time.ParseDuration(s.StopGracePeriod); err != nil || grace <= stop {
+			t.Errorf("service %s: stop_grace_period %q, want longer than the drain (%v)", name, s.StopGracePeriod, stop)
 		}
 		if strings.HasPrefix(name, "consul") {
 			consuls++

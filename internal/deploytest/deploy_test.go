@@ -213,7 +213,7 @@ func TestACL(t *testing.T) {
 	if err := os.WriteFile(noToken, []byte(system(agent.Addr(), "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	front := startProc(t, "front", "front-1", noToken, "CONSUL_HTTP_TOKEN="+agent.Token())
+	front := startProc(t, "front", "front-1", noToken, "127.0.0.1:0", "CONSUL_HTTP_TOKEN="+agent.Token())
 	d.procs = append(d.procs, front)
 	d.mesh()
 	d.waitFor("every server passing", d.allPassing)
@@ -235,7 +235,7 @@ func TestACL(t *testing.T) {
 		{"no token", noToken, nil,
 			[]string{"ACL token refused", "no token set"}},
 	} {
-		p := startProc(t, "mid", "mid-refused", c.file, c.env...)
+		p := startProc(t, "mid", "mid-refused", c.file, "127.0.0.1:0", c.env...)
 		stderr, err := p.waitExit()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {

@@ -125,15 +125,15 @@ func newDeployment(t *testing.T, agent *consultest.Agent, token string) *deploym
 // test ends.
 func (d *deployment) start(group, id string, env ...string) *proc {
 	d.t.Helper()
-	p := startProc(d.t, group, id, d.file, env...)
+	p := startProc(d.t, group, id, d.file, "127.0.0.1:0", env...)
 	d.procs = append(d.procs, p)
 	return p
 }
 
-func startProc(t *testing.T, group, id, file string, env ...string) *proc {
+func startProc(t *testing.T, group, id, file, listen string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary, "run", "-config", file, "-group", group, "-id", id,
-		"-listen", "127.0.0.1:0", "-log-json", "-log-level", "info")
+		"-listen", listen, "-log-json", "-log-level", "info")
 	cmd.Env = append(CleanEnv(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -60,7 +60,7 @@ func TestRunGivesUpOnConsul(t *testing.T) {
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProc(t, "back", "back-1", file)
+	p := startProc(t, "back", "back-1", file, "127.0.0.1:0")
 	stderr, err := p.waitExit()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {

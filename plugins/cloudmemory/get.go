@@ -2,6 +2,7 @@ package cloudmemory
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cloudrift/cloudrift/cloud"
@@ -105,13 +106,7 @@ func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Que
 		asker: asker, addr: addr, phase: 2, res: make(map[key]*keyRes), unplanned: make(map[key]struct{}),
 		parts: make(map[*getPart]uint64), done: done,
 	}
-	seen := make(map[key]struct{}, len(q.Keys))
-	for _, k := range q.Keys {
-		if _, dup := seen[k]; !dup {
-			seen[k] = struct{}{}
-			op.keys = append(op.keys, k)
-		}
-	}
+	op.keys = distinctKeys(q.Keys)
 	if op.subscribe {
 		op.sub = sub()
 		added := 0
@@ -157,11 +152,42 @@ func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Que
 	op.planLocked(op.keys)
 }
 
+// distinctKeys returns keys without repeats, in their first order. A
+// query names few keys (at most cloud.MaxKeys): small ones are compared
+// pairwise rather than through a map, which a one-key Get would allocate
+// for nothing.
+func distinctKeys(keys []key) []key {
+	out := make([]key, 0, len(keys))
+	if len(keys) <= 16 {
+		for _, k := range keys {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	seen := make(map[key]struct{}, len(keys))
+	for _, k := range keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// ownerKeys is the keys of a part: those one owner holds.
+type ownerKeys struct {
+	rep  *replica
+	keys []key
+}
+
 // planLocked sends the parts that read keys from their owners.
 func (op *getOp) planLocked(keys []key) {
 	c := op.c
-	groups := make(map[*replica][]key)
-	var order []*replica
+	// By owner, in the order of their first key; a search through the
+	// few owners costs less than a map per Get.
+	var groups []ownerKeys
 	unlinked := false
 	for _, k := range keys {
 		rep := c.ownerLocked(k)
@@ -170,13 +196,15 @@ func (op *getOp) planLocked(keys []key) {
 			unlinked = true
 			continue
 		}
-		if groups[rep] == nil {
-			order = append(order, rep)
+		i := slices.IndexFunc(groups, func(g ownerKeys) bool { return g.rep == rep })
+		if i < 0 {
+			i = len(groups)
+			groups = append(groups, ownerKeys{rep: rep})
 		}
-		groups[rep] = append(groups[rep], k)
+		groups[i].keys = append(groups[i].keys, k)
 	}
-	for _, rep := range order {
-		ks := groups[rep]
+	for _, g := range groups {
+		rep, ks := g.rep, g.keys
 		req := c.nextReqLocked()
 		m := cloudwire.SrvGet{Req: req, Asker: op.asker, Addr: op.addr, Keys: ks, Uploaders: op.ups, MaxBytes: uint32(c.budget)}
 		switch {

@@ -3,6 +3,7 @@ package cloudwire
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -21,6 +22,7 @@ type Post struct {
 }
 
 func (m *Post) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 4+keySize(m.Key)+len(m.Data))
 	dst = binary.BigEndian.AppendUint32(dst, m.Req)
 	dst = appendKey(dst, m.Key)
 	return append(dst, m.Data...)
@@ -65,6 +67,7 @@ type Get struct {
 }
 
 func (m *Get) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 4+1+4+4+keysSize(m.Query.Keys)+refsSize(m.Query.Uploaders))
 	dst = binary.BigEndian.AppendUint32(dst, m.Req)
 	var flags byte
 	if m.Query.Subscribe {
@@ -125,6 +128,7 @@ type Reply struct {
 }
 
 func (m *Reply) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 4+2+2+len(m.Message))
 	dst = binary.BigEndian.AppendUint32(dst, m.Req)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(m.Code))
 	return appendMsg(dst, m.Message)
@@ -161,6 +165,7 @@ type Result struct {
 }
 
 func (m *Result) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 4+2+2+len(m.Message)+1+4+keysSize(m.Missing)+rowsSize(m.Rows))
 	dst = binary.BigEndian.AppendUint32(dst, m.Req)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(m.Code))
 	dst = appendMsg(dst, m.Message)
@@ -222,6 +227,7 @@ type Notice struct {
 }
 
 func (m *Notice) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 2+RowSize(&m.Row))
 	var flags byte
 	if m.Created {
 		flags |= flagCreated
@@ -264,6 +270,7 @@ type Resync struct {
 }
 
 func (m *Resync) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 1+keySize(m.Key)+rowsSize(m.Rows))
 	var flags byte
 	if m.Truncated {
 		flags |= flagTruncated

@@ -202,3 +202,21 @@ func TestRingDigestIgnoresOrder(t *testing.T) {
 		t.Fatal("different sets share a digest")
 	}
 }
+
+// TestAppendToNilAllocatesOnce: the messages that travel on every Post
+// and Get size their buffer before appending, so encoding into nil costs
+// one allocation, not one per growth.
+func TestAppendToNilAllocatesOnce(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	for _, v := range cloudSamples() {
+		switch v.(type) {
+		case *Release, *Unsubscribe, *SrvRelease, *SrvSub, *SrvDrop, *SrvSync, *SrvMoved:
+			continue // rare messages, left to grow
+		}
+		if allocs := testing.AllocsPerRun(20, func() { v.AppendTo(nil) }); allocs != 1 {
+			t.Errorf("%T.AppendTo(nil): %v allocations, want 1", v, allocs)
+		}
+	}
+}

@@ -88,6 +88,35 @@ func RowSize(r *cloud.Row) int {
 	return 1 + len(r.Key.Primary) + 4 + 1 + len(r.Uploader.Server) + 8 + 1 + len(r.Addr) + 1 + len(r.Via) + 4 + len(r.Data)
 }
 
+// Sizes for growing a destination once before appending (an AppendTo
+// called with nil otherwise reallocates as it grows): each is at least the
+// bytes its appender adds.
+
+func keySize(k cloud.Key) int { return 1 + len(k.Primary) + 4 }
+
+func refSize(r protocol.ClientRef) int { return 1 + len(r.Server) + 8 }
+
+// listSize is the size of a u16-counted list.
+func listSize[T any](xs []T, size func(T) int) int {
+	n := 2
+	for _, x := range xs {
+		n += size(x)
+	}
+	return n
+}
+
+func keysSize(keys []cloud.Key) int { return listSize(keys, keySize) }
+
+func refsSize(refs []protocol.ClientRef) int { return listSize(refs, refSize) }
+
+func rowsSize(rows []cloud.Row) int {
+	n := 4
+	for i := range rows {
+		n += RowSize(&rows[i])
+	}
+	return n
+}
+
 // Encoding helpers. Callers validate keys (cloud.Key.Validate) and keep
 // lists within cloud.MaxKeys; the appenders cut what does not fit, which
 // the receiver then sees.
@@ -149,11 +178,11 @@ func (d *decoder) key() cloud.Key {
 }
 
 func (d *decoder) ref(field string) protocol.ClientRef {
-	return protocol.ClientRef{Server: d.Str8(field + " server"), ID: d.U64(field + " id")}
+	return protocol.ClientRef{Server: d.Str8Of(field, " server"), ID: d.U64Of(field, " id")}
 }
 
 func (d *decoder) keys(field string) []cloud.Key {
-	n := int(d.U16(field + " count"))
+	n := int(d.U16Of(field, " count"))
 	if n == 0 || !d.Check(n, 5, field) {
 		return nil
 	}
@@ -165,7 +194,7 @@ func (d *decoder) keys(field string) []cloud.Key {
 }
 
 func (d *decoder) refs(field string) []protocol.ClientRef {
-	n := int(d.U16(field + " count"))
+	n := int(d.U16Of(field, " count"))
 	if n == 0 || !d.Check(n, 9, field) {
 		return nil
 	}

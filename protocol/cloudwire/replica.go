@@ -28,6 +28,7 @@ type SrvPost struct {
 }
 
 func (m *SrvPost) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 8+1+keySize(m.Key)+refSize(m.Uploader)+1+len(m.Addr)+len(m.Data))
 	dst = binary.BigEndian.AppendUint64(dst, m.Req)
 	var flags byte
 	if m.Sync {
@@ -100,6 +101,7 @@ type SrvGet struct {
 }
 
 func (m *SrvGet) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 8+1+refSize(m.Asker)+1+len(m.Addr)+4+4+4+keysSize(m.Keys)+refsSize(m.Uploaders))
 	dst = binary.BigEndian.AppendUint64(dst, m.Req)
 	var flags byte
 	if m.Sync {
@@ -272,6 +274,7 @@ type SrvReply struct {
 }
 
 func (m *SrvReply) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 8+2+2+len(m.Message))
 	dst = binary.BigEndian.AppendUint64(dst, m.Req)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(m.Code))
 	return appendMsg(dst, m.Message)
@@ -303,6 +306,14 @@ type SrvResult struct {
 	Refused []Refusal
 }
 
+// refusalsSize is the encoded size of a result's refusals.
+func refusalsSize(rs []Refusal) int {
+	if len(rs) == 0 {
+		return 0
+	}
+	return 2 + 4*len(rs)
+}
+
 // Refusal is a key of a SrvGet that the replica did not read, and why:
 // cloud.CodeNotOwner (another replica owns it) or cloud.CodeUnavailable
 // (this replica took it over and its rows are still arriving). The
@@ -313,6 +324,7 @@ type Refusal struct {
 }
 
 func (m *SrvResult) AppendTo(dst []byte) []byte {
+	dst = slices.Grow(dst, 8+2+2+len(m.Message)+1+2+4*len(m.Counts)+rowsSize(m.Rows)+refusalsSize(m.Refused))
 	dst = binary.BigEndian.AppendUint64(dst, m.Req)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(m.Code))
 	dst = appendMsg(dst, m.Message)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -44,8 +46,10 @@ const requestTimeout = 10 * time.Second
 
 // registration is the connector's one registered member.
 type registration struct {
-	member  registry.Member
-	service *api.AgentServiceRegistration
+	member registry.Member // guarded by Connector.regMu; only Meta changes
+	// service is the registration as last sent; Update replaces it while
+	// the heartbeat reads it to register again.
+	service atomic.Pointer[api.AgentServiceRegistration]
 	cancel  context.CancelFunc // ends the heartbeat
 	done    chan struct{}      // closed when the heartbeat has ended
 }
@@ -74,20 +78,13 @@ func (c *Connector) Register(ctx context.Context, self registry.Member) error {
 	if err != nil {
 		return err
 	}
-	rctx, cancel := c.mergeCancel(ctx)
-	rctx, cancelTimeout := context.WithTimeout(rctx, requestTimeout)
-	err = c.register(rctx, svc)
-	cancelTimeout()
-	cancel()
-	if err != nil {
-		if c.isClosed() {
-			return registry.ErrClosed
-		}
-		return c.apiError("register "+self.ID, svc.Name, err)
+	if err := c.send(ctx, "register "+self.ID, svc); err != nil {
+		return err
 	}
 
 	hctx, hcancel := context.WithCancel(c.ctx)
-	reg := &registration{member: self, service: svc, cancel: hcancel, done: make(chan struct{})}
+	reg := &registration{member: self, cancel: hcancel, done: make(chan struct{})}
+	reg.service.Store(svc)
 	c.reg = reg
 	// Close sets closed before taking regMu, and waits on wg after
 	// releasing it: this Add happens before that Wait.
@@ -114,6 +111,35 @@ func (c *Connector) Deregister(ctx context.Context) error {
 	return c.endRegistration(ctx)
 }
 
+// Update implements registry.Updater: it registers the service again with
+// self's Meta (the same checks that Register validates), keeping its TTL
+// check passing. The request is bounded by ctx and by 10 s; on error the
+// previous registration stands.
+func (c *Connector) Update(ctx context.Context, self registry.Member) error {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	if c.isClosed() {
+		return registry.ErrClosed
+	}
+	if c.reg == nil {
+		return registry.ErrNotRegistered
+	}
+	if err := registry.CheckUpdate(c.reg.member, self); err != nil {
+		return fmt.Errorf("%w: member %q", err, self.ID)
+	}
+	svc, err := c.registration(self)
+	if err != nil {
+		return err
+	}
+	if err := c.send(ctx, "update "+self.ID, svc); err != nil {
+		return err
+	}
+	// Only Meta changes (CheckUpdate); the heartbeat reads ID and Group.
+	c.reg.member.Meta = maps.Clone(self.Meta)
+	c.reg.service.Store(svc)
+	return nil
+}
+
 // endRegistration stops the heartbeat and deregisters. regMu must be held
 // and c.reg set.
 func (c *Connector) endRegistration(ctx context.Context) error {
@@ -123,9 +149,10 @@ func (c *Connector) endRegistration(ctx context.Context) error {
 	<-reg.done
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	err := c.client.Agent().ServiceDeregisterOpts(reg.service.ID, c.queryOptions(ctx))
+	svc := reg.service.Load()
+	err := c.client.Agent().ServiceDeregisterOpts(svc.ID, c.queryOptions(ctx))
 	if err != nil && !isNotFound(err) {
-		return c.apiError("deregister "+reg.member.ID, reg.service.Name, err)
+		return c.apiError("deregister "+reg.member.ID, svc.Name, err)
 	}
 	return nil
 }
@@ -190,6 +217,22 @@ func (c *Connector) registration(m registry.Member) (*api.AgentServiceRegistrati
 	}, nil
 }
 
+// send registers svc for Register and Update (op names it in errors),
+// bounded by ctx, by Close and by requestTimeout.
+func (c *Connector) send(ctx context.Context, op string, svc *api.AgentServiceRegistration) error {
+	rctx, cancel := c.mergeCancel(ctx)
+	defer cancel()
+	rctx, cancelTimeout := context.WithTimeout(rctx, requestTimeout)
+	defer cancelTimeout()
+	if err := c.register(rctx, svc); err != nil {
+		if c.isClosed() {
+			return registry.ErrClosed
+		}
+		return c.apiError(op, svc.Name, err)
+	}
+	return nil
+}
+
 // register registers (or registers again) svc, replacing its checks.
 func (c *Connector) register(ctx context.Context, svc *api.AgentServiceRegistration) error {
 	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true, Token: c.token}.WithContext(ctx)
@@ -216,10 +259,11 @@ func (c *Connector) heartbeat(ctx context.Context, reg *registration) {
 		case <-ticker.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
-		err := c.client.Agent().UpdateTTLOpts(reg.service.Check.CheckID, "", "pass", c.queryOptions(rctx))
+		svc := reg.service.Load()
+		err := c.client.Agent().UpdateTTLOpts(svc.Check.CheckID, "", "pass", c.queryOptions(rctx))
 		if err != nil && isMissingCheck(err) {
 			// The agent lost the registration (restart): register again.
-			err = c.register(rctx, reg.service)
+			err = c.register(rctx, svc)
 			if err == nil {
 				log.Info().Msg("consul lost the registration; registered again")
 			}
@@ -230,7 +274,7 @@ func (c *Connector) heartbeat(ctx context.Context, reg *registration) {
 			return
 		case err != nil && !failing:
 			failing = true
-			log.Warn().Err(c.apiError("heartbeat", reg.service.Name, err)).
+			log.Warn().Err(c.apiError("heartbeat", svc.Name, err)).
 				Msg("heartbeat failed; retrying every interval")
 		case err != nil:
 			log.Debug().Err(err).Msg("heartbeat failed again")

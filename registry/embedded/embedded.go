@@ -31,7 +31,10 @@ import (
 // registry is down. It wraps registry.ErrUnavailable.
 var ErrUnavailable = fmt.Errorf("registry/embedded: paused: %w", registry.ErrUnavailable)
 
-var _ registry.Connector = (*Connector)(nil)
+var (
+	_ registry.Connector = (*Connector)(nil)
+	_ registry.Updater   = (*Connector)(nil)
+)
 
 // Hub is the registry of one system. The zero value is an empty, running
 // hub ready to use; NewHub returns the same. All methods are safe for
@@ -266,6 +269,30 @@ func (c *Connector) Deregister(ctx context.Context) error {
 	e := c.self
 	h.removeLocked(e)
 	h.notifyLocked(e.member.Group)
+	return nil
+}
+
+// Update implements registry.Updater: it replaces the registered member's
+// Meta. While the hub is paused it fails with ErrUnavailable.
+func (c *Connector) Update(ctx context.Context, self registry.Member) error {
+	h := c.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case c.closed:
+		return fmt.Errorf("registry/embedded: update: %w", registry.ErrClosed)
+	case ctx.Err() != nil:
+		return fmt.Errorf("registry/embedded: update: %w", ctx.Err())
+	case c.self == nil:
+		return fmt.Errorf("registry/embedded: update: %w", registry.ErrNotRegistered)
+	case h.paused:
+		return fmt.Errorf("registry/embedded: update %q: %w", self.ID, ErrUnavailable)
+	}
+	if err := registry.CheckUpdate(c.self.member, self); err != nil {
+		return fmt.Errorf("registry/embedded: update %q: %w", self.ID, err)
+	}
+	c.self.member.Meta = maps.Clone(self.Meta)
+	h.notifyLocked(self.Group)
 	return nil
 }
 

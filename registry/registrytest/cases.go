@@ -3,6 +3,7 @@ package registrytest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/cloudrift/cloudrift/registry"
@@ -423,4 +424,42 @@ func testConcurrent(e *env) {
 		return
 	}
 	e.watch(e.conn(), g).exactly(final...)
+}
+
+// testUpdateMeta checks registry.Updater, for connectors that implement
+// it: watchers see the new Meta, and Update refuses what it may not do.
+func testUpdateMeta(e *env) {
+	g := e.group("g")
+	m := e.member(g, "a", 1)
+	c := e.conn()
+	u, ok := c.(registry.Updater)
+	if !ok {
+		e.t.Skip("the connector does not implement registry.Updater")
+	}
+	wantErr(e.t, "Update before Register", u.Update(e.t.Context(), m), registry.ErrNotRegistered)
+	e.register(c, m)
+	other := e.member(g, "b", 2)
+	e.registerNew(other)
+	w := e.watch(e.conn(), g)
+	w.exactly(m, other)
+
+	drained := m
+	drained.Meta = maps.Clone(m.Meta)
+	drained.Meta[registry.MetaDraining] = "1"
+	if err := u.Update(e.t.Context(), drained); err != nil {
+		e.t.Fatalf("Update: %v", err)
+	}
+	w.exactly(drained, other)
+
+	moved := drained
+	moved.Address = other.Address
+	wantErr(e.t, "Update of the address", u.Update(e.t.Context(), moved), registry.ErrInvalidMember)
+	reborn := drained
+	reborn.Incarnation++
+	wantErr(e.t, "Update of the incarnation", u.Update(e.t.Context(), reborn), registry.ErrInvalidMember)
+	if err := c.Close(); err != nil {
+		e.t.Fatalf("Close: %v", err)
+	}
+	wantErr(e.t, "Update after Close", u.Update(e.t.Context(), drained), registry.ErrClosed)
+	w.exactly(other)
 }

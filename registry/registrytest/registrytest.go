@@ -74,6 +74,7 @@ func Run(t *testing.T, newBackend Factory) {
 		{"SnapshotsOwnedByReceiver", testSnapshotOwnership},
 		{"NoEqualSnapshotsInARow", testNoRepeats},
 		{"Concurrent", testConcurrent},
+		{"UpdateMeta", testUpdateMeta},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -57,6 +57,18 @@ window.roundTrips = async (tag, n, pace) => {
   }
   return out;
 };
+// viaDirectory connects a Reconnector through the group's directory (a
+// cross-origin fetch) and returns the server it reached after an echo.
+window.viaDirectory = async (dir) => {
+  const r = new sdk.Reconnector({ directory: dir });
+  const c = await new Promise((resolve) => { r.on("connect", resolve); r.start(); });
+  await new Promise((resolve) => {
+    const off = c.on("message", (m) => { if (m.tag === 1) { off(); resolve(); } });
+    c.send(1, new Uint8Array([1]));
+  });
+  await r.stop();
+  return c.ref.server;
+};
 window.ready = true;
 </script>
 `
@@ -82,7 +94,7 @@ func servePage(t *testing.T) string {
 func TestBrowserSDK(t *testing.T) {
 	b := browsertest.Start(t, 800, 600)
 	pageURL := servePage(t)
-	_, urls := startSystem(t)
+	sys, urls := startSystem(t)
 	tab := b.Open(t, pageURL)
 	tab.Wait("the SDK module", "window.ready === true", "document.documentElement.outerHTML")
 
@@ -128,6 +140,14 @@ func TestBrowserSDK(t *testing.T) {
 
 	tab.Eval("c.close().then(() => true)", nil)
 	tab.Wait("the close event", `state.closed === "ClosedError"`, "state")
+
+	// The group's directory answers the page's cross-origin fetch, and
+	// a Reconnector connects through it.
+	var server string
+	tab.Eval(fmt.Sprintf("viaDirectory(%q)", "http://"+sys.Server("client-1").Addr()+"/servers"), &server)
+	if server != "client-1" && server != "client-2" {
+		t.Fatalf("the directory led to %q", server)
+	}
 }
 
 // TestBrowserRoundTrip measures the round trip of an echo from the

@@ -4,14 +4,16 @@
 // replicas, over loopback. The Node tests find the client servers' URLs in
 // CLOUDRIFT_TEST_URLS (comma-separated).
 //
-// Two more client servers are there to be stopped, one each, by the
+// Three more client servers are there to be stopped, one each, by the
 // failover test (test/failover.test.mjs), so that the test files running
 // in parallel never lose their servers: the one at CLOUDRIFT_TEST_KILL_URL
 // is killed (Server.Kill: no Close frame, as when a process dies), the one
 // at CLOUDRIFT_TEST_SHUTDOWN_URL shut down gracefully (its clients get a
-// Close of ReasonShutdown). A client asks for it with a tagStop message;
+// Close of ReasonShutdown), the one at CLOUDRIFT_TEST_DRAIN_URL drained
+// (its clients get a Move). A client asks for it with a tagStop message;
 // the echo plugin passes the request to the test goroutine, which stops
-// the server while Node runs.
+// the server while Node runs. CLOUDRIFT_TEST_DIRECTORY is the client
+// group's directory (GET /servers on the first client server).
 //
 // Without tsc (Debian: apt-get install node-typescript) or node on PATH
 // the test skips, unless CI=true, where it fails.
@@ -52,6 +54,7 @@ const (
 const (
 	stopKill     = "kill"
 	stopShutdown = "shutdown"
+	stopDrain    = "drain"
 )
 
 // stopRequest is a tagStop message, passed from the echo plugin to the
@@ -213,6 +216,11 @@ func stop(t *testing.T, sys *clustertest.System, req stopRequest) {
 		sys.Server(req.id).Kill()
 	case stopShutdown:
 		sys.Server(req.id).Shutdown()
+	case stopDrain:
+		// The drain ends by itself once its clients have moved.
+		if err := sys.Server(req.id).Cluster().BeginDrain(); err != nil {
+			t.Errorf("drain %s: %v", req.id, err)
+		}
 	default:
 		t.Errorf("stop %s: unknown way %q", req.id, req.how)
 	}
@@ -235,6 +243,7 @@ func TestNodeSDK(t *testing.T) {
 	stops := make(chan stopRequest, 1)
 	killed := startVictim(sys, "client-3", stops)
 	shutDown := startVictim(sys, "client-4", stops)
+	drained := startVictim(sys, "client-5", stops)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	args := append([]string{"--experimental-websocket", "--test"}, tests...)
@@ -243,6 +252,8 @@ func TestNodeSDK(t *testing.T) {
 		"CLOUDRIFT_TEST_URLS="+strings.Join(urls, ","),
 		"CLOUDRIFT_TEST_KILL_URL="+killed.URL(),
 		"CLOUDRIFT_TEST_SHUTDOWN_URL="+shutDown.URL(),
+		"CLOUDRIFT_TEST_DRAIN_URL="+drained.URL(),
+		"CLOUDRIFT_TEST_DIRECTORY=http://"+sys.Server("client-1").Addr()+"/servers",
 		"CLOUDRIFT_TEST_REFUSED_TOKEN="+refusedToken,
 		"NODE_NO_WARNINGS=1",
 	)

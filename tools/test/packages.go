@@ -23,6 +23,7 @@ var tools = []tool{
 	{"tsc", "node-typescript", "the TypeScript SDK's tests (sdk/typescript)"},
 	{"chromium", "chromium", "the browser tests (sdk/typescript, examples/openworld/web)"},
 	{"prometheus", "prometheus", "the operations port's scrape test (ops)"},
+	{"redis-server", "redis-server", "the cloud-memory benchmark's Redis harness test (bench/cloud)"},
 }
 
 // installTools installs the Debian packages of missing tools. Without

@@ -65,7 +65,7 @@ func TestDevStartsBotsAndBotsCommandRuns(t *testing.T) {
 	if code := bots.Stop(t); code != 0 {
 		t.Errorf("bots: exit %d; stderr:\n%s", code, &bots.Stderr)
 	}
-	summary := regexp.MustCompile(`done after \S+: (\d+) joins \(0 failed\), 0 drops, (\d+) sent, (\d+) received \((\d+) chat lines\)\nround trips: \d+, p50`)
+	summary := regexp.MustCompile(`done after \S+: (\d+) joins \(0 failed\), 0 drops, 0 moves, (\d+) sent, (\d+) received \((\d+) chat lines\)\nround trips: \d+, p50`)
 	m := summary.FindStringSubmatch(bots.Stdout.String())
 	if m == nil {
 		t.Fatalf("no summary in:\n%s", &bots.Stdout)
@@ -100,7 +100,8 @@ func TestBotsCommandUsage(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"bots"}, 2, "-url is required"},
+		{[]string{"bots"}, 2, "-url or -directory is required"},
+		{[]string{"bots", "-directory", "ws://127.0.0.1:1/servers"}, 2, "want http(s)://"},
 		{[]string{"bots", "-url", "ws://127.0.0.1:1/", "-n", "0"}, 2, "-n 0"},
 		{[]string{"bots", "-url", "http://127.0.0.1:1/"}, 2, "want ws://"},
 		{[]string{"bots", "-url", "ws://127.0.0.1:1/", "extra"}, 2, `unexpected argument "extra"`},

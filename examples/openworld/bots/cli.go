@@ -26,6 +26,7 @@ func Options() []cli.Option {
 
 type commandOptions struct {
 	urls      cli.List
+	directory string
 	n         int
 	duration  time.Duration
 	interval  time.Duration
@@ -38,10 +39,12 @@ func (o *commandOptions) flagSet(prog string) *flag.FlagSet {
 	fs := flag.NewFlagSet(prog+" bots", flag.ContinueOnError)
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "Usage: %s bots -url ws://HOST:PORT/ [-url ...] [-n 10] [-duration 30s]\n\n", prog)
+		fmt.Fprintf(w, "Usage: %s bots {-url ws://HOST:PORT/ [-url ...] | -directory http://HOST:PORT/servers} [-n 10] [-duration 30s]\n\n", prog)
 		fmt.Fprint(w, `Bots runs simulated players of the open-world example against a running
-system: each joins one of the client servers (in turn), walks at random
+system: each joins one of the client servers (in turn, or, with
+-directory, a lightly loaded one of the group's directory), walks at random
 around the centre of the map, where the others are, and chats now and then.
+A player whose server drains moves to another (its Move) before leaving.
 Every interval it prints the players connected, the messages sent and
 received per second, and the round trips of the moves (a move is stamped;
 the world server that owns the player's region echoes the stamp back). A
@@ -55,6 +58,7 @@ Flags:
 		fs.PrintDefaults()
 	}
 	fs.Var(&o.urls, "url", "a client server's WebSocket `URL`; repeat it, or separate URLs with commas, for several")
+	fs.StringVar(&o.directory, "directory", "", "a client group's directory `URL`, http://HOST:PORT/servers, read at every join (before -url)")
 	fs.IntVar(&o.n, "n", DefaultPlayers, "how many players")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to play; 0: until interrupted")
 	fs.DurationVar(&o.interval, "interval", time.Second, "how often to print progress")
@@ -92,8 +96,8 @@ func runCommand(ctx context.Context, inv cli.Invocation) int {
 	switch {
 	case fs.NArg() > 0:
 		return usage("unexpected argument %q", fs.Arg(0))
-	case len(o.urls) == 0:
-		return usage("-url is required")
+	case len(o.urls) == 0 && o.directory == "":
+		return usage("-url or -directory is required")
 	case o.n < 1:
 		return usage("-n %d: want at least 1", o.n)
 	case o.duration < 0:
@@ -103,7 +107,7 @@ func runCommand(ctx context.Context, inv cli.Invocation) int {
 	case o.chatEvery == 0:
 		return usage("-chat-every 0: want a positive duration, or negative for never")
 	}
-	s := &Swarm{URLs: o.urls, Players: o.n, MoveEvery: o.moveEvery, ChatEvery: o.chatEvery, Area: int32(o.area)}
+	s := &Swarm{URLs: o.urls, Directory: o.directory, Players: o.n, MoveEvery: o.moveEvery, ChatEvery: o.chatEvery, Area: int32(o.area)}
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
@@ -113,15 +117,19 @@ func runCommand(ctx context.Context, inv cli.Invocation) int {
 	if o.duration > 0 {
 		how = "for " + o.duration.String()
 	}
-	fmt.Fprintf(inv.Stdout, "%d players on %d client servers, %s\n", o.n, len(o.urls), how)
+	if o.directory != "" {
+		fmt.Fprintf(inv.Stdout, "%d players on the servers of %s, %s\n", o.n, o.directory, how)
+	} else {
+		fmt.Fprintf(inv.Stdout, "%d players on %d client servers, %s\n", o.n, len(o.urls), how)
+	}
 	final, err := s.Run(ctx, o.interval, func(p Progress) {
 		fmt.Fprintf(inv.Stdout, "%s  %s\n", time.Now().Format("15:04:05"), p)
 	})
 	if err != nil {
 		return usage("%v", err)
 	}
-	fmt.Fprintf(inv.Stdout, "done after %s: %d joins (%d failed), %d drops, %d sent, %d received (%d chat lines)\n",
-		final.Elapsed.Round(time.Millisecond), final.Joins, final.JoinErrors, final.Drops, final.Sent, final.Received, final.Chats)
+	fmt.Fprintf(inv.Stdout, "done after %s: %d joins (%d failed), %d drops, %d moves, %d sent, %d received (%d chat lines)\n",
+		final.Elapsed.Round(time.Millisecond), final.Joins, final.JoinErrors, final.Drops, final.Moves, final.Sent, final.Received, final.Chats)
 	if final.RTT.Samples > 0 {
 		fmt.Fprintf(inv.Stdout, "round trips: %d, p50 %s p90 %s p99 %s max %s\n",
 			final.RTT.Samples, ms(final.RTT.P50), ms(final.RTT.P90), ms(final.RTT.P99), ms(final.RTT.Max))

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,8 +47,14 @@ var ErrBadSwarm = errors.New("bots: bad swarm")
 // value of each field but URLs is a usable default.
 type Swarm struct {
 	// URLs are client servers' WebSocket endpoints; players are spread
-	// over them in turn. At least one is required.
+	// over them in turn. At least one of URLs and Directory is required.
 	URLs []string
+	// Directory, when set, is a client group's directory,
+	// http(s)://host:port/servers: every join reads it and picks the less
+	// loaded of two of its servers drawn at random (so that players joining
+	// together do not all pick the same one), falling back to the others,
+	// then to URLs.
+	Directory string
 	// Players is how many players to run, 1 to MaxPlayers. Zero means
 	// DefaultPlayers.
 	Players int
@@ -78,6 +85,7 @@ type Progress struct {
 	Joins      uint64 // successful joins, rejoins included
 	JoinErrors uint64 // failed joins
 	Drops      uint64 // connections that ended before Run did
+	Moves      uint64 // players that moved to another server when theirs drained
 
 	Sent, Received         uint64  // messages, since Run started
 	SentRate, ReceivedRate float64 // messages per second
@@ -97,6 +105,9 @@ func (p Progress) String() string {
 	}
 	if p.JoinErrors > 0 || p.Drops > 0 {
 		fmt.Fprintf(&b, "  join errors %d  drops %d", p.JoinErrors, p.Drops)
+	}
+	if p.Moves > 0 {
+		fmt.Fprintf(&b, "  moves %d", p.Moves)
 	}
 	return b.String()
 }
@@ -121,9 +132,9 @@ func ms(d time.Duration) string {
 
 // swarmState is what a swarm's players update.
 type swarmState struct {
-	connected                                  atomic.Int64
-	joins, joinErrors, drops, sent, recv, chat atomic.Uint64
-	rtt                                        recorder
+	connected                                         atomic.Int64
+	joins, joinErrors, drops, moves, sent, recv, chat atomic.Uint64
+	rtt                                               recorder
 }
 
 // Run runs the players until ctx ends, then disconnects them and returns
@@ -196,6 +207,7 @@ func (s *Swarm) progress(st *swarmState, start, now time.Time) Progress {
 		Joins:      st.joins.Load(),
 		JoinErrors: st.joinErrors.Load(),
 		Drops:      st.drops.Load(),
+		Moves:      st.moves.Load(),
 		Sent:       st.sent.Load(),
 		Received:   st.recv.Load(),
 		Chats:      st.chat.Load(),
@@ -206,8 +218,11 @@ func (s *Swarm) progress(st *swarmState, start, now time.Time) Progress {
 func (s *Swarm) withDefaults() (*Swarm, error) {
 	c := *s
 	c.URLs = append([]string(nil), s.URLs...)
-	if len(c.URLs) == 0 {
-		return nil, fmt.Errorf("%w: no client server URL", ErrBadSwarm)
+	if len(c.URLs) == 0 && c.Directory == "" {
+		return nil, fmt.Errorf("%w: no client server URL and no directory", ErrBadSwarm)
+	}
+	if c.Directory != "" && !strings.HasPrefix(c.Directory, "http://") && !strings.HasPrefix(c.Directory, "https://") {
+		return nil, fmt.Errorf("%w: directory %q: want http(s)://host:port/servers", ErrBadSwarm, c.Directory)
 	}
 	for _, u := range c.URLs {
 		if !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
@@ -241,11 +256,11 @@ func (s *Swarm) withDefaults() (*Swarm, error) {
 	return &c, nil
 }
 
-// bot runs player i until ctx ends, joining again when its connection ends.
+// bot runs player i until ctx ends, joining again when its connection
+// ends, and moving to another server when its server drains.
 func (s *Swarm) bot(ctx context.Context, i int, st *swarmState) {
 	rng := rand.New(rand.NewPCG(rand.Uint64(), uint64(i)))
 	name := fmt.Sprintf("%s-%d", s.Name, i+1)
-	url := s.URLs[i%len(s.URLs)]
 	rejoin := backoff.Policy{Min: minBackoff, Max: maxBackoff}
 	failures := 0
 	// Spread the first joins over one move period.
@@ -254,19 +269,7 @@ func (s *Swarm) bot(ctx context.Context, i int, st *swarmState) {
 	}
 	for ctx.Err() == nil {
 		spawn := s.walk(rng, openworld.Point{X: openworld.MapSize / 2, Y: openworld.MapSize / 2}, s.Area/2)
-		p, err := openworld.Join(ctx, openworld.JoinOptions{
-			URL:   url,
-			Name:  name,
-			Spawn: &spawn,
-			Dial:  s.Dial,
-			OnMessage: func(m client.Message) {
-				st.recv.Add(1)
-				if m.Tag == openworld.PlayerChatLine {
-					st.chat.Add(1)
-				}
-			},
-			OnRTT: st.rtt.add,
-		})
+		p, err := s.join(ctx, s.servers(ctx, rng, i, ""), name, spawn, st)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -281,9 +284,15 @@ func (s *Swarm) bot(ctx context.Context, i int, st *swarmState) {
 		failures = 0
 		st.joins.Add(1)
 		st.connected.Add(1)
-		s.play(ctx, p, rng, st)
+		for p != nil {
+			moved := s.play(ctx, p, rng, i, st)
+			p.Close()
+			if moved != nil {
+				st.moves.Add(1)
+			}
+			p = moved
+		}
 		st.connected.Add(-1)
-		p.Close()
 		if ctx.Err() != nil {
 			return
 		}
@@ -294,8 +303,41 @@ func (s *Swarm) bot(ctx context.Context, i int, st *swarmState) {
 	}
 }
 
-// play moves and chats until ctx ends or the connection does.
-func (s *Swarm) play(ctx context.Context, p *openworld.Player, rng *rand.Rand, st *swarmState) {
+// join joins the first of urls that takes the player.
+func (s *Swarm) join(ctx context.Context, urls []string, name string, spawn openworld.Point, st *swarmState) (*openworld.Player, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("bots: no client server to join (the directory gave none)")
+	}
+	var errs []error
+	for _, u := range urls {
+		p, err := openworld.Join(ctx, openworld.JoinOptions{
+			URL:   u,
+			Name:  name,
+			Spawn: &spawn,
+			Dial:  s.Dial,
+			OnMessage: func(m client.Message) {
+				st.recv.Add(1)
+				if m.Tag == openworld.PlayerChatLine {
+					st.chat.Add(1)
+				}
+			},
+			OnRTT: st.rtt.add,
+		})
+		if err == nil {
+			return p, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// play moves and chats until ctx ends or the connection does, or until
+// the server asks the player to move and it has joined another server:
+// it then returns the new player (the caller closes the old one).
+func (s *Swarm) play(ctx context.Context, p *openworld.Player, rng *rand.Rand, i int, st *swarmState) *openworld.Player {
 	move := time.NewTicker(s.MoveEvery)
 	defer move.Stop()
 	var chatC <-chan time.Time
@@ -317,9 +359,19 @@ func (s *Swarm) play(ctx context.Context, p *openworld.Player, rng *rand.Rand, s
 		var err error
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-p.Done():
-			return
+			return nil
+		case m := <-p.Moved():
+			// Make before break: join elsewhere, where the player stands,
+			// before leaving.
+			urls := appendNew(nil, m.URLs...)
+			urls = appendNew(urls, s.servers(ctx, rng, i, p.URL())...)
+			urls = slices.DeleteFunc(urls, func(u string) bool { return u == p.URL() })
+			if np, err := s.join(ctx, urls, p.Name(), pos, st); err == nil {
+				return np
+			}
+			continue // nowhere to go: stay until the server closes
 		case <-move.C:
 			pos = s.walk(rng, pos, 24)
 			err = p.Move(pos.X, pos.Y)
@@ -332,7 +384,7 @@ func (s *Swarm) play(ctx context.Context, p *openworld.Player, rng *rand.Rand, s
 			err = p.Chat(fmt.Sprintf("%s says hello (%d)", p.Name(), lines))
 		}
 		if err != nil {
-			return // the connection ended: p.Done is closed or closing
+			return nil // the connection ended: p.Done is closed or closing
 		}
 		st.sent.Add(1)
 	}

@@ -68,12 +68,16 @@ func (d *Decoder) Failf(format string, args ...any) {
 
 // Take returns the next n bytes (aliasing the payload), or false after an
 // error (recording a truncation error if there was none).
-func (d *Decoder) Take(n int, field string) ([]byte, bool) {
+func (d *Decoder) Take(n int, field string) ([]byte, bool) { return d.take(n, field, "", "") }
+
+// take is Take of the field named field+part+what. The name is joined only
+// for an error: decoding a well-formed payload allocates nothing for names.
+func (d *Decoder) take(n int, field, part, what string) ([]byte, bool) {
 	if d.err != nil {
 		return nil, false
 	}
 	if d.Left() < n {
-		d.Failf("%s truncated (need %d bytes, have %d)", field, n, d.Left())
+		d.Failf("%s%s%s truncated (need %d bytes, have %d)", field, part, what, n, d.Left())
 		return nil, false
 	}
 	p := d.b[d.off : d.off+n]
@@ -90,8 +94,12 @@ func (d *Decoder) U8(field string) byte {
 }
 
 // U16 reads a big-endian uint16.
-func (d *Decoder) U16(field string) uint16 {
-	if p, ok := d.Take(2, field); ok {
+func (d *Decoder) U16(field string) uint16 { return d.U16Of(field, "") }
+
+// U16Of reads a big-endian uint16, the field named field+part (joined
+// only for an error).
+func (d *Decoder) U16Of(field, part string) uint16 {
+	if p, ok := d.take(2, field, part, ""); ok {
 		return binary.BigEndian.Uint16(p)
 	}
 	return 0
@@ -106,8 +114,12 @@ func (d *Decoder) U32(field string) uint32 {
 }
 
 // U64 reads a big-endian uint64.
-func (d *Decoder) U64(field string) uint64 {
-	if p, ok := d.Take(8, field); ok {
+func (d *Decoder) U64(field string) uint64 { return d.U64Of(field, "") }
+
+// U64Of reads a big-endian uint64, the field named field+part (joined
+// only for an error).
+func (d *Decoder) U64Of(field, part string) uint64 {
+	if p, ok := d.take(8, field, part, ""); ok {
 		return binary.BigEndian.Uint64(p)
 	}
 	return 0
@@ -122,17 +134,21 @@ func (d *Decoder) Bytes32(field string) (v [32]byte) {
 }
 
 // Str8 reads a u8-length-prefixed UTF-8 string.
-func (d *Decoder) Str8(field string) string {
-	p, ok := d.Take(1, field+" length")
+func (d *Decoder) Str8(field string) string { return d.Str8Of(field, "") }
+
+// Str8Of reads a u8-length-prefixed UTF-8 string, the field named
+// field+part (joined only for an error).
+func (d *Decoder) Str8Of(field, part string) string {
+	p, ok := d.take(1, field, part, " length")
 	if !ok {
 		return ""
 	}
-	return d.Text(int(p[0]), field)
+	return d.text(int(p[0]), field, part)
 }
 
 // Str16 reads a u16-length-prefixed UTF-8 string of at most limit bytes.
 func (d *Decoder) Str16(field string, limit int) string {
-	p, ok := d.Take(2, field+" length")
+	p, ok := d.take(2, field, "", " length")
 	if !ok {
 		return ""
 	}
@@ -145,13 +161,15 @@ func (d *Decoder) Str16(field string, limit int) string {
 }
 
 // Text reads n bytes of UTF-8 as a string that does not alias the payload.
-func (d *Decoder) Text(n int, field string) string {
-	p, ok := d.Take(n, field)
+func (d *Decoder) Text(n int, field string) string { return d.text(n, field, "") }
+
+func (d *Decoder) text(n int, field, part string) string {
+	p, ok := d.take(n, field, part, "")
 	if !ok {
 		return ""
 	}
 	if !utf8.Valid(p) {
-		d.Failf("%s is not valid UTF-8", field)
+		d.Failf("%s%s is not valid UTF-8", field, part)
 		return ""
 	}
 	return string(p)

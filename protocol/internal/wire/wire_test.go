@@ -53,3 +53,36 @@ func TestAppendStr8CutsAtARune(t *testing.T) {
 		t.Fatalf("decoded %d bytes: %v", len(got), d.Finish())
 	}
 }
+
+// TestFieldNamesJoinedOnlyForErrors: a well-formed payload's fields decode
+// without allocating for their names; a malformed one's error still names
+// the whole field.
+func TestFieldNamesJoinedOnlyForErrors(t *testing.T) {
+	b := AppendStr8(nil, "srv")
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 9, 0, 2)
+	allocs := testing.AllocsPerRun(100, func() {
+		d := NewDecoder(b, "test")
+		d.Str8Of("uploader", " server")
+		d.U64Of("uploader", " id")
+		d.U16Of("keys", " count")
+		if d.Err() != nil {
+			t.Fatal(d.Err())
+		}
+	})
+	// The one allocation is the decoded string (-race allocates more).
+	if allocs > 1 && !raceEnabled {
+		t.Fatalf("%v allocations per decode, want at most 1", allocs)
+	}
+	for name, read := range map[string]func(d *Decoder){
+		"uploader server truncated":        func(d *Decoder) { d.Str8Of("uploader", " server") },
+		"uploader server length truncated": func(d *Decoder) { d.U8("x"); d.Str8Of("uploader", " server") },
+		"uploader id truncated":            func(d *Decoder) { d.U64Of("uploader", " id") },
+		"keys count truncated":             func(d *Decoder) { d.U16Of("keys", " count") },
+	} {
+		d := NewDecoder([]byte{9}, "test")
+		read(&d)
+		if err := d.Err(); err == nil || !strings.Contains(err.Error(), "test: "+name) {
+			t.Errorf("want %q, got %v", name, err)
+		}
+	}
+}

@@ -17,8 +17,8 @@ import {
   TimeoutError,
 } from "./errors.js";
 import { decodeJSON, decodeText, encodeJSON } from "./json.js";
-import { CloudSession, Notification, Result } from "./cloud.js";
-import type { View } from "./view.js";
+import { CloudSession, Notification, PostedRow, Result } from "./cloud.js";
+import type { UnionGroup, View } from "./view.js";
 import {
   ClientRef,
   Frame,
@@ -26,7 +26,9 @@ import {
   Kind,
   Query,
   WireError,
+  Move,
   decodeClose,
+  decodeMove,
   decodeWS,
   decodeWelcome,
   encodeWS,
@@ -128,6 +130,13 @@ export interface ClientEvents {
    * (the cloud memory's are): a game plugin's own protocol (see sendFrame).
    */
   frame: Frame;
+  /**
+   * The server asks the client to move to another server of its group (it
+   * is draining): connect to one of the URLs (or the directory, or the
+   * configured URLs when there are none), then close this client. The
+   * session goes on until then. A Reconnector does this by itself.
+   */
+  move: Move;
   /** The client ended; the value is why (see Client.err). Emitted once. */
   close: Error;
 }
@@ -426,6 +435,11 @@ export class Client {
         }
         case Kind.ClientWelcome:
           throw new ProtocolError("a second welcome");
+        case Kind.ClientMove: {
+          const m = decodeMove(f.payload);
+          if (!this.closing) this.events.emit("move", m);
+          return;
+        }
         case Kind.CloudReply:
         case Kind.CloudResult:
         case Kind.CloudNotify:
@@ -445,6 +459,41 @@ export class Client {
     } catch (err) {
       this.finish(protocolError(err));
     }
+  }
+
+  /** @internal Records the rows posted from now on, for a Reconnector's repost. */
+  keepPosted(): void {
+    this.cloud.keepPosted();
+  }
+
+  /** @internal The rows posted and not released (with keepPosted). */
+  get postedRows(): ReadonlyMap<string, PostedRow> {
+    return this.cloud.posted;
+  }
+
+  /** @internal Whether the application posted or released the key id itself (with keepPosted). */
+  touched(id: string): boolean {
+    return this.cloud.touched.has(id);
+  }
+
+  /** @internal Posts a row carried over from an earlier connection, unless the application touched its key here. */
+  repost(r: PostedRow, opts?: CallOptions): Promise<void> {
+    return this.cloud.post(r.key, r.data, opts, false);
+  }
+
+  /** @internal Attaches a Reconnector's views; returns the subscriptions their keys need. */
+  attachViews(views: View[]): UnionGroup[] {
+    return this.cloud.attach(...views);
+  }
+
+  /** @internal Detaches a Reconnector's view (its subscription ends with the connection). */
+  detachView(v: View): void {
+    this.cloud.views.remove(v);
+  }
+
+  /** @internal Subscribes a group of view keys. */
+  subscribeGroup(g: UnionGroup, opts?: CallOptions): Promise<unknown> {
+    return this.cloud.subscribe(g.keys, g.uploaders, opts);
   }
 
   /** @internal Emits a notification (the cloud session's events go through the client). */
@@ -475,4 +524,4 @@ export class Client {
   }
 }
 
-export type { Notification, Result, CloudError };
+export type { Notification, Result, CloudError, Move };

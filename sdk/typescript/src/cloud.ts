@@ -5,7 +5,7 @@
 
 import type { CallOptions, Client } from "./client.js";
 import { CloudError, ClosedError, MessageTooLargeError, TimeoutError } from "./errors.js";
-import { View, ViewSet } from "./view.js";
+import { UnionGroup, View, ViewSet, keyId } from "./view.js";
 import {
   ClientRef,
   CloudCode,
@@ -69,8 +69,25 @@ export function keysProblem(keys: readonly Key[]): CloudError | null {
   return null;
 }
 
+/** A row a client posted and did not release. */
+export interface PostedRow {
+  key: Key;
+  data: Uint8Array;
+}
+
+/** Whether a post that failed with err certainly created no row: the server refused it, or it was never sent. */
+function failedForSure(err: unknown): boolean {
+  if (err instanceof CloudError) return err.code !== CloudCode.Timeout;
+  return err instanceof MessageTooLargeError;
+}
+
 export class CloudSession {
   private seq = 0;
+  private keep = false;
+  /** @internal With keep: the rows posted and not released, by key id, the latest data of each. */
+  readonly posted = new Map<string, PostedRow>();
+  /** @internal With keep: the key ids the application posted or released on this session. */
+  readonly touched = new Set<string>();
   private readonly pending = new Map<number, Pending>();
   /** @internal */
   readonly views: ViewSet;
@@ -85,16 +102,44 @@ export class CloudSession {
     this.views = new ViewSet(report);
   }
 
-  post(key: Key, data: Uint8Array, opts?: CallOptions): Promise<void> {
+  /**
+   * Posts a row. With keep (a Reconnector's repost), the row is recorded
+   * as it is sent (the request goes out synchronously, so records and the
+   * server see the same order) and forgotten when the post certainly
+   * failed. user false: a row carried over from an earlier connection,
+   * skipped when the application posted or released the key here itself.
+   */
+  post(key: Key, data: Uint8Array, opts?: CallOptions, user = true): Promise<void> {
     const bad = keysProblem([key]);
     if (bad) return Promise.reject(bad);
-    return this.call(Kind.CloudPost, (req) => encodeCloudPost(req, key, data), opts).then(() => undefined);
+    const send = () => this.call(Kind.CloudPost, (req) => encodeCloudPost(req, key, data), opts).then(() => undefined);
+    if (!this.keep) return send();
+    const id = keyId(key);
+    if (!user && this.touched.has(id)) return Promise.resolve();
+    if (user) this.touched.add(id);
+    const entry = { key: { primary: key.primary, secondary: key.secondary }, data: data.slice() };
+    this.posted.set(id, entry);
+    return send().catch((err) => {
+      if (failedForSure(err) && this.posted.get(id) === entry) this.posted.delete(id);
+      throw err;
+    });
   }
 
   release(keys: readonly Key[], opts?: CallOptions): Promise<void> {
     const bad = keysProblem(keys);
     if (bad) return Promise.reject(bad);
+    if (this.keep) {
+      for (const k of keys) {
+        this.posted.delete(keyId(k));
+        this.touched.add(keyId(k));
+      }
+    }
     return this.call(Kind.CloudRelease, (req) => encodeCloudRelease(req, keys), opts).then(() => undefined);
+  }
+
+  /** @internal Records posted rows from now on (see post). */
+  keepPosted(): void {
+    this.keep = true;
   }
 
   async get(q: Query, opts?: CallOptions): Promise<Result> {
@@ -114,14 +159,20 @@ export class CloudSession {
     const bad = keysProblem(keys);
     if (bad) throw bad;
     if (this.ended) throw this.ended;
-    const v = new View(this, this.client, keys, uploaders);
+    const v = new View(keys, uploaders, this.views.report);
     try {
-      for (const g of this.views.add(v)) await this.subscribe(g.keys, g.uploaders, opts);
+      for (const g of this.attach(v)) await this.subscribe(g.keys, g.uploaders, opts);
     } catch (err) {
       await v.close().catch(() => undefined);
       throw err;
     }
     return v;
+  }
+
+  /** @internal Attaches views to this session; returns the subscriptions their keys now need. */
+  attach(...views: View[]): UnionGroup[] {
+    for (const v of views) v.attach(this, this.client);
+    return this.views.add(...views);
   }
 
   /** @internal Subscribes keys with a union filter; the snapshot goes to their views. */

@@ -8,7 +8,9 @@ export type { Notification, Result } from "./cloud.js";
 export { View } from "./view.js";
 export type { ViewChange } from "./view.js";
 export { Reconnector, ReconnectDefaults } from "./reconnect.js";
-export type { ReconnectOptions, ReconnectEvents } from "./reconnect.js";
+export type { ReconnectOptions, ReconnectEvents, Failover } from "./reconnect.js";
+export { fetchDirectory, directoryURLs, DirectoryError } from "./directory.js";
+export type { Directory, DirectoryServer } from "./directory.js";
 export type { Unsubscribe } from "./emitter.js";
 export {
   CloudriftError,
@@ -38,12 +40,14 @@ export {
   encodeClose,
   decodeWelcome,
   encodeWelcome,
+  decodeMove,
+  encodeMove,
   WireError,
   isExtensionKind,
   FirstExtensionKind,
   LastExtensionKind,
 } from "./wire.js";
-export type { ClientRef, Key, Row, Query, Frame, Welcome, CloudReply, CloudResult, CloudNotice, CloudResync } from "./wire.js";
+export type { ClientRef, Key, Row, Query, Frame, Welcome, Move, CloudReply, CloudResult, CloudNotice, CloudResync } from "./wire.js";
 export {
   decodeCloudReply,
   decodeCloudResult,

@@ -8,8 +8,13 @@
 // the rows its own filter matches. Do not also subscribe to a view's keys
 // with get, or end their subscription with unsubscribe: the server keeps
 // one filter per key and client.
+//
+// A view of a Client lives as long as the client. A view of a Reconnector
+// (Reconnector.view) moves to each new connection and is subscribed there
+// again, converging on the new server's rows.
 
 import type { Client } from "./client.js";
+import type { Reconnector } from "./reconnect.js";
 import type { CloudSession, Notification } from "./cloud.js";
 import { Emitter, Unsubscribe } from "./emitter.js";
 import { CloudError } from "./errors.js";
@@ -26,9 +31,14 @@ function refId(r: ClientRef): string {
 
 /** What changed in a view. */
 export interface ViewChange {
-  /** "snapshot" and "resync" replace a key's rows; "ended": the client ended, the view keeps its last rows. */
-  type: "snapshot" | "updated" | "deleted" | "resync" | "ended";
-  /** The key that changed; absent for "ended". */
+  /**
+   * "snapshot" and "resync" replace a key's rows; "ended": the client
+   * ended, the view keeps its last rows; "unsubscribed": a Reconnector's
+   * view lost its connection, keeps its last rows (complete is false) and
+   * is subscribed again on the next connection.
+   */
+  type: "snapshot" | "updated" | "deleted" | "resync" | "ended" | "unsubscribed";
+  /** The key that changed; absent for "ended" and "unsubscribed". */
   key?: Key;
   /** The row, for "updated" and "deleted". */
   row?: Row;
@@ -55,9 +65,12 @@ export class View {
   private readonly truncated = new Map<string, boolean>();
   private readonly events: Emitter<ViewEvents>;
   private closed = false;
+  /** The session and client that keep the view up to date; null between a Reconnector's connections. */
+  private session: CloudSession | null = null;
+  private client: Client | null = null;
 
-  /** @internal Use Client.view. */
-  constructor(private readonly session: CloudSession, private readonly client: Client, keys: readonly Key[], uploaders: readonly ClientRef[]) {
+  /** @internal Use Client.view or Reconnector.view. */
+  constructor(keys: readonly Key[], uploaders: readonly ClientRef[], report: (err: unknown) => void, private readonly owner: Reconnector | null = null) {
     const seen = new Set<string>();
     const ks: Key[] = [];
     for (const k of keys) {
@@ -69,7 +82,26 @@ export class View {
     }
     this.keys = ks;
     this.ups = uploaders.length === 0 ? null : new Map(uploaders.map((u) => [refId(u), u]));
-    this.events = new Emitter<ViewEvents>(session.views.report);
+    this.events = new Emitter<ViewEvents>(report);
+  }
+
+  /** @internal The view is kept up to date by session's client from now on. */
+  attach(session: CloudSession, client: Client): void {
+    this.session = session;
+    this.client = client;
+  }
+
+  /** @internal A Reconnector's view lost its connection: it keeps its rows, incomplete. */
+  unsubscribed(): void {
+    this.session = null;
+    this.client = null;
+    for (const k of this.keys) this.missing.add(keyId(k));
+    this.events.emit("change", { type: "unsubscribed" });
+  }
+
+  /** @internal The Reconnector that owns the view, if any. */
+  get reconnector(): Reconnector | null {
+    return this.owner;
   }
 
   /** Adds a listener for changes; returns the function that removes it. */
@@ -104,9 +136,10 @@ export class View {
     return true;
   }
 
-  /** null while the client runs, then why it ended. */
+  /** null while the client runs, then why it ended; for a Reconnector's view: null until it stopped. */
   get err(): Error | null {
-    return this.client.err;
+    if (this.owner !== null) return this.owner.runErr;
+    return this.client?.err ?? null;
   }
 
   /**
@@ -117,15 +150,19 @@ export class View {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const { gone, groups } = this.session.views.remove(this);
-    if (this.client.err !== null) return;
+    this.owner?.forgetView(this);
+    const session = this.session;
+    const client = this.client;
+    if (session === null || client === null) return;
+    const { gone, groups } = session.views.remove(this);
+    if (client.err !== null) return;
     const errs: unknown[] = [];
     if (gone.length > 0) {
-      await this.client.unsubscribe(gone).catch((err) => {
+      await client.unsubscribe(gone).catch((err) => {
         if (!(err instanceof CloudError && err.code === CloudCode.NotSubscribed)) errs.push(err);
       });
     }
-    for (const g of groups) await this.session.subscribe(g.keys, g.uploaders).catch((err) => errs.push(err));
+    for (const g of groups) await session.subscribe(g.keys, g.uploaders).catch((err) => errs.push(err));
     if (errs.length > 0) throw errs[0];
   }
 
@@ -170,15 +207,23 @@ export class ViewSet {
 
   constructor(readonly report: (err: unknown) => void) {}
 
-  /** Registers v and returns the subscriptions its keys now need. */
-  add(v: View): UnionGroup[] {
-    for (const k of v.keys) {
-      const id = keyId(k);
-      const vs = this.byKey.get(id) ?? [];
-      vs.push(v);
-      this.byKey.set(id, vs);
+  /** Registers views and returns the subscriptions their keys now need. */
+  add(...views: View[]): UnionGroup[] {
+    const keys: Key[] = [];
+    const seen = new Set<string>();
+    for (const v of views) {
+      for (const k of v.keys) {
+        const id = keyId(k);
+        const vs = this.byKey.get(id) ?? [];
+        vs.push(v);
+        this.byKey.set(id, vs);
+        if (!seen.has(id)) {
+          seen.add(id);
+          keys.push(k);
+        }
+      }
     }
-    return this.unionGroups(v.keys);
+    return this.unionGroups(keys);
   }
 
   /** Unregisters v: the keys no view needs anymore, and the subscriptions the others now need. */
@@ -257,10 +302,10 @@ export class ViewSet {
     }
   }
 
-  /** Tells every view that the client ended. */
+  /** Tells every view that the client ended (a Reconnector's views hear it from their Reconnector). */
   end(): void {
     const all = new Set<View>();
-    for (const vs of this.byKey.values()) for (const v of vs) all.add(v);
+    for (const vs of this.byKey.values()) for (const v of vs) if (v.reconnector === null) all.add(v);
     for (const v of all) v.ended();
   }
 }

@@ -9,6 +9,7 @@ export const Kind = {
   Close: 5,
   User: 16,
   ClientWelcome: 32,
+  ClientMove: 33,
   CloudPost: 64,
   CloudRelease: 65,
   CloudGet: 66,
@@ -22,10 +23,10 @@ export const Kind = {
 /**
  * Kinds that only travel between servers (handshake, link keepalive,
  * client routing). A server never sends them to a game client: receiving
- * one is a protocol error.
+ * one is a protocol error. (33 is ClientSend on links, Move to a client.)
  */
 export function isLinkKind(kind: number): boolean {
-  return (kind >= 1 && kind <= 8 && kind !== Kind.Close) || (kind >= 33 && kind <= 36);
+  return (kind >= 1 && kind <= 8 && kind !== Kind.Close) || (kind >= 34 && kind <= 36);
 }
 
 /** Extension kinds: the system protocols of server plugins (the cloud memory uses 64–71). */
@@ -64,6 +65,7 @@ export const Reason = {
   Kicked: 22,
   WriteTimeout: 23,
   WriteStalled: 24,
+  Draining: 25,
 } as const;
 
 const reasonNames = [
@@ -92,6 +94,7 @@ const reasonNames = [
   "kicked",
   "write timeout",
   "write stalled",
+  "draining",
 ];
 
 /** The name of a close reason, as the servers log it. */
@@ -147,6 +150,10 @@ export const Limits = {
   maxKeys: 65535,
   /** Longest message a Close or a cloud answer carries, in bytes. */
   maxMessage: 1024,
+  /** Most URLs one Move carries (its count is a u8). */
+  maxMoveURLs: 255,
+  /** Longest URL a Move carries, in bytes (its length is a u16). */
+  maxMoveURL: 65535,
 } as const;
 
 /**
@@ -482,6 +489,39 @@ export function decodeClose(b: Uint8Array): { reason: number; message: string } 
 export function encodeClose(reason: number, message: string): Uint8Array {
   const m = utf8(message);
   return new Writer().u16(reason).u16(m.length).bytes(m).finish();
+}
+
+/**
+ * A server's request that the client connect to another server of its
+ * group, then close this session (make before break): the server is
+ * draining. urls, least loaded first, may be empty: use the directory or
+ * the configured URLs.
+ */
+export interface Move {
+  reason: number;
+  urls: string[];
+}
+
+export function decodeMove(b: Uint8Array): Move {
+  const r = new Reader(b, "move");
+  const reason = r.u16("reason");
+  const n = r.u8("url count");
+  if (n * 2 > r.left) throw new WireError(`move: ${n} URLs need at least ${n * 2} bytes, have ${r.left}`);
+  const urls: string[] = [];
+  for (let i = 0; i < n; i++) urls.push(r.str16("url", Limits.maxMoveURL));
+  r.end();
+  return { reason, urls };
+}
+
+export function encodeMove(m: Move): Uint8Array {
+  if (m.urls.length > Limits.maxMoveURLs) throw new WireError(`${m.urls.length} URLs, at most ${Limits.maxMoveURLs}`);
+  const w = new Writer().u16(m.reason).u8(m.urls.length);
+  for (const u of m.urls) {
+    const b = utf8(u);
+    if (b.length > Limits.maxMoveURL) throw new WireError(`URL of ${b.length} bytes, at most ${Limits.maxMoveURL}`);
+    w.u16(b.length).bytes(b);
+  }
+  return w.finish();
 }
 
 // Cloud-memory flags.

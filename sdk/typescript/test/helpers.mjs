@@ -13,9 +13,14 @@ export const noSystem = urls.length === 0 ? "CLOUDRIFT_TEST_URLS is not set (run
 /** The client servers the failover test stops: killed, and shut down (sdk_test.go). */
 export const killURL = process.env.CLOUDRIFT_TEST_KILL_URL ?? "";
 export const shutdownURL = process.env.CLOUDRIFT_TEST_SHUTDOWN_URL ?? "";
+export const drainURL = process.env.CLOUDRIFT_TEST_DRAIN_URL ?? "";
 
 /** Whether the servers to stop are there; the failover tests skip without them. */
-export const noVictims = noSystem || (killURL === "" || shutdownURL === "" ? "CLOUDRIFT_TEST_KILL_URL or CLOUDRIFT_TEST_SHUTDOWN_URL is not set" : false);
+export const noVictims =
+  noSystem || (killURL === "" || shutdownURL === "" || drainURL === "" ? "CLOUDRIFT_TEST_KILL_URL, _SHUTDOWN_URL or _DRAIN_URL is not set" : false);
+
+/** The client group's directory (GET /servers). */
+export const directoryURL = process.env.CLOUDRIFT_TEST_DIRECTORY ?? "";
 
 /** The token the server's Authenticate refuses. */
 export const refusedToken = process.env.CLOUDRIFT_TEST_REFUSED_TOKEN ?? "refuse-me";

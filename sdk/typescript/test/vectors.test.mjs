@@ -44,6 +44,13 @@ const codecs = {
     },
     encode: (m) => sdk.encodeClose(m.reason, m.detail),
   },
+  [Kind.ClientMove]: {
+    decode: (p) => {
+      const m = sdk.decodeMove(p);
+      return { reason: m.reason, reasonName: sdk.reasonName(m.reason), urls: m.urls };
+    },
+    encode: (m) => sdk.encodeMove({ reason: m.reason, urls: m.urls }),
+  },
   [Kind.User]: { decode: (p) => ({ payload: hexOf(p) }), encode: (m) => bytesOf(m.payload) },
   [Kind.CloudPost]: {
     decode: (p) => {
