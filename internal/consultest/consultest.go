@@ -9,6 +9,9 @@
 // Every agent is a separate process with its own ports and data: tests may
 // start several in parallel. An agent in dev mode keeps everything in
 // memory, so Restart loses every registration, as a real dev agent does.
+//
+// StartCluster runs three Consul servers instead (cluster.go): a datacenter
+// that can lose one server and keep its quorum.
 package consultest
 
 import (
@@ -69,6 +72,9 @@ type Agent struct {
 	token  string
 	acl    bool
 	logSeq int
+	// peer, when set, makes the agent a server of a cluster (see
+	// StartCluster) instead of a dev agent.
+	peer *peer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -138,7 +144,7 @@ func Launch(dir string, opts Options) (*Agent, error) {
 
 // Addr returns the host:port of the agent's HTTP API.
 func (a *Agent) Addr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.ports.http))
+	return net.JoinHostPort(a.host(), strconv.Itoa(a.ports.http))
 }
 
 // Token returns the management token of an ACL agent, "" without ACLs.
@@ -223,14 +229,47 @@ func (a *Agent) signal(sig syscall.Signal) {
 	}
 }
 
+// host returns the loopback address the agent binds.
+func (a *Agent) host() string {
+	if a.peer != nil {
+		return a.peer.host
+	}
+	return "127.0.0.1"
+}
+
 // start launches the process on a.ports and waits until it is ready. On
 // failure the process is killed and reaped.
 func (a *Agent) start() error {
-	args := []string{
-		"agent", "-dev",
-		"-bind", "127.0.0.1",
-		"-client", "127.0.0.1",
-		"-node", "consultest",
+	done, logPath, err := a.launch()
+	if err != nil {
+		return err
+	}
+	return a.ready(done, logPath)
+}
+
+// ready waits until the agent launched is ready; when it is not, it kills
+// the process and returns why, with the end of its log.
+func (a *Agent) ready(done chan struct{}, logPath string) error {
+	if err := a.waitReady(done); err != nil {
+		a.mu.Lock()
+		cmd := a.cmd
+		a.mu.Unlock()
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%w\n--- agent log (%s) ---\n%s", err, logPath, tail(logPath, 30))
+	}
+	return nil
+}
+
+// launch starts the process on a.ports; done is closed when it exits.
+func (a *Agent) launch() (done chan struct{}, logPath string, err error) {
+	args := []string{"agent", "-dev", "-node", "consultest"}
+	if a.peer != nil {
+		args = a.peer.args()
+	}
+	args = append(args,
+		"-bind", a.host(),
+		"-client", a.host(),
 		"-log-level", "info",
 		"-http-port", strconv.Itoa(a.ports.http),
 		"-dns-port", "-1",
@@ -239,7 +278,7 @@ func (a *Agent) start() error {
 		"-serf-lan-port", strconv.Itoa(a.ports.serfLAN),
 		"-serf-wan-port", strconv.Itoa(a.ports.serfWAN),
 		"-server-port", strconv.Itoa(a.ports.server),
-	}
+	)
 	if a.acl {
 		file := filepath.Join(a.dir, "acl.hcl")
 		hcl := fmt.Sprintf(`acl {
@@ -253,16 +292,16 @@ func (a *Agent) start() error {
 }
 `, a.token, a.token)
 		if err := os.WriteFile(file, []byte(hcl), 0o600); err != nil {
-			return err
+			return nil, "", err
 		}
 		args = append(args, "-config-file", file)
 	}
 
 	a.logSeq++
-	logPath := filepath.Join(a.dir, fmt.Sprintf("agent-%d.log", a.logSeq))
+	logPath = filepath.Join(a.dir, fmt.Sprintf("agent-%d.log", a.logSeq))
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	cmd := exec.Command(a.bin, args...)
 	cmd.Stdout = logFile
@@ -271,9 +310,9 @@ func (a *Agent) start() error {
 	cmd.Env = cleanEnv()
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return fmt.Errorf("run %s: %w", a.bin, err)
+		return nil, "", fmt.Errorf("run %s: %w", a.bin, err)
 	}
-	done := make(chan struct{})
+	done = make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
@@ -282,13 +321,7 @@ func (a *Agent) start() error {
 	a.mu.Lock()
 	a.cmd, a.done = cmd, done
 	a.mu.Unlock()
-
-	if err := a.waitReady(done); err != nil {
-		_ = cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("%w\n--- agent log (%s) ---\n%s", err, logPath, tail(logPath, 30))
-	}
-	return nil
+	return done, logPath, nil
 }
 
 // waitReady polls the HTTP API until a leader is elected and, with ACLs,
@@ -426,7 +459,10 @@ func cleanEnv() []string {
 // the time of the call (serf uses both). They are drawn from 20000–32767,
 // below the kernel's usual ephemeral range, so a port an agent gives up on
 // Stop is not taken by some outgoing connection before Restart binds it again.
-func freePorts(n int) ([]int, error) {
+func freePorts(n int) ([]int, error) { return freePortsOn([]string{"127.0.0.1"}, n) }
+
+// freePortsOn returns n ports free on every one of hosts, as freePorts.
+func freePortsOn(hosts []string, n int) ([]int, error) {
 	var out []int
 	var hold []io.Closer
 	defer func() {
@@ -436,17 +472,26 @@ func freePorts(n int) ([]int, error) {
 	}()
 	for tries := 0; len(out) < n && tries < 1000; tries++ {
 		port := 20000 + mrand.IntN(12768)
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue
+		var held []io.Closer
+		free := true
+		for _, h := range hosts {
+			l, err := net.Listen("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
+			if err != nil {
+				free = false
+				break
+			}
+			held = append(held, l)
+			u, err := net.ListenPacket("udp", net.JoinHostPort(h, strconv.Itoa(port)))
+			if err != nil {
+				free = false
+				break
+			}
+			held = append(held, u)
 		}
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			l.Close()
-			continue
+		hold = append(hold, held...)
+		if free {
+			out = append(out, port)
 		}
-		hold = append(hold, l, u)
-		out = append(out, port)
 	}
 	if len(out) < n {
 		return nil, errors.New("not enough free ports")

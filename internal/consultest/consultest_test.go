@@ -170,3 +170,26 @@ func TestRepoRoot(t *testing.T) {
 		t.Fatalf("root %q is not this repository: %v", root, err)
 	}
 }
+
+// A cluster of three servers elects a leader and keeps answering, with
+// the same leader or a new one, after losing one server.
+func TestClusterLosesOneServer(t *testing.T) {
+	c := StartCluster(t)
+	leader := c.Leader(0)
+	if leader < 0 {
+		t.Fatal("no leader after StartCluster")
+	}
+	c.Server(leader).Kill()
+	other := (leader + 1) % ClusterSize
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		if l := c.Leader(other); l >= 0 && l != leader {
+			t.Logf("leader server %d lost; server %d leads now", leader+1, l+1)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new leader within %v after losing server %d", readyTimeout, leader+1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

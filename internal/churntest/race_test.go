@@ -1,0 +1,6 @@
+//go:build race
+
+package churntest
+
+// raceEnabled is true when the tests run with -race.
+const raceEnabled = true
