@@ -36,6 +36,9 @@ type cloudState struct {
 	dropped atomic.Uint64           // notifications that found notes full
 	views   map[cloud.Key][]*View
 	ended   bool // the client ended: notes is closed
+	// strs keeps the strings of decoded rows (keys, uploaders,
+	// addresses) for reuse; only the read goroutine uses it.
+	strs cloudwire.Strings
 }
 
 // cloudCall is a request waiting for its answer.
@@ -231,7 +234,7 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 		}
 	case protocol.KindCloudResult:
 		var m cloudwire.Result
-		if err := m.Decode(f.Payload); err != nil {
+		if err := m.DecodeWith(f.Payload, &cs.strs); err != nil {
 			return true, err
 		}
 		cl := cs.take(m.Req)
@@ -245,7 +248,7 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 		cl.ch <- cloudAnswer{err: cloud.NewError(m.Code, m.Message), res: &m}
 	case protocol.KindCloudNotify:
 		var m cloudwire.Notice
-		if err := m.Decode(f.Payload); err != nil {
+		if err := m.DecodeWith(f.Payload, &cs.strs); err != nil {
 			return true, err
 		}
 		row := m.Row
@@ -258,7 +261,7 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 		return c.deliverNotification(n), nil
 	case protocol.KindCloudResync:
 		var m cloudwire.Resync
-		if err := m.Decode(f.Payload); err != nil {
+		if err := m.DecodeWith(f.Payload, &cs.strs); err != nil {
 			return true, err
 		}
 		n := cloud.Notification{Type: cloud.NotifyResync, Key: m.Key, Rows: copyRows(m.Rows), Truncated: m.Truncated}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -375,5 +376,39 @@ func waitView(t *testing.T, v *View, want string) {
 		case <-deadline:
 			t.Fatalf("view %s, want %s", rowsString(v.Rows()), want)
 		}
+	}
+}
+
+// TestNotificationDecodeAllocs: a subscriber decodes each notification
+// with one allocation, the copy of its data: the key, uploader and
+// addresses seen before are reused. The copy does not alias the read
+// buffer.
+func TestNotificationDecodeAllocs(t *testing.T) {
+	var got cloud.Notification
+	c := &Client{quit: make(chan struct{}), opts: Options{OnCloud: func(n cloud.Notification) { got = n }}}
+	row := cloud.Row{
+		Key:      cloud.Key{Primary: "zone/7", Secondary: 3},
+		Uploader: ClientRef{Server: "edge-1", ID: 42},
+		Addr:     "127.0.0.1:50000",
+		Via:      "edge-1",
+		Data:     []byte("position 1 2 3"),
+	}
+	payload := (&cloudwire.Notice{Type: cloudwire.Updated, Created: true, Row: row}).AppendTo(nil)
+	f := protocol.Frame{Kind: protocol.KindCloudNotify, Payload: payload}
+	if more, err := c.cloudFrame(f); !more || err != nil {
+		t.Fatalf("cloudFrame: %v %v", more, err)
+	}
+	want := cloud.Notification{Type: cloud.NotifyUpdated, Key: row.Key, Row: row, Created: true}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	allocs := testing.AllocsPerRun(100, func() { c.cloudFrame(f) })
+	if allocs > 1 && !raceEnabled {
+		t.Errorf("%v allocations per notification, want 1 (its data)", allocs)
+	}
+	kept := got
+	clear(payload) // the read buffer is reused for the next message
+	if string(kept.Row.Data) != "position 1 2 3" || kept.Key.Primary != "zone/7" || kept.Row.Uploader.Server != "edge-1" {
+		t.Fatalf("the notification changed with the read buffer: %+v", kept)
 	}
 }
