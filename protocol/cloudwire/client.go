@@ -28,8 +28,13 @@ func (m *Post) AppendTo(dst []byte) []byte {
 	return append(dst, m.Data...)
 }
 
-func (m *Post) Decode(b []byte) error {
+func (m *Post) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *Post) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud post")}
+	d.ReuseStrings(s)
 	v := Post{Req: d.U32("req"), Key: d.key()}
 	v.Data = d.Rest()
 	if err := d.Finish(); err != nil {
@@ -80,8 +85,13 @@ func (m *Get) AppendTo(dst []byte) []byte {
 	return appendRefs(dst, m.Query.Uploaders)
 }
 
-func (m *Get) Decode(b []byte) error {
+func (m *Get) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *Get) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud get")}
+	d.ReuseStrings(s)
 	v := Get{Req: d.U32("req")}
 	flags := d.Flags(flagSubscribe)
 	v.Query.Subscribe = flags&flagSubscribe != 0
