@@ -39,6 +39,10 @@ type cloudState struct {
 	// strs keeps the strings of decoded rows (keys, uploaders,
 	// addresses) for reuse; only the read goroutine uses it.
 	strs cloudwire.Strings
+	// free holds answered calls for reuse (*cloudCall): a call is put
+	// back only by the goroutine that received its answer, when the read
+	// goroutine no longer holds it.
+	free sync.Pool
 }
 
 // cloudCall is a request waiting for its answer.
@@ -175,7 +179,11 @@ func (c *Client) cloudCall(ctx context.Context, kind protocol.Kind, view *viewGe
 		return cloudAnswer{}, fmt.Errorf("client: cloud %s: %w", kind, err) // nothing was sent
 	}
 	cs := &c.cloud
-	cl := &cloudCall{ch: make(chan cloudAnswer, 1), view: view}
+	cl, _ := cs.free.Get().(*cloudCall)
+	if cl == nil {
+		cl = &cloudCall{ch: make(chan cloudAnswer, 1)}
+	}
+	cl.view = view
 	cs.mu.Lock()
 	if cs.pending == nil {
 		cs.pending = make(map[uint32]*cloudCall)
@@ -203,6 +211,10 @@ func (c *Client) cloudCall(ctx context.Context, kind protocol.Kind, view *viewGe
 	}
 	select {
 	case a := <-cl.ch:
+		// The read goroutine took cl out of pending before answering: no
+		// one else holds it, and its channel is empty again.
+		cl.view = nil
+		cs.free.Put(cl)
 		return a, a.err
 	case <-ctx.Done():
 		forget()
