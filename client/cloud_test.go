@@ -412,3 +412,48 @@ func TestNotificationDecodeAllocs(t *testing.T) {
 		t.Fatalf("the notification changed with the read buffer: %+v", kept)
 	}
 }
+
+// TestCloudCallsReusedConcurrently: answered requests' records are reused
+// for later ones; with many requests in flight from several goroutines,
+// each still gets its own answer, never one meant for another request.
+func TestCloudCallsReusedConcurrently(t *testing.T) {
+	mc := newMiniCloud()
+	f := newFakeServer(t, mc.script)
+	c := dial(t, Options{URL: f.url})
+	ctx := cloudCtx(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := cloud.Key{Primary: "reuse", Secondary: uint32(g)}
+			for i := range 40 {
+				// A Get given up on while its answer is on the way: the
+				// answer must not reach a later request.
+				short, cancel := context.WithTimeout(ctx, time.Duration(i%4)*20*time.Microsecond)
+				c.Get(short, cloud.Query{Keys: []cloud.Key{{Primary: "reuse", Secondary: 99}}})
+				cancel()
+				data := fmt.Sprintf("g%d-%d", g, i)
+				if err := c.Post(ctx, k, []byte(data)); err != nil {
+					errs <- err
+					return
+				}
+				res, err := c.Get(ctx, cloud.Query{Keys: []cloud.Key{k}})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(res.Rows) != 1 || res.Rows[0].Key != k || string(res.Rows[0].Data) != data {
+					errs <- fmt.Errorf("goroutine %d, Get %d: rows %s, want %s=%s", g, i, rowsString(res.Rows), k, data)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
