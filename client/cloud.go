@@ -49,6 +49,14 @@ type cloudState struct {
 	posted  map[cloud.Key]postedRow
 	touched map[cloud.Key]bool
 	postSeq uint64
+
+	// strs keeps the strings of decoded rows (keys, uploaders,
+	// addresses) for reuse; only the read goroutine uses it.
+	strs cloudwire.Strings
+	// free holds answered calls for reuse (*cloudCall): a call is put
+	// back only by the goroutine that received its answer, when the read
+	// goroutine no longer holds it.
+	free sync.Pool
 }
 
 // postedRow is the data of a row a client posted; seq tells a later post
@@ -298,7 +306,11 @@ func (c *Client) cloudStart(ctx context.Context, kind protocol.Kind, view *viewG
 		return nil, fmt.Errorf("client: cloud %s: %w", kind, err) // nothing was sent
 	}
 	cs := &c.cloud
-	cl := &cloudCall{ch: make(chan cloudAnswer, 1), view: view}
+	cl, _ := cs.free.Get().(*cloudCall)
+	if cl == nil {
+		cl = &cloudCall{ch: make(chan cloudAnswer, 1)}
+	}
+	cl.view = view
 	cs.mu.Lock()
 	if cs.pending == nil {
 		cs.pending = make(map[uint32]*cloudCall)
@@ -327,6 +339,10 @@ func (c *Client) cloudStart(ctx context.Context, kind protocol.Kind, view *viewG
 	return func() (cloudAnswer, error) {
 		select {
 		case a := <-cl.ch:
+			// The read goroutine took cl out of pending before answering:
+			// no one else holds it, and its channel is empty again.
+			cl.view = nil
+			cs.free.Put(cl)
 			return a, a.err
 		case <-ctx.Done():
 			forget()
@@ -359,7 +375,7 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 		}
 	case protocol.KindCloudResult:
 		var m cloudwire.Result
-		if err := m.Decode(f.Payload); err != nil {
+		if err := m.DecodeWith(f.Payload, &cs.strs); err != nil {
 			return true, err
 		}
 		cl := cs.take(m.Req)
@@ -373,7 +389,7 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 		cl.ch <- cloudAnswer{err: cloud.NewError(m.Code, m.Message), res: &m}
 	case protocol.KindCloudNotify:
 		var m cloudwire.Notice
-		if err := m.Decode(f.Payload); err != nil {
+		if err := m.DecodeWith(f.Payload, &cs.strs); err != nil {
 			return true, err
 		}
 		row := m.Row
@@ -386,7 +402,7 @@ func (c *Client) cloudFrame(f protocol.Frame) (bool, error) {
 		return c.deliverNotification(n), nil
 	case protocol.KindCloudResync:
 		var m cloudwire.Resync
-		if err := m.Decode(f.Payload); err != nil {
+		if err := m.DecodeWith(f.Payload, &cs.strs); err != nil {
 			return true, err
 		}
 		n := cloud.Notification{Type: cloud.NotifyResync, Key: m.Key, Rows: copyRows(m.Rows), Truncated: m.Truncated}

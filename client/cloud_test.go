@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -375,5 +376,84 @@ func waitView(t *testing.T, v *View, want string) {
 		case <-deadline:
 			t.Fatalf("view %s, want %s", rowsString(v.Rows()), want)
 		}
+	}
+}
+
+// TestNotificationDecodeAllocs: a subscriber decodes each notification
+// with one allocation, the copy of its data: the key, uploader and
+// addresses seen before are reused. The copy does not alias the read
+// buffer.
+func TestNotificationDecodeAllocs(t *testing.T) {
+	var got cloud.Notification
+	c := &Client{quit: make(chan struct{}), opts: Options{OnCloud: func(n cloud.Notification) { got = n }}}
+	row := cloud.Row{
+		Key:      cloud.Key{Primary: "zone/7", Secondary: 3},
+		Uploader: ClientRef{Server: "edge-1", ID: 42},
+		Addr:     "127.0.0.1:50000",
+		Via:      "edge-1",
+		Data:     []byte("position 1 2 3"),
+	}
+	payload := (&cloudwire.Notice{Type: cloudwire.Updated, Created: true, Row: row}).AppendTo(nil)
+	f := protocol.Frame{Kind: protocol.KindCloudNotify, Payload: payload}
+	if more, err := c.cloudFrame(f); !more || err != nil {
+		t.Fatalf("cloudFrame: %v %v", more, err)
+	}
+	want := cloud.Notification{Type: cloud.NotifyUpdated, Key: row.Key, Row: row, Created: true}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	allocs := testing.AllocsPerRun(100, func() { c.cloudFrame(f) })
+	if allocs > 1 && !raceEnabled {
+		t.Errorf("%v allocations per notification, want 1 (its data)", allocs)
+	}
+	kept := got
+	clear(payload) // the read buffer is reused for the next message
+	if string(kept.Row.Data) != "position 1 2 3" || kept.Key.Primary != "zone/7" || kept.Row.Uploader.Server != "edge-1" {
+		t.Fatalf("the notification changed with the read buffer: %+v", kept)
+	}
+}
+
+// TestCloudCallsReusedConcurrently: answered requests' records are reused
+// for later ones; with many requests in flight from several goroutines,
+// each still gets its own answer, never one meant for another request.
+func TestCloudCallsReusedConcurrently(t *testing.T) {
+	mc := newMiniCloud()
+	f := newFakeServer(t, mc.script)
+	c := dial(t, Options{URL: f.url})
+	ctx := cloudCtx(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := cloud.Key{Primary: "reuse", Secondary: uint32(g)}
+			for i := range 40 {
+				// A Get given up on while its answer is on the way: the
+				// answer must not reach a later request.
+				short, cancel := context.WithTimeout(ctx, time.Duration(i%4)*20*time.Microsecond)
+				c.Get(short, cloud.Query{Keys: []cloud.Key{{Primary: "reuse", Secondary: 99}}})
+				cancel()
+				data := fmt.Sprintf("g%d-%d", g, i)
+				if err := c.Post(ctx, k, []byte(data)); err != nil {
+					errs <- err
+					return
+				}
+				res, err := c.Get(ctx, cloud.Query{Keys: []cloud.Key{k}})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(res.Rows) != 1 || res.Rows[0].Key != k || string(res.Rows[0].Data) != data {
+					errs <- fmt.Errorf("goroutine %d, Get %d: rows %s, want %s=%s", g, i, rowsString(res.Rows), k, data)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -100,8 +100,25 @@ func (c *session) flush() {
 		return
 	default:
 		c.writing = false
+		c.reuseQueueLocked(batch)
 	}
 	c.mu.Unlock()
+}
+
+// maxReusedQueue is the longest queue slice a session keeps for its next
+// messages; a longer one (a burst) goes to the garbage collector.
+const maxReusedQueue = 16
+
+// reuseQueueLocked keeps batch, whose messages were written, as the
+// backing of the next queue when nothing was queued meanwhile: a client
+// sent one message at a time (every client of a fan-out) then costs no
+// allocation per message for its queue.
+func (c *session) reuseQueueLocked(batch [][]byte) {
+	if c.queue != nil || cap(batch) > maxReusedQueue {
+		return
+	}
+	clear(batch) // the messages' bytes may be shared with other clients
+	c.queue = batch[:0]
 }
 
 // handOffLocked gives the queue the caller owns to a writer goroutine and

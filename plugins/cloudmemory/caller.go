@@ -54,8 +54,9 @@ type Caller struct {
 	cfg    Config
 	host   extension.Host
 	log    *zerolog.Logger
-	self   ref // this server's uploader identity
-	budget int // row bytes one replica result may carry
+	self   ref         // this server's uploader identity
+	budget int         // row bytes one replica result may carry
+	strs   stringsPool // for decoding the replicas' and clients' frames
 
 	started atomic.Bool
 	stop    chan struct{}

@@ -46,7 +46,7 @@ func (c *Caller) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		}
 	case protocol.KindCloudSrvResult:
 		var m cloudwire.SrvResult
-		if err := m.Decode(f.Payload); err != nil {
+		if err := decodeWith(&c.strs, &m, f.Payload); err != nil {
 			return err
 		}
 		c.mu.Lock()
@@ -63,7 +63,7 @@ func (c *Caller) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		}
 	case protocol.KindCloudSrvNotify:
 		var m cloudwire.Notice
-		if err := m.Decode(f.Payload); err != nil {
+		if err := decodeWith(&c.strs, &m, f.Payload); err != nil {
 			return err
 		}
 		c.mu.Lock()

@@ -43,8 +43,8 @@ type getOp struct {
 	phase     int // 1: counting (offset > 0 only), 2: reading
 	counts1   map[key]uint32
 	res       map[key]*keyRes
-	unplanned map[key]struct{}
-	parts     map[*getPart]uint64 // in flight, with their request
+	unplanned map[key]struct{} // made by the first unplan
+	parts     []partReq          // in flight: a few, one per owner
 	retryAt   time.Time
 	attempts  int
 	timer     *time.Timer
@@ -58,6 +58,12 @@ type getPart struct {
 	op   *getOp
 	keys []key
 	to   place
+}
+
+// partReq is a part in flight and its request.
+type partReq struct {
+	part *getPart
+	req  uint64
 }
 
 type keyRes struct {
@@ -103,8 +109,7 @@ func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Que
 	}
 	op := &getOp{
 		c: c, ups: sortedRefs(q.Uploaders), offset: q.Offset, limit: q.Limit, subscribe: q.Subscribe,
-		asker: asker, addr: addr, phase: 2, res: make(map[key]*keyRes), unplanned: make(map[key]struct{}),
-		parts: make(map[*getPart]uint64), done: done,
+		asker: asker, addr: addr, phase: 2, res: make(map[key]*keyRes), done: done,
 	}
 	op.keys = distinctKeys(q.Keys)
 	if op.subscribe {
@@ -192,7 +197,7 @@ func (op *getOp) planLocked(keys []key) {
 	for _, k := range keys {
 		rep := c.ownerLocked(k)
 		if rep == nil || !rep.linked {
-			op.unplanned[k] = struct{}{}
+			op.unplan(k)
 			unlinked = true
 			continue
 		}
@@ -229,14 +234,14 @@ func (op *getOp) planLocked(keys []key) {
 		}
 		if op.c.host.SendFrame(rep.rs, protocol.KindCloudSrvGet, 0, m.AppendTo(nil)) != nil {
 			for _, k := range ks {
-				op.unplanned[k] = struct{}{}
+				op.unplan(k)
 			}
 			op.backoffLocked(time.Now())
 			continue
 		}
 		part := &getPart{op: op, keys: ks, to: rep.at}
 		c.calls[req] = &call{kind: callGet, to: rep.at, part: part}
-		op.parts[part] = req
+		op.parts = append(op.parts, partReq{part: part, req: req})
 	}
 	if unlinked {
 		op.backoffLocked(time.Now())
@@ -274,6 +279,19 @@ func (op *getOp) window(keys []key) (off, lim uint32) {
 	return uint32(min(before, 1<<32-1)), uint32(min(in, 1<<32-1))
 }
 
+// unplan marks k to be planned again.
+func (op *getOp) unplan(k key) {
+	if op.unplanned == nil {
+		op.unplanned = make(map[key]struct{})
+	}
+	op.unplanned[k] = struct{}{}
+}
+
+// dropPart removes part from the parts in flight.
+func (op *getOp) dropPart(part *getPart) {
+	op.parts = slices.DeleteFunc(op.parts, func(p partReq) bool { return p.part == part })
+}
+
 func (op *getOp) backoffLocked(now time.Time) {
 	op.attempts++
 	op.retryAt = now.Add(retryDelay(op.attempts))
@@ -298,19 +316,19 @@ func (op *getOp) retryLocked(now time.Time) {
 // partFailedLocked: the part's link went down; plan its keys again at
 // once.
 func (op *getOp) partFailedLocked(part *getPart, now time.Time) {
-	delete(op.parts, part)
+	op.dropPart(part)
 	if op.finished {
 		return
 	}
 	for _, k := range part.keys {
-		op.unplanned[k] = struct{}{}
+		op.unplan(k)
 	}
 	op.retryAt = now
 }
 
 func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 	c := op.c
-	delete(op.parts, part)
+	op.dropPart(part)
 	if op.finished {
 		return
 	}
@@ -320,7 +338,7 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 		// Refused, or (a window computed for every key of the part,
 		// some refused) read with a window that no longer fits.
 		for _, k := range part.keys {
-			op.unplanned[k] = struct{}{}
+			op.unplan(k)
 		}
 		op.backoffLocked(time.Now())
 		return
@@ -333,7 +351,7 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 	refused := make(map[int]bool, len(m.Refused))
 	for _, r := range m.Refused {
 		refused[int(r.Index)] = true
-		op.unplanned[part.keys[r.Index]] = struct{}{}
+		op.unplan(part.keys[r.Index])
 	}
 	if len(refused) > 0 {
 		op.backoffLocked(time.Now())
@@ -388,8 +406,8 @@ func (c *Caller) finishGetLocked(op *getOp, code cloud.Code, msg string) {
 	op.finished = true
 	op.timer.Stop()
 	delete(c.ops, op)
-	for _, req := range op.parts {
-		delete(c.calls, req)
+	for _, p := range op.parts {
+		delete(c.calls, p.req)
 	}
 	if code != cloud.CodeOK {
 		if op.subscribe {

@@ -38,6 +38,7 @@ type Service struct {
 	host extension.Host
 	log  *zerolog.Logger
 	st   *store
+	strs stringsPool // for decoding the servers' frames
 
 	mu     sync.RWMutex
 	ring   rendezvous.Ring
@@ -150,7 +151,7 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 	switch f.Kind {
 	case protocol.KindCloudSrvPost:
 		var m cloudwire.SrvPost
-		if err := m.Decode(f.Payload); err != nil {
+		if err := decodeWith(&s.strs, &m, f.Payload); err != nil {
 			return err
 		}
 		code, msg := s.post(rs, &m)
@@ -164,7 +165,7 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		s.reply(rs, m.Req, code, msg)
 	case protocol.KindCloudSrvGet:
 		var m cloudwire.SrvGet
-		if err := m.Decode(f.Payload); err != nil {
+		if err := decodeWith(&s.strs, &m, f.Payload); err != nil {
 			return err
 		}
 		s.get(&m, func(res *cloudwire.SrvResult) {

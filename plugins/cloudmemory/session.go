@@ -181,7 +181,7 @@ func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 	switch f.Kind {
 	case protocol.KindCloudPost:
 		var m cloudwire.Post
-		if err := m.Decode(f.Payload); err != nil {
+		if err := decodeWith(&c.strs, &m, f.Payload); err != nil {
 			return err
 		}
 		c.post(pc.Ref(), pc.RemoteAddr(), m.Key, m.Data, c.replyTo(pc, m.Req))
@@ -193,7 +193,7 @@ func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 		c.release(pc.Ref(), pc.RemoteAddr(), m.Keys, c.replyTo(pc, m.Req))
 	case protocol.KindCloudGet:
 		var m cloudwire.Get
-		if err := m.Decode(f.Payload); err != nil {
+		if err := decodeWith(&c.strs, &m, f.Payload); err != nil {
 			return err
 		}
 		req := m.Req

@@ -284,7 +284,10 @@ func (c *Caller) onNoticeLocked(rs plugins.RemoteServer, payload []byte, m *clou
 	if ks == nil || rep == nil || ks.placed != rep.at {
 		return // not (or no longer) subscribed there
 	}
-	var refs []ref
+	var refs []ref // sized once: a key may have thousands of subscribers
+	if len(ks.entries) > 0 {
+		refs = make([]ref, 0, len(ks.entries))
+	}
 	var note *cloud.Notification
 	getNote := func() cloud.Notification {
 		if note == nil {

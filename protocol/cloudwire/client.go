@@ -28,8 +28,13 @@ func (m *Post) AppendTo(dst []byte) []byte {
 	return append(dst, m.Data...)
 }
 
-func (m *Post) Decode(b []byte) error {
+func (m *Post) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *Post) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud post")}
+	d.ReuseStrings(s)
 	v := Post{Req: d.U32("req"), Key: d.key()}
 	v.Data = d.Rest()
 	if err := d.Finish(); err != nil {
@@ -80,8 +85,13 @@ func (m *Get) AppendTo(dst []byte) []byte {
 	return appendRefs(dst, m.Query.Uploaders)
 }
 
-func (m *Get) Decode(b []byte) error {
+func (m *Get) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *Get) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud get")}
+	d.ReuseStrings(s)
 	v := Get{Req: d.U32("req")}
 	flags := d.Flags(flagSubscribe)
 	v.Query.Subscribe = flags&flagSubscribe != 0
@@ -182,8 +192,13 @@ func (m *Result) AppendTo(dst []byte) []byte {
 	return appendRows(dst, m.Rows)
 }
 
-func (m *Result) Decode(b []byte) error {
+func (m *Result) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *Result) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud result")}
+	d.ReuseStrings(s)
 	v := Result{Req: d.U32("req"), Code: cloud.Code(d.U16("code")), Message: d.Str16("message", MaxMessage)}
 	flags := d.Flags(flagTruncated | flagPartial)
 	v.Truncated = flags&flagTruncated != 0
@@ -236,8 +251,13 @@ func (m *Notice) AppendTo(dst []byte) []byte {
 	return AppendRow(dst, &m.Row)
 }
 
-func (m *Notice) Decode(b []byte) error {
+func (m *Notice) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *Notice) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud notice")}
+	d.ReuseStrings(s)
 	var v Notice
 	v.Type = NoticeType(d.U8("type"))
 	flags := d.Flags(flagCreated)
@@ -280,8 +300,13 @@ func (m *Resync) AppendTo(dst []byte) []byte {
 	return appendRows(dst, m.Rows)
 }
 
-func (m *Resync) Decode(b []byte) error {
+func (m *Resync) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *Resync) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud resync")}
+	d.ReuseStrings(s)
 	var v Resync
 	v.Truncated = d.Flags(flagTruncated)&flagTruncated != 0
 	v.Key = d.key()

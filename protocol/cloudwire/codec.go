@@ -46,7 +46,8 @@
 //	SrvNotify:  a Notice
 //	SrvMoved:   keys
 //
-// Decoded strings are copies; decoded Data fields alias the input unless
+// Decoded strings are copies (or, with DecodeWith, strings a Strings
+// kept from earlier input); decoded Data fields alias the input unless
 // the type says otherwise. Decoders never allocate more than the input
 // can hold: every count is checked against the bytes left before anything
 // is allocated for it.
@@ -169,6 +170,13 @@ func appendMsg(dst []byte, s string) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
 	return append(dst, s...)
 }
+
+// Strings keeps decoded strings for reuse by the DecodeWith methods: a
+// receiver that decodes the same keys and uploaders over and over (a
+// subscriber's notifications) allocates nothing for them. It keeps at most
+// 256 strings, forgetting them all when full. The zero
+// value is ready; it is not safe for concurrent use.
+type Strings = wire.Strings
 
 // decoder adds the cloud fields to wire.Decoder.
 type decoder struct{ wire.Decoder }

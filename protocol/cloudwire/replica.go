@@ -41,8 +41,13 @@ func (m *SrvPost) AppendTo(dst []byte) []byte {
 	return append(dst, m.Data...)
 }
 
-func (m *SrvPost) Decode(b []byte) error {
+func (m *SrvPost) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *SrvPost) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud server post")}
+	d.ReuseStrings(s)
 	v := SrvPost{Req: d.U64("req")}
 	v.Sync = d.Flags(srvFlagSync)&srvFlagSync != 0
 	v.Key = d.key()
@@ -120,8 +125,13 @@ func (m *SrvGet) AppendTo(dst []byte) []byte {
 	return appendRefs(dst, m.Uploaders)
 }
 
-func (m *SrvGet) Decode(b []byte) error {
+func (m *SrvGet) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *SrvGet) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud server get")}
+	d.ReuseStrings(s)
 	v := SrvGet{Req: d.U64("req")}
 	flags := d.Flags(srvFlagSync | srvFlagCountOnly)
 	v.Sync = flags&srvFlagSync != 0
@@ -351,8 +361,13 @@ func (m *SrvResult) AppendTo(dst []byte) []byte {
 	return dst
 }
 
-func (m *SrvResult) Decode(b []byte) error {
+func (m *SrvResult) Decode(b []byte) error { return m.DecodeWith(b, nil) }
+
+// DecodeWith is Decode with strings taken from s when it holds them
+// (nil: every string is a new copy).
+func (m *SrvResult) DecodeWith(b []byte, s *Strings) error {
 	d := decoder{wire.NewDecoder(b, "cloud server result")}
+	d.ReuseStrings(s)
 	v := SrvResult{Req: d.U64("req"), Code: cloud.Code(d.U16("code")), Message: d.Str16("message", MaxMessage)}
 	flags := d.Flags(srvFlagCut | srvFlagRefused)
 	v.Cut = flags&srvFlagCut != 0

@@ -41,14 +41,19 @@ func TruncateUTF8(s string, n int) string {
 // reads return zero values and Finish reports the first error, which
 // wraps ErrMalformed and names the message and field.
 type Decoder struct {
-	b   []byte
-	off int
-	msg string // message name for errors
-	err error
+	b    []byte
+	off  int
+	msg  string // message name for errors
+	err  error
+	strs *Strings // nil: every string is a new copy
 }
 
 // NewDecoder returns a Decoder of b; msg names the message in errors.
 func NewDecoder(b []byte, msg string) Decoder { return Decoder{b: b, msg: msg} }
+
+// ReuseStrings makes d hand out strings from s (see Strings) instead of
+// a new copy of each; s must not be used by another goroutine meanwhile.
+func (d *Decoder) ReuseStrings(s *Strings) { d.strs = s }
 
 // Err returns the first failure, or nil.
 func (d *Decoder) Err() error { return d.err }
@@ -168,11 +173,43 @@ func (d *Decoder) text(n int, field, part string) string {
 	if !ok {
 		return ""
 	}
+	if d.strs != nil && len(p) > 0 {
+		if v, ok := d.strs.m[string(p)]; ok { // a lookup that does not allocate
+			return v // valid UTF-8: it was checked when it was kept
+		}
+	}
 	if !utf8.Valid(p) {
 		d.Failf("%s%s is not valid UTF-8", field, part)
 		return ""
 	}
-	return string(p)
+	v := string(p)
+	if d.strs != nil && len(p) > 0 {
+		d.strs.keep(v)
+	}
+	return v
+}
+
+// MaxStrings is how many strings a Strings keeps; past it, it starts over.
+const MaxStrings = 256
+
+// Strings keeps strings that decoders handed out, so that bytes seen
+// before decode to the same string without a new allocation: a receiver
+// that decodes the same keys, uploaders and addresses over and over (a
+// subscriber's notifications) then allocates nothing for them. It keeps
+// at most MaxStrings strings, forgetting them all when full. The zero
+// value is ready; it is not safe for concurrent use.
+type Strings struct {
+	m map[string]string
+}
+
+func (s *Strings) keep(v string) {
+	if s.m == nil {
+		s.m = make(map[string]string)
+	}
+	if len(s.m) >= MaxStrings {
+		clear(s.m)
+	}
+	s.m[v] = v
 }
 
 // Flags reads a flags byte, rejecting bits outside known.

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -83,6 +84,57 @@ func TestFieldNamesJoinedOnlyForErrors(t *testing.T) {
 		read(&d)
 		if err := d.Err(); err == nil || !strings.Contains(err.Error(), "test: "+name) {
 			t.Errorf("want %q, got %v", name, err)
+		}
+	}
+}
+
+// TestStringsReused: with a Strings, bytes decoded before come back as the
+// same string without allocating; new bytes are still checked for UTF-8
+// and copied; past MaxStrings it starts over and stays correct.
+func TestStringsReused(t *testing.T) {
+	var s Strings
+	b := AppendStr8(AppendStr8(nil, "players/7"), "srv-a")
+	decode := func() (string, string) {
+		d := NewDecoder(b, "test")
+		d.ReuseStrings(&s)
+		x, y := d.Str8("key"), d.Str8("server")
+		if err := d.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		return x, y
+	}
+	if x, y := decode(); x != "players/7" || y != "srv-a" {
+		t.Fatalf("decoded %q %q", x, y)
+	}
+	allocs := testing.AllocsPerRun(100, func() { decode() })
+	if allocs != 0 && !raceEnabled {
+		t.Fatalf("%v allocations per decode of kept strings, want 0", allocs)
+	}
+	// The decoded string does not alias the input.
+	in := AppendStr8(nil, "abc")
+	d := NewDecoder(in, "test")
+	d.ReuseStrings(&s)
+	got := d.Str8("x")
+	in[1] = 'z'
+	if got != "abc" {
+		t.Fatalf("decoded string changed with its input: %q", got)
+	}
+	// Invalid UTF-8 is still rejected.
+	d = NewDecoder(AppendStr8(nil, "\xff\xfe"), "test")
+	d.ReuseStrings(&s)
+	if d.Str8("x"); d.Err() == nil {
+		t.Fatal("invalid UTF-8 accepted")
+	}
+	// Many distinct strings: bounded, and each decodes to itself.
+	for i := range 3 * MaxStrings {
+		want := fmt.Sprintf("k%d", i)
+		d := NewDecoder(AppendStr8(nil, want), "test")
+		d.ReuseStrings(&s)
+		if got := d.Str8("x"); got != want {
+			t.Fatalf("decoded %q, want %q", got, want)
+		}
+		if len(s.m) > MaxStrings {
+			t.Fatalf("%d strings kept, limit %d", len(s.m), MaxStrings)
 		}
 	}
 }
