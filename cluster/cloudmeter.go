@@ -34,8 +34,6 @@ type cloudOpMeter struct {
 }
 
 func (m *cloudMeter) record(kind plugins.CloudOpKind, start time.Time, err error) {
-	o := &m.ops[kind]
-	d := time.Since(start)
 	slot := cloudCodeSlots - 1
 	var ce *cloud.Error
 	switch {
@@ -44,6 +42,24 @@ func (m *cloudMeter) record(kind plugins.CloudOpKind, start time.Time, err error
 	case errors.As(err, &ce) && int(ce.Code) < cloudCodeSlots-1:
 		slot = int(ce.Code)
 	}
+	m.recordSlot(kind, start, slot)
+}
+
+// recordCode records an operation answered with code.
+func (m *cloudMeter) recordCode(kind plugins.CloudOpKind, start time.Time, code cloud.Code) {
+	slot := cloudCodeSlots - 1
+	if int(code) < cloudCodeSlots-1 {
+		slot = int(code)
+	}
+	if kind < plugins.CloudOpPost || kind > plugins.CloudOpUnsubscribe {
+		return
+	}
+	m.recordSlot(kind, start, slot)
+}
+
+func (m *cloudMeter) recordSlot(kind plugins.CloudOpKind, start time.Time, slot int) {
+	o := &m.ops[kind]
+	d := time.Since(start)
 	o.codes[slot].Add(1)
 	sec := d.Seconds()
 	for i, b := range CloudLatencyBuckets {
@@ -59,6 +75,9 @@ func (m *cloudMeter) record(kind plugins.CloudOpKind, start time.Time, err error
 // CloudOpStats are the counters of one kind of cloud operation.
 type CloudOpStats struct {
 	Kind string // "post", "release", "get", "unsubscribe"
+	// Source is who made them: "plugin" (this server's plugins and
+	// embedder) or "client" (its game clients, through the cloud memory).
+	Source string
 	// Results counts operations by result code (label form: "ok",
 	// "not_owner", ...; "error" for failures without a code).
 	Results map[string]uint64
@@ -70,16 +89,22 @@ type CloudOpStats struct {
 }
 
 // CloudOps returns the cloud operations this server's plugins and embedder
-// made, per kind; kinds never used are left out.
+// made (Source "plugin") and those of its game clients (Source "client"),
+// per kind; kinds never used are left out.
 func (s *Server) CloudOps() []CloudOpStats {
-	var out []CloudOpStats
+	out := s.cloudMeter.stats("plugin", nil)
+	return s.clientCloudMeter.stats("client", out)
+}
+
+// stats appends the meter's counters of every kind used, under source.
+func (m *cloudMeter) stats(source string, out []CloudOpStats) []CloudOpStats {
 	for k := plugins.CloudOpPost; k <= plugins.CloudOpUnsubscribe; k++ {
-		o := &s.cloudMeter.ops[k]
+		o := &m.ops[k]
 		n := o.count.Load()
 		if n == 0 {
 			continue
 		}
-		st := CloudOpStats{Kind: k.String(), Results: map[string]uint64{}, Count: n, Sum: time.Duration(o.sumNs.Load())}
+		st := CloudOpStats{Kind: k.String(), Source: source, Results: map[string]uint64{}, Count: n, Sum: time.Duration(o.sumNs.Load())}
 		for c := range o.codes {
 			if v := o.codes[c].Load(); v > 0 {
 				name := "error"

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/plugins/extension"
 	"github.com/cloudrift/cloudrift/protocol"
@@ -92,3 +94,7 @@ func (h *host) MaxFramePayload() int { return h.s.maxFramePayload() }
 func (h *host) CloudMemory() (plugins.CloudMemory, error) { return h.s.hooks.cloudSession(h.slot) }
 
 func (h *host) FilterCloud(op *plugins.CloudOp) error { return h.s.hooks.filterCloud(op) }
+
+func (h *host) RecordClientCloudOp(kind plugins.CloudOpKind, start time.Time, code cloud.Code) {
+	h.s.clientCloudMeter.recordCode(kind, start, code)
+}

@@ -140,8 +140,11 @@ type Server struct {
 	linkCloses     reasonCounts // links down by reason
 	clientCloses   reasonCounts // client sessions ended by reason
 	registryErrors atomic.Uint64
-	cloudMeter     cloudMeter
-	flow           flowControl // link backpressure (backpressure.go)
+	cloudMeter     cloudMeter // operations of plugins and the embedder
+	// clientCloudMeter counts the cloud operations of game clients, as
+	// the cloud memory reports them (extension.Host.RecordClientCloudOp).
+	clientCloudMeter cloudMeter
+	flow             flowControl // link backpressure (backpressure.go)
 }
 
 // New checks opts and provisions the group's plugins. It does not touch the

@@ -63,15 +63,63 @@ func TestCloudOperationsAreCountedAndTimed(t *testing.T) {
 	l := serve(t, ops.NewHandler(ops.Options{}, front.Cluster()))
 	_, body := get(t, "GET", l.URL()+"/metrics")
 	for _, want := range []string{
-		`cloudrift_cloud_operations_total{group="front",op="post",result="ok"} 3`,
-		`cloudrift_cloud_operations_total{group="front",op="get",result="ok"} 1`,
-		`cloudrift_cloud_operations_total{group="front",op="unsubscribe",result="not_subscribed"} 1`,
-		`cloudrift_cloud_operation_duration_seconds_count{group="front",op="post"} 3`,
-		`cloudrift_cloud_operation_duration_seconds_bucket{group="front",op="post",le="+Inf"} 3`,
+		`cloudrift_cloud_operations_total{group="front",op="post",result="ok",source="plugin"} 3`,
+		`cloudrift_cloud_operations_total{group="front",op="get",result="ok",source="plugin"} 1`,
+		`cloudrift_cloud_operations_total{group="front",op="unsubscribe",result="not_subscribed",source="plugin"} 1`,
+		`cloudrift_cloud_operation_duration_seconds_count{group="front",op="post",source="plugin"} 3`,
+		`cloudrift_cloud_operation_duration_seconds_bucket{group="front",op="post",source="plugin",le="+Inf"} 3`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q; cloud series:\n%s", want, grep(body, "cloudrift_cloud"))
 		}
+	}
+}
+
+const clientCloudYAML = `
+system: opsclientcloud
+secret: a-secret-of-sufficient-length
+groups:
+  - {name: edge, visibility: external, connectsTo: [cloud]}
+  - name: cloud
+    visibility: internal
+    plugins: [{name: cloudmemory}]
+`
+
+// The cloud operations of game clients are counted apart from the
+// plugins', under source "client", with their result codes.
+func TestClientCloudOperationsAreCounted(t *testing.T) {
+	sys := clustertest.Start(t, clientCloudYAML)
+	sys.WaitLinked("edge")
+	edge := sys.Server("edge-1")
+	c := edge.Dial()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 2 {
+		if err := c.Post(ctx, cloud.Key{Primary: "k", Secondary: uint32(i)}, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Get(ctx, cloud.Query{Keys: []cloud.Key{{Primary: "k"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unsubscribe(ctx, []cloud.Key{{Primary: "k"}}); !errors.Is(err, cloud.ErrNotSubscribed) {
+		t.Fatalf("Unsubscribe of nothing: %v, want ErrNotSubscribed", err)
+	}
+
+	l := serve(t, ops.NewHandler(ops.Options{}, edge.Cluster()))
+	_, body := get(t, "GET", l.URL()+"/metrics")
+	for _, want := range []string{
+		`cloudrift_cloud_operations_total{group="edge",op="post",result="ok",source="client"} 2`,
+		`cloudrift_cloud_operations_total{group="edge",op="get",result="ok",source="client"} 1`,
+		`cloudrift_cloud_operations_total{group="edge",op="unsubscribe",result="not_subscribed",source="client"} 1`,
+		`cloudrift_cloud_operation_duration_seconds_count{group="edge",op="post",source="client"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q; cloud series:\n%s", want, grep(body, "cloudrift_cloud"))
+		}
+	}
+	if strings.Contains(body, `source="plugin"`) {
+		t.Errorf("/metrics counts plugin operations no plugin made:\n%s", grep(body, "cloudrift_cloud"))
 	}
 }
 

@@ -44,8 +44,8 @@ var (
 	dBusySends    = desc("link_busy_sends_total", "Sends that left a link's queue over half of links.queueBytes (the link is busy).", "group")
 	dBusyRefused  = desc("link_sends_refused_total", "Sends refused with ErrBusy: the link's queue was full.", "group")
 	dReadPauses   = desc("read_pauses_total", "Read loops paused until a busy link drained, by loop (client or link).", "group", "loop")
-	dCloudOps     = desc("cloud_operations_total", "Cloud-memory operations made by plugins, by kind and result code.", "group", "op", "result")
-	dCloudLatency = desc("cloud_operation_duration_seconds", "Latency of cloud-memory operations made by plugins.", "group", "op")
+	dCloudOps     = desc("cloud_operations_total", "Cloud-memory operations made by plugins or game clients, by source, kind and result code.", "group", "source", "op", "result")
+	dCloudLatency = desc("cloud_operation_duration_seconds", "Latency of cloud-memory operations made by plugins or game clients, by source and kind.", "group", "source", "op")
 	dCloudRows    = desc("cloud_rows", "Rows a cloud-memory replica holds.", "group")
 	dCloudKeys    = desc("cloud_keys", "Keys a cloud-memory replica holds rows or subscriptions for.", "group")
 	dCloudSubs    = desc("cloud_subscriptions", "Subscriptions a cloud-memory replica holds.", "group")
@@ -72,7 +72,7 @@ type series struct {
 
 type seriesKey struct {
 	d      *prometheus.Desc
-	labels [3]string
+	labels [4]string // the most any series has
 }
 
 func (s *series) add(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
@@ -105,7 +105,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		s.add(d, t, v, labels...)
 	}
 	const counter, gauge = prometheus.CounterValue, prometheus.GaugeValue
-	type hkey struct{ group, op string }
+	type hkey struct{ group, source, op string }
 	histos := map[hkey]*histo{}
 	var horder []hkey
 	for _, srv := range c.servers {
@@ -156,9 +156,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		add(dDraining, gauge, draining, g)
 		for _, op := range srv.CloudOps() {
 			for r, n := range op.Results {
-				add(dCloudOps, counter, float64(n), g, op.Kind, r)
+				add(dCloudOps, counter, float64(n), g, op.Source, op.Kind, r)
 			}
-			k := hkey{g, op.Kind}
+			k := hkey{g, op.Source, op.Kind}
 			h := histos[k]
 			if h == nil {
 				h = &histo{buckets: map[float64]uint64{}}
@@ -183,6 +183,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s.emit(ch, arity)
 	for _, k := range horder {
 		h := histos[k]
-		ch <- prometheus.MustNewConstHistogram(dCloudLatency, h.count, h.sum, h.buckets, k.group, k.op)
+		ch <- prometheus.MustNewConstHistogram(dCloudLatency, h.count, h.sum, h.buckets, k.group, k.source, k.op)
 	}
 }

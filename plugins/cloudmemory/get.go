@@ -44,7 +44,7 @@ type getOp struct {
 	counts1   map[key]uint32
 	res       map[key]*keyRes
 	unplanned map[key]struct{} // made by the first unplan
-	parts     []partReq          // in flight: a few, one per owner
+	parts     []partReq        // in flight: a few, one per owner
 	retryAt   time.Time
 	attempts  int
 	timer     *time.Timer

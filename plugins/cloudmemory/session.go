@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
@@ -178,19 +179,20 @@ func (s *session) Unsubscribe(ctx context.Context, keys []cloud.Key, uploaders .
 // ClientFrame implements extension.FrameHandler: the cloud-memory operations
 // of this (external) server's game clients, forwarded with their identity.
 func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
+	start := time.Now()
 	switch f.Kind {
 	case protocol.KindCloudPost:
 		var m cloudwire.Post
 		if err := decodeWith(&c.strs, &m, f.Payload); err != nil {
 			return err
 		}
-		c.post(pc.Ref(), pc.RemoteAddr(), m.Key, m.Data, c.replyTo(pc, m.Req))
+		c.post(pc.Ref(), pc.RemoteAddr(), m.Key, m.Data, c.replyTo(pc, m.Req, plugins.CloudOpPost, start))
 	case protocol.KindCloudRelease:
 		var m cloudwire.Release
 		if err := m.Decode(f.Payload); err != nil {
 			return err
 		}
-		c.release(pc.Ref(), pc.RemoteAddr(), m.Keys, c.replyTo(pc, m.Req))
+		c.release(pc.Ref(), pc.RemoteAddr(), m.Keys, c.replyTo(pc, m.Req, plugins.CloudOpRelease, start))
 	case protocol.KindCloudGet:
 		var m cloudwire.Get
 		if err := decodeWith(&c.strs, &m, f.Payload); err != nil {
@@ -200,6 +202,7 @@ func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 		c.get(func() *subscriber { return c.clientSubLocked(pc) }, pc.Ref(), pc.RemoteAddr(), m.Query, func(r *getResult) {
 			res := cloudwire.Result{Req: req, Code: r.code, Message: r.msg, Total: r.total,
 				Truncated: r.truncated, Partial: r.partial, Missing: r.missing, Rows: r.rows}
+			c.host.RecordClientCloudOp(plugins.CloudOpGet, start, r.code)
 			_ = c.host.SendClientFrame(pc, protocol.KindCloudResult, 0, res.AppendTo(nil))
 		})
 	case protocol.KindCloudUnsubscribe:
@@ -213,17 +216,19 @@ func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 			}
 			return &subscriber{}
 		}
-		c.unsubscribe(sub, pc.Ref(), pc.RemoteAddr(), m.Keys, m.Uploaders, c.replyTo(pc, m.Req))
+		c.unsubscribe(sub, pc.Ref(), pc.RemoteAddr(), m.Keys, m.Uploaders, c.replyTo(pc, m.Req, plugins.CloudOpUnsubscribe, start))
 	default:
 		return fmt.Errorf("cloud memory: unexpected %s from a game client", f.Kind)
 	}
 	return nil
 }
 
-// replyTo answers a game client's request; a client that is gone is not
+// replyTo answers a game client's request of kind, received at start,
+// and counts it for the operations port; a client that is gone is not
 // answered.
-func (c *Caller) replyTo(pc plugins.Client, req uint32) doneFunc {
+func (c *Caller) replyTo(pc plugins.Client, req uint32, kind plugins.CloudOpKind, start time.Time) doneFunc {
 	return func(code cloud.Code, msg string) {
+		c.host.RecordClientCloudOp(kind, start, code)
 		r := cloudwire.Reply{Req: req, Code: code, Message: msg}
 		_ = c.host.SendClientFrame(pc, protocol.KindCloudReply, 0, r.AppendTo(nil))
 	}

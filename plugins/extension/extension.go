@@ -28,6 +28,7 @@ package extension
 
 import (
 	"errors"
+	"time"
 
 	"github.com/cloudrift/cloudrift/cloud"
 	"github.com/cloudrift/cloudrift/plugins"
@@ -68,6 +69,12 @@ type Host interface {
 	// op; the first rejection is returned. The cloud memory calls it for
 	// every operation it accepts.
 	FilterCloud(op *plugins.CloudOp) error
+	// RecordClientCloudOp counts a cloud operation of one of this
+	// server's game clients, started at start and answered with code, in
+	// the operations port's cloudrift_cloud_operations_total and latency
+	// histogram (source "client"). The cloud memory calls it as it answers.
+	// It allocates nothing and is safe for concurrent use.
+	RecordClientCloudOp(kind plugins.CloudOpKind, start time.Time, code cloud.Code)
 }
 
 // Of returns the extension Host behind h, the Host a plugin's Start gets.
