@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -268,11 +270,21 @@ func TestKubernetesManifests(t *testing.T) {
 			if env["CONSUL_HTTP_ADDR"] == "" {
 				t.Error("no CONSUL_HTTP_ADDR")
 			}
-			if len(c.Ports) != 1 || c.Ports[0].ContainerPort != port {
-				t.Errorf("ports %+v, want %d", c.Ports, port)
+			ports := map[string]int{}
+			for _, p := range c.Ports {
+				ports[p.Name] = p.ContainerPort
 			}
-			if c.ReadinessProbe.HTTPGet.Path != "/readyz" {
-				t.Errorf("readiness probe path %q, want /readyz", c.ReadinessProbe.HTTPGet.Path)
+			if len(c.Ports) != 2 || ports["cloudrift"] != port {
+				t.Errorf("ports %+v, want cloudrift %d and ops", c.Ports, port)
+			}
+			// /readyz is served by the operations port, which must listen
+			// on the pod's address for the kubelet to reach it.
+			_, opsPort, err := net.SplitHostPort(env["CLOUDRIFT_OPS"])
+			if err != nil || opsPort != strconv.Itoa(ports["ops"]) || strings.HasPrefix(env["CLOUDRIFT_OPS"], "127.") {
+				t.Errorf("CLOUDRIFT_OPS %q, want a wildcard address on the ops port %d", env["CLOUDRIFT_OPS"], ports["ops"])
+			}
+			if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.ReadinessProbe.HTTPGet.Port != "ops" {
+				t.Errorf("readiness probe %s on %v, want /readyz on ops", c.ReadinessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Port)
 			}
 			if c.Lifecycle.PreStop.Sleep.Seconds <= 0 {
 				t.Error("no preStop pause")
