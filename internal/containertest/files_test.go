@@ -40,7 +40,8 @@ func loadSystem(t *testing.T) *config.System {
 
 // TestDeploySystemMatchesRepository holds deploy/cluster.yaml to the
 // repository's cluster.yaml: the same system, groups, links, replica counts
-// and plugins; only the registry and the listen addresses differ.
+// and plugins; only the registry, the listen addresses and the drain
+// timeout (which must fit the orchestrators' stop grace) differ.
 func TestDeploySystemMatchesRepository(t *testing.T) {
 	dep := loadSystem(t)
 	repo, err := config.Load("../../cluster.yaml")
@@ -60,6 +61,7 @@ func TestDeploySystemMatchesRepository(t *testing.T) {
 		r := repo.Groups[i]
 		gc, rc := g.Clients, r.Clients
 		gc.Line, rc.Line = 0, 0
+		gc.DrainTimeout, rc.DrainTimeout = 0, 0
 		if g.Name != r.Name || g.Visibility != r.Visibility || g.Replicas != r.Replicas ||
 			!slices.Equal(g.ConnectsTo, r.ConnectsTo) || !reflect.DeepEqual(gc, rc) {
 			t.Errorf("group %d: %+v\nrepository's: %+v", i, g, r)
