@@ -32,11 +32,11 @@ func (c *Caller) isCloud(rs plugins.RemoteServer) bool {
 // registry or of a link moves nothing.
 
 // memberLocked returns rs's replica entry, replacing an older
-// incarnation's; the ring follows.
-func (c *Caller) memberLocked(rs plugins.RemoteServer) *replica {
-	rep := c.replicas[rs.ID()]
+// incarnation's, and whether it made the entry; the ring follows.
+func (c *Caller) memberLocked(rs plugins.RemoteServer) (rep *replica, added bool) {
+	rep = c.replicas[rs.ID()]
 	if rep != nil && rep.rs.Incarnation() == rs.Incarnation() {
-		return rep
+		return rep, false
 	}
 	if rep != nil {
 		c.dropReplicaLocked(rep)
@@ -45,7 +45,7 @@ func (c *Caller) memberLocked(rs plugins.RemoteServer) *replica {
 	c.replicas[rs.ID()] = rep
 	c.joined = true
 	c.setRingLocked()
-	return rep
+	return rep, true
 }
 
 // ServerJoined implements plugins.ServerJoinedHandler: a replica is a
@@ -59,10 +59,9 @@ func (c *Caller) ServerJoined(rs plugins.RemoteServer) error {
 	if c.stopped {
 		return nil
 	}
-	if rep := c.replicas[rs.ID()]; rep != nil && rep.rs.Incarnation() == rs.Incarnation() {
+	if _, added := c.memberLocked(rs); !added {
 		return nil
 	}
-	c.memberLocked(rs)
 	c.reconcileLocked()
 	c.log.Debug().Str("replica", rs.ID()).Strs("ring", c.ring.IDs()).Msg("cloud replica joined")
 	c.kick()
@@ -81,7 +80,7 @@ func (c *Caller) ServerConnected(rs plugins.RemoteServer) error {
 	if c.stopped {
 		return nil
 	}
-	rep := c.memberLocked(rs)
+	rep, _ := c.memberLocked(rs)
 	if rep.linked {
 		c.dropReplicaLocked(rep)
 	}
