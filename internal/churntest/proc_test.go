@@ -1,17 +1,12 @@
 package churntest
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,29 +44,8 @@ groups:
 `, addr)
 }
 
-// logLine is the part of a JSON log line the tests read.
-type logLine struct {
-	Time    time.Time `json:"time"`
-	Message string    `json:"message"`
-	Server  string    `json:"server"`
-	Peer    string    `json:"peer"`
-	Reason  string    `json:"reason"`
-	Detail  string    `json:"detail"`
-}
-
-// proc is one `cloudrift run` process.
-type proc struct {
-	t         *testing.T
-	id, group string
-	cmd       *exec.Cmd
-	done      chan struct{} // closed when it exited and its output is read
-
-	mu     sync.Mutex
-	url    string // the game clients' URL it printed (external groups)
-	logs   []logLine
-	stderr []string
-	gone   bool // the test killed it
-}
+// proc is one `cloudrift run` process, on the shared runner.
+type proc = deploytest.Proc
 
 // deployment is the processes of one test, sharing one system file.
 type deployment struct {
@@ -97,73 +71,16 @@ func newDeployment(t *testing.T, consulAddr string) *deployment {
 func (d *deployment) start(group, id string) *proc {
 	t := d.t
 	t.Helper()
-	cmd := exec.Command(d.bin, "run", "-config", d.file, "-group", group, "-id", id,
-		"-listen", "127.0.0.1:0", "-ops", "off", "-log-json", "-log-level", "info")
-	cmd.Env = deploytest.CleanEnv()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, id: id, group: group, cmd: cmd, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", id, err)
-	}
-	listening := make(chan struct{})
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() {
-		defer readers.Done()
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			line := s.Text()
-			if i := strings.Index(line, "ws://"); i >= 0 && strings.HasPrefix(line, "game clients: ") {
-				p.mu.Lock()
-				p.url = line[i:]
-				p.mu.Unlock()
-			}
-			if strings.HasPrefix(line, "operations port") || (group != "front" && strings.Contains(line, " listening on ")) ||
-				(group == "front" && strings.HasPrefix(line, "game clients: ")) {
-				select {
-				case <-listening:
-				default:
-					close(listening)
-				}
-			}
+	p := deploytest.StartRun(t, d.bin, deploytest.RunArgs{Group: group, ID: id, File: d.file, Args: []string{"-ops", "off"}})
+	deadline := time.Now().Add(testutil.Patience)
+	for !listening(p) {
+		if !p.Running() {
+			t.Fatalf("%s exited at start:\n%s", id, p.StderrText())
 		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	go func() {
-		defer readers.Done()
-		s := bufio.NewScanner(stderr)
-		s.Buffer(make([]byte, 64<<10), 4<<20)
-		for s.Scan() {
-			line := s.Text()
-			var l logLine
-			p.mu.Lock()
-			p.stderr = append(p.stderr, line)
-			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &l) == nil {
-				p.logs = append(p.logs, l)
-			}
-			p.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening within %v", id, testutil.Patience)
 		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		readers.Wait()
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.cleanup)
-	select {
-	case <-listening:
-	case <-p.done:
-		t.Fatalf("%s exited at start:\n%s", id, p.stderrText())
-	case <-time.After(testutil.Patience):
-		t.Fatalf("%s not listening within %v", id, testutil.Patience)
+		time.Sleep(10 * time.Millisecond)
 	}
 	d.mu.Lock()
 	d.procs = append(d.procs, p)
@@ -171,73 +88,30 @@ func (d *deployment) start(group, id string) *proc {
 	return p
 }
 
-func (p *proc) stderrText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.stderr, "\n")
+// listening reports whether p said it listens: an external server once it
+// printed its clients' URL.
+func listening(p *proc) bool {
+	if p.Group == "front" {
+		return clientURL(p) != ""
+	}
+	return slices.ContainsFunc(p.Stdout(), func(l string) bool { return strings.Contains(l, " listening on ") })
 }
 
-// cleanup kills the process, waits for it, and fails the test on a data
-// race it reported.
-func (p *proc) cleanup() {
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.t.Errorf("%s still running 10 s after SIGKILL", p.id)
-		return
+// clientURL returns the game clients' URL p printed, or "".
+func clientURL(p *proc) string {
+	for _, l := range p.Stdout() {
+		if i := strings.Index(l, "ws://"); i >= 0 && strings.HasPrefix(l, "game clients: ") {
+			return l[i:]
+		}
 	}
-	all := p.stderrText()
-	if i := strings.Index(all, "WARNING: DATA RACE"); i >= 0 {
-		p.t.Errorf("%s reported a data race:\n%s", p.id, all[i:min(len(all), i+6000)])
-	}
-	if p.t.Failed() {
-		lines := strings.Split(all, "\n")
-		p.t.Logf("--- %s, last lines of stderr ---\n%s", p.id, strings.Join(lines[max(0, len(lines)-30):], "\n"))
-	}
-}
-
-// signal sends sig to the process.
-func (p *proc) signal(sig syscall.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("%v to %s: %v", sig, p.id, err)
-	}
-}
-
-// kill sends SIGKILL and waits until the process is gone.
-func (p *proc) kill() {
-	p.t.Helper()
-	p.mu.Lock()
-	p.gone = true
-	p.mu.Unlock()
-	p.signal(syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(testutil.Patience):
-		p.t.Fatalf("%s still running %v after SIGKILL", p.id, testutil.Patience)
-	}
-}
-
-func (p *proc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	return ""
 }
 
 // linkedUp reports whether p logged a link up to peer since its start
 // and no link down after it.
-func (p *proc) linkedUp(peer string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func linkedUp(p *proc, peer string) bool {
 	up := false
-	for _, l := range p.logs {
-		if l.Peer != peer {
-			continue
-		}
+	for _, l := range p.Logs(time.Time{}, func(l deploytest.LogLine) bool { return l.Peer == peer }) {
 		switch l.Message {
 		case "link up":
 			up = true
@@ -255,7 +129,7 @@ func (d *deployment) waitMesh() {
 	testutil.WaitFor(d.t, "every front server linked to every cloud replica", func() bool {
 		for _, f := range d.running("front") {
 			for _, c := range d.running("cloud") {
-				if !f.linkedUp(c.id) {
+				if !linkedUp(f, c.ID) {
 					return false
 				}
 			}
@@ -269,7 +143,7 @@ func (d *deployment) running(group string) []*proc {
 	defer d.mu.Unlock()
 	var out []*proc
 	for _, p := range d.procs {
-		if p.group == group && p.running() {
+		if p.Group == group && p.Running() {
 			out = append(out, p)
 		}
 	}
@@ -280,11 +154,9 @@ func (d *deployment) running(group string) []*proc {
 func (d *deployment) entries() []Entry {
 	var out []Entry
 	for _, p := range d.running("front") {
-		p.mu.Lock()
-		if p.url != "" {
-			out = append(out, Entry{ID: p.id, URL: p.url})
+		if u := clientURL(p); u != "" {
+			out = append(out, Entry{ID: p.ID, URL: u})
 		}
-		p.mu.Unlock()
 	}
 	return out
 }
@@ -298,18 +170,13 @@ func (d *deployment) peerLeftClosures(since time.Time, ok []string) []string {
 	d.mu.Unlock()
 	var out []string
 	for _, p := range procs {
-		p.mu.Lock()
-		gone := p.gone
-		logs := append([]logLine(nil), p.logs...)
-		p.mu.Unlock()
-		if gone || slices.Contains(ok, p.id) {
+		if !p.Killed().IsZero() || slices.Contains(ok, p.ID) {
 			continue
 		}
-		for _, l := range logs {
-			if l.Message == "link down" && l.Reason == protocol.ReasonPeerLeft.String() &&
-				!l.Time.Before(since) && !slices.Contains(ok, l.Peer) {
-				out = append(out, fmt.Sprintf("%s -> %s at %s (%s)", p.id, l.Peer, l.Time.Format("15:04:05.000"), l.Detail))
-			}
+		for _, l := range p.Logs(since, func(l deploytest.LogLine) bool {
+			return l.Message == "link down" && l.Reason == protocol.ReasonPeerLeft.String() && !slices.Contains(ok, l.Peer)
+		}) {
+			out = append(out, fmt.Sprintf("%s -> %s at %s (%s)", p.ID, l.Peer, l.Time.Format("15:04:05.000"), l.Detail))
 		}
 	}
 	return out
@@ -342,7 +209,7 @@ func (d *deployment) byID(id string) *proc {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i := len(d.procs) - 1; i >= 0; i-- {
-		if d.procs[i].id == id {
+		if d.procs[i].ID == id {
 			return d.procs[i]
 		}
 	}

@@ -28,7 +28,7 @@ func TestReplicaKill(t *testing.T) {
 	check, load := d.standard(LoadConfig{})
 	check.AllowMissing(OwnedBy("cloud-3", replicas3, replicas3[:2], load.Keys()))
 	d.run(check, load, scenario{name: "replica SIGKILL", event: func() {
-		d.byID("cloud-3").kill()
+		d.byID("cloud-3").Kill()
 	}}, "cloud-3")
 }
 
@@ -43,9 +43,9 @@ func TestReplicaStopContinue(t *testing.T) {
 	check.AllowMissing(OwnedBy("cloud-3", replicas3, replicas3, load.Keys()))
 	d.run(check, load, scenario{name: "replica SIGSTOP, SIGCONT after 4s", event: func() {
 		p := d.byID("cloud-3")
-		p.signal(syscall.SIGSTOP)
+		p.Signal(syscall.SIGSTOP)
 		time.Sleep(stopFor)
-		p.signal(syscall.SIGCONT)
+		p.Signal(syscall.SIGCONT)
 	}}, "cloud-3")
 }
 
@@ -58,7 +58,7 @@ func TestExternalKillRestart(t *testing.T) {
 	check, load := d.standard(LoadConfig{})
 	d.run(check, load, scenario{name: "external server SIGKILL and restart", event: func() {
 		check.MayLose("front-2")
-		d.byID("front-2").kill()
+		d.byID("front-2").Kill()
 		d.start("front", "front-2")
 	}}, "front-2")
 }

@@ -35,12 +35,12 @@ func TestReplicaJoinAndKill(t *testing.T) {
 	t.Logf("join: mid-2 linked by all %d peers %s after its process started", len(peers), ms(last.Sub(m.started)))
 	d.waitFor("mid-2 passing in Consul", func() bool { return d.health("mid")["mid-2"].Status == api.HealthPassing })
 
-	killed := m.kill()
+	killed := m.Kill()
 	var lastDown time.Time
 	d.waitFor("every peer dropped mid-2", func() bool {
 		lastDown = time.Time{}
 		for _, q := range peers {
-			l, ok := q.find(killed, linkDown("mid-2"))
+			l, ok := q.Find(killed, linkDown("mid-2"))
 			if !ok {
 				return false
 			}
@@ -54,9 +54,9 @@ func TestReplicaJoinAndKill(t *testing.T) {
 	// registry stopped listing it, or because it fell silent, would be a
 	// detection in seconds, not at once.
 	for _, q := range peers {
-		l, _ := q.find(killed, linkDown("mid-2"))
+		l, _ := q.Find(killed, linkDown("mid-2"))
 		if l.Reason != protocol.ReasonIO.String() {
-			t.Errorf("%s dropped mid-2 for %q (%s), want %q: the end of the connection", q.id, l.Reason, l.Detail, protocol.ReasonIO)
+			t.Errorf("%s dropped mid-2 for %q (%s), want %q: the end of the connection", q.ID, l.Reason, l.Detail, protocol.ReasonIO)
 		}
 	}
 	t.Logf("kill: every peer dropped mid-2 %s after SIGKILL", ms(lastDown.Sub(killed)))
@@ -127,8 +127,8 @@ func TestAgentRestart(t *testing.T) {
 	// Consul lists a server before the server logs that it registered:
 	// wait for the line rather than look once.
 	for _, p := range d.procs {
-		d.waitFor(p.id+" logging that it registered again", func() bool {
-			_, ok := p.find(from, func(l logLine) bool { return strings.Contains(l.Message, "registered again") })
+		d.waitFor(p.ID+" logging that it registered again", func() bool {
+			_, ok := p.Find(from, func(l logLine) bool { return strings.Contains(l.Message, "registered again") })
 			return ok
 		})
 	}
@@ -158,8 +158,8 @@ func TestAgentOutage(t *testing.T) {
 	stopped := time.Now()
 	d.hold(stopped.Add(leaveGrace + time.Second)) // past the TTL and leaveGrace
 	for _, p := range d.procs {
-		if _, ok := p.find(from, func(l logLine) bool { return strings.HasPrefix(l.Message, "watch query failed") }); !ok {
-			t.Errorf("%s did not notice the outage (no failed watch query logged)", p.id)
+		if _, ok := p.Find(from, func(l logLine) bool { return strings.HasPrefix(l.Message, "watch query failed") }); !ok {
+			t.Errorf("%s did not notice the outage (no failed watch query logged)", p.ID)
 		}
 	}
 	for _, l := range d.linkDowns(from) {
@@ -179,8 +179,8 @@ func TestAgentOutage(t *testing.T) {
 	d.waitFor("every watch resumed", func() bool {
 		resumed = time.Time{}
 		for _, p := range d.procs {
-			ls := p.all(stopped, func(l logLine) bool { return l.Message == "watch query recovered" })
-			if len(ls) < len(Peers(p.group)) {
+			ls := p.Logs(stopped, func(l logLine) bool { return l.Message == "watch query recovered" })
+			if len(ls) < len(Peers(p.Group)) {
 				return false
 			}
 			if t := ls[len(ls)-1].Time; t.After(resumed) {
@@ -236,7 +236,7 @@ func TestACL(t *testing.T) {
 			[]string{"ACL token refused", "no token set"}},
 	} {
 		p := startProc(t, "mid", "mid-refused", c.file, "127.0.0.1:0", c.env...)
-		stderr, err := p.waitExit()
+		stderr, err := p.WaitExit()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 			t.Errorf("%s: run ended with %v, want exit status 1", c.name, err)
@@ -266,8 +266,8 @@ func (d *deployment) hold(until time.Time) {
 			p.mu.Lock()
 			killed := !p.killed.IsZero()
 			p.mu.Unlock()
-			if ended, err := p.exited(); ended && !killed {
-				d.t.Fatalf("%s exited (%v)", p.id, err)
+			if ended, err := p.Exited(); ended && !killed {
+				d.t.Fatalf("%s exited (%v)", p.ID, err)
 			}
 		}
 		time.Sleep(50 * time.Millisecond)

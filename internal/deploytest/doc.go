@@ -18,5 +18,6 @@
 // race-instrumented servers at once would blur the measurements.
 //
 // Its non-test code (Build, the topology in Groups and Peers, CleanEnv) is
-// shared with bench/discovery.
+// shared with bench/discovery, and its process runner (StartRun, Proc)
+// with the churn suite (internal/churntest).
 package deploytest

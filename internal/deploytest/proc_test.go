@@ -1,17 +1,10 @@
 package deploytest
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,38 +51,11 @@ links:
 %s`, addr, ttl, tok, leaveGrace, Groups)
 }
 
-// logLine is one JSON log line of a "cloudrift run -log-json" process.
-type logLine struct {
-	Time      time.Time `json:"time"`
-	Level     string    `json:"level"`
-	Message   string    `json:"message"`
-	Server    string    `json:"server"`
-	Peer      string    `json:"peer"`
-	PeerGroup string    `json:"peer_group"`
-	Direction string    `json:"direction"`
-	Reason    string    `json:"reason"`
-	Detail    string    `json:"detail"`
-	Error     string    `json:"error"`
-	Attempt   int       `json:"attempt"`
-	RetryIn   float64   `json:"retry_in"` // milliseconds
-}
-
-// proc is one "cloudrift run" process.
-type proc struct {
-	t       *testing.T
-	id      string
-	group   string
-	cmd     *exec.Cmd
-	started time.Time     // just before the process started
-	done    chan struct{} // closed when the process has exited and its output is read
-
-	mu     sync.Mutex
-	logs   []logLine // JSON lines of stderr, in order
-	stderr []string  // every line of stderr
-	stdout []string
-	exit   error // set before done is closed
-	killed time.Time
-}
+// proc and logLine are the shared process runner's (process.go).
+type (
+	proc    = Proc
+	logLine = LogLine
+)
 
 // deployment is the set of processes of one test, all on one agent.
 type deployment struct {
@@ -132,152 +98,7 @@ func (d *deployment) start(group, id string, env ...string) *proc {
 
 func startProc(t *testing.T, group, id, file, listen string, env ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "-config", file, "-group", group, "-id", id,
-		"-listen", listen, "-log-json", "-log-level", "info")
-	cmd.Env = append(CleanEnv(), env...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, id: id, group: group, cmd: cmd, done: make(chan struct{})}
-	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", id, err)
-	}
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() { defer readers.Done(); p.read(stdout, false) }()
-	go func() { defer readers.Done(); p.read(stderr, true) }()
-	go func() {
-		readers.Wait() // Wait closes the pipes: read them to the end first
-		err := cmd.Wait()
-		p.mu.Lock()
-		p.exit = err
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.cleanup() })
-	return p
-}
-
-func (p *proc) read(r io.Reader, isStderr bool) {
-	s := bufio.NewScanner(r)
-	s.Buffer(make([]byte, 64<<10), 4<<20)
-	for s.Scan() {
-		line := s.Text()
-		p.mu.Lock()
-		if !isStderr {
-			p.stdout = append(p.stdout, line)
-			p.mu.Unlock()
-			continue
-		}
-		p.stderr = append(p.stderr, line)
-		if strings.HasPrefix(line, "{") {
-			var l logLine
-			if json.Unmarshal([]byte(line), &l) == nil {
-				p.logs = append(p.logs, l)
-			}
-		}
-		p.mu.Unlock()
-	}
-	_, _ = io.Copy(io.Discard, r)
-}
-
-// cleanup kills the process if it still runs, waits for it, fails the
-// test on a data race it reported, and prints its last lines when the
-// test failed.
-func (p *proc) cleanup() {
-	p.t.Helper()
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.t.Errorf("%s: still running 10 s after SIGKILL", p.id)
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	all := strings.Join(p.stderr, "\n")
-	if i := strings.Index(all, "WARNING: DATA RACE"); i >= 0 {
-		p.t.Errorf("%s reported a data race:\n%s", p.id, all[i:min(len(all), i+6000)])
-	}
-	if p.t.Failed() {
-		from := max(0, len(p.stderr)-40)
-		p.t.Logf("--- %s (%s), last %d lines of stderr ---\n%s", p.id, p.group, len(p.stderr)-from, strings.Join(p.stderr[from:], "\n"))
-	}
-}
-
-// kill sends SIGKILL, waits until the process is gone and returns when it
-// was sent.
-func (p *proc) kill() time.Time {
-	p.t.Helper()
-	at := time.Now()
-	p.mu.Lock()
-	p.killed = at
-	p.mu.Unlock()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		p.t.Fatalf("kill %s: %v", p.id, err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(wait):
-		p.t.Fatalf("%s still running %v after SIGKILL", p.id, wait)
-	}
-	return at
-}
-
-// exited reports whether the process has ended, and how.
-func (p *proc) exited() (bool, error) {
-	select {
-	case <-p.done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return true, p.exit
-	default:
-		return false, nil
-	}
-}
-
-// alive reports whether the process runs and was not killed by the test.
-func (p *proc) alive() bool {
-	ended, _ := p.exited()
-	return !ended
-}
-
-// find returns the first log line since from that match accepts.
-func (p *proc) find(from time.Time, match func(logLine) bool) (logLine, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.logs {
-		if !l.Time.Before(from) && match(l) {
-			return l, true
-		}
-	}
-	return logLine{}, false
-}
-
-// all returns every log line since from that match accepts.
-func (p *proc) all(from time.Time, match func(logLine) bool) []logLine {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []logLine
-	for _, l := range p.logs {
-		if !l.Time.Before(from) && match(l) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// stderrText returns everything the process wrote to stderr so far.
-func (p *proc) stderrText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.stderr, "\n")
+	return StartRun(t, binary, RunArgs{Group: group, ID: id, File: file, Listen: listen, Env: env})
 }
 
 func linkUp(peer string) func(logLine) bool {
@@ -301,8 +122,8 @@ func (d *deployment) waitFor(what string, cond func() bool) {
 			p.mu.Lock()
 			killed := !p.killed.IsZero()
 			p.mu.Unlock()
-			if ended, err := p.exited(); ended && !killed {
-				d.t.Fatalf("waiting for %s: %s exited (%v)", what, p.id, err)
+			if ended, err := p.Exited(); ended && !killed {
+				d.t.Fatalf("waiting for %s: %s exited (%v)", what, p.ID, err)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -317,7 +138,7 @@ func (d *deployment) waitFor(what string, cond func() bool) {
 func (d *deployment) peersOf(p *proc) []*proc {
 	var out []*proc
 	for _, q := range d.procs {
-		if q != p && q.alive() && contains(Peers(p.group), q.group) {
+		if q != p && q.Running() && contains(Peers(p.Group), q.Group) {
 			out = append(out, q)
 		}
 	}
@@ -330,13 +151,13 @@ func (d *deployment) linkedBy(p *proc, from time.Time) time.Time {
 	d.t.Helper()
 	ps := d.peersOf(p)
 	if len(ps) == 0 {
-		d.t.Fatalf("%s has no peers: the test checks nothing", p.id)
+		d.t.Fatalf("%s has no peers: the test checks nothing", p.ID)
 	}
 	var last time.Time
-	d.waitFor("every peer linked to "+p.id, func() bool {
+	d.waitFor("every peer linked to "+p.ID, func() bool {
 		last = time.Time{}
 		for _, q := range ps {
-			l, ok := q.find(from, linkUp(p.id))
+			l, ok := q.Find(from, linkUp(p.ID))
 			if !ok {
 				return false
 			}
@@ -353,7 +174,7 @@ func (d *deployment) linkedBy(p *proc, from time.Time) time.Time {
 func (d *deployment) mesh() {
 	d.t.Helper()
 	for _, p := range d.procs {
-		if p.alive() {
+		if p.Running() {
 			d.linkedBy(p, p.started)
 		}
 	}
@@ -364,12 +185,12 @@ func (d *deployment) mesh() {
 func (d *deployment) linkDowns(from time.Time) []string {
 	var out []string
 	for _, p := range d.procs {
-		if !p.alive() {
+		if !p.Running() {
 			continue
 		}
-		for _, l := range p.all(from, linkDown("")) {
+		for _, l := range p.Logs(from, linkDown("")) {
 			out = append(out, fmt.Sprintf("%s: link down to %s at %s (reason %q, %s)",
-				p.id, l.Peer, l.Time.Format("15:04:05.000"), l.Reason, l.Detail))
+				p.ID, l.Peer, l.Time.Format("15:04:05.000"), l.Reason, l.Detail))
 		}
 	}
 	return out
@@ -396,31 +217,19 @@ func (d *deployment) health(group string) map[string]consul.MemberHealth {
 func (d *deployment) allPassing() bool {
 	byGroup := make(map[string]map[string]consul.MemberHealth)
 	for _, p := range d.procs {
-		if !p.alive() {
+		if !p.Running() {
 			continue
 		}
-		hs, ok := byGroup[p.group]
+		hs, ok := byGroup[p.Group]
 		if !ok {
-			hs = d.health(p.group)
-			byGroup[p.group] = hs
+			hs = d.health(p.Group)
+			byGroup[p.Group] = hs
 		}
-		if h, ok := hs[p.id]; !ok || h.Status != api.HealthPassing {
+		if h, ok := hs[p.ID]; !ok || h.Status != api.HealthPassing {
 			return false
 		}
 	}
 	return true
-}
-
-// waitExit waits until p exits and returns its stderr and exit error.
-func (p *proc) waitExit() (string, error) {
-	p.t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(wait):
-		p.t.Fatalf("%s still running after %v; stderr:\n%s", p.id, wait, p.stderrText())
-	}
-	_, err := p.exited()
-	return p.stderrText(), err
 }
 
 func contains(list []string, s string) bool {

@@ -145,10 +145,10 @@ func (r *rolling) terminate(p *proc) {
 	p.killed = time.Now() // an expected exit, for waitFor
 	p.mu.Unlock()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		r.t.Fatalf("SIGTERM %s: %v", p.id, err)
+		r.t.Fatalf("SIGTERM %s: %v", p.ID, err)
 	}
-	if stderr, err := p.waitExit(); err != nil {
-		r.t.Fatalf("%s exited with %v after SIGTERM:\n%s", p.id, err, lastLines(stderr, 20))
+	if stderr, err := p.WaitExit(); err != nil {
+		r.t.Fatalf("%s exited with %v after SIGTERM:\n%s", p.ID, err, lastLines(stderr, 20))
 	}
 }
 
@@ -352,8 +352,8 @@ func TestRollingRestart(t *testing.T) {
 			r.terminate(old)
 			if g == "client" {
 				// Every client moved before the drain timeout.
-				if _, ok := old.find(old.started, func(l logLine) bool { return l.Message == "every client left" }); !ok {
-					t.Errorf("%s: the drain did not see every client leave:\n%s", id, lastLines(old.stderrText(), 20))
+				if _, ok := old.Find(old.started, func(l logLine) bool { return l.Message == "every client left" }); !ok {
+					t.Errorf("%s: the drain did not see every client leave:\n%s", id, lastLines(old.StderrText(), 20))
 				}
 			}
 			r.start(g, id)
@@ -397,7 +397,7 @@ func TestRollingRestart(t *testing.T) {
 	r.mu.Unlock()
 	for i := 1; i <= 2; i++ {
 		id := fmt.Sprintf("client-%d", i)
-		r.cur[id].kill()
+		r.cur[id].Kill()
 		r.start("client", id)
 		r.connected("every client connected after killing "+id, all)
 	}

@@ -27,8 +27,8 @@ func TestRunWaitsForConsul(t *testing.T) {
 
 	back := d.start("back", "back-1")
 	retry := func(l logLine) bool { return l.Message == registerRetryMsg }
-	d.waitFor("three registration attempts logged", func() bool { return len(back.all(stopped, retry)) >= 3 })
-	for i, l := range back.all(stopped, retry)[:3] {
+	d.waitFor("three registration attempts logged", func() bool { return len(back.Logs(stopped, retry)) >= 3 })
+	for i, l := range back.Logs(stopped, retry)[:3] {
 		if l.Attempt != i+1 || l.RetryIn <= 0 || !strings.Contains(l.Error, agent.Addr()) || !strings.Contains(l.Error, "connection refused") {
 			t.Errorf("attempt line %d: attempt %d, retry_in %vms, error %q; want attempt %d, a wait, and the refused address %s",
 				i+1, l.Attempt, l.RetryIn, l.Error, i+1, agent.Addr())
@@ -39,11 +39,11 @@ func TestRunWaitsForConsul(t *testing.T) {
 	up := time.Now()
 	d.waitFor("back-1 registered", d.allPassing)
 	d.waitFor("back-1 saying it registered", func() bool {
-		_, ok := back.find(stopped, func(l logLine) bool { return l.Message == "registered: the registry is reachable" })
+		_, ok := back.Find(stopped, func(l logLine) bool { return l.Message == "registered: the registry is reachable" })
 		return ok
 	})
 	t.Logf("run before its agent: %d attempts logged; registered %s after the agent was back",
-		len(back.all(stopped, retry)), ms(time.Since(up)))
+		len(back.Logs(stopped, retry)), ms(time.Since(up)))
 	// It serves: a downstream server finds and links it.
 	d.start("mid", "mid-1")
 	d.mesh()
@@ -61,7 +61,7 @@ func TestRunGivesUpOnConsul(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startProc(t, "back", "back-1", file, "127.0.0.1:0")
-	stderr, err := p.waitExit()
+	stderr, err := p.WaitExit()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("run ended with %v, want exit status 1", err)
@@ -71,7 +71,7 @@ func TestRunGivesUpOnConsul(t *testing.T) {
 			t.Errorf("stderr does not mention %q:\n%s", w, stderr)
 		}
 	}
-	if n := len(p.all(time.Time{}, func(l logLine) bool { return l.Message == registerRetryMsg })); n < 2 {
+	if n := len(p.Logs(time.Time{}, func(l logLine) bool { return l.Message == registerRetryMsg })); n < 2 {
 		t.Errorf("%d registration attempts logged before giving up, want several", n)
 	}
 	t.Logf("run gives up: %s", lastLine(stderr))
