@@ -57,6 +57,7 @@ type Caller struct {
 	self   ref         // this server's uploader identity
 	budget int         // row bytes one replica result may carry
 	strs   stringsPool // for decoding the replicas' and clients' frames
+	bufs   bufPool     // for encoding the frames it sends
 
 	started atomic.Bool
 	stop    chan struct{}
@@ -79,6 +80,8 @@ type Caller struct {
 	resync    map[key]struct{} // subscriptions to place again
 	clientSub map[uint64]*subscriber
 	ops       map[*getOp]struct{}
+	getExp    expiries // the Gets, by GetTimeout
+	opExp     expiries // the waiters, by OpTimeout
 }
 
 var (
@@ -180,6 +183,8 @@ func (c *Caller) Start(_ context.Context, h plugins.Host) error {
 	c.resync = make(map[key]struct{})
 	c.clientSub = make(map[uint64]*subscriber)
 	c.ops = make(map[*getOp]struct{})
+	c.getExp.start(&c.mu, c.cfg.GetTimeout.Duration())
+	c.opExp.start(&c.mu, c.cfg.OpTimeout.Duration())
 	c.wg.Add(1)
 	go c.syncLoop()
 	c.started.Store(true)

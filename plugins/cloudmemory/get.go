@@ -47,7 +47,7 @@ type getOp struct {
 	parts     []partReq        // in flight: a few, one per owner
 	retryAt   time.Time
 	attempts  int
-	timer     *time.Timer
+	expiry    uint64 // its ID in Caller.getExp
 	held      []heldNote
 	prev      map[key]*subEntry // entries this Get re-subscribes, as they were
 	done      func(*getResult)
@@ -148,11 +148,7 @@ func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Que
 		op.phase = 1
 		op.counts1 = make(map[key]uint32)
 	}
-	op.timer = time.AfterFunc(c.cfg.GetTimeout.Duration(), func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.finishGetLocked(op, cloud.CodeOK, "")
-	})
+	op.expiry = c.getExp.addLocked(op, time.Now())
 	c.ops[op] = struct{}{}
 	op.planLocked(op.keys)
 }
@@ -232,7 +228,11 @@ func (op *getOp) planLocked(keys []key) {
 				}
 			}
 		}
-		if op.c.host.SendFrame(rep.rs, protocol.KindCloudSrvGet, 0, m.AppendTo(nil)) != nil {
+		buf := c.bufs.get()
+		*buf = m.AppendTo(*buf)
+		err := c.host.SendFrame(rep.rs, protocol.KindCloudSrvGet, 0, *buf)
+		c.bufs.put(buf)
+		if err != nil {
 			for _, k := range ks {
 				op.unplan(k)
 			}
@@ -395,6 +395,10 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 	}
 }
 
+// expireLocked implements expirer: past GetTimeout, op answers with what
+// it has, the keys not answered missing.
+func (op *getOp) expireLocked() { op.c.finishGetLocked(op, cloud.CodeOK, "") }
+
 // finishGetLocked answers op: with an error, or with the merged rows of
 // the keys that answered (the others are missing). A subscribing Get's
 // entries become active (their held notifications follow the answer), or
@@ -404,7 +408,7 @@ func (c *Caller) finishGetLocked(op *getOp, code cloud.Code, msg string) {
 		return
 	}
 	op.finished = true
-	op.timer.Stop()
+	c.getExp.doneLocked(op.expiry)
 	delete(c.ops, op)
 	for _, p := range op.parts {
 		delete(c.calls, p.req)

@@ -339,7 +339,11 @@ func (c *Caller) sendPostLocked(r *placedRow, o *replica, background bool) {
 	m := cloudwire.SrvPost{Req: req, Sync: r.ackedVersion == r.version, Key: r.id.k, Uploader: r.id.up, Addr: r.addr, Data: r.data}
 	delete(c.unplaced, r.id)
 	delete(o.session, r.id)
-	if err := c.host.SendFrame(o.rs, protocol.KindCloudSrvPost, 0, m.AppendTo(make([]byte, 0, 64+len(r.data)))); err != nil {
+	buf := c.bufs.get()
+	*buf = m.AppendTo(*buf)
+	err := c.host.SendFrame(o.rs, protocol.KindCloudSrvPost, 0, *buf)
+	c.bufs.put(buf)
+	if err != nil {
 		r.backoff(time.Now())
 		c.unplaced[r.id] = struct{}{}
 		return

@@ -49,20 +49,22 @@ type doneFunc func(code cloud.Code, msg string)
 type waiter struct {
 	version uint64
 	done    doneFunc
-	timer   *time.Timer
+	c       *Caller
+	expiry  uint64 // its ID in Caller.opExp
 	fired   bool
 }
 
 // newWaiterLocked makes a waiter that fails with CloudTimeout after the
 // operation timeout.
 func (c *Caller) newWaiterLocked(version uint64, done doneFunc) *waiter {
-	w := &waiter{version: version, done: done}
-	w.timer = time.AfterFunc(c.cfg.OpTimeout.Duration(), func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.fireLocked(w, cloud.CodeTimeout, fmt.Sprintf("not confirmed within %s", c.cfg.OpTimeout.Duration()))
-	})
+	w := &waiter{version: version, done: done, c: c}
+	w.expiry = c.opExp.addLocked(w, time.Now())
 	return w
+}
+
+// expireLocked implements expirer.
+func (w *waiter) expireLocked() {
+	w.c.fireLocked(w, cloud.CodeTimeout, fmt.Sprintf("not confirmed within %s", w.c.cfg.OpTimeout.Duration()))
 }
 
 func (c *Caller) fireLocked(w *waiter, code cloud.Code, msg string) {
@@ -70,7 +72,7 @@ func (c *Caller) fireLocked(w *waiter, code cloud.Code, msg string) {
 		return
 	}
 	w.fired = true
-	w.timer.Stop()
+	c.opExp.doneLocked(w.expiry)
 	w.done(code, msg)
 }
 

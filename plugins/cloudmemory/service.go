@@ -39,6 +39,7 @@ type Service struct {
 	log  *zerolog.Logger
 	st   *store
 	strs stringsPool // for decoding the servers' frames
+	bufs bufPool     // for encoding the frames it sends
 
 	mu     sync.RWMutex
 	ring   rendezvous.Ring
@@ -171,7 +172,10 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		s.get(&m, func(res *cloudwire.SrvResult) {
 			// A failed send means the link is going down; the server
 			// resynchronises when it comes back.
-			_ = s.host.SendFrame(rs, protocol.KindCloudSrvResult, 0, res.AppendTo(nil))
+			buf := s.bufs.get()
+			*buf = res.AppendTo(*buf)
+			_ = s.host.SendFrame(rs, protocol.KindCloudSrvResult, 0, *buf)
+			s.bufs.put(buf)
 		})
 	case protocol.KindCloudSrvSub:
 		var m cloudwire.SrvSub
@@ -215,7 +219,10 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 // down; the server resynchronises when it comes back.
 func (s *Service) reply(rs plugins.RemoteServer, req uint64, code cloud.Code, msg string) {
 	r := cloudwire.SrvReply{Req: req, Code: code, Message: msg}
-	_ = s.host.SendFrame(rs, protocol.KindCloudSrvReply, 0, r.AppendTo(nil))
+	buf := s.bufs.get()
+	*buf = r.AppendTo(*buf)
+	_ = s.host.SendFrame(rs, protocol.KindCloudSrvReply, 0, *buf)
+	s.bufs.put(buf)
 }
 
 // errStarting is the answer before the first membership list.

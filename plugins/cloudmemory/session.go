@@ -203,7 +203,10 @@ func (c *Caller) ClientFrame(pc plugins.Client, f protocol.Frame) error {
 			res := cloudwire.Result{Req: req, Code: r.code, Message: r.msg, Total: r.total,
 				Truncated: r.truncated, Partial: r.partial, Missing: r.missing, Rows: r.rows}
 			c.host.RecordClientCloudOp(plugins.CloudOpGet, start, r.code)
-			_ = c.host.SendClientFrame(pc, protocol.KindCloudResult, 0, res.AppendTo(nil))
+			buf := c.bufs.get()
+			*buf = res.AppendTo(*buf)
+			_ = c.host.SendClientFrame(pc, protocol.KindCloudResult, 0, *buf)
+			c.bufs.put(buf)
 		})
 	case protocol.KindCloudUnsubscribe:
 		var m cloudwire.Unsubscribe
@@ -230,7 +233,10 @@ func (c *Caller) replyTo(pc plugins.Client, req uint32, kind plugins.CloudOpKind
 	return func(code cloud.Code, msg string) {
 		c.host.RecordClientCloudOp(kind, start, code)
 		r := cloudwire.Reply{Req: req, Code: code, Message: msg}
-		_ = c.host.SendClientFrame(pc, protocol.KindCloudReply, 0, r.AppendTo(nil))
+		buf := c.bufs.get()
+		*buf = r.AppendTo(*buf)
+		_ = c.host.SendClientFrame(pc, protocol.KindCloudReply, 0, *buf)
+		c.bufs.put(buf)
 	}
 }
 

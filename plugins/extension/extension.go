@@ -42,7 +42,8 @@ import (
 var ErrFrameKind = errors.New("cloudrift: not an extension frame kind")
 
 // Host is the plugins.Host of a server, with what extensions need besides.
-// Methods are safe for concurrent use and never block.
+// Methods are safe for concurrent use and never block. The Send methods
+// copy payload before they return: the caller may reuse it at once.
 type Host interface {
 	plugins.Host
 
