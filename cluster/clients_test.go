@@ -406,14 +406,35 @@ func TestClientLimits(t *testing.T) {
 		bystander.echo()
 	})
 	t.Run("read timeout", func(t *testing.T) {
+		start := time.Now()
 		c := dialClient(t, a1, nil)
-		// Not reading means not answering pings: silent past ReadTimeout.
-		// The bystander keeps talking meanwhile.
+		// A client that answers no ping is silent past ReadTimeout, but
+		// not closed before it; the bystander keeps talking meanwhile (its
+		// deadline is set beyond ReadTimeout and kept while enough of it
+		// is left).
+		closed := make(chan time.Duration, 1)
+		c.conn.SetPingHandler(func(string) error { return nil }) // silent: no pong
+		go func() {
+			c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				if _, _, err := c.conn.ReadMessage(); err != nil {
+					closed <- time.Since(start)
+					return
+				}
+			}
+		}()
 		for i := 0; i < 8; i++ {
 			bystander.echo()
 			time.Sleep(200 * time.Millisecond)
 		}
-		check(t, c, protocol.ReasonReadTimeout)
+		if el := <-closed; el < time.Second {
+			t.Fatalf("closed %s after the dial, before ReadTimeout (1s)", el)
+		}
+		testutil.WaitFor(t, "plugin saw the disconnect", func() bool { return rec.goneReason(c.ref.ID) != nil })
+		if got := rec.goneReason(c.ref.ID).Reason; got != protocol.ReasonReadTimeout {
+			t.Fatalf("plugin saw reason %s, want ReadTimeout", got)
+		}
+		bystander.echo()
 	})
 	t.Run("slow client", func(t *testing.T) {
 		c := dialClient(t, a1, nil)

@@ -36,6 +36,7 @@ type session struct {
 	reason    *plugins.CloseError
 	flushed   chan struct{} // closed once our Close is written (or failed)
 	flushDone bool          // flushed is closed
+	readUntil time.Time     // the read deadline extendReadDeadline set last
 }
 
 var _ plugins.Client = (*session)(nil)

@@ -260,8 +260,9 @@ type Clients struct {
 	Rate, Burst int
 	// MaxClients is the most clients one server holds. Zero means 10000.
 	MaxClients int
-	// ReadTimeout disconnects a client silent this long (the server pings
-	// at a third of it, and a pong counts). Zero means 30s; at least 1s.
+	// ReadTimeout disconnects a client silent this long, or up to a
+	// sixteenth longer (the server pings at a third of it, and a pong
+	// counts). Zero means 30s; at least 1s.
 	ReadTimeout Duration
 	// WriteTimeout bounds one write to a client. Zero means 10s.
 	WriteTimeout Duration
