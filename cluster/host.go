@@ -95,6 +95,8 @@ func (h *host) CloudMemory() (plugins.CloudMemory, error) { return h.s.hooks.clo
 
 func (h *host) FilterCloud(op *plugins.CloudOp) error { return h.s.hooks.filterCloud(op) }
 
+func (h *host) FiltersCloud() bool { return len(h.s.hooks.filters) > 0 }
+
 func (h *host) RecordClientCloudOp(kind plugins.CloudOpKind, start time.Time, code cloud.Code) {
 	h.s.clientCloudMeter.recordCode(kind, start, code)
 }

@@ -58,6 +58,9 @@ type Caller struct {
 	budget int         // row bytes one replica result may carry
 	strs   stringsPool // for decoding the replicas' and clients' frames
 	bufs   bufPool     // for encoding the frames it sends
+	// filters: a plugin beside it filters cloud operations
+	// (extension.Host.FiltersCloud); without, none is built to be filtered.
+	filters bool
 
 	started atomic.Bool
 	stop    chan struct{}
@@ -169,6 +172,7 @@ func (c *Caller) Start(_ context.Context, h plugins.Host) error {
 	}
 	c.cfg = c.settings.withDefaults()
 	c.host = eh
+	c.filters = eh.FiltersCloud()
 	c.log = h.Logger()
 	c.self = ref{Server: h.ServerID()}
 	c.budget = min(c.cfg.MaxBytesPerDownload, eh.MaxFramePayload()/2)

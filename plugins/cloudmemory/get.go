@@ -95,7 +95,7 @@ func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Que
 	if code == cloud.CodeOK && len(q.Uploaders) > cloud.MaxKeys {
 		code, msg = cloud.CodeBadRequest, fmt.Sprintf("%d uploaders, limit %d", len(q.Uploaders), cloud.MaxKeys)
 	}
-	if code == cloud.CodeOK {
+	if code == cloud.CodeOK && c.filters {
 		code, msg = filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpGet, Uploader: asker, Addr: addr, Keys: q.Keys, Query: &q})
 	}
 	c.mu.Lock()

@@ -30,6 +30,7 @@ func (h *fakeHost) ServerID() string                      { return h.id }
 func (h *fakeHost) Logger() *zerolog.Logger               { return &h.log }
 func (h *fakeHost) MaxFramePayload() int                  { return protocol.DefaultMaxFrame - 3 }
 func (h *fakeHost) FilterCloud(op *plugins.CloudOp) error { return nil }
+func (h *fakeHost) FiltersCloud() bool                    { return false }
 
 // SendFrame records the frame at its fakeRemote.
 func (h *fakeHost) SendFrame(to plugins.RemoteServer, kind protocol.Kind, tag uint16, p []byte) error {

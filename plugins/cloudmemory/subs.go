@@ -379,7 +379,7 @@ func (c *Caller) resyncSubscriberLocked(sub *subscriber) {
 // from it. Nothing changes unless every key can be unsubscribed.
 func (c *Caller) unsubscribe(sub func() *subscriber, asker ref, addr string, keys []key, ups []ref, done doneFunc) {
 	code, msg := c.checkKeys(keys)
-	if code == cloud.CodeOK {
+	if code == cloud.CodeOK && c.filters {
 		code, msg = filter(c.host, &plugins.CloudOp{Kind: plugins.CloudOpUnsubscribe, Uploader: asker, Addr: addr, Keys: keys, Uploaders: ups})
 	}
 	c.mu.Lock()

@@ -70,6 +70,11 @@ type Host interface {
 	// op; the first rejection is returned. The cloud memory calls it for
 	// every operation it accepts.
 	FilterCloud(op *plugins.CloudOp) error
+	// FiltersCloud reports whether any plugin of this server has a
+	// CloudFilter hook; when none has, FilterCloud accepts every
+	// operation and callers may skip building one. It does not change
+	// while the server runs.
+	FiltersCloud() bool
 	// RecordClientCloudOp counts a cloud operation of one of this
 	// server's game clients, started at start and answered with code, in
 	// the operations port's cloudrift_cloud_operations_total and latency
