@@ -42,7 +42,8 @@ type getOp struct {
 	addr      string
 	phase     int // 1: counting (offset > 0 only), 2: reading
 	counts1   map[key]uint32
-	res       map[key]*keyRes
+	res       []keyRes         // by position in keys
+	pos       map[key]int      // positions in keys, made for a long query
 	unplanned map[key]struct{} // made by the first unplan
 	parts     []partReq        // in flight: a few, one per owner
 	retryAt   time.Time
@@ -66,10 +67,27 @@ type partReq struct {
 	req  uint64
 }
 
+// keyRes is a key's answer, once got.
 type keyRes struct {
+	got   bool
 	count uint32
 	rows  []cloud.Row
 	cut   bool
+}
+
+// resOf returns the answer slot of k, one of op's keys. A query names few
+// keys: a short one is searched, a long one indexed once.
+func (op *getOp) resOf(k key) *keyRes {
+	if len(op.keys) <= 16 {
+		return &op.res[slices.Index(op.keys, k)]
+	}
+	if op.pos == nil {
+		op.pos = make(map[key]int, len(op.keys))
+		for i, k := range op.keys {
+			op.pos[k] = i
+		}
+	}
+	return &op.res[op.pos[k]]
 }
 
 // getResult is a Get's outcome.
@@ -109,9 +127,10 @@ func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Que
 	}
 	op := &getOp{
 		c: c, ups: sortedRefs(q.Uploaders), offset: q.Offset, limit: q.Limit, subscribe: q.Subscribe,
-		asker: asker, addr: addr, phase: 2, res: make(map[key]*keyRes), done: done,
+		asker: asker, addr: addr, phase: 2, done: done,
 	}
 	op.keys = distinctKeys(q.Keys)
+	op.res = make([]keyRes, len(op.keys))
 	if op.subscribe {
 		op.sub = sub()
 		added := 0
@@ -374,13 +393,11 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 		if refused[i] {
 			continue
 		}
-		kr := &keyRes{count: m.Counts[i], cut: m.Cut}
 		start := j
 		for j < len(rows) && rows[j].Key == k {
 			j++
 		}
-		kr.rows = rows[start:j:j]
-		op.res[k] = kr
+		*op.resOf(k) = keyRes{got: true, count: m.Counts[i], rows: rows[start:j:j], cut: m.Cut}
 		if op.subscribe {
 			if e := op.sub.entries[k]; e != nil && e.op == op && e.state == entryPending {
 				e.state = entryHeld
@@ -504,9 +521,9 @@ func (op *getOp) merge() *getResult {
 	var pos uint64
 	bytes := 0
 	stopped := false
-	for _, k := range op.keys {
-		kr := op.res[k]
-		if kr == nil {
+	for i, k := range op.keys {
+		kr := &op.res[i]
+		if !kr.got {
 			res.partial = true
 			res.missing = append(res.missing, k)
 			continue
