@@ -1,6 +1,7 @@
 package cloudmemory
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -887,4 +888,39 @@ func TestAcceptReplicasAddedAndRestarted(t *testing.T) {
 	post(3)
 	check("after restarting cloud-2", 4, 3)
 	t.Logf("cloud-4 took %d of %d keys", took, len(keys))
+}
+
+// The rows of a plugin's Get are its own: the frames read after it (which
+// reuse the link's read buffer) do not change them.
+func TestAcceptPluginGetRowsStayItsOwn(t *testing.T) {
+	s := startSystem(t)
+	ctx := testutil.Context(t)
+	k := cloud.Key{Primary: "kept"}
+	ring := rendezvous.NewRing([]string{"cloud-1", "cloud-2", "cloud-3"})
+	other := cloud.Key{Primary: "kept", Secondary: 1}
+	for ownerOf(ring, other) != ownerOf(ring, k) { // read over the same link
+		other.Secondary++
+	}
+	want := bytes.Repeat([]byte("A"), 300)
+	if err := s.world.cm.Post(ctx, k, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.world.cm.Post(ctx, other, bytes.Repeat([]byte("B"), 300)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.world.cm.Get(ctx, cloud.Query{Keys: []key{k}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(res.Rows))
+	}
+	for range 20 {
+		if _, err := s.world.cm.Get(ctx, cloud.Query{Keys: []key{other}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := res.Rows[0].Data; !bytes.Equal(got, want) {
+		t.Fatalf("the row changed after later Gets: %.20q…, want %.20q…", got, want)
+	}
 }

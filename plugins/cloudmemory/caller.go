@@ -156,7 +156,7 @@ type call struct {
 	// release
 	rel *releaseOp
 	// get
-	part *getPart
+	part getPart
 	// resync
 	key key
 }

@@ -57,7 +57,7 @@ func (c *Caller) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 		}
 		switch cl.kind {
 		case callGet:
-			cl.part.op.partResultLocked(cl.part, &m)
+			cl.part.op.partResultLocked(&cl.part, &m)
 		case callResync:
 			c.onResyncLocked(m.Req, cl, &m)
 		}

@@ -46,6 +46,7 @@ type getOp struct {
 	pos       map[key]int      // positions in keys, made for a long query
 	unplanned map[key]struct{} // made by the first unplan
 	parts     []partReq        // in flight: a few, one per owner
+	parts1    [1]partReq       // backs parts for a Get of one owner
 	retryAt   time.Time
 	attempts  int
 	expiry    uint64 // its ID in Caller.getExp
@@ -106,7 +107,8 @@ func (r *getResult) public() *cloud.Result {
 }
 
 // get runs a Get for asker. sub returns the subscriber for a subscribing
-// Get (called with Caller.mu held). done receives the result.
+// Get (called with Caller.mu held). done receives the result; the data of
+// its rows may be a frame's, valid only until done returns.
 func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Query, done func(*getResult)) {
 	fail := func(code cloud.Code, msg string) { done(&getResult{code: code, msg: msg}) }
 	code, msg := c.checkKeys(q.Keys)
@@ -131,6 +133,7 @@ func (c *Caller) get(sub func() *subscriber, asker ref, addr string, q cloud.Que
 	}
 	op.keys = distinctKeys(q.Keys)
 	op.res = make([]keyRes, len(op.keys))
+	op.parts = op.parts1[:0]
 	if op.subscribe {
 		op.sub = sub()
 		added := 0
@@ -205,6 +208,11 @@ type ownerKeys struct {
 // planLocked sends the parts that read keys from their owners.
 func (op *getOp) planLocked(keys []key) {
 	c := op.c
+	// Most Gets read the keys of one owner: one part, its keys as given.
+	if rep := c.soleOwnerLocked(keys); rep != nil {
+		op.sendPartLocked(rep, keys)
+		return
+	}
 	// By owner, in the order of their first key; a search through the
 	// few owners costs less than a map per Get.
 	var groups []ownerKeys
@@ -224,47 +232,71 @@ func (op *getOp) planLocked(keys []key) {
 		groups[i].keys = append(groups[i].keys, k)
 	}
 	for _, g := range groups {
-		rep, ks := g.rep, g.keys
-		req := c.nextReqLocked()
-		m := cloudwire.SrvGet{Req: req, Asker: op.asker, Addr: op.addr, Keys: ks, Uploaders: op.ups, MaxBytes: uint32(c.budget)}
-		switch {
-		case op.phase == 1:
-			m.CountOnly = true
-		case op.counts1 == nil:
-			m.Limit = op.limit
-		default:
-			m.Offset, m.Limit = op.window(ks)
-			if m.Limit == 0 && op.limit != 0 {
-				m.CountOnly = true
-			}
-		}
-		if op.phase == 2 && op.subscribe {
-			// The subscription reaches the owner before the read, so the
-			// snapshot and the notifications after it line up.
-			for _, k := range ks {
-				if kss := c.subs[k]; kss != nil {
-					c.placeSubLocked(kss, rep)
-				}
-			}
-		}
-		buf := c.bufs.get()
-		*buf = m.AppendTo(*buf)
-		err := c.host.SendFrame(rep.rs, protocol.KindCloudSrvGet, 0, *buf)
-		c.bufs.put(buf)
-		if err != nil {
-			for _, k := range ks {
-				op.unplan(k)
-			}
-			op.backoffLocked(time.Now())
-			continue
-		}
-		part := &getPart{op: op, keys: ks, to: rep.at}
-		c.calls[req] = &call{kind: callGet, to: rep.at, part: part}
-		op.parts = append(op.parts, partReq{part: part, req: req})
+		op.sendPartLocked(g.rep, g.keys)
 	}
 	if unlinked {
 		op.backoffLocked(time.Now())
 	}
+}
+
+// soleOwnerLocked returns the owner of every one of keys when one linked
+// replica owns them all, else nil.
+func (c *Caller) soleOwnerLocked(keys []key) *replica {
+	if len(keys) == 0 {
+		return nil
+	}
+	rep := c.ownerLocked(keys[0])
+	if rep == nil || !rep.linked {
+		return nil
+	}
+	for _, k := range keys[1:] {
+		if c.ownerLocked(k) != rep {
+			return nil
+		}
+	}
+	return rep
+}
+
+// sendPartLocked asks rep for keys, which it owns; a send that fails
+// plans them again after a backoff. The part keeps keys.
+func (op *getOp) sendPartLocked(rep *replica, keys []key) {
+	c := op.c
+	req := c.nextReqLocked()
+	m := cloudwire.SrvGet{Req: req, Asker: op.asker, Addr: op.addr, Keys: keys, Uploaders: op.ups, MaxBytes: uint32(c.budget)}
+	switch {
+	case op.phase == 1:
+		m.CountOnly = true
+	case op.counts1 == nil:
+		m.Limit = op.limit
+	default:
+		m.Offset, m.Limit = op.window(keys)
+		if m.Limit == 0 && op.limit != 0 {
+			m.CountOnly = true
+		}
+	}
+	if op.phase == 2 && op.subscribe {
+		// The subscription reaches the owner before the read, so the
+		// snapshot and the notifications after it line up.
+		for _, k := range keys {
+			if kss := c.subs[k]; kss != nil {
+				c.placeSubLocked(kss, rep)
+			}
+		}
+	}
+	buf := c.bufs.get()
+	*buf = m.AppendTo(*buf)
+	err := c.host.SendFrame(rep.rs, protocol.KindCloudSrvGet, 0, *buf)
+	c.bufs.put(buf)
+	if err != nil {
+		for _, k := range keys {
+			op.unplan(k)
+		}
+		op.backoffLocked(time.Now())
+		return
+	}
+	cl := &call{kind: callGet, to: rep.at, part: getPart{op: op, keys: keys, to: rep.at}}
+	c.calls[req] = cl
+	op.parts = append(op.parts, partReq{part: &cl.part, req: req})
 }
 
 // window returns the offset and limit, in one owner's own ordering of
@@ -387,7 +419,14 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 		}
 		return
 	}
-	rows := copyRows(m.Rows)
+	// The rows' data is the frame's, valid during this call only. A Get
+	// that ends here answers from it (done copies what it keeps); one
+	// that waits for other parts keeps a copy.
+	last := len(op.parts) == 0 && len(op.unplanned) == 0
+	rows := m.Rows
+	if !last {
+		rows = copyRows(rows)
+	}
 	j := 0
 	for i, k := range part.keys {
 		if refused[i] {
@@ -407,7 +446,7 @@ func (op *getOp) partResultLocked(part *getPart, m *cloudwire.SrvResult) {
 			}
 		}
 	}
-	if len(op.parts) == 0 && len(op.unplanned) == 0 {
+	if last {
 		c.finishGetLocked(op, cloud.CodeOK, "")
 	}
 }

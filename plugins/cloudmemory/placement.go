@@ -176,7 +176,7 @@ func (c *Caller) dropReplicaLocked(rep *replica) {
 			cl.rel.reply(cloud.CodeOK, "")
 			c.releaseDoneLocked(cl.rel)
 		case callGet:
-			cl.part.op.partFailedLocked(cl.part, now)
+			cl.part.op.partFailedLocked(&cl.part, now)
 		case callResync:
 			if ks := c.subs[cl.key]; ks != nil && ks.resyncReq == req {
 				ks.resyncReq = 0

@@ -150,7 +150,10 @@ func (s *session) Get(ctx context.Context, q cloud.Query) (*cloud.Result, error)
 		return nil, err
 	}
 	ch := make(chan *getResult, 1)
-	s.c.get(func() *subscriber { return s.sub }, s.c.self, "", q, func(r *getResult) { ch <- r })
+	s.c.get(func() *subscriber { return s.sub }, s.c.self, "", q, func(r *getResult) {
+		r.rows = copyRows(r.rows) // they may be a frame's, valid during this call
+		ch <- r
+	})
 	r, err := wait(ctx, ch)
 	if err != nil {
 		return nil, err
