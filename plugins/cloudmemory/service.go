@@ -246,8 +246,9 @@ func (s *Service) owns(k key) (cloud.Code, string) {
 	return cloud.CodeOK, ""
 }
 
-// serves splits keys into those this replica serves now (their indexes)
-// and the refused ones; code is not OK when it serves nothing yet.
+// serves splits keys into those this replica serves now (their indexes;
+// nil when it serves every one) and the refused ones; code is not OK when
+// it serves nothing yet.
 func (s *Service) serves(keys []key) (served []int, refused []cloudwire.Refusal, code cloud.Code, msg string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -255,9 +256,15 @@ func (s *Service) serves(keys []key) (served []int, refused []cloudwire.Refusal,
 		return nil, nil, cloud.CodeUnavailable, errStarting
 	}
 	for i, k := range keys {
-		if c := s.keyCodeLocked(k); c != cloud.CodeOK {
+		switch c := s.keyCodeLocked(k); {
+		case c != cloud.CodeOK:
+			if refused == nil {
+				for j := range i { // every key so far was served
+					served = append(served, j)
+				}
+			}
 			refused = append(refused, cloudwire.Refusal{Index: uint16(i), Code: c})
-		} else {
+		case refused != nil:
 			served = append(served, i)
 		}
 	}
@@ -324,7 +331,7 @@ func (s *Service) get(m *cloudwire.SrvGet, send func(*cloudwire.SrvResult)) {
 		return
 	}
 	res.Refused = refused
-	if len(served) == 0 {
+	if len(refused) == len(m.Keys) {
 		res.Counts = make([]uint32, len(m.Keys))
 		send(res)
 		return

@@ -326,7 +326,8 @@ func (st *store) get(q *cloudwire.SrvGet, maxBytes int) (counts []uint32, rows [
 func (st *store) getThen(q *cloudwire.SrvGet, maxBytes int, emit func(counts []uint32, rows []cloud.Row, cut bool)) {
 	// Lock every shard involved, in index order (the only place that
 	// holds more than one).
-	var idx []int
+	var few [8]int // most reads name few keys: no allocation
+	idx := few[:0]
 	for _, k := range q.Keys {
 		idx = append(idx, int(keyHash(k)%storeShards))
 	}
