@@ -77,8 +77,9 @@ type Options struct {
 	DialTimeout time.Duration
 
 	// WriteTimeout bounds each Send, and the close frame Close sends (and
-	// how long Close waits for the server to answer it). Zero or negative
-	// means DefaultWriteTimeout (10s).
+	// how long Close waits for the server to answer it); a write may run
+	// up to a sixteenth longer. Zero or negative means
+	// DefaultWriteTimeout (10s).
 	WriteTimeout time.Duration
 
 	// ReadTimeout, when positive, ends the client when nothing (no message,
@@ -208,7 +209,8 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
 	defer cancel()
 
-	d := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: o.DialTimeout, TLSClientConfig: o.TLSConfig}
+	d := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: o.DialTimeout, TLSClientConfig: o.TLSConfig,
+		NetDialContext: dialSlack(o.WriteTimeout / 16)}
 	conn, resp, err := d.DialContext(ctx, o.URL, o.Header)
 	if err != nil {
 		if ctx.Err() != nil {
