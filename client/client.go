@@ -364,6 +364,11 @@ func (c *Client) Moved() <-chan Move { return c.moves }
 // write error when the write fails or does not finish within
 // Options.WriteTimeout, which ends the client. Send is safe for concurrent
 // use (messages are written one at a time); it does not retain payload.
+//
+// Send blocks while the socket's buffer is full: when the server holds
+// this client back (backpressure: it stops reading a client whose
+// messages fill a busy link between servers, until the link drains),
+// Send waits, up to Options.WriteTimeout.
 func (c *Client) Send(tag uint16, payload []byte) error {
 	if err := c.sendable(); err != nil {
 		return err

@@ -46,6 +46,8 @@ export interface WebSocketLike {
   onclose: ((ev: { code: number; reason: string; wasClean?: boolean }) => void) | null;
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
+  /** Bytes sent but not yet handed to the network (absent: 0). */
+  readonly bufferedAmount?: number;
 }
 
 /**
@@ -302,10 +304,21 @@ export class Client {
   }
 
   /**
-   * Sends one user message. It throws a MessageTooLargeError, without
-   * sending, when payload exceeds maxMessage; a ClosedError once close was
-   * called or the client ended (its cause is why); a RangeError for a tag
-   * outside 0..65535.
+   * Bytes sent but not yet taken by the network: the WebSocket buffers
+   * what the server has not read. It grows when the server holds this
+   * client back (backpressure: the server stops reading a client whose
+   * messages fill a busy link between servers, until it drains); a client
+   * that sends much should wait for it to fall before sending more.
+   */
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount ?? 0;
+  }
+
+  /**
+   * Sends one user message; it never blocks (see bufferedAmount). It
+   * throws a MessageTooLargeError, without sending, when payload exceeds
+   * maxMessage; a ClosedError once close was called or the client ended
+   * (its cause is why); a RangeError for a tag outside 0..65535.
    */
   send(tag: number, payload: Uint8Array): void {
     this.sendLimited(Kind.User, tag, payload);

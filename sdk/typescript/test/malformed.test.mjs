@@ -16,6 +16,9 @@ test("the welcome's 64-bit ID survives", async () => {
   assert.equal(ws.binaryType, "arraybuffer");
   c.send(7, new Uint8Array([1, 2]));
   assert.deepEqual([...ws.sent[0]], [16, 0, 7, 1, 2]);
+  assert.equal(c.bufferedAmount, 0); // the fake has none
+  ws.bufferedAmount = 1234;
+  assert.equal(c.bufferedAmount, 1234);
 });
 
 test("connect rejects a bad first message", async (t) => {
