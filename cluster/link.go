@@ -45,8 +45,9 @@ type link struct {
 	wake chan struct{} // cap 1: pending went from empty to non-empty
 	quit chan struct{} // closed by close
 	done chan struct{} // closed when both loops have ended and conn is closed
-	// pendingLen is len(pending), stored under mu, so that the writer
-	// watches its batch grow (gather) without taking mu from the senders.
+	// pendingLen is len(pending), stored under mu while gathering, so
+	// that the writer watches its batch grow without taking mu from the
+	// senders, and the senders store it only then.
 	pendingLen atomic.Int64
 
 	mu        sync.Mutex // guards the fields below
@@ -57,6 +58,7 @@ type link struct {
 	out       uint64 // plugin messages queued
 	outBytes  uint64 // frame bytes queued, all kinds
 	unwritten int    // bytes of the batch the writer took not yet written
+	gathering bool   // the writer watches pendingLen (gather)
 	// drained is non-nil while the link is busy: its queue (pending plus
 	// unwritten) reached the high-water mark. The writer closes it and
 	// sets it to nil once the queue falls under the low-water mark
@@ -114,7 +116,9 @@ func (l *link) sendPrefixed(kind protocol.Kind, tag uint16, head, body []byte) e
 	wasEmpty := len(l.pending) == 0
 	l.pending = protocol.AppendHeader(l.pending, kind, tag, n)
 	l.pending = append(append(l.pending, head...), body...)
-	l.pendingLen.Store(int64(len(l.pending)))
+	if l.gathering {
+		l.pendingLen.Store(int64(len(l.pending)))
+	}
 	l.outBytes += uint64(size)
 	if countsAsMessage(kind) {
 		l.out++
@@ -212,7 +216,7 @@ func (l *link) writeLoop() {
 		l.gather()
 		l.mu.Lock()
 		buf, l.pending = l.pending, buf[:0]
-		l.pendingLen.Store(0)
+		l.gathering = false
 		l.unwritten = len(buf)
 		l.mu.Unlock()
 		if len(buf) == 0 {
@@ -246,9 +250,15 @@ const (
 // gatherBytes. Each write(2) on loopback costs far more than a frame, so
 // a fuller batch carries more messages for the same cost; an idle link's
 // single message goes out after one yield, as before. It watches the
-// batch through pendingLen: taking mu for each look made the senders'
-// lock bounce between cores, 9% of a relayed message's CPU.
+// batch through pendingLen, which the senders store only while it
+// gathers: taking mu for each look, or the senders storing an atomic on
+// every send, made their cache lines bounce between the cores, about 9%
+// of a relayed message's CPU.
 func (l *link) gather() {
+	l.mu.Lock()
+	l.gathering = true
+	l.pendingLen.Store(int64(len(l.pending)))
+	l.mu.Unlock()
 	runtime.Gosched()
 	n := l.pendingLen.Load()
 	for range gatherYields - 1 {
@@ -315,7 +325,6 @@ func (l *link) write(b []byte) error {
 func (l *link) finalFlush(buf []byte) {
 	l.mu.Lock()
 	buf, l.pending = append(buf[:0], l.pending...), nil
-	l.pendingLen.Store(0)
 	le, tell := l.reason, l.sendClose
 	l.mu.Unlock()
 	if tell && le != nil {
