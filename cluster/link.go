@@ -19,8 +19,19 @@ import (
 // flushTimeout bounds the final flush of a closing link.
 const flushTimeout = 2 * time.Second
 
-// maxKeptBuffer is the largest write buffer a link keeps between writes.
-const maxKeptBuffer = 4 << 20
+// keepBuffer reports whether the writer keeps its buffer, of capacity
+// bytes, whose last batch was n bytes, for a later batch. A small one is
+// always kept; one grown for a burst is kept while batches stay large,
+// and let go once they are small again, so that a quiet link holds
+// little. Letting every batch over 4 MiB go made a flood regrow the
+// queue from nothing for each: the copies of append and the zeroing of
+// new buffers took a third of its CPU.
+func keepBuffer(capacity, n int) bool {
+	return capacity <= minKeptBuffer || n >= capacity/8
+}
+
+// minKeptBuffer is the capacity of write buffer a link always keeps.
+const minKeptBuffer = 4 << 20
 
 // frameKindTagSize is what a frame's length field counts besides the
 // payload: the kind (1 byte) and the tag (2 bytes). links.maxFrame bounds
@@ -231,7 +242,7 @@ func (l *link) writeLoop() {
 			l.finalFlush(nil)
 			return
 		}
-		if cap(buf) > maxKeptBuffer {
+		if !keepBuffer(cap(buf), len(buf)) {
 			buf = nil
 		}
 	}
