@@ -73,8 +73,15 @@ func (c *session) flush() {
 		c.handOffLocked()
 		return
 	}
-	queued := c.queued
-	c.queue, c.queued = nil, 0
+	n, taken := flushCut(batch)
+	if n < len(batch) {
+		c.queue = batch[n:] // the flusher comes back for them
+	} else {
+		c.queue = nil
+	}
+	batch = batch[:n:n]
+	c.queued -= taken
+	queued := taken
 	c.mu.Unlock()
 	wrote, rest, err := c.cc.tryWrite(batch)
 	if err != nil {
@@ -103,6 +110,23 @@ func (c *session) flush() {
 		c.reuseQueueLocked(batch)
 	}
 	c.mu.Unlock()
+}
+
+// flushBudget bounds the bytes of messages one flush frames for a
+// client. What the socket does not take at once is copied again as the
+// connection's tail, and a socket takes a few hundred KiB at most: a
+// client far behind (the replies to a flood) had its whole queue framed
+// and copied at every flush, in proportion to the queue.
+const flushBudget = 256 << 10
+
+// flushCut returns how many of the messages at the front of queue one
+// flush takes (at least one), and their bytes.
+func flushCut(queue [][]byte) (n, bytes int) {
+	for n < len(queue) && (n == 0 || bytes+len(queue[n]) <= flushBudget) {
+		bytes += len(queue[n])
+		n++
+	}
+	return n, bytes
 }
 
 // maxReusedQueue is the longest queue slice a session keeps for its next
