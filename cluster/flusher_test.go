@@ -83,3 +83,23 @@ func TestFlushReusesQueue(t *testing.T) {
 		t.Fatalf("the client got % x, want % x", got, want)
 	}
 }
+
+// A flush takes the front of the queue up to flushBudget, and always the
+// first message, however large.
+func TestFlushCut(t *testing.T) {
+	kib := func(n int) []byte { return make([]byte, n<<10) }
+	for _, c := range []struct {
+		queue       [][]byte
+		n, wantSize int
+	}{
+		{[][]byte{kib(1)}, 1, 1 << 10},
+		{[][]byte{kib(100), kib(100), kib(56), kib(1)}, 3, 256 << 10},
+		{[][]byte{kib(300), kib(1)}, 1, 300 << 10},
+		{[][]byte{kib(1), kib(300)}, 1, 1 << 10},
+	} {
+		n, size := flushCut(c.queue)
+		if n != c.n || size != c.wantSize {
+			t.Errorf("flushCut of %d messages: %d messages, %d bytes; want %d, %d", len(c.queue), n, size, c.n, c.wantSize)
+		}
+	}
+}
