@@ -223,9 +223,9 @@ func runN(b *testing.B, workers int, record bool, op func(ctx context.Context, w
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
-	// The CPU time of every process this benchmark runs in (clients and
-	// servers alike), per operation: it holds still on a shared machine
-	// where ops/s does not. /proc's clock ticks are 10 ms: a run of a few
+	// The CPU time of this process per operation (the benchmark's game
+	// servers and clients alike; not redis-server's): it holds still on
+	// a shared machine where ops/s does not. /proc's clock ticks are 10 ms: a run of a few
 	// seconds reads it within a percent.
 	if cpu1, err := cpuTime(os.Getpid()); err == nil && cpuErr == nil {
 		b.ReportMetric(float64(cpu1-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
