@@ -191,9 +191,12 @@ func failover(t *testing.T, stop func(*clustertest.Server), check func(f client.
 	want := []string{rowOf(watcher.Ref(), "watcher"), rowOf(c2.Ref(), "latest")}
 	converge(t, "the reconnector's view after the failover", v, want...)
 	converge(t, "the watcher's view", watched, want...)
+	// The SDK updates a View before it hands the notification to the
+	// channel: the view may have converged a moment before the last
+	// notification is there. Read until the old row's deletion arrives
+	// (or patience runs out), then what else is already waiting.
 	var seen []string
-	for len(watcher.Notifications()) > 0 {
-		n := <-watcher.Notifications()
+	note := func(n cloud.Notification) {
 		switch {
 		case n.Key != k:
 		case n.Type == cloud.NotifyUpdated && n.Row.Uploader == c2.Ref():
@@ -201,6 +204,19 @@ func failover(t *testing.T, stop func(*clustertest.Server), check func(f client.
 		case n.Type == cloud.NotifyDeleted && n.Row.Uploader == c1.Ref():
 			seen = append(seen, "old row gone")
 		}
+	}
+	waitGone := time.After(patience)
+	for !slices.Contains(seen, "old row gone") {
+		select {
+		case n := <-watcher.Notifications():
+			note(n)
+			continue
+		case <-waitGone:
+		}
+		break
+	}
+	for len(watcher.Notifications()) > 0 {
+		note(<-watcher.Notifications())
 	}
 	check(f, seen)
 	if v.Err() != nil {
