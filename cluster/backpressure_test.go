@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -189,6 +190,12 @@ func TestClientFloodPausesReadsAndKeepsLink(t *testing.T) {
 	}
 	if st := a1.Cluster().Stats(); st.ClientPauses == 0 || st.BusySends == 0 {
 		t.Fatalf("gate stats %+v, want busy sends and client pauses counted", st)
+	}
+	// Logs stay bounded: hundreds of busy spells are logged through a
+	// sampler, at most 5 lines per server and peer in its window (both
+	// servers here), not one each.
+	if n := strings.Count(sys.Logs(), "link busy"); n == 0 || n > 10 {
+		t.Fatalf("%d \"link busy\" log lines for %d read pauses, want 1 to 10 (sampled)", n, cluster.ClientReadPauses(a1.Cluster(), id))
 	}
 }
 
