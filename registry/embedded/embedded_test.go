@@ -50,6 +50,18 @@ func register(t *testing.T, c *Connector, m registry.Member) {
 	}
 }
 
+// oneWatched returns a hub with member a of group g registered, and a
+// watch of g that has seen it.
+func oneWatched(t *testing.T) (*Hub, <-chan []registry.Member) {
+	t.Helper()
+	h := NewHub()
+	a := member("a", "g", 1)
+	register(t, open(t, h), a)
+	w := watchG(t, open(t, h), "g")
+	expect(t, w, a)
+	return h, w
+}
+
 func watchG(t *testing.T, c *Connector, group string) <-chan []registry.Member {
 	t.Helper()
 	ch, err := c.Watch(t.Context(), group)
@@ -173,11 +185,7 @@ func TestPauseResume(t *testing.T) {
 
 // An outage during which nothing changes ends without a snapshot.
 func TestPauseResumeNoChange(t *testing.T) {
-	h := NewHub()
-	a := member("a", "g", 1)
-	register(t, open(t, h), a)
-	w := watchG(t, open(t, h), "g")
-	expect(t, w, a)
+	h, w := oneWatched(t)
 	h.Pause()
 	h.Resume()
 	expectNothing(t, w)

@@ -77,11 +77,7 @@ func TestHide(t *testing.T) {
 }
 
 func TestFaultWithoutDuration(t *testing.T) {
-	h := NewHub()
-	a := member("a", "g", 1)
-	register(t, open(t, h), a)
-	w := watchG(t, open(t, h), "g")
-	expect(t, w, a)
+	h, w := oneWatched(t)
 	for _, done := range []<-chan struct{}{h.Blackout(0), h.Flap("g", -1), h.Hide("a", 0)} {
 		<-done
 	}
@@ -89,11 +85,7 @@ func TestFaultWithoutDuration(t *testing.T) {
 }
 
 func TestFaultDuringPause(t *testing.T) {
-	h := NewHub()
-	a := member("a", "g", 1)
-	register(t, open(t, h), a)
-	w := watchG(t, open(t, h), "g")
-	expect(t, w, a)
+	h, w := oneWatched(t)
 	h.Pause()
 	<-h.Flap("g", time.Millisecond)
 	expectNothing(t, w)
