@@ -14,11 +14,14 @@ import (
 	_ "github.com/cloudrift/cloudrift/plugins/cloudmemory"
 )
 
+// cloudYAML has a plugin's server (front) and a game clients' server
+// (edge) in front of the cloud memory.
 const cloudYAML = `
 system: opscloud
 secret: a-secret-of-sufficient-length
 groups:
   - {name: front, visibility: internal, connectsTo: [cloud]}
+  - {name: edge, visibility: external, connectsTo: [cloud]}
   - name: cloud
     visibility: internal
     plugins: [{name: cloudmemory}]
@@ -75,20 +78,10 @@ func TestCloudOperationsAreCountedAndTimed(t *testing.T) {
 	}
 }
 
-const clientCloudYAML = `
-system: opsclientcloud
-secret: a-secret-of-sufficient-length
-groups:
-  - {name: edge, visibility: external, connectsTo: [cloud]}
-  - name: cloud
-    visibility: internal
-    plugins: [{name: cloudmemory}]
-`
-
 // The cloud operations of game clients are counted apart from the
 // plugins', under source "client", with their result codes.
 func TestClientCloudOperationsAreCounted(t *testing.T) {
-	sys := clustertest.Start(t, clientCloudYAML)
+	sys := clustertest.Start(t, cloudYAML)
 	sys.WaitLinked("edge")
 	edge := sys.Server("edge-1")
 	c := edge.Dial()
