@@ -56,3 +56,7 @@ func ClientReadPauses(s *Server, id uint64) int {
 	}
 	return int(c.pauses.Load())
 }
+
+// LinkSocketPath is the socket a server advertising addr listens on in
+// dir (localsock.go).
+func LinkSocketPath(dir, addr string) string { return socketPath(dir, addr) }

@@ -35,16 +35,31 @@ import (
 const httpRefusal = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" +
 	"cloudrift: this port speaks the server-link protocol only; game clients connect to an external group's port\n"
 
-// dial connects to r and runs the dialer's side of the handshake. On
-// success the link is ready to run; its connection has no deadline.
+// dial connects to r and runs the dialer's side of the handshake, over
+// r's link socket when this host has it (localsock.go), else over TCP.
+// On success the link is ready to run; its connection has no deadline.
 func (s *Server) dial(ctx context.Context, r *remote) (*link, error) {
 	addr := r.Address()
-	timeout := s.links.HandshakeTimeout.Duration()
-	d := net.Dialer{Timeout: timeout}
+	d := net.Dialer{Timeout: s.links.HandshakeTimeout.Duration()}
+	if conn, ok := s.dialLocal(ctx, &d, addr); ok {
+		l, err := s.dialedHandshake(ctx, conn, r, addr)
+		if err == nil || ctx.Err() != nil {
+			return l, err
+		}
+		// A socket that leads to another server, or one going away: TCP
+		// reaches the address the registry lists, and has the last word.
+		s.log.Debug().Err(err).Str("peer", r.id).Msg("handshake over the link socket failed; dialling over TCP")
+	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	return s.dialedHandshake(ctx, conn, r, addr)
+}
+
+// dialedHandshake runs the dialer's side of the handshake on conn, just
+// dialled to r at addr; it closes conn when the handshake fails.
+func (s *Server) dialedHandshake(ctx context.Context, conn net.Conn, r *remote, addr string) (*link, error) {
 	if !s.trackConn(conn) {
 		conn.Close()
 		return nil, ErrServerClosed
@@ -52,7 +67,8 @@ func (s *Server) dial(ctx context.Context, r *remote) (*link, error) {
 	defer s.untrackConn(conn)
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	var nc net.Conn = conn
+	timeout := s.links.HandshakeTimeout.Duration()
+	nc, err := conn, error(nil)
 	if s.linkTLS != nil {
 		conn.SetDeadline(time.Now().Add(timeout))
 		nc, err = s.linkTLS.dialTLS(ctx, conn, addr)
@@ -63,7 +79,7 @@ func (s *Server) dial(ctx context.Context, r *remote) (*link, error) {
 	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("dial %s at %s: %w", r.id, addr, err)
+		return nil, fmt.Errorf("dial %s at %s over %s: %w", r.id, addr, transportOf(conn), err)
 	}
 	return l, nil
 }
@@ -195,10 +211,7 @@ func (s *Server) newRefusalSampler(listener string) *logsample.Sampler {
 
 // acceptLoop accepts connections from downstream servers until the
 // listener closes.
-func (s *Server) acceptLoop() {
-	s.mu.Lock()
-	ln := s.ln
-	s.mu.Unlock()
+func (s *Server) acceptLoop(ln net.Listener) {
 	a := &acceptor{s: s, gate: newHandshakeGate(maxLinkHandshakes, maxLinkHandshakesPerAddr), logs: s.newRefusalSampler("links")}
 	defer a.logs.Stop()
 	failures := 0
@@ -376,6 +389,6 @@ func (a *acceptor) handshake(conn net.Conn) *link {
 	rd.SetMaxFrame(s.links.MaxFrame)
 	conn.SetDeadline(time.Time{})
 	g := s.related[hello.Group]
-	r := g.remoteForLink(hello.ServerID, hello.Incarnation, conn.RemoteAddr().String())
+	r := g.remoteForLink(hello.ServerID, hello.Incarnation, peerAddr(conn))
 	return newLink(s, r, conn, rd)
 }

@@ -52,6 +52,9 @@ type link struct {
 	conn net.Conn
 	rd   *protocol.Reader
 	log  zerolog.Logger
+	// transport is the connection's network: "tcp", or "unix" for a link
+	// between servers of one host (localsock.go).
+	transport string
 
 	wake chan struct{} // cap 1: pending went from empty to non-empty
 	quit chan struct{} // closed by close
@@ -90,6 +93,7 @@ func newLink(s *Server, r *remote, conn net.Conn, rd *protocol.Reader) *link {
 		conn:       conn,
 		rd:         rd,
 		log:        s.log.With().Str("peer", r.id).Str("peer_group", r.g.name).Logger(),
+		transport:  transportOf(conn),
 		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -452,7 +456,7 @@ func (l *link) run() {
 		return
 	}
 	if l.r.attach(l) {
-		l.log.Info().Str("direction", l.r.g.dir.String()).Msg("link up")
+		l.log.Info().Str("direction", l.r.g.dir.String()).Str("transport", l.transport).Msg("link up")
 		l.readLoop()
 	} else {
 		l.close(protocol.ReasonReplaced, "remote server retired", nil, true)

@@ -120,9 +120,13 @@ type Server struct {
 	// advertised is the address registered for this server; Start sets
 	// it before it starts the goroutines that read it.
 	advertised string
+	// sockDir is the directory of this host's link sockets; "" when links
+	// stay on TCP (localsock.go). Start sets it before anything dials.
+	sockDir string
 
 	mu          sync.Mutex // guards the fields below
 	ln          net.Listener
+	localLn     net.Listener            // the link socket in sockDir; nil without one
 	related     map[string]*remoteGroup // upstream and downstream groups by name
 	linkSet     map[*link]struct{}      // links past the handshake
 	handshaking map[net.Conn]struct{}   // accepted or dialled, not yet linked
@@ -291,8 +295,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Strs("upstream", s.topo.Upstream(s.group.Name)).Strs("downstream", s.topo.Downstream(s.group.Name)).
 		Msg("server starting")
 
+	s.sockDir = s.socketDir()
 	if s.group.Visibility != config.External {
-		s.goTracked(s.acceptLoop)
+		s.goTracked(func() { s.acceptLoop(ln) })
+		if s.sockDir != "" {
+			s.listenLinkSocket()
+		}
 	}
 	if s.group.Visibility == config.External {
 		s.clients = newClientHub(s)
@@ -552,9 +560,27 @@ func (s *Server) deregister(ctx context.Context) {
 
 func (s *Server) closeListener() {
 	s.mu.Lock()
-	ln := s.ln
+	ln, local := s.ln, s.localLn
 	s.mu.Unlock()
 	if ln != nil {
+		ln.Close()
+	}
+	if local != nil {
+		local.Close() // and removes the socket file
+	}
+}
+
+// listenLinkSocket accepts links on this server's socket in sockDir too,
+// when it can (localsock.go).
+func (s *Server) listenLinkSocket() {
+	ln := s.listenLocal(s.sockDir, s.advertised)
+	if ln == nil {
+		return
+	}
+	s.mu.Lock()
+	s.localLn = ln
+	s.mu.Unlock()
+	if !s.goTracked(func() { s.acceptLoop(ln) }) {
 		ln.Close()
 	}
 }

@@ -99,7 +99,11 @@ type PeerStats struct {
 	Incarnation uint64
 	State       plugins.State
 	Linked      bool
-	QueueBytes  int
+	// Transport is the network of its current link: "tcp", or "unix" for
+	// a server of this host reached through its link socket; "" without
+	// a link.
+	Transport  string
+	QueueBytes int
 	// LinkTotals are the counters of its current link; zero without one.
 	LinkTotals
 }
@@ -146,6 +150,7 @@ func (s *Server) Peers() []PeerStats {
 		p := PeerStats{ID: r.id, Group: r.g.name, Direction: r.g.dir, Incarnation: r.inc, State: r.State()}
 		if l := r.link.Load(); l != nil {
 			p.Linked = true
+			p.Transport = l.transport
 			p.LinkTotals, p.QueueBytes = l.totals()
 		}
 		out = append(out, p)

@@ -142,6 +142,16 @@ type Links struct {
 	// its members (an agent restart) therefore changes nothing. Zero
 	// means 5s; an explicit 0 applies every absence at once.
 	LeaveGrace Duration
+	// SocketDir is where servers on one host meet without TCP: a server
+	// that accepts links also listens on a Unix socket there, named after
+	// its advertised address, and a server dialling a peer whose socket it
+	// finds there links over it instead (same handshake, secret and TLS;
+	// a peer elsewhere is dialled over TCP as before). The directory must
+	// belong to the server's user and be closed to others (mode 0700),
+	// and is made so when missing; one that is not is passed over with a
+	// warning and links stay on TCP. Zero means "cloudrift-links-<uid>"
+	// in the system's temporary directory; "off" keeps every link on TCP.
+	SocketDir string
 	// TLS, when set, wraps every link in mutual TLS: each server presents
 	// CertFile and checks its peer's certificate against CAFile. The zero
 	// value means plain TCP (the HMAC handshake still authenticates).
@@ -163,6 +173,9 @@ type TLS struct {
 	// Line is the line of the tls mapping; 0 when absent.
 	Line int
 }
+
+// SocketDirOff is the links.socketDir value that keeps every link on TCP.
+const SocketDirOff = "off"
 
 // Enabled reports whether t asks for TLS.
 func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" }

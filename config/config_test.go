@@ -81,6 +81,7 @@ links:
   queueBytes: 131072
   backoffMin: 50ms
   backoffMax: 1s
+  socketDir: /run/cloudrift
 groups:
   - name: client
     visibility: external
@@ -126,6 +127,7 @@ func TestParseFull(t *testing.T) {
 		HandshakeTimeout: config.Duration(2 * time.Second), Heartbeat: config.Duration(250 * time.Millisecond),
 		Timeout: config.Duration(2 * time.Second), MaxFrame: 65536, QueueBytes: 131072,
 		BackoffMin: config.Duration(50 * time.Millisecond), BackoffMax: config.Duration(time.Second), LeaveGrace: config.DefaultLeaveGrace,
+		SocketDir: "/run/cloudrift",
 	}
 	if s.Links != wantLinks {
 		t.Errorf("Links = %+v\nwant %+v", s.Links, wantLinks)
@@ -136,9 +138,9 @@ func TestParseFull(t *testing.T) {
 		plugins                     string
 	}
 	wantGroups := []gw{
-		{"client", "external", ":7350", "world,cloud", 2, 27, "gateway"},
-		{"world", "internal", "127.0.0.1:0", "cloud", 3, 34, "world"},
-		{"cloud", "internal", "[::1]:0", "", 1, 42, "cloudmemory"},
+		{"client", "external", ":7350", "world,cloud", 2, 28, "gateway"},
+		{"world", "internal", "127.0.0.1:0", "cloud", 3, 35, "world"},
+		{"cloud", "internal", "[::1]:0", "", 1, 43, "cloudmemory"},
 	}
 	if len(s.Groups) != len(wantGroups) {
 		t.Fatalf("%d groups, want %d", len(s.Groups), len(wantGroups))
@@ -162,7 +164,7 @@ func TestParseFull(t *testing.T) {
 		t.Error("Group(nope) found")
 	}
 	p := world.Plugins[0]
-	if p.Line != 40 || p.Settings.Kind != yaml.MappingNode {
+	if p.Line != 41 || p.Settings.Kind != yaml.MappingNode {
 		t.Fatalf("world plugin line %d settings kind %d", p.Line, p.Settings.Kind)
 	}
 	var settings struct {

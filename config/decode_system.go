@@ -57,6 +57,7 @@ func (d *decoder) links(f yamlx.Field) Links {
 		d.durationKey("backoffMin", ctx, &l.BackoffMin),
 		d.durationKey("backoffMax", ctx, &l.BackoffMax),
 		d.durationKey("leaveGrace", ctx, &l.LeaveGrace),
+		d.strKey("socketDir", ctx, &l.SocketDir),
 		{"tls", func(f yamlx.Field, p string) { l.TLS = d.tls(f, ctx, p) }},
 	})
 	return l

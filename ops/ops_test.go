@@ -176,7 +176,7 @@ func TestHealthReadyAndStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
 		t.Fatalf("/status: %d %v %s", code, err, body)
 	}
-	if st.ID != "lobby-1" || st.Group != "lobby" || !st.Ready || len(st.Peers) != 1 || st.Peers[0].ID != "world-1" || !st.Peers[0].Linked {
+	if st.ID != "lobby-1" || st.Group != "lobby" || !st.Ready || len(st.Peers) != 1 || st.Peers[0].ID != "world-1" || !st.Peers[0].Linked || st.Peers[0].Transport != "unix" {
 		t.Errorf("/status = %+v", st)
 	}
 

@@ -27,6 +27,7 @@ type PeerStatus struct {
 	Incarnation string `json:"incarnation"`
 	State       string `json:"state"`
 	Linked      bool   `json:"linked"`
+	Transport   string `json:"transport,omitempty"` // "tcp" or "unix" while linked
 	MessagesIn  uint64 `json:"messages_in"`
 	MessagesOut uint64 `json:"messages_out"`
 	BytesIn     uint64 `json:"bytes_in"`
@@ -49,7 +50,7 @@ func StatusOf(s *cluster.Server) Status {
 	for _, p := range s.Peers() {
 		st.Peers = append(st.Peers, PeerStatus{
 			ID: p.ID, Group: p.Group, Direction: p.Direction.String(), Incarnation: strconv.FormatUint(p.Incarnation, 10),
-			State: p.State.String(), Linked: p.Linked, MessagesIn: p.MessagesIn, MessagesOut: p.MessagesOut,
+			State: p.State.String(), Linked: p.Linked, Transport: p.Transport, MessagesIn: p.MessagesIn, MessagesOut: p.MessagesOut,
 			BytesIn: p.BytesIn, BytesOut: p.BytesOut, QueueBytes: p.QueueBytes,
 		})
 	}

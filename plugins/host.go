@@ -91,7 +91,8 @@ type RemoteServer interface {
 	Incarnation() uint64
 	// Address is where the remote server accepts connections, as
 	// registered (or, for a downstream server not yet seen in the
-	// registry, the address its link came from).
+	// registry, the address its link came from: "unix:" and the socket
+	// path for a link over this host's link socket).
 	Address() string
 	Direction() Direction
 	State() State

@@ -1,0 +1,146 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cloudrift/cloudrift/config"
+)
+
+// Servers of one host link over Unix sockets (links.socketDir): a server
+// that accepts links also listens on a socket in the host's socket
+// directory, named after its advertised address, and a dialler that finds
+// that socket uses it instead of TCP. Everything above the connection (the
+// handshake, the secret, TLS, frames, heartbeats, backpressure) is the
+// same; the kernel's work per byte is not: a Unix stream carries a relayed
+// message for less CPU than loopback TCP, which runs the whole TCP stack
+// on both ends.
+//
+// The socket's name comes from the registry's address, which both ends
+// know, so nothing new is registered. Trust comes from the directory: it
+// must belong to the server's user and be closed to others' writes, so no
+// other user can put a socket where a server looks; and a socket that
+// leads to the wrong server fails the handshake's identity check, after
+// which the dialler uses TCP.
+
+// maxSocketPath is the longest socket path used: sun_path holds 108
+// bytes on Linux and 104 on the BSDs and macOS, the terminating NUL
+// included.
+const maxSocketPath = 103
+
+// hashedSocketName is the length of a socket name made from a hash.
+const hashedSocketName = 24 + len(".sock")
+
+// errSocketDir is wrapped by the reasons a socket directory is passed over.
+var errSocketDir = errors.New("cluster: link socket directory unusable")
+
+// socketDir returns the directory links.socketDir names, made when
+// missing, or "" when same-host links are off or the directory cannot
+// be trusted (logged: links then stay on TCP).
+func (s *Server) socketDir() string {
+	dir := s.links.SocketDir
+	switch dir {
+	case config.SocketDirOff:
+		return ""
+	case "":
+		if !localSockets {
+			return ""
+		}
+		dir = defaultSocketDir()
+	}
+	err := secureSocketDir(dir)
+	if err == nil && len(dir)+1+hashedSocketName > maxSocketPath {
+		err = fmt.Errorf("%w: %s is too long for a socket path (%d bytes at most)", errSocketDir, dir, maxSocketPath)
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Str("socket_dir", dir).Msg("links between servers of this host use TCP")
+		return ""
+	}
+	return dir
+}
+
+// defaultSocketDir is links.socketDir's zero value: per user, so that
+// servers of different users on one host never share it.
+func defaultSocketDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("cloudrift-links-%d", os.Getuid()))
+}
+
+// socketPath names the socket of the server advertising addr in dir: the
+// address itself where it fits, a hash of it where it does not.
+func socketPath(dir, addr string) string {
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-':
+			return r
+		}
+		return '_'
+	}, addr) + ".sock"
+	if len(dir)+1+len(name) > maxSocketPath {
+		sum := sha256.Sum256([]byte(addr))
+		name = hex.EncodeToString(sum[:12]) + ".sock"
+	}
+	return filepath.Join(dir, name)
+}
+
+// listenLocal listens on the socket of the advertised address in dir, or
+// returns nil (logged) when it cannot. A socket file that nobody answers
+// on is left from a server that ended without removing it, and is
+// replaced; one that answers belongs to a live server advertising the
+// same address (a misconfiguration), and is left to it.
+func (s *Server) listenLocal(dir, advertised string) net.Listener {
+	path := socketPath(dir, advertised)
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			s.log.Warn().Str("socket", path).Msg("another server listens on this address's link socket; links to this server use TCP")
+			return nil
+		}
+		if err := os.Remove(path); err != nil {
+			s.log.Warn().Err(err).Str("socket", path).Msg("cannot replace a stale link socket; links to this server use TCP")
+			return nil
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		s.log.Warn().Err(err).Str("socket", path).Msg("cannot listen on a link socket; links to this server use TCP")
+		return nil
+	}
+	return ln
+}
+
+// dialLocal connects to the socket of the server advertising addr, if
+// this host has one. A server elsewhere has none: the dial fails at once.
+func (s *Server) dialLocal(ctx context.Context, d *net.Dialer, addr string) (net.Conn, bool) {
+	if s.sockDir == "" {
+		return nil, false
+	}
+	conn, err := d.DialContext(ctx, "unix", socketPath(s.sockDir, addr))
+	if err != nil {
+		return nil, false
+	}
+	return conn, true
+}
+
+// transportOf names the network a link's connection runs on: "unix" or
+// "tcp" (TLS or not).
+func transportOf(c net.Conn) string {
+	return c.LocalAddr().Network()
+}
+
+// peerAddr is what a downstream server's link came from: its TCP address,
+// or, over a socket (which has no address of its own), "unix:" and the
+// socket it came in on.
+func peerAddr(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return "unix:" + c.LocalAddr().String()
+}

@@ -1,0 +1,86 @@
+//go:build unix
+
+// This file is in package cluster because socketPath and secureSocketDir
+// are not exported.
+
+package cluster
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSocketPath(t *testing.T) {
+	dir := "/tmp/cloudrift-links-1000"
+	if got, want := socketPath(dir, "10.0.0.5:7000"), dir+"/10.0.0.5_7000.sock"; got != want {
+		t.Fatalf("socketPath = %q, want %q", got, want)
+	}
+	if got, want := socketPath(dir, "[::1]:7000"), dir+"/___1__7000.sock"; got != want {
+		t.Fatalf("socketPath = %q, want %q", got, want)
+	}
+	long := strings.Repeat("world-server.", 8) + "internal:7000"
+	a, b := socketPath(dir, long), socketPath(dir, long+"1")
+	if len(a) > maxSocketPath || len(b) > maxSocketPath {
+		t.Fatalf("paths of %d and %d bytes, limit %d", len(a), len(b), maxSocketPath)
+	}
+	if a == b {
+		t.Fatalf("two addresses share the socket %s", a)
+	}
+	if len(filepath.Base(a)) != hashedSocketName {
+		t.Fatalf("hashed name %q is not %d bytes", filepath.Base(a), hashedSocketName)
+	}
+}
+
+func TestSecureSocketDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "made", "here")
+	if err := secureSocketDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		t.Fatalf("made with mode %04o, want none for others", perm)
+	}
+	if err := secureSocketDir(dir); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+	// Readable by others is fine (connecting still takes the secret);
+	// writable is not.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := secureSocketDir(dir); err != nil {
+		t.Fatalf("mode 0755: %v", err)
+	}
+	if err := os.Chmod(dir, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if err := secureSocketDir(dir); err == nil || !strings.Contains(err.Error(), "other users may write") {
+		t.Fatalf("mode 0775: %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := secureSocketDir(link); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("a symbolic link: %v", err)
+	}
+}
+
+// A directory of another user is refused; only root can make one here.
+func TestSecureSocketDirOtherUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("making a directory of another user takes root")
+	}
+	dir := t.TempDir()
+	if err := os.Chown(dir, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	if err := secureSocketDir(dir); err == nil || !strings.Contains(err.Error(), "belongs to user 4242") {
+		t.Fatalf("got %v", err)
+	}
+}
