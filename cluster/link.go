@@ -87,6 +87,7 @@ type link struct {
 }
 
 func newLink(s *Server, r *remote, conn net.Conn, rd *protocol.Reader) *link {
+	growSocketBuffers(conn)
 	return &link{
 		s:          s,
 		r:          r,

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -127,6 +128,26 @@ func (s *Server) dialLocal(ctx context.Context, d *net.Dialer, addr string) (net
 		return nil, false
 	}
 	return conn, true
+}
+
+// socketBuffer is the send and receive buffer a link asks of a Unix
+// socket: what Linux lets loopback TCP grow to (tcp_wmem's maximum).
+// Left at the default (208 KiB), a relay's link writer filled it and
+// slept, and its batches shrank: 20% more system calls per message than
+// over TCP, and less throughput. The kernel caps the request at
+// net.core.wmem_max and rmem_max.
+const socketBuffer = 4 << 20
+
+// growSocketBuffers gives a link over a Unix socket socketBuffer each
+// way; it leaves TCP connections to the kernel's autotuning.
+func growSocketBuffers(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if uc, ok := c.(*net.UnixConn); ok {
+		uc.SetWriteBuffer(socketBuffer)
+		uc.SetReadBuffer(socketBuffer)
+	}
 }
 
 // transportOf names the network a link's connection runs on: "unix" or

@@ -1,14 +1,18 @@
 //go:build unix
 
-// This file is in package cluster because socketPath and secureSocketDir
-// are not exported.
+// This file is in package cluster because socketPath, secureSocketDir and
+// growSocketBuffers are not exported.
 
 package cluster
 
 import (
+	"crypto/tls"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -83,4 +87,64 @@ func TestSecureSocketDirOtherUser(t *testing.T) {
 	if err := secureSocketDir(dir); err == nil || !strings.Contains(err.Error(), "belongs to user 4242") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// A link over a Unix socket asks for socketBuffer each way (as much as
+// the kernel allows); a TCP connection is left to autotuning.
+func TestGrowSocketBuffers(t *testing.T) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	before := sockopt(t, c, syscall.SO_SNDBUF)
+	growSocketBuffers(tls.Client(c, &tls.Config{})) // as a link over TLS holds it
+	limit := socketBuffer
+	if b, err := os.ReadFile("/proc/sys/net/core/wmem_max"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			limit = min(limit, n)
+		}
+	}
+	// Linux doubles what it is asked for, for its bookkeeping.
+	if got := sockopt(t, c, syscall.SO_SNDBUF); got < limit || (limit > before && got <= before) {
+		t.Fatalf("send buffer %d bytes (was %d), want at least %d", got, before, limit)
+	}
+	if got := sockopt(t, c, syscall.SO_RCVBUF); got < min(limit, socketBuffer) {
+		t.Fatalf("receive buffer %d bytes, want at least %d", got, limit)
+	}
+
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	tc, err := net.Dial("tcp", tl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	before = sockopt(t, tc, syscall.SO_SNDBUF)
+	growSocketBuffers(tc)
+	if got := sockopt(t, tc, syscall.SO_SNDBUF); got != before {
+		t.Fatalf("TCP send buffer set to %d bytes (was %d): autotuning is off", got, before)
+	}
+}
+
+func sockopt(t *testing.T, c net.Conn, opt int) int {
+	t.Helper()
+	raw, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var serr error
+	if err := raw.Control(func(fd uintptr) { v, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, opt) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	return v
 }
