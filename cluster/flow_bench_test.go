@@ -47,13 +47,14 @@ type benchRelayRig struct {
 	a1    *clustertest.Server
 }
 
-func startBenchRelay(b *testing.B) *benchRelayRig {
+func startBenchRelay(b *testing.B, socketDir string) *benchRelayRig {
 	cfg := clientSystem(config.Clients{Rate: 1_000_000, Burst: 1_000_000, SendQueueBytes: 4 << 20,
 		ReadTimeout: config.Duration(5 * time.Minute)})
 	cfg.Links.Heartbeat = config.Duration(time.Second)
 	cfg.Links.Timeout = config.Duration(5 * time.Second)
 	cfg.Links.MaxFrame = protocol.DefaultMaxFrame
 	cfg.Links.QueueBytes = config.DefaultQueueBytes
+	cfg.Links.SocketDir = socketDir
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}
@@ -246,19 +247,24 @@ func processCPU() time.Duration {
 // BenchmarkRelay1K: 50 clients, 32 messages of 1 KB in flight each; the
 // single-hop echo (the gate answers) beside the relay through the world,
 // each with the client sockets read in chunks (the default) and directly
-// (plain-reads, as before chunked reads), in the same run.
+// (plain-reads, as before chunked reads), in the same run; the relay with
+// gate and world linked over the link socket (the default on one host)
+// and over loopback TCP (relay-tcp, as between hosts).
 func BenchmarkRelay1K(b *testing.B) {
-	r := startBenchRelay(b)
+	r, tcp := startBenchRelay(b, ""), startBenchRelay(b, config.SocketDirOff)
 	for _, c := range []struct {
 		name  string
+		rig   *benchRelayRig
 		tag   uint16
 		plain bool
 	}{
-		{"echo-plain-reads", echoTag, true},
-		{"echo", echoTag, false},
-		{"relay-plain-reads", relayTag, true},
-		{"relay", relayTag, false},
+		{"echo-plain-reads", r, echoTag, true},
+		{"echo", r, echoTag, false},
+		{"relay-plain-reads", r, relayTag, true},
+		{"relay", r, relayTag, false},
+		{"relay-tcp", tcp, relayTag, false},
 	} {
+		r := c.rig
 		b.Run(c.name, func(b *testing.B) {
 			cluster.SetPlainClientReads(r.a1.Cluster(), c.plain)
 			defer cluster.SetPlainClientReads(r.a1.Cluster(), false)
@@ -274,7 +280,7 @@ func BenchmarkRelay1K(b *testing.B) {
 // peak heap (sampled every 10 ms), the process's peak RSS (VmHWM, reset
 // first), the log lines written, and the backpressure counters.
 func BenchmarkFlood(b *testing.B) {
-	r := startBenchRelay(b)
+	r := startBenchRelay(b, "")
 	b.Run("window-32", func(b *testing.B) {
 		r.measure(b, func() { r.runPipes(b, relayTag, b.N, true) })
 	})

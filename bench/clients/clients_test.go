@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/cloudrift/cloudrift/config"
 )
 
 // TestMain lets the test binary serve as the idle measurement's child
@@ -20,9 +23,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func startRig(tb testing.TB) *relayRig {
+// startRig starts a relay rig whose link runs over the link socket
+// (socketDir ""), or over TCP (config.SocketDirOff).
+func startRig(tb testing.TB, socketDir string) *relayRig {
 	tb.Helper()
-	rig, err := startRelayRig(1_000_000)
+	rig, err := startRelayRig(1_000_000, socketDir)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -51,7 +56,7 @@ func TestPercentile(t *testing.T) {
 // TestRoundTrips checks the relay and echo paths end to end: every reply
 // is the message sent, on the path asked for.
 func TestRoundTrips(t *testing.T) {
-	rig := startRig(t)
+	rig := startRig(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := measureRoundTrips(ctx, rig.URL, 50, 5, 64)
@@ -71,7 +76,7 @@ func TestRoundTrips(t *testing.T) {
 // TestPipeline checks that every message of a pipelined run comes back
 // exactly once, on both paths and both sizes.
 func TestPipeline(t *testing.T) {
-	rig := startRig(t)
+	rig := startRig(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, tag := range []uint16{tagEcho, tagRelay} {
@@ -100,6 +105,23 @@ func TestPipeline(t *testing.T) {
 	}
 }
 
+// TestReportThroughput runs a short throughput report on a rig linked
+// over the link socket and one linked over TCP: every path and ratio is
+// reported.
+func TestReportThroughput(t *testing.T) {
+	unix, tcp := startRig(t, ""), startRig(t, config.SocketDirOff)
+	var out strings.Builder
+	if err := reportThroughput(&out, unix.URL, tcp.URL, 2, 4, 1, 10*time.Millisecond, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"64 B     echo", "64 B     relay ", "64 B     relay-tcp", "1 KB     relay-tcp",
+		"1 KB     ratio relay/echo: ", "1 KB     ratio relay-tcp/echo: "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+}
+
 // TestIdleSmall runs the idle measurement's processes with a few clients
 // from two source addresses and two dialer processes.
 func TestIdleSmall(t *testing.T) {
@@ -123,7 +145,7 @@ func TestIdleSmall(t *testing.T) {
 //
 //	go test -run '^$' -bench RoundTrip -benchtime 20000x ./bench/clients/
 func BenchmarkRoundTrip(b *testing.B) {
-	rig := startRig(b)
+	rig := startRig(b, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	b.ResetTimer()
@@ -146,7 +168,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 //
 //	go test -run '^$' -bench Throughput -benchtime 3s ./bench/clients/
 func BenchmarkThroughput(b *testing.B) {
-	rig := startRig(b)
+	rig := startRig(b, "")
 	for _, size := range []int{64, 1024} {
 		for _, path := range []struct {
 			name string

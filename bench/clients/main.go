@@ -8,7 +8,9 @@
 //     Client.Send) on the same connection, the two alternating message by
 //     message. Reports p50 and p99 of each and the ratio of the p50s.
 //   - pipelined throughput: 50 connections each keeping a window of
-//     messages in flight, 64-byte and 1 KB payloads, relay beside echo.
+//     messages in flight, 64-byte and 1 KB payloads, relay beside echo;
+//     the relay both over the link socket of this host (the default for
+//     servers of one host) and over loopback TCP (as between hosts).
 //   - idle clients: 20,000 idle WebSocket clients on one external server
 //     running in its own process; the server's VmRSS per client.
 //
@@ -37,6 +39,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cloudrift/cloudrift/config"
 )
 
 func main() {
@@ -110,7 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 	if parts["relay"] || parts["throughput"] {
-		rig, err := startRelayRig(*rate)
+		rig, err := startRelayRig(*rate, "")
 		if err != nil {
 			fail("relay", err)
 			return code
@@ -121,8 +125,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if parts["throughput"] {
-			if err := reportThroughput(stdout, rig.URL, *conns, *window, *rounds, *warmup, *dur); err != nil {
+			tcp, err := startRelayRig(*rate, config.SocketDirOff)
+			if err != nil {
 				fail("throughput", err)
+			} else {
+				if err := reportThroughput(stdout, rig.URL, tcp.URL, *conns, *window, *rounds, *warmup, *dur); err != nil {
+					fail("throughput", err)
+				}
+				tcp.Close()
 			}
 		}
 		rig.Close()
@@ -162,42 +172,58 @@ func reportRelay(w io.Writer, url string, n, warm, size int) error {
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/1e3) }
 
-func reportThroughput(w io.Writer, url string, conns, window, rounds int, warm, dur time.Duration) error {
+// reportThroughput measures rounds of (echo, relay, relay over TCP):
+// echo and relay on the rig at url, whose link runs over the link socket,
+// and relay again on the rig at tcpURL, whose link runs over loopback TCP.
+func reportThroughput(w io.Writer, url, tcpURL string, conns, window, rounds int, warm, dur time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fmt.Fprintf(w, "== pipelined throughput: %d clients (SDK) x %d messages in flight each; %d rounds of echo then relay, each %s measured after %s warm-up\n",
+	fmt.Fprintf(w, "== pipelined throughput: %d clients (SDK) x %d messages in flight each; %d rounds of echo, relay, relay over TCP, each %s measured after %s warm-up\n",
 		conns, window, rounds, dur, warm)
 	fmt.Fprintf(w, "   (a message is one round trip; MB/s counts its payload once; figures are the median round;\n")
-	fmt.Fprintf(w, "    the ratio pairs each relay round with the echo round just before it)\n")
-	fmt.Fprintf(w, "%-8s %-6s %12s %10s   %s\n", "payload", "path", "messages/s", "MB/s", "rounds (messages/s)")
+	fmt.Fprintf(w, "    relay links gate and world over this host's link socket, as servers of one host link by default,\n")
+	fmt.Fprintf(w, "    relay-tcp over loopback TCP (links.socketDir: off), as servers of different hosts link;\n")
+	fmt.Fprintf(w, "    each ratio pairs a relay round with the echo round just before it)\n")
+	fmt.Fprintf(w, "%-8s %-9s %12s %10s   %s\n", "payload", "path", "messages/s", "MB/s", "rounds (messages/s)")
 	start := time.Now()
+	paths := []struct {
+		name string
+		url  string
+		tag  uint16
+	}{{"echo", url, tagEcho}, {"relay", url, tagRelay}, {"relay-tcp", tcpURL, tagRelay}}
 	for _, size := range []int{64, 1024} {
-		var med [2]float64
-		runs := [2][]float64{}
+		runs := make([][]float64, len(paths))
 		for range rounds {
-			for i, tag := range []uint16{tagEcho, tagRelay} {
-				r, err := measureThroughput(ctx, url, conns, window, size, tag, warm, dur)
+			for i, p := range paths {
+				r, err := measureThroughput(ctx, p.url, conns, window, size, p.tag, warm, dur)
 				if err != nil {
-					return fmt.Errorf("%d bytes, tag %d: %w", size, tag, err)
+					return fmt.Errorf("%d bytes, %s: %w", size, p.name, err)
 				}
 				runs[i] = append(runs[i], r.PerSecond())
 			}
 		}
-		var ratios []float64
-		var ratioText []string
-		for k := range runs[0] {
-			ratios = append(ratios, runs[1][k]/runs[0][k])
-			ratioText = append(ratioText, fmt.Sprintf("%.2f", ratios[k]))
+		ratios := make([][]float64, len(paths))
+		for i := 1; i < len(paths); i++ {
+			for k := range runs[0] {
+				ratios[i] = append(ratios[i], runs[i][k]/runs[0][k])
+			}
 		}
-		for i, name := range []string{"echo", "relay"} {
+		for i, p := range paths {
 			var each []string
 			for _, v := range runs[i] {
 				each = append(each, fmt.Sprintf("%.0f", v))
 			}
-			med[i] = median(runs[i])
-			fmt.Fprintf(w, "%-8s %-6s %12.0f %10.2f   %s\n", bytesLabel(size), name, med[i], med[i]*float64(size)/1e6, strings.Join(each, " "))
+			med := median(slices.Clone(runs[i]))
+			fmt.Fprintf(w, "%-8s %-9s %12.0f %10.2f   %s\n", bytesLabel(size), p.name, med, med*float64(size)/1e6, strings.Join(each, " "))
 		}
-		fmt.Fprintf(w, "%-8s ratio relay/echo: %.2f (median of the rounds' ratios: %s)\n", bytesLabel(size), median(ratios), strings.Join(ratioText, " "))
+		for i := 1; i < len(paths); i++ {
+			var text []string
+			for _, r := range ratios[i] {
+				text = append(text, fmt.Sprintf("%.2f", r))
+			}
+			fmt.Fprintf(w, "%-8s ratio %s/echo: %.2f (median of the rounds' ratios: %s)\n",
+				bytesLabel(size), paths[i].name, median(slices.Clone(ratios[i])), strings.Join(text, " "))
+		}
 	}
 	fmt.Fprintf(w, "(took %s)\n\n", time.Since(start).Round(time.Millisecond))
 	return nil

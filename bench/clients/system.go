@@ -33,7 +33,10 @@ const refHeader = 8
 // relaySystem is an external "gate" group that connects to an internal
 // "world" group. Client limits are raised so the benchmark measures the
 // runtime, not its rate limiter: rate and burst of clientRate per client.
-func relaySystem(clientRate int) (*config.System, error) {
+// socketDir is links.socketDir: "" links the two over this host's link
+// socket (the default), config.SocketDirOff over loopback TCP, as
+// servers of different machines link.
+func relaySystem(clientRate int, socketDir string) (*config.System, error) {
 	sys := &config.System{
 		System: "benchclients",
 		Secret: "bench-clients-secret-of-sufficient-length",
@@ -56,6 +59,7 @@ func relaySystem(clientRate int) (*config.System, error) {
 			HandshakeTimeout: config.Duration(5 * time.Second),
 			BackoffMin:       config.Duration(10 * time.Millisecond),
 			BackoffMax:       config.Duration(100 * time.Millisecond),
+			SocketDir:        socketDir,
 		},
 	}
 	if err := sys.Validate(); err != nil {
@@ -147,7 +151,8 @@ func (w *world) ServerMessage(s plugins.RemoteServer, m plugins.Message) error {
 }
 
 // relayRig is a running gate server and world server in this process, on
-// an embedded registry, linked over loopback.
+// an embedded registry, linked over this host's link socket or loopback
+// TCP.
 type relayRig struct {
 	URL   string // the gate's WebSocket endpoint
 	gate  *cluster.Server
@@ -157,9 +162,10 @@ type relayRig struct {
 }
 
 // startRelayRig starts the world server, then the gate, and waits (at
-// most 10 s) until the link between them is up on both sides.
-func startRelayRig(clientRate int) (*relayRig, error) {
-	sys, err := relaySystem(clientRate)
+// most 10 s) until the link between them is up on both sides, over the
+// transport socketDir asks for (relaySystem).
+func startRelayRig(clientRate int, socketDir string) (*relayRig, error) {
+	sys, err := relaySystem(clientRate, socketDir)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +199,16 @@ func startRelayRig(clientRate int) (*relayRig, error) {
 			return nil, errors.New("relay rig: gate and world did not link within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	want := "unix"
+	if socketDir == config.SocketDirOff {
+		want = "tcp"
+	}
+	for _, p := range r.gate.Peers() {
+		if p.Transport != want {
+			r.Close()
+			return nil, fmt.Errorf("relay rig: the link runs over %q, not %q (the server logs say why)", p.Transport, want)
+		}
 	}
 	return r, nil
 }
