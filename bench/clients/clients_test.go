@@ -100,8 +100,8 @@ func TestPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Messages <= 0 || r.Elapsed < 100*time.Millisecond {
-		t.Errorf("measureThroughput = %+v, want messages counted over at least 100ms", r)
+	if r.Messages <= 0 || r.Elapsed < 100*time.Millisecond || r.CPU <= 0 {
+		t.Errorf("measureThroughput = %+v, want messages and CPU time counted over at least 100ms", r)
 	}
 }
 

@@ -183,8 +183,9 @@ func reportThroughput(w io.Writer, url, tcpURL string, conns, window, rounds int
 	fmt.Fprintf(w, "   (a message is one round trip; MB/s counts its payload once; figures are the median round;\n")
 	fmt.Fprintf(w, "    relay links gate and world over this host's link socket, as servers of one host link by default,\n")
 	fmt.Fprintf(w, "    relay-tcp over loopback TCP (links.socketDir: off), as servers of different hosts link;\n")
-	fmt.Fprintf(w, "    each ratio pairs a relay round with the echo round just before it)\n")
-	fmt.Fprintf(w, "%-8s %-9s %12s %10s   %s\n", "payload", "path", "messages/s", "MB/s", "rounds (messages/s)")
+	fmt.Fprintf(w, "    each ratio pairs a relay round with the echo round just before it; cpu-µs/msg is this\n")
+	fmt.Fprintf(w, "    process's CPU time (clients and servers) per message, steadier than the rate)\n")
+	fmt.Fprintf(w, "%-8s %-9s %12s %10s %11s   %s\n", "payload", "path", "messages/s", "MB/s", "cpu-µs/msg", "rounds (messages/s)")
 	start := time.Now()
 	paths := []struct {
 		name string
@@ -192,7 +193,7 @@ func reportThroughput(w io.Writer, url, tcpURL string, conns, window, rounds int
 		tag  uint16
 	}{{"echo", url, tagEcho}, {"relay", url, tagRelay}, {"relay-tcp", tcpURL, tagRelay}}
 	for _, size := range []int{64, 1024} {
-		runs := make([][]float64, len(paths))
+		runs, cpu := make([][]float64, len(paths)), make([][]float64, len(paths))
 		for range rounds {
 			for i, p := range paths {
 				r, err := measureThroughput(ctx, p.url, conns, window, size, p.tag, warm, dur)
@@ -200,6 +201,7 @@ func reportThroughput(w io.Writer, url, tcpURL string, conns, window, rounds int
 					return fmt.Errorf("%d bytes, %s: %w", size, p.name, err)
 				}
 				runs[i] = append(runs[i], r.PerSecond())
+				cpu[i] = append(cpu[i], r.CPUPerMessage())
 			}
 		}
 		ratios := make([][]float64, len(paths))
@@ -214,7 +216,8 @@ func reportThroughput(w io.Writer, url, tcpURL string, conns, window, rounds int
 				each = append(each, fmt.Sprintf("%.0f", v))
 			}
 			med := median(slices.Clone(runs[i]))
-			fmt.Fprintf(w, "%-8s %-9s %12.0f %10.2f   %s\n", bytesLabel(size), p.name, med, med*float64(size)/1e6, strings.Join(each, " "))
+			fmt.Fprintf(w, "%-8s %-9s %12.0f %10.2f %11.2f   %s\n", bytesLabel(size), p.name, med, med*float64(size)/1e6,
+				median(slices.Clone(cpu[i])), strings.Join(each, " "))
 		}
 		for i := 1; i < len(paths); i++ {
 			var text []string

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cloudrift/cloudrift/client"
@@ -16,6 +17,27 @@ type throughputResult struct {
 	Messages int64         // round trips completed in the measured interval
 	Elapsed  time.Duration // the measured interval
 	Size     int           // payload bytes per message
+	// CPU is what this process (clients and servers) used in the
+	// measured interval; zero where getrusage(2) fails.
+	CPU time.Duration
+}
+
+// CPUPerMessage returns the process's CPU time per round trip in
+// microseconds: steadier than the rate on a machine doing other work.
+func (r throughputResult) CPUPerMessage() float64 {
+	if r.Messages == 0 {
+		return 0
+	}
+	return float64(r.CPU) / 1e3 / float64(r.Messages)
+}
+
+// processCPU returns the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // PerSecond returns round trips per second.
@@ -187,13 +209,13 @@ func measureThroughput(ctx context.Context, url string, conns, window, size int,
 	if !backoff.Sleep(ctx, warm) {
 		return res, ctx.Err()
 	}
-	n0, t0 := p.received(), time.Now()
+	n0, t0, cpu0 := p.received(), time.Now(), processCPU()
 	if !backoff.Sleep(ctx, dur) {
 		return res, ctx.Err()
 	}
-	n1, t1 := p.received(), time.Now()
+	n1, t1, cpu1 := p.received(), time.Now(), processCPU()
 	p.stop()
-	res.Messages, res.Elapsed = n1-n0, t1.Sub(t0)
+	res.Messages, res.Elapsed, res.CPU = n1-n0, t1.Sub(t0), cpu1-cpu0
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return res, p.drain(dctx)
