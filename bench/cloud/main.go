@@ -181,7 +181,7 @@ func bench(o options, out io.Writer) error {
 		return err
 	}
 	defer rs.Stop()
-	fmt.Fprintf(out, "cloud memory vs Redis %s on loopback; %s, %d CPUs; %d clients, %d-byte rows, %d rounds of %s per side, %d fan-out subscribers\n\n",
+	fmt.Fprintf(out, "cloud memory vs Redis %s, all over loopback TCP (cloud links too: links.socketDir off); %s, %d CPUs; %d clients, %d-byte rows, %d rounds of %s per side, %d fan-out subscribers\n\n",
 		rs.Version, runtime.Version(), runtime.NumCPU(), o.clients, o.size, o.rounds, o.duration, o.subscribers)
 	payload := make([]byte, o.size)
 	for i := range payload {

@@ -77,6 +77,10 @@ func cloudSystem() (*config.System, error) {
 			BackoffMin:       config.Duration(10 * time.Millisecond),
 			BackoffMax:       config.Duration(100 * time.Millisecond),
 			QueueBytes:       64 << 20,
+			// Loopback TCP, as the Redis designs beside it reach Redis:
+			// the comparison holds the transport the same. Servers of one
+			// host link over Unix sockets by default, for less.
+			SocketDir: config.SocketDirOff,
 		},
 	}
 	if err := sys.Validate(); err != nil {
