@@ -114,8 +114,12 @@ func TestMetricsCountTraffic(t *testing.T) {
 	f := &failing{}
 	sys := startRelay(t, f)
 	lobby := sys.Server("lobby-1").Cluster()
-	l := serve(t, ops.NewHandler(ops.Options{}, lobby, sys.Server("world-1").Cluster()))
+	world := sys.Server("world-1").Cluster()
+	l := serve(t, ops.NewHandler(ops.Options{}, lobby, world))
 	exchange(t, sys, 5)
+	// The lobby echoes without waiting for the world, whose copies may
+	// still be on the link.
+	sys.WaitFor("the world to read the 5 messages", func() bool { return world.Stats().MessagesIn == 5 })
 
 	code, body := get(t, "GET", l.URL()+"/metrics")
 	if code != http.StatusOK {
