@@ -104,6 +104,14 @@ groups:
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// The welcome says the server holds the session: a drain that began
+	// before would find no player to move, and only shut down.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, b, err := conn.ReadMessage(); err != nil {
+		t.Fatal(err)
+	} else if f, err := protocol.DecodeWS(b); err != nil || f.Kind != protocol.KindClientWelcome {
+		t.Fatalf("first message %v %v, want the welcome", f.Kind, err)
+	}
 	resp, err := http.Post(base+"/drain", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
