@@ -212,7 +212,15 @@ func (s *Server) newRefusalSampler(listener string) *logsample.Sampler {
 // acceptLoop accepts connections from downstream servers until the
 // listener closes.
 func (s *Server) acceptLoop(ln net.Listener) {
-	a := &acceptor{s: s, gate: newHandshakeGate(maxLinkHandshakes, maxLinkHandshakesPerAddr), logs: s.newRefusalSampler("links")}
+	perAddr := maxLinkHandshakesPerAddr
+	if ln.Addr().Network() == "unix" {
+		// Every dialler of the link socket is a process of this host's
+		// user, and none has an address of its own: a host starting more
+		// servers at once than the per-address cap must not have some
+		// refused there (they would link over TCP instead).
+		perAddr = maxLinkHandshakes
+	}
+	a := &acceptor{s: s, gate: newHandshakeGate(maxLinkHandshakes, perAddr), logs: s.newRefusalSampler("links")}
 	defer a.logs.Stop()
 	failures := 0
 	for {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloudrift/cloudrift/cluster"
 	"github.com/cloudrift/cloudrift/clustertest"
@@ -192,4 +193,25 @@ func TestLinkSocketUntrustedDir(t *testing.T) {
 			}
 		})
 	}
+}
+
+// More servers of one host handshaking at once than the per-address cap
+// of a TCP port are all let in through the link socket: a1 links over it
+// while 20 connections of the host sit in their handshake there.
+func TestLinkSocketNoPerAddressCap(t *testing.T) {
+	dir := t.TempDir()
+	cfg := socketSystem(dir)
+	cfg.Links.HandshakeTimeout = config.Duration(10 * time.Second)
+	sys := newSystem(t, cfg)
+	b1 := newRecorder()
+	sys.StartServer("g2", "b1", b1)
+	path := cluster.LinkSocketPath(dir, sys.Server("b1").Addr())
+	for range 20 {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	linkOver(t, sys, b1, "unix")
 }
