@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -39,12 +40,22 @@ func logged(sys *clustertest.System, parts ...string) func() bool {
 	}
 }
 
+// TLS runs over either transport of a link: TCP, and the link socket of
+// servers of one host (Unix systems).
 func TestLinksOverMutualTLS(t *testing.T) {
+	t.Run("tcp", func(t *testing.T) { testLinksOverMutualTLS(t, config.SocketDirOff, "tcp") })
+	if runtime.GOOS != "windows" {
+		t.Run("unix", func(t *testing.T) { testLinksOverMutualTLS(t, t.TempDir(), "unix") })
+	}
+}
+
+func testLinksOverMutualTLS(t *testing.T, socketDir, transport string) {
 	dir := t.TempDir()
 	ca := newTestCA(t, dir, "system")
 	other := newTestCA(t, dir, "other")
 	cfg := twoGroups()
 	cfg.Links.TLS = ca.linkTLS(t, "server")
+	cfg.Links.SocketDir = socketDir
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +63,11 @@ func TestLinksOverMutualTLS(t *testing.T) {
 	recv := newRecorder()
 	b1 := sys.StartServer("g2", "b1", recv)
 	send := newRecorder()
-	sys.StartServer("g1", "a1", send)
+	a1 := sys.StartServer("g1", "a1", send)
 	testutil.WaitFor(t, "a1's link to b1", send.connectedTo("b1"))
+	if p := a1.Cluster().Peers(); len(p) != 1 || p[0].Transport != transport {
+		t.Fatalf("a1's peers %+v, want b1 over %s", p, transport)
+	}
 	sendAll(t, send.peer("b1"), 100, "before")
 	testutil.WaitFor(t, "100 messages over TLS", func() bool { return len(recv.messages("a1")) == 100 })
 	checkInOrder(t, recv.messages("a1"), 100, "before")
