@@ -152,6 +152,16 @@ func TestCloudOpsOverBudgetAnswered(t *testing.T) {
 	if limited == 0 || int64(ok) != oc.served.Load() {
 		t.Fatalf("%d served, %d rate limited, plugin saw %d", ok, limited, oc.served.Load())
 	}
+	// The refusals are counted with the clients' cloud operations.
+	var counted uint64
+	for _, st := range sys.Server("lobby-1").Cluster().CloudOps() {
+		if st.Source == "client" && st.Kind == "get" {
+			counted = st.Results["rate_limited"]
+		}
+	}
+	if counted != uint64(limited) {
+		t.Fatalf("%d rate-limited gets counted, %d answered", counted, limited)
+	}
 	// Sustained: far past the abuse allowance, the session ends.
 	go func() {
 		get := cloudwire.Get{Req: 1, Query: cloud.Query{Keys: []cloud.Key{{Primary: "k"}}}}

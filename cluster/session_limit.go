@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cloudrift/cloudrift/cloud"
+	"github.com/cloudrift/cloudrift/plugins"
 	"github.com/cloudrift/cloudrift/protocol"
 	"github.com/cloudrift/cloudrift/protocol/cloudwire"
 )
@@ -62,14 +63,29 @@ func (c *session) refuseOverBudget(f protocol.Frame) {
 	}
 	req := binary.BigEndian.Uint32(f.Payload)
 	msg := fmt.Sprintf("more than %d operations/s (burst %d); retry later", c.h.cfg.Rate, c.h.cfg.Burst)
+	var kind plugins.CloudOpKind
 	switch f.Kind {
-	case protocol.KindCloudPost, protocol.KindCloudRelease, protocol.KindCloudUnsubscribe:
-		r := cloudwire.Reply{Req: req, Code: cloud.CodeRateLimited, Message: msg}
-		_ = c.sendFrame(protocol.KindCloudReply, 0, r.AppendTo(nil))
+	case protocol.KindCloudPost:
+		kind = plugins.CloudOpPost
+	case protocol.KindCloudRelease:
+		kind = plugins.CloudOpRelease
+	case protocol.KindCloudUnsubscribe:
+		kind = plugins.CloudOpUnsubscribe
 	case protocol.KindCloudGet:
+		kind = plugins.CloudOpGet
+	default:
+		return
+	}
+	if kind == plugins.CloudOpGet {
 		r := cloudwire.Result{Req: req, Code: cloud.CodeRateLimited, Message: msg}
 		_ = c.sendFrame(protocol.KindCloudResult, 0, r.AppendTo(nil))
+	} else {
+		r := cloudwire.Reply{Req: req, Code: cloud.CodeRateLimited, Message: msg}
+		_ = c.sendFrame(protocol.KindCloudReply, 0, r.AppendTo(nil))
 	}
+	// Counted with the clients' cloud operations, as the cloud memory
+	// counts those it answers: a rate limit is one of their outcomes.
+	c.h.s.clientCloudMeter.recordCode(kind, time.Now(), cloud.CodeRateLimited)
 }
 
 // limitControlFrames makes pings and pongs spend the client's budget like
