@@ -174,8 +174,7 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 			return err
 		}
 		s.get(&m, func(res *cloudwire.SrvResult) {
-			// A failed send means the link is going down; the server
-			// resynchronises when it comes back.
+			// A failed send is handled as reply says.
 			buf := s.bufs.get()
 			*buf = res.AppendTo(*buf)
 			_ = s.host.SendFrame(rs, protocol.KindCloudSrvResult, 0, *buf)
@@ -219,8 +218,11 @@ func (s *Service) ServerFrame(rs plugins.RemoteServer, f protocol.Frame) error {
 	return nil
 }
 
-// reply answers a post or release. A failed send means the link is going
-// down; the server resynchronises when it comes back.
+// reply answers a post or release. A send fails when the link is going
+// down (the server resynchronises when it comes back) or when its queue
+// is full (ErrBusy: the link read loop that got here pauses once the
+// queue is half full, so only a burst of large answers fills it); either
+// way the caller's operation ends with its timeout, and says so.
 func (s *Service) reply(rs plugins.RemoteServer, req uint64, code cloud.Code, msg string) {
 	r := cloudwire.SrvReply{Req: req, Code: code, Message: msg}
 	buf := s.bufs.get()
