@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cloudrift/cloudrift/config"
@@ -115,6 +117,46 @@ func (s *Server) listenLocal(dir, advertised string) net.Listener {
 		return nil
 	}
 	return ln
+}
+
+// staleAfter is how old a socket file nobody answers on must be before
+// sweepSockets removes it: a server between its bind and its listen
+// refuses connections too, for an instant, with a file made that instant.
+const staleAfter = time.Minute
+
+// sweepSockets removes the socket files in dir that nobody answers on and
+// that are older than staleAfter at now: those of servers that ended
+// without removing them (killed), which would otherwise stay until a
+// server advertising the same address came along. Only a refused
+// connection counts as nobody answering. It returns how many it removed.
+func sweepSockets(ctx context.Context, dir string, now time.Time) int {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	removed := 0
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			break
+		}
+		if e.Type()&fs.ModeSocket == 0 || !strings.HasSuffix(e.Name(), ".sock") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || now.Sub(info.ModTime()) < staleAfter {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			continue
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) && os.Remove(path) == nil {
+			removed++
+		}
+	}
+	return removed
 }
 
 // dialLocal connects to the socket of the server advertising addr, if

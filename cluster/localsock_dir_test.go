@@ -1,11 +1,12 @@
 //go:build unix
 
-// This file is in package cluster because socketPath, secureSocketDir and
-// growSocketBuffers are not exported.
+// This file is in package cluster because socketPath, secureSocketDir,
+// growSocketBuffers and sweepSockets are not exported.
 
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestSocketPath(t *testing.T) {
@@ -161,4 +163,54 @@ func sockopt(t *testing.T, c net.Conn, opt int) int {
 		t.Fatal(err, serr)
 	}
 	return v
+}
+
+// The sweep removes old socket files nobody answers on, and nothing else:
+// not a fresh one (a server may be between its bind and its listen), not
+// one a live listener answers on, not a file that is no socket.
+func TestSweepSockets(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * staleAfter)
+	stale := func(name string, mtime time.Time) string {
+		path := filepath.Join(dir, name)
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.SetUnlinkOnClose(false)
+		ln.Close()
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	gone := stale("old.sock", old)
+	fresh := stale("fresh.sock", time.Now())
+	other := stale("old.other", old) // not named as a link socket
+	live := filepath.Join(dir, "live.sock")
+	ln, err := net.Listen("unix", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := os.Chtimes(live, old, old); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "plain.sock")
+	if err := os.WriteFile(plain, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(plain, old, old)
+
+	if n := sweepSockets(context.Background(), dir, time.Now()); n != 1 {
+		t.Fatalf("removed %d files, want 1", n)
+	}
+	if _, err := os.Lstat(gone); !os.IsNotExist(err) {
+		t.Fatalf("%s still there (%v)", gone, err)
+	}
+	for _, p := range []string{fresh, other, live, plain} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Fatalf("%s removed: %v", p, err)
+		}
+	}
 }

@@ -215,3 +215,24 @@ func TestLinkSocketNoPerAddressCap(t *testing.T) {
 	}
 	linkOver(t, sys, b1, "unix")
 }
+
+// A server that starts clears the directory of old sockets nobody answers
+// on, those of servers killed before they could remove theirs.
+func TestLinkSocketSweptAtStart(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/127.0.0.1_1.sock"
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	sys := newSystem(t, socketSystem(dir))
+	sys.StartServer("g2", "b1")
+	testutil.WaitFor(t, "the old socket swept", func() bool { return !isSocket(path) })
+	testutil.WaitFor(t, "the sweep logged", logged(sys, `"server":"b1"`, `"removed":1`, "ended without removing them"))
+}

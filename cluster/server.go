@@ -582,7 +582,14 @@ func (s *Server) listenLinkSocket() {
 	s.mu.Unlock()
 	if !s.goTracked(func() { s.acceptLoop(ln) }) {
 		ln.Close()
+		return
 	}
+	s.goTracked(func() {
+		if n := sweepSockets(s.ctx, s.sockDir, time.Now()); n > 0 {
+			s.log.Info().Int("removed", n).Str("socket_dir", s.sockDir).
+				Msg("removed the link sockets of servers that ended without removing them")
+		}
+	})
 }
 
 // hardClose closes the listener, every handshaking connection and every
